@@ -1,0 +1,493 @@
+"""Elaboration: a parsed spec plus its imports and parameter values -> the IR (archc/ir.py).
+
+Elaboration runs the spec like an interpreter. A member statement (`conv1 = conv(64, 3)`) makes a deferred
+constructor; the member becomes a concrete module when the forward first applies it, because only then is its
+input shape known (in_channels is inferred, like LazyConv2d, and a block may read `in.channels`). Each
+application adds a node to the graph, with its shape from `passes.shapes.infer_shape`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archc import ops
+from archc import syntax as S
+from archc.errors import ArchError, Loc
+from archc.evaluate import BUILTINS, Scope, did_you_mean, evaluate
+from archc.ir import Architecture, Location, ModuleNode, Node
+from archc.parse import parse_file, parse_text
+from archc.passes.shapes import infer_shape
+
+MAX_NODES = 200_000
+SEQ = "seq"
+CAT = "cat"
+
+
+@dataclass
+class Program:
+    """Every definition visible from a spec file, by name."""
+
+    main: S.Module
+    definitions: dict[str, S.Definition]
+
+    def arch(self) -> S.Definition:
+        archs = [d for d in self.main.definitions if d.kind == "arch"]
+        if len(archs) != 1:
+            loc = archs[1].loc if archs else Loc(self.main.file, 1, 1)
+            raise ArchError(
+                f"a spec file needs exactly one `arch`, found {len(archs)}", loc, "block libraries are imported by specs, not compiled"
+            )
+        return archs[0]
+
+
+def load_program(path: Path, text: str | None = None) -> Program:
+    """Parse a spec and, transitively, the files it imports."""
+    main = parse_text(text, str(path)) if text is not None else parse_file(path)
+    definitions: dict[str, S.Definition] = {}
+    seen: set[Path] = set()
+
+    def add(module: S.Module) -> None:
+        for d in module.definitions:
+            if d.name in definitions:
+                raise ArchError(f"`{d.name}` is defined twice", d.loc, f"the other definition is at {definitions[d.name].loc}")
+            if d.name in ops.OPS or d.name in BUILTINS or d.name == SEQ:
+                raise ArchError(f"`{d.name}` is a built-in name", d.loc, "give the block another name")
+            definitions[d.name] = d
+        for imp in module.imports:
+            target = (Path(module.file).parent / imp.path).resolve()
+            if target in seen:
+                continue
+            seen.add(target)
+            if not target.is_file():
+                raise ArchError(f"cannot import {imp.path!r}: no such file", imp.loc, f"looked for {target}")
+            add(parse_file(target))
+
+    seen.add(path.resolve())
+    add(main)
+    return Program(main, definitions)
+
+
+@dataclass
+class Spec:
+    """A deferred module constructor: what a member statement evaluates to."""
+
+    kind: str  # "op" | "block" | "seq"
+    type: str
+    loc: Loc
+    attrs: dict[str, Any] = field(default_factory=dict)  # op attributes or block arguments
+    items: list[tuple[str | None, Spec]] = field(default_factory=list)  # seq members
+
+
+@dataclass
+class Tensor:
+    node: int
+    shape: tuple[Any, ...]
+
+
+def _location(loc: Loc) -> Location:
+    return Location(file=loc.file, line=loc.line, column=loc.column)
+
+
+def _join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+class Elaborator:
+    def __init__(self, program: Program, max_nodes: int = MAX_NODES) -> None:
+        self.program = program
+        self.max_nodes = max_nodes
+        self.nodes: list[Node] = []
+        self.training_only = False
+        self.inline_counts: dict[str, int] = {}
+        self.depth = 0
+
+    # Constructors
+
+    def make_spec(self, call: S.Call, scope: Scope) -> Spec:
+        """Evaluate a constructor call (`conv(64, 3)`, `BasicBlock(64)`, `seq(...)`) into a Spec."""
+        if call.optional:
+            raise ArchError("`?` applies a member in the forward; it is not a constructor", call.loc)
+        args = [evaluate(a, scope, self.make_spec) for a in call.args]
+        kwargs = {k: evaluate(v, scope, self.make_spec) for k, v in call.kwargs.items()}
+        if call.func == SEQ:
+            items: list[tuple[str | None, Spec]] = [(None, a) for a in args] + list(kwargs.items())
+            for name, item in items:
+                if not isinstance(item, Spec):
+                    raise ArchError(f"seq takes modules, got {item!r}" + (f" for `{name}`" if name else ""), call.loc)
+            return Spec("seq", SEQ, call.loc, items=items)
+        for value in [*args, *kwargs.values()]:
+            if isinstance(value, Spec):
+                raise ArchError("a module is not an argument here", call.loc, "modules are arguments of seq(...) only")
+        op = ops.lookup(call.func)
+        if op is not None:
+            try:
+                attrs = ops.bind_args(op, args, kwargs)
+            except ops.OpError as e:
+                raise ArchError(e.message, call.loc, e.hint) from None
+            return Spec("op", op.name, call.loc, attrs=attrs)
+        defn = self.program.definitions.get(call.func)
+        if defn is None or defn.kind != "block":
+            known = set(ops.OPS) | {n for n, d in self.program.definitions.items() if d.kind == "block"} | {SEQ}
+            raise ArchError(f"unknown op or block `{call.func}`", call.loc, did_you_mean(call.func, known) or "define it with `block` or import it")
+        return Spec("block", defn.name, call.loc, attrs=self.bind_block_args(defn, args, kwargs, call.loc, scope))
+
+    def bind_block_args(self, defn: S.Definition, args: list[Any], kwargs: dict[str, Any], loc: Loc, scope: Scope | None) -> dict[str, Any]:
+        names = [p.name for p in defn.params]
+        if len(args) > len(names):
+            raise ArchError(f"{defn.name} takes {len(names)} arguments, got {len(args)}", loc, f"{defn.name}({', '.join(names)})")
+        bound = dict(zip(names, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in names:
+                raise ArchError(f"{defn.name} has no parameter `{key}`", loc, did_you_mean(key, set(names)) or f"{defn.name}({', '.join(names)})")
+            if key in bound:
+                raise ArchError(f"{defn.name}: argument `{key}` given twice", loc)
+            bound[key] = value
+        # Defaults may refer to earlier parameters.
+        params_scope = Scope()
+        out: dict[str, Any] = {}
+        for p in defn.params:
+            if p.name in bound:
+                out[p.name] = bound[p.name]
+            elif p.default is not None:
+                out[p.name] = evaluate(p.default, params_scope)
+            else:
+                raise ArchError(f"{defn.name} needs the argument `{p.name}`", loc, f"defined at {p.loc}")
+            params_scope.values[p.name] = out[p.name]
+        return out
+
+    # Graph building
+
+    def add_node(self, op: str, module: str | None, name: str, attrs: dict[str, Any], inputs: list[Tensor], scope: str, loc: Loc) -> Tensor:
+        if len(self.nodes) >= self.max_nodes:
+            raise ArchError(f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended")
+        shape = infer_shape(op, attrs, [t.shape for t in inputs], loc)
+        node = Node(
+            id=len(self.nodes),
+            name=name,
+            op=op,
+            module=module,
+            attrs=attrs,
+            inputs=[t.node for t in inputs],
+            shape=list(shape),
+            scope=scope,
+            training_only=self.training_only,
+            loc=_location(loc),
+        )
+        self.nodes.append(node)
+        return Tensor(node.id, tuple(shape))
+
+    def inline_name(self, scope: str, op: str) -> str:
+        key = _join(scope, op)
+        n = self.inline_counts.get(key, 0)
+        self.inline_counts[key] = n + 1
+        return key if n == 0 else f"{key}_{n}"
+
+    # Instances
+
+    def instantiate(self, spec: Spec, name: str, path: str, x: Tensor) -> Instance:
+        if spec.kind == "op":
+            op = ops.OPS[spec.type]
+            try:
+                attrs = ops.infer_attrs(op, spec.attrs, x.shape)
+            except ops.OpError as e:
+                raise ArchError(e.message, spec.loc, e.hint) from None
+            module = ModuleNode(name=name, path=path, kind="op", type=spec.type, attrs=attrs, input_shape=list(x.shape), loc=_location(spec.loc))
+            return OpInstance(self, module, spec)
+        if spec.kind == "seq":
+            module = ModuleNode(name=name, path=path, kind="seq", type=SEQ, input_shape=list(x.shape), loc=_location(spec.loc))
+            seq = BlockInstance(self, module, None, Scope())
+            for item_name, item in spec.items:
+                seq.declare(item_name, item, item.loc)
+            return seq
+        defn = self.program.definitions[spec.type]
+        return self.instantiate_block(defn, spec.attrs, name, path, x, "block", spec.loc)
+
+    def instantiate_block(self, defn: S.Definition, args: dict[str, Any], name: str, path: str, x: Tensor, kind: str, loc: Loc) -> BlockInstance:
+        self.depth += 1
+        if self.depth > 200:
+            raise ArchError(f"blocks nest over 200 deep at `{defn.name}`", loc, "a block may not use itself, directly or through others")
+        module = ModuleNode(name=name, path=path, kind=kind, type=defn.name, args=args, input_shape=list(x.shape), loc=_location(defn.loc))  # type: ignore[arg-type]
+        scope = Scope(args, in_channels=x.shape[0] if kind == "block" else None)
+        block = BlockInstance(self, module, defn, scope)
+        block.run_body(defn.body, scope)
+        self.depth -= 1
+        return block
+
+
+class Instance:
+    def __init__(self, elab: Elaborator, module: ModuleNode) -> None:
+        self.elab = elab
+        self.module = module
+
+    def apply(self, x: Tensor, loc: Loc) -> Tensor:
+        raise NotImplementedError
+
+
+class OpInstance(Instance):
+    def __init__(self, elab: Elaborator, module: ModuleNode, spec: Spec) -> None:
+        super().__init__(elab, module)
+        self.spec = spec
+
+    def apply(self, x: Tensor, loc: Loc) -> Tensor:
+        scope = self.module.path.rpartition(".")[0]
+        return self.elab.add_node(self.module.type, self.module.path, self.module.path, self.module.attrs, [x], scope, self.spec.loc)
+
+
+@dataclass
+class Slot:
+    name: str
+    spec: Spec
+    loc: Loc
+    order: int
+    instance: Instance | None = None
+
+
+class BlockInstance(Instance):
+    """A block, seq or arch instance: its members, made concrete as the forward reaches them."""
+
+    def __init__(self, elab: Elaborator, module: ModuleNode, defn: S.Definition | None, scope: Scope) -> None:
+        super().__init__(elab, module)
+        self.defn = defn
+        self.scope = scope
+        self.slots: dict[str, Slot] = {}
+        self.child_orders: list[int] = []
+        self.declared = _declared_members(defn.body) if defn else set()
+
+    def declare(self, name: str | None, spec: Spec, loc: Loc) -> None:
+        order = len(self.slots)
+        key = str(order) if name is None else name
+        if key in self.slots:
+            raise ArchError(f"member `{key}` is declared twice", loc, f"the first is at {self.slots[key].loc}")
+        self.slots[key] = Slot(key, spec, loc, order)
+
+    def run_body(self, body: list[S.Stmt], scope: Scope) -> None:
+        for stmt in body:
+            match stmt:
+                case S.Let(name=name, value=value):
+                    scope.values[name] = evaluate(value, scope, self.elab.make_spec)
+                    if isinstance(scope.values[name], Spec):
+                        raise ArchError(f"`let {name}` holds a module", stmt.loc, f"declare a member instead: `{name} = ...`")
+                case S.Member(name=name, value=value):
+                    spec = evaluate(value, scope, self.elab.make_spec)
+                    if not isinstance(spec, Spec):
+                        raise ArchError(f"a member must be a module, got {spec!r}", stmt.loc, "use `let` for values")
+                    self.declare(name, spec, stmt.loc)
+                case S.If(test=test, body=then, orelse=orelse):
+                    self.run_body(then if _truth(evaluate(test, scope), test.loc) else orelse, scope)
+                case S.For(index=index, var=var, iterable=iterable, body=loop_body):
+                    items = evaluate(iterable, scope)
+                    if not isinstance(items, (list, tuple)):
+                        raise ArchError(f"cannot loop over {items!r}", iterable.loc, "loop over a list, a tuple or range(n)")
+                    for i, item in enumerate(items):
+                        if index is not None:
+                            scope.values[index] = i
+                        scope.values[var] = item
+                        self.run_body(loop_body, scope)
+                case _:
+                    raise ArchError("this statement does not belong in a block body", stmt.loc)
+
+    def member(self, name: str, x: Tensor, loc: Loc) -> Instance:
+        slot = self.slots[name]
+        if slot.instance is None:
+            path = _join(self.module.path, name)
+            slot.instance = self.elab.instantiate(slot.spec, name, path, x)
+            at = bisect.bisect(self.child_orders, slot.order)
+            self.child_orders.insert(at, slot.order)
+            self.module.children.insert(at, slot.instance.module)
+        return slot.instance
+
+    def apply(self, x: Tensor, loc: Loc) -> Tensor:
+        outputs, _ = self.run_forward(x, loc)
+        if len(outputs) != 1:
+            raise ArchError("a block returns one tensor", loc, "only an arch returns auxiliary outputs")
+        return outputs[0]
+
+    def run_forward(self, x: Tensor, loc: Loc) -> tuple[list[Tensor], list[Tensor]]:
+        """Apply the block: its forward, or else its members in order. Returns (outputs, aux outputs)."""
+        if self.defn is None or self.defn.forward is None:
+            for name in list(self.slots):
+                x = self.member(name, x, self.slots[name].loc).apply(x, self.slots[name].loc)
+            if not self.slots:
+                raise ArchError("this block has no members and no forward", self.defn.loc if self.defn else loc)
+            return [x], []
+        forward = self.defn.forward
+        scope = self.scope.child()
+        scope.values[forward.arg] = x
+        aux_names: set[str] = set()
+        for stmt in forward.body:
+            match stmt:
+                case S.Assign(name=name, value=value, aux=aux):
+                    previous = self.elab.training_only
+                    self.elab.training_only = previous or aux
+                    scope.values[name] = self.eval_tensor(value, scope)
+                    self.elab.training_only = previous
+                    if aux:
+                        aux_names.add(name)
+                case S.Return(values=values):
+                    outputs: list[Tensor] = []
+                    aux_outputs: list[Tensor] = []
+                    for v in values:
+                        t = self.eval_tensor(v, scope)
+                        if not isinstance(t, Tensor):
+                            raise ArchError("forward must return tensors", v.loc)
+                        is_aux = isinstance(v, S.Name) and v.name in aux_names
+                        (aux_outputs if is_aux else outputs).append(t)
+                    if len(outputs) != 1:
+                        raise ArchError("forward returns exactly one main output", stmt.loc, "other outputs are `aux` ones")
+                    unused = [n for n, s in self.slots.items() if s.instance is None]
+                    if unused:
+                        slot = self.slots[unused[0]]
+                        raise ArchError(f"member `{slot.name}` is never used in the forward", slot.loc, "use it or remove it")
+                    return outputs, aux_outputs
+        raise ArchError("forward has no `return`", forward.loc)
+
+    def eval_tensor(self, expr: S.Expr, scope: Scope) -> Any:
+        """Evaluate a forward expression: tensors flow through members and inline ops."""
+        match expr:
+            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
+                if func in self.slots or (optional and func in self.declared):
+                    if len(args) != 1 or kwargs:
+                        raise ArchError(f"member `{func}` is applied to one tensor", expr.loc)
+                    x = self.eval_tensor(args[0], scope)
+                    if not isinstance(x, Tensor):
+                        raise ArchError(f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+                    if func not in self.slots:
+                        return x
+                    return self.member(func, x, expr.loc).apply(x, expr.loc)
+                if func in self.declared:
+                    raise ArchError(f"member `{func}` does not exist for these arguments", expr.loc, f"write `{func}?(...)` to pass the input through when it is absent")
+                if optional:
+                    raise ArchError(f"no member `{func}`", expr.loc, did_you_mean(func, set(self.slots)))
+                if func == CAT:
+                    tensors = [self.eval_tensor(a, scope) for a in args]
+                    if kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+                        raise ArchError("cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                    return self.elab.add_node(ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc)
+                op = ops.lookup(func)
+                if op is not None:
+                    return self.inline_op(op, expr, scope)
+                if func in BUILTINS:
+                    return evaluate(expr, scope)
+                raise ArchError(f"unknown member or op `{func}`", expr.loc, did_you_mean(func, set(self.slots) | set(ops.OPS) | {CAT}))
+            case S.BinOp(op=op, left=left, right=right):
+                lv, rv = self.eval_tensor(left, scope), self.eval_tensor(right, scope)
+                if isinstance(lv, Tensor) and isinstance(rv, Tensor):
+                    if op != "+":
+                        raise ArchError(f"tensors combine with `+` only, not `{op}`", expr.loc, "scale a tensor by a number with `*`")
+                    return self.elab.add_node(ops.ADD, None, self.elab.inline_name(self.module.path, ops.ADD), {}, [lv, rv], self.module.path, expr.loc)
+                if isinstance(lv, Tensor) or isinstance(rv, Tensor):
+                    t, k = (lv, rv) if isinstance(lv, Tensor) else (rv, lv)
+                    if op != "*" or isinstance(k, bool) or not isinstance(k, (int, float)):
+                        raise ArchError(f"a tensor can be multiplied by a number, not combined with `{op}` and {k!r}", expr.loc)
+                    return self.elab.add_node(ops.MUL, None, self.elab.inline_name(self.module.path, ops.MUL), {"scale": k}, [t], self.module.path, expr.loc)
+                return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
+            case S.Name(name=name):
+                found, value = scope.lookup(name)
+                if not found:
+                    raise ArchError(f"unknown name `{name}`", expr.loc, did_you_mean(name, scope.names()))
+                return value
+            case _:
+                return evaluate(expr, scope)
+
+    def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
+        if op.functional is None:
+            raise ArchError(
+                f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
+                expr.loc,
+                f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
+            )
+        if not expr.args:
+            raise ArchError(f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
+        x = self.eval_tensor(expr.args[0], scope)
+        if not isinstance(x, Tensor):
+            raise ArchError(f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
+        args = [evaluate(a, scope) for a in expr.args[1:]]
+        kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
+        try:
+            attrs = ops.bind_args(op, args, kwargs)
+        except ops.OpError as e:
+            raise ArchError(e.message, expr.loc, e.hint) from None
+        return self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
+
+
+def _truth(value: Any, loc: Loc) -> bool:
+    if isinstance(value, (bool, int, float, str, list, tuple)) or value is None:
+        return bool(value)
+    raise ArchError(f"a condition must be a value, got {value!r}", loc)
+
+
+def _declared_members(body: list[S.Stmt]) -> set[str]:
+    """Names of the members a body may declare, in any branch."""
+    names: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, S.Member) and stmt.name:
+            names.add(stmt.name)
+        elif isinstance(stmt, S.If):
+            names |= _declared_members(stmt.body) | _declared_members(stmt.orelse)
+        elif isinstance(stmt, S.For):
+            names |= _declared_members(stmt.body)
+    return names
+
+
+def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The arch's parameters: defaults, with `-D NAME=VALUE` overrides."""
+    arch = program.arch()
+    names = {p.name for p in arch.params}
+    for key in overrides:
+        if key not in names:
+            raise ArchError(f"`{arch.name}` has no parameter `{key}`", arch.loc, did_you_mean(key, names) or f"its parameters: {', '.join(sorted(names)) or 'none'}")
+    scope = Scope()
+    for p in arch.params:
+        if p.name in overrides:
+            scope.values[p.name] = overrides[p.name]
+        elif p.default is not None:
+            scope.values[p.name] = evaluate(p.default, scope)
+        else:
+            raise ArchError(f"parameter `{p.name}` has no default", p.loc, f"give it one, or pass -D {p.name}=VALUE")
+    return scope.values
+
+
+def elaborate(program: Program, overrides: dict[str, Any] | None = None, max_nodes: int = MAX_NODES) -> Architecture:
+    """Elaborate the spec's arch into the IR."""
+    arch = program.arch()
+    params = top_level_params(program, overrides or {})
+    scope = Scope(params)
+    if arch.input is None:
+        raise ArchError(f"`{arch.name}` has no input shape", arch.loc, "add `input (3, 224, 224)` (channels, height, width)")
+    dims = [evaluate(d, scope) for d in arch.input.dims]
+    for d, e in zip(dims, arch.input.dims, strict=True):
+        if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+            raise ArchError(f"input sizes must be positive integers, got {d!r}", e.loc)
+    meta = {k: evaluate(v, scope) for k, v in arch.meta.items()}
+    elab = Elaborator(program, max_nodes)
+    x = _input_node(elab, dims, arch.input.loc)
+    if arch.root is not None:
+        spec = elab.make_spec(arch.root, scope)
+        if spec.kind != "block":
+            raise ArchError("an arch is an instance of a block", arch.root.loc)
+        defn = program.definitions[spec.type]
+        root = elab.instantiate_block(defn, spec.attrs, "", "", x, "arch", arch.root.loc)
+    else:
+        root = BlockInstance(elab, ModuleNode(name="", path="", kind="arch", type=arch.name, loc=_location(arch.loc)), arch, scope)
+        root.run_body(arch.body, scope)
+    outputs, aux = root.run_forward(x, arch.loc)
+    return Architecture(
+        name=arch.name,
+        file=program.main.file,
+        params=params,
+        meta=meta,
+        input_shape=dims,
+        root=root.module,
+        nodes=elab.nodes,
+        outputs=[t.node for t in outputs],
+        aux_outputs=[t.node for t in aux],
+    )
+
+
+def _input_node(elab: Elaborator, dims: list[int], loc: Loc) -> Tensor:
+    node = Node(id=0, name="input", op="input", module=None, inputs=[], shape=dims, scope="", loc=_location(loc))
+    elab.nodes.append(node)
+    return Tensor(0, tuple(dims))

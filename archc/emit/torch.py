@@ -1,0 +1,741 @@
+"""The PyTorch emitter: spec definitions -> one readable Python module that imports torch alone.
+
+Each block definition becomes one `nn.Module` class, reused by every instance, as torchvision's `BasicBlock` is.
+The emitter translates a definition statement by statement: parameters become constructor arguments, `let`s
+become locals, conditionals and loops stay conditionals and loops. What a spec leaves implicit, the input size of
+every member (`nn.Conv2d(in_channels, ...)`), it derives by running the same op-table shape rules on symbolic
+values (archc/symbolic.py) through the forward. Where a size cannot be written as an expression of the
+constructor's arguments (the channels after a loop over a config list), it takes the value every elaborated
+instance agrees on. The Python side decides everything; the template only lays out text.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from archc import ops
+from archc import syntax as S
+from archc.elaborate import CAT, SEQ, Program, _declared_members
+from archc.errors import ArchError, Loc
+from archc.evaluate import BUILTINS, Scope, evaluate
+from archc.ir import Architecture, ModuleNode
+from archc.symbolic import UNKNOWN, Sym, Unknown, is_unknown, literal, same_value
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+# Names the generated code itself uses; spec names that collide are rejected.
+RESERVED = {"self", "torch", "nn", "F", "Tensor", "Optional", "Tuple", "List", "OrderedDict", "super", "channels", "x"}
+
+
+@dataclass
+class MemberSpec:
+    """A constructor expression with its arguments evaluated (possibly symbolically)."""
+
+    kind: str  # "op" | "block" | "seq"
+    type: str
+    loc: Loc
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    items: list[tuple[str | None, MemberSpec]] = field(default_factory=list)
+
+
+@dataclass
+class TVal:
+    """A tensor in the generated forward: the variable holding it and its symbolic shape."""
+
+    var: str
+    shape: tuple[Any, ...]
+
+
+@dataclass
+class Placeholder:
+    """An `__init__` line for a member whose input size the forward will tell."""
+
+    indent: int
+    name: str
+    spec: MemberSpec
+    optional: bool
+    lines: list[str] | None = None
+
+
+@dataclass
+class ClassCode:
+    name: str
+    base: str
+    doc: str
+    signature: list[str]
+    init: list[str]
+    forward: list[str]
+    forward_returns: str
+    extra_methods: list[str]
+
+
+def _check_identifier(name: str, loc: Loc) -> None:
+    if keyword.iskeyword(name) or name in RESERVED or name.startswith("__"):
+        raise ArchError(f"`{name}` cannot be used as a name in generated Python", loc, "rename it")
+
+
+class Generator:
+    """Translates the definitions an architecture uses into Python classes."""
+
+    def __init__(self, program: Program, arch: Architecture) -> None:
+        self.program = program
+        self.arch = arch
+        self.instances: dict[str, list[ModuleNode]] = {}
+        for m in arch.modules():
+            if m.kind in ("block", "arch"):
+                self.instances.setdefault(m.type, []).append(m)
+        self.shape_cache: dict[str, tuple[Any, ...]] = {}
+
+    def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
+        """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
+        values = []
+        for inst in self.instances.get(defn, []):
+            node = _find(inst, relpath)
+            if node is None:
+                continue
+            values.append(node.input_shape[0] if attr == "in_channels" and node.kind != "op" else node.attrs.get(attr, node.input_shape[0] if node.input_shape else None))
+        distinct = {repr(v) for v in values}
+        if len(distinct) != 1:
+            raise ArchError(
+                f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments",
+                loc,
+                "its instances disagree; make the size explicit, e.g. with a block argument",
+            )
+        value = values[0]
+        return tuple(value) if isinstance(value, list) else value
+
+    def block_out_shape(self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}"
+        if key not in self.shape_cache:
+            writer = ClassWriter(self, defn, shape_only=True)
+            self.shape_cache[key] = writer.run(args, in_shape)
+        return self.shape_cache[key]
+
+
+def _find(module: ModuleNode, relpath: str) -> ModuleNode | None:
+    node = module
+    for part in relpath.split("."):
+        for child in node.children:
+            if child.name == part:
+                node = child
+                break
+        else:
+            return None
+    return node
+
+
+class ClassWriter:
+    """Translates one definition: into a class (emit mode) or just its output shape (shape_only)."""
+
+    def __init__(self, gen: Generator, defn: S.Definition, shape_only: bool = False) -> None:
+        self.gen = gen
+        self.defn = defn
+        self.shape_only = shape_only
+        self.init: list[str | Placeholder] = []
+        self.members: dict[str, Placeholder] = {}
+        self.optional_members: set[str] = set()
+        self.declared = _declared_members(defn.body)
+        self.sequential = False  # emitted as an nn.Sequential subclass
+        self.seq_shape: tuple[Any, ...] = ()
+        self.item_count = 0
+        self.forward_lines: list[str] = []
+        self.forward_vars: set[str] = set()
+        self.self_scalars: dict[str, str] = {}
+        self.aux_names: list[str] = []
+        self.symbolic_control = 0
+        self.returns = "Tensor"
+        self.extra: list[str] = []
+        self._start_shape: tuple[Any, ...] = ()
+
+    # Evaluation of member constructors, symbolically
+
+    def member_spec(self, call: S.Call, scope: Scope) -> MemberSpec:
+        args = [evaluate(a, scope, self.member_spec) for a in call.args]
+        kwargs = {k: evaluate(v, scope, self.member_spec) for k, v in call.kwargs.items()}
+        if call.func == SEQ:
+            return MemberSpec("seq", SEQ, call.loc, items=[(None, a) for a in args] + list(kwargs.items()))
+        if call.func in ops.OPS:
+            return MemberSpec("op", call.func, call.loc, args, kwargs)
+        return MemberSpec("block", call.func, call.loc, args, kwargs)
+
+    def ctor(self, spec: MemberSpec, in_shape: tuple[Any, ...], relpath: str) -> tuple[list[str], tuple[Any, ...]]:
+        """Constructor source lines for a member given its input shape, and its output shape."""
+        if spec.kind == "op":
+            row = ops.OPS[spec.type]
+            attrs = ops.bind_args(row, spec.args, spec.kwargs)
+            for name, rule in row.inferred.items():
+                value = rule(in_shape)
+                if is_unknown(value):
+                    value = UNKNOWN if self.shape_only else self.gen.consensus(self.defn.name, relpath, name, spec.loc)
+                attrs = {name: value, **attrs}
+            try:
+                out = row.shape(attrs, in_shape)
+            except ops.OpError:
+                out = tuple(UNKNOWN for _ in in_shape)
+            if self.shape_only:
+                return [], out
+            cls, positional, keywords = row.module(attrs)
+            return [_call(cls, positional, keywords)], out
+        if spec.kind == "seq":
+            lines: list[str] = []
+            shape = in_shape
+            named = any(n is not None for n, _ in spec.items)
+            for i, (name, item) in enumerate(spec.items):
+                key = str(i) if name is None else name
+                item_lines, shape = self.ctor(item, shape, f"{relpath}.{key}")
+                if self.shape_only:
+                    continue
+                if named:
+                    item_lines = [f"({key!r}, {item_lines[0]}", *item_lines[1:]]
+                    item_lines[-1] += ")"
+                item_lines[-1] += ","
+                lines.extend("    " + line for line in item_lines)
+            if self.shape_only:
+                return [], shape
+            if named:
+                return ["nn.Sequential(", "    OrderedDict(", "        [", *("        " + line for line in lines), "        ]", "    )", ")"], shape
+            return ["nn.Sequential(", *lines, ")"], shape
+        defn = self.gen.program.definitions[spec.type]
+        in_channels = in_shape[0]
+        if is_unknown(in_channels) and not self.shape_only:
+            in_channels = self.gen.consensus(self.defn.name, relpath, "in_channels", spec.loc)
+        bound = _bind(defn, spec.args, spec.kwargs, spec.loc)
+        out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]))
+        if self.shape_only:
+            return [], out
+        return [_call(defn.name, [in_channels, *spec.args], spec.kwargs)], out
+
+    # Body
+
+    def run(self, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Translate the definition with parameter values `args` on an input of `in_shape`; returns the output shape."""
+        scope = Scope(args, in_channels=in_shape[0] if self.defn.kind == "block" else None)
+        self._start_shape = in_shape
+        self.body(self.defn.body, scope, 0)
+        if self.defn.forward is None:
+            if self.sequential or self.symbolic_control:
+                self.sequential = True
+                return self.seq_shape if self.seq_shape else in_shape
+            return self.chain_forward(scope, in_shape)
+        return self.forward(scope, in_shape)
+
+    def emit(self, line: str, indent: int) -> None:
+        if not self.shape_only:
+            self.init.append("    " * indent + line)
+
+    def body(self, stmts: list[S.Stmt], scope: Scope, indent: int) -> None:
+        for stmt in stmts:
+            match stmt:
+                case S.Let(name=name, value=value):
+                    _check_identifier(name, stmt.loc)
+                    result = evaluate(value, scope, self.member_spec)
+                    if self.shape_only or not isinstance(result, Sym):
+                        scope.values[name] = result
+                    else:
+                        self.emit(f"{name} = {result.code}", indent)
+                        scope.values[name] = Sym(name)
+                case S.Member(name=name, value=value):
+                    spec = evaluate(value, scope, self.member_spec)
+                    self.member(name, spec, stmt.loc, indent)
+                case S.If(test=test, body=then, orelse=orelse):
+                    cond = evaluate(test, scope)
+                    if not isinstance(cond, Sym):
+                        self.body(then if cond else orelse, scope, indent)
+                        continue
+                    self.symbolic_if(cond, then, orelse, scope, indent)
+                case S.For(index=index, var=var, iterable=iterable, body=loop_body):
+                    self.symbolic_for(index, var, iterable, loop_body, scope, indent)
+
+    def symbolic_if(self, cond: Sym, then: list[S.Stmt], orelse: list[S.Stmt], scope: Scope, indent: int) -> None:
+        optional = (_declared_members(then) ^ _declared_members(orelse)) if self.defn.forward else set()
+        for name in sorted(optional, key=lambda n: _first_position(self.defn.body, n)):
+            self.optional_members.add(name)
+            self.emit(f"self.{name}: Optional[nn.Module] = None", indent)
+        self.symbolic_control += 1
+        self.enter_control(indent)
+        if self.shape_only:
+            start = self.seq_shape
+            self.body(then, scope, indent)
+            then_shape = self.seq_shape
+            self.seq_shape = start
+            self.body(orelse, scope, indent)
+            if then_shape and self.seq_shape:
+                from archc.symbolic import conditional
+
+                self.seq_shape = tuple(conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False))
+        else:
+            self.emit(f"if {cond.code}:", indent)
+            mark = len(self.init)
+            self.body(then, scope, indent + 1)
+            if len(self.init) == mark:
+                self.emit("pass", indent + 1)
+            if orelse:
+                self.emit("else:", indent)
+                self.body(orelse, scope, indent + 1)
+        self.symbolic_control -= 1
+
+    def symbolic_for(self, index: str | None, var: str, iterable: S.Expr, body: list[S.Stmt], scope: Scope, indent: int) -> None:
+        for n in (index, var):
+            if n is not None:
+                _check_identifier(n, iterable.loc)
+        if _declared_members(body):
+            raise ArchError("members declared in a loop are numbered, not named", iterable.loc, "write the loop's members without names")
+        items = evaluate(iterable, scope)
+        self.symbolic_control += 1
+        self.enter_control(indent)
+        if self.shape_only and isinstance(items, (list, tuple)):
+            for i, item in enumerate(items):
+                if index is not None:
+                    scope.values[index] = i
+                scope.values[var] = item
+                self.body(body, scope, indent)
+        else:
+            source = literal(items) if not isinstance(items, Sym) else items.code
+            if isinstance(iterable, S.Call) and iterable.func == "range":
+                source = _range_source(iterable, scope)
+            head = f"for {index}, {var} in enumerate({source}):" if index else f"for {var} in {source}:"
+            self.emit(head, indent)
+            if index is not None:
+                scope.values[index] = Sym(index)
+            scope.values[var] = Sym(var)
+            self.body(body, scope, indent + 1)
+        self.symbolic_control -= 1
+
+    def enter_control(self, indent: int) -> None:
+        """A sequential body entering a loop or symbolic branch tracks its channels in a variable."""
+        if self.defn.forward is not None or self.shape_only:
+            return
+        self.sequential = True
+        if not self.seq_shape:
+            self.seq_shape = self.start_shape
+        if not (isinstance(self.seq_shape[0], Sym) and self.seq_shape[0].code == "channels"):
+            self.emit(f"channels = {literal(self.seq_shape[0])}", indent)
+            self.seq_shape = (Sym("channels"), *(UNKNOWN for _ in self.seq_shape[1:]))
+
+    def member(self, name: str | None, spec: Any, loc: Loc, indent: int) -> None:
+        if not isinstance(spec, MemberSpec):
+            raise ArchError(f"a member must be a module, got {spec!r}", loc, "use `let` for values")
+        if name is not None:
+            _check_identifier(name, loc)
+        if self.defn.forward is not None:
+            if name is None:
+                raise ArchError("a block with a forward names its members", loc, "give it a name: `name = ...`")
+            placeholder = Placeholder(indent, name, spec, name in self.optional_members)
+            self.members[name] = placeholder
+            if not self.shape_only:
+                self.init.append(placeholder)
+            return
+        # Without a forward, members run in order, so each one's input is the previous one's output.
+        if name is None:
+            self.sequential = True
+        if not self.seq_shape:
+            self.seq_shape = self.start_shape
+        key = name if name is not None else str(self.item_count)
+        self.item_count += 1
+        lines, out = self.ctor(spec, self.seq_shape, key)
+        if not self.shape_only:
+            if name is None:
+                lines = [f"self.append({lines[0]}", *lines[1:]]
+                lines[-1] += ")"
+            else:
+                lines = [f"self.{name} = {lines[0]}", *lines[1:]]
+            for line in lines:
+                self.emit(line, indent)
+            self.members[key] = Placeholder(indent, key, spec, False, lines)
+        if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]):
+            self.emit(f"channels = {literal(out[0])}", indent)
+            out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
+        self.seq_shape = out
+
+    @property
+    def start_shape(self) -> tuple[Any, ...]:
+        return self._start_shape
+
+    # Forward
+
+    def chain_forward(self, scope: Scope, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A forward that applies the named members in order."""
+        self.forward_lines = [f"x = self.{name}(x)" for name in self.members]
+        self.forward_vars = {"x"}
+        self.forward_lines.append("return x")
+        return self.seq_shape if self.seq_shape else in_shape
+
+    def forward(self, scope: Scope, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        assert self.defn.forward is not None
+        fwd = self.defn.forward
+        _check_identifier(fwd.arg, fwd.loc) if fwd.arg != "x" else None
+        env: dict[str, Any] = {fwd.arg: TVal(fwd.arg, in_shape)}
+        self.forward_vars = {fwd.arg}
+        self.scope = scope
+        for stmt in fwd.body:
+            if isinstance(stmt, S.Assign):
+                _check_identifier(stmt.name, stmt.loc) if stmt.name != "x" else None
+                if stmt.aux:
+                    self.aux_names.append(stmt.name)
+                    self.line(f"{stmt.name}: Optional[Tensor] = None")
+                    self.line("if self.training:")
+                    mark = len(self.forward_lines)
+                    value = self.tensor(stmt.value, env, stmt.name)
+                    self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+                else:
+                    value = self.tensor(stmt.value, env, stmt.name)
+                if isinstance(value, TVal) and value.var != stmt.name:
+                    self.line(f"{stmt.name} = {value.var}")
+                    value = TVal(stmt.name, value.shape)
+                env[stmt.name] = value
+                self.forward_vars.add(stmt.name)
+            elif isinstance(stmt, S.Return):
+                outs = [self.tensor(v, env, "out") for v in stmt.values]
+                names = [o.var if isinstance(o, TVal) else literal(o) for o in outs]
+                if len(outs) == 1:
+                    self.line(f"return {names[0]}")
+                else:
+                    types = ", ".join("Optional[Tensor]" if n in self.aux_names else "Tensor" for n in names)
+                    self.returns = f"Tuple[{types}]"
+                    self.line("if torch.jit.is_scripting():")
+                    self.line(f"    return {', '.join(names)}")
+                    self.line(f"return self.eager_outputs({', '.join(names)})")
+                    main = [n for n in names if n not in self.aux_names]
+                    params = ", ".join(f"{n}: {'Optional[Tensor]' if n in self.aux_names else 'Tensor'}" for n in names)
+                    self.extra.append(
+                        "\n".join(
+                            [
+                                "@torch.jit.unused",
+                                f"def eager_outputs(self, {params}) -> {self.returns}:",
+                                "    # Auxiliary outputs exist in training mode only; eval mode returns the main output alone.",
+                                "    if self.training:",
+                                f"        return {', '.join(names)}",
+                                f"    return {main[0]}  # type: ignore[return-value]",
+                            ]
+                        )
+                    )
+                first = outs[0]
+                return first.shape if isinstance(first, TVal) else in_shape
+        raise ArchError("forward has no `return`", fwd.loc)
+
+    def line(self, text: str) -> None:
+        self.forward_lines.append(text)
+
+    def fresh(self, base: str) -> str:
+        name = base
+        n = 2
+        while name in self.forward_vars or keyword.iskeyword(name) or name in RESERVED - {"x"}:
+            name = f"{base}_{n}"
+            n += 1
+        self.forward_vars.add(name)
+        return name
+
+    def apply_member(self, name: str, x: TVal, loc: Loc) -> tuple[Any, ...]:
+        placeholder = self.members[name]
+        lines, out = self.ctor(placeholder.spec, x.shape, name)
+        if placeholder.lines is None:
+            placeholder.lines = lines
+        return out
+
+    def tensor(self, expr: S.Expr, env: dict[str, Any], target: str) -> Any:
+        """Write the lines computing `expr`; returns its TVal (or a scalar value). Results go to `target`."""
+        match expr:
+            case S.Name(name=name):
+                if name in env:
+                    return env[name]
+                return self.scalar(expr)
+            case S.Call(func=func, args=args, optional=optional) if func in self.declared:
+                x = self.tensor(args[0], env, target)
+                if func not in self.members:
+                    return x
+                out_shape = self.apply_member(func, x, expr.loc)
+                if optional or self.members[func].optional:
+                    if x.var != target:
+                        self.line(f"{target} = {x.var}")
+                    self.line(f"if self.{func} is not None:")
+                    self.line(f"    {target} = self.{func}({x.var})")
+                    return TVal(target, out_shape)
+                self.line(f"{target} = self.{func}({x.var})")
+                return TVal(target, out_shape)
+            case S.Call(func=func, args=args) if func == CAT:
+                parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
+                shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
+                self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
+                return TVal(target, shape)
+            case S.Call(func=func, args=args, kwargs=kwargs) if func in ops.OPS:
+                row = ops.OPS[func]
+                x = self.tensor(args[0], env, target)
+                attrs = ops.bind_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()})
+                shape = row.shape(attrs, x.shape)
+                params: list[Any] = [Sym(x.var)]
+                keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
+                if func == "flatten":
+                    params.append(attrs["start_dim"])
+                    keywords = {}
+                if row.uses_training:
+                    keywords["training"] = Sym("self.training")
+                self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
+                return TVal(target, shape)
+            case S.Call(func=func) if func in BUILTINS:
+                return self.scalar(expr)
+            case S.BinOp(op=op, left=left, right=right):
+                right_names = _names(right)
+                left_target = target if target not in right_names else self.fresh(target)
+                lv = self.tensor(left, env, left_target)
+                rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
+                if isinstance(lv, TVal) and isinstance(rv, TVal):
+                    self.line(f"{target} = {lv.var} + {rv.var}")
+                    return TVal(target, lv.shape)
+                if isinstance(lv, TVal) or isinstance(rv, TVal):
+                    t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
+                    self.line(f"{target} = {t.var} * {literal(k)}" if t is lv else f"{target} = {literal(k)} * {t.var}")
+                    return TVal(target, t.shape)
+                return self.scalar(expr)
+            case _:
+                return self.scalar(expr)
+
+    def scalar(self, expr: S.Expr) -> Any:
+        """A non-tensor value in the forward; constructor arguments it uses become attributes (`self.scale`)."""
+        value = evaluate(expr, self.scope)
+        if isinstance(value, Sym):
+            for name in sorted(_names(expr)):
+                found, v = self.scope.lookup(name)
+                if found and isinstance(v, Sym) and name not in self.self_scalars:
+                    self.self_scalars[name] = v.code
+            value = evaluate(expr, Scope({n: Sym(f"self.{n}") for n in self.self_scalars}, parent=self.scope))
+        return value
+
+    # Output
+
+    def class_code(self, params: list[str], class_name: str, doc: str) -> ClassCode:
+        init: list[str] = []
+        for item in self.init:
+            if isinstance(item, Placeholder):
+                if item.lines is None:
+                    raise ArchError(f"member `{item.name}` is never used in the forward", item.spec.loc, "use it or remove it")
+                prefix = "    " * item.indent + f"self.{item.name} = "
+                init.append(prefix + item.lines[0])
+                init.extend("    " * item.indent + line for line in item.lines[1:])
+            else:
+                init.append(item)
+        for name, code in self.self_scalars.items():
+            init.append(f"self.{name} = {code}")
+        base = "nn.Sequential" if self.sequential else "nn.Module"
+        return ClassCode(class_name, base, doc, params, init, [] if self.sequential else self.forward_lines, self.returns, self.extra)
+
+
+def sum_channels(values: list[Any]) -> Any:
+    total: Any = 0
+    for v in values:
+        total = total + v
+    return total
+
+
+def _range_source(call: S.Call, scope: Scope) -> str:
+    args = [evaluate(a, scope) for a in call.args]
+    return f"range({', '.join(literal(a) for a in args)})"
+
+
+def _hint_name(expr: S.Expr) -> str:
+    if isinstance(expr, S.Call):
+        return expr.func
+    return "t"
+
+
+def _names(expr: S.Expr) -> set[str]:
+    out: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, S.Name):
+            out.add(node.name)
+        if isinstance(node, S.Expr):
+            for value in vars(node).values():
+                if isinstance(value, S.Expr):
+                    walk(value)
+                elif isinstance(value, list):
+                    for v in value:
+                        walk(v)
+                elif isinstance(value, dict):
+                    for v in value.values():
+                        walk(v)
+
+    walk(expr)
+    return out
+
+
+def _first_position(body: list[S.Stmt], name: str) -> int:
+    for i, stmt in enumerate(body):
+        if name in _declared_members([stmt]):
+            return i
+    return len(body)
+
+
+def _bind(defn: S.Definition, args: list[Any], kwargs: dict[str, Any], loc: Loc) -> dict[str, Any]:
+    names = [p.name for p in defn.params]
+    bound = dict(zip(names, args, strict=False))
+    bound.update(kwargs)
+    scope = Scope()
+    for p in defn.params:
+        if p.name not in bound:
+            if p.default is None:
+                raise ArchError(f"{defn.name} needs the argument `{p.name}`", loc)
+            bound[p.name] = evaluate(p.default, scope)
+        scope.values[p.name] = bound[p.name]
+    return bound
+
+
+def _call(func: str, positional: list[Any], keywords: dict[str, Any]) -> str:
+    parts = [literal(p) for p in positional] + [f"{k}={literal(v)}" for k, v in keywords.items()]
+    return f"{func}({', '.join(parts)})"
+
+
+def _annotation(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, tuple):
+        return "Tuple[int, ...]" if all(isinstance(v, int) for v in value) else "tuple"
+    if isinstance(value, list):
+        return "List[int]" if all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "list"
+    return "Any"
+
+
+def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool) -> list[str]:
+    parts = ["in_channels: int"] if with_input else []
+    scope = Scope()
+    for p in defn.params:
+        _check_identifier(p.name, p.loc)
+        if p.default is not None:
+            default = evaluate(p.default, scope)
+            scope.values[p.name] = default
+            parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
+        else:
+            sample = next((a[p.name] for a in seen_args if p.name in a), None)
+            parts.append(f"{p.name}: {_annotation(sample)}")
+    return parts
+
+
+def class_name_for(arch_name: str) -> str:
+    """`resnet18` -> `Resnet18`; names that are already CamelCase stay."""
+    if arch_name[:1].isupper():
+        return arch_name
+    return "".join(part[:1].upper() + part[1:] for part in arch_name.split("_"))
+
+
+def emit_python(program: Program, arch: Architecture, spec_path: str, function_name: str) -> str:
+    """The generated Python module for `arch`, as text."""
+    gen = Generator(program, arch)
+    arch_def = program.arch()
+    order = _definition_order(program, arch_def)
+    classes: list[ClassCode] = []
+    for name in order:
+        defn = program.definitions[name]
+        if defn.kind != "block":
+            continue
+        seen = [m.args for m in gen.instances.get(name, [])]
+        writer = ClassWriter(gen, defn)
+        args = {p.name: Sym(p.name) for p in defn.params}
+        writer.run(args, (Sym("in_channels"), UNKNOWN, UNKNOWN))
+        doc = _doc(defn)
+        classes.append(writer.class_code(_signature(defn, seen, True), defn.name, doc))
+
+    top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
+    assert arch_def.input is not None
+    dims = tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
+    params = _signature(arch_def, [arch.params], False)
+    if arch_def.root is not None:
+        root = arch_def.root
+        call_args = [evaluate(a, top_scope) for a in root.args]
+        call_kwargs = {k: evaluate(v, top_scope) for k, v in root.kwargs.items()}
+        return_class = root.func
+        body = f"return {_call(root.func, [dims[0], *call_args], call_kwargs)}"
+    else:
+        writer = ClassWriter(gen, arch_def)
+        writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
+        return_class = class_name_for(arch_def.name)
+        classes.append(writer.class_code(params, return_class, _doc(arch_def)))
+        body = f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"
+
+    source = "\n".join(_all_lines(classes))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    meta = arch.meta
+    return env.get_template("module.py.j2").render(
+        spec_path=spec_path,
+        classes=classes,
+        function_name=function_name,
+        function_params=params,
+        return_class=return_class,
+        function_body=body,
+        meta=meta,
+        input_shape=arch.input_shape,
+        needs_optional="Optional[" in source,
+        needs_tuple="Tuple[" in source,
+        needs_list="List[" in source,
+        needs_functional="F." in source,
+        needs_ordered_dict="OrderedDict(" in source,
+        needs_any=": Any" in source,
+        uses_math="math." in source,
+    )
+
+
+def _all_lines(classes: list[ClassCode]) -> list[str]:
+    out: list[str] = []
+    for c in classes:
+        out.extend(c.signature)
+        out.extend(c.init)
+        out.extend(c.forward)
+        out.append(c.forward_returns)
+        out.extend(c.extra_methods)
+    return out
+
+
+def _doc(defn: S.Definition) -> str:
+    return ""
+
+
+def _definition_order(program: Program, root: S.Definition) -> list[str]:
+    """The block definitions the generated code refers to, a class after the classes it uses."""
+    order: list[str] = []
+
+    def visit(defn: S.Definition, stack: tuple[str, ...]) -> None:
+        if defn.name in order or defn.name in stack:
+            return
+        for name in _called_names([*defn.body, *([defn.root] if defn.root else [])]):
+            callee = program.definitions.get(name)
+            if callee is not None and callee.kind == "block":
+                visit(callee, (*stack, defn.name))
+        order.append(defn.name)
+
+    visit(root, ())
+    return order
+
+
+def _called_names(nodes: list[Any]) -> list[str]:
+    """Names called anywhere in statements or expressions, in source order."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, S.Call) and node.func not in out:
+            out.append(node.func)
+        if isinstance(node, (S.Expr, S.Stmt)):
+            for value in vars(node).values():
+                walk(value)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+        elif isinstance(node, dict):
+            for v in node.values():
+                walk(v)
+
+    walk(nodes)
+    return out
+
+
+def unknown_free(value: Any) -> bool:
+    return not isinstance(value, Unknown)

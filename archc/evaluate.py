@@ -1,0 +1,202 @@
+"""archc's own expression evaluator (never Python's eval): numbers, strings, tuples, lists, arithmetic,
+comparisons, conditionals and a few builtins. Values may be symbolic (`Sym`), in which case the result is the
+Python source of the expression, folded as far as the concrete parts allow."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from archc import symbolic
+from archc import syntax as S
+from archc.errors import ArchError
+from archc.symbolic import Sym, Unknown
+
+# A guard against expressions that would build enormous values (`range(10 ** 12)`, `[0] * 10 ** 9`).
+MAX_SEQUENCE = 100_000
+
+
+class Scope:
+    """Names visible to an expression: parameters, lets and loop variables, then the enclosing scope."""
+
+    def __init__(self, values: dict[str, Any] | None = None, parent: Scope | None = None, in_channels: Any = None) -> None:
+        self.values: dict[str, Any] = dict(values or {})
+        self.parent = parent
+        self.in_channels = in_channels if in_channels is not None or parent is None else parent.in_channels
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.values:
+                return True, scope.values[name]
+            scope = scope.parent
+        return False, None
+
+    def names(self) -> set[str]:
+        out: set[str] = set()
+        scope: Scope | None = self
+        while scope is not None:
+            out |= set(scope.values)
+            scope = scope.parent
+        return out
+
+    def child(self) -> Scope:
+        return Scope(parent=self)
+
+
+def _range(*args: Any) -> Any:
+    if any(isinstance(a, Sym) for a in args):
+        return symbolic.call("range", *args)
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in args) or not 1 <= len(args) <= 3:
+        raise TypeError("range takes one to three integers")
+    r = range(*args)
+    if len(r) > MAX_SEQUENCE:
+        raise ValueError(f"range of {len(r)} items is over the limit of {MAX_SEQUENCE}")
+    return list(r)
+
+
+def _numeric(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def apply(*args: Any) -> Any:
+        if any(symbolic.is_symbolic(a) for a in args):
+            return symbolic.call(name, *args)
+        return fn(*args)
+
+    return apply
+
+
+BUILTINS: dict[str, Callable[..., Any]] = {
+    "int": _numeric("int", int),
+    "float": _numeric("float", float),
+    "min": _numeric("min", min),
+    "max": _numeric("max", max),
+    "abs": _numeric("abs", abs),
+    "len": _numeric("len", len),
+    "ceil": _numeric("math.ceil", math.ceil),
+    "range": _range,
+}
+
+_BINOPS = {"+", "-", "*", "/", "//", "%"}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int):
+        return "an int"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, tuple):
+        return "a tuple"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "none"
+    return "a module"
+
+
+def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | None = None) -> Any:
+    """The value of `expr` in `scope`. Calls that are not builtins go to `call` (module constructors)."""
+    match expr:
+        case S.Const(value=value):
+            return value
+        case S.Name(name=name):
+            found, value = scope.lookup(name)
+            if not found:
+                raise ArchError(f"unknown name `{name}`", expr.loc, _did_you_mean(name, scope.names()))
+            return value
+        case S.InputAttr():
+            if scope.in_channels is None:
+                raise ArchError("`in` is only defined inside a block", expr.loc, "an arch's input is given by `input`")
+            return scope.in_channels
+        case S.TupleLit(items=items):
+            return tuple(evaluate(i, scope, call) for i in items)
+        case S.ListLit(items=items):
+            return [evaluate(i, scope, call) for i in items]
+        case S.BinOp(op=op, left=left, right=right):
+            return _binop(expr, op, evaluate(left, scope, call), evaluate(right, scope, call))
+        case S.Compare(op=op, left=left, right=right):
+            lv, rv = evaluate(left, scope, call), evaluate(right, scope, call)
+            if isinstance(lv, Unknown) or isinstance(rv, Unknown):
+                raise ArchError("this comparison depends on a size only known at run time", expr.loc)
+            try:
+                return symbolic.binary(op, lv, rv)
+            except TypeError:
+                raise ArchError(f"cannot compare {_type_name(lv)} with {_type_name(rv)} using `{op}`", expr.loc) from None
+        case S.BoolOp(op=op, left=left, right=right):
+            lv = evaluate(left, scope, call)
+            if not isinstance(lv, Sym) and ((op == "and" and not lv) or (op == "or" and lv)):
+                return lv
+            return symbolic.boolean(op, lv, evaluate(right, scope, call))
+        case S.Not(operand=operand):
+            return symbolic.negate(evaluate(operand, scope, call))
+        case S.Neg(operand=operand):
+            value = evaluate(operand, scope, call)
+            if isinstance(value, bool) or not isinstance(value, (int, float, Sym, Unknown)):
+                raise ArchError(f"cannot negate {_type_name(value)}", expr.loc)
+            return -value
+        case S.Cond(then=then, test=test, orelse=orelse):
+            tv = evaluate(test, scope, call)
+            if not isinstance(tv, Sym):
+                return evaluate(then if tv else orelse, scope, call)
+            return symbolic.conditional(tv, evaluate(then, scope, call), evaluate(orelse, scope, call))
+        case S.Index(target=target, index=index):
+            tv, iv = evaluate(target, scope, call), evaluate(index, scope, call)
+            if isinstance(tv, Sym) or isinstance(iv, Sym):
+                return Sym(f"{symbolic.wrap(tv, 10)}[{symbolic.literal(iv)}]")
+            if not isinstance(tv, (list, tuple, str)):
+                raise ArchError(f"cannot index {_type_name(tv)}", expr.loc)
+            if not isinstance(iv, int) or isinstance(iv, bool):
+                raise ArchError(f"an index must be an int, not {_type_name(iv)}", index.loc)
+            if not -len(tv) <= iv < len(tv):
+                raise ArchError(f"index {iv} is out of range for {len(tv)} items", index.loc)
+            return tv[iv]
+        case S.Call(func=func, args=args, kwargs=kwargs) if func in BUILTINS and not expr.optional:
+            if kwargs:
+                raise ArchError(f"`{func}` takes no keyword arguments", expr.loc)
+            values = [evaluate(a, scope, call) for a in args]
+            try:
+                return BUILTINS[func](*values)
+            except (TypeError, ValueError, OverflowError) as e:
+                raise ArchError(f"`{func}`: {e}", expr.loc) from None
+        case S.Call():
+            if call is None:
+                raise ArchError(f"`{expr.func}(...)` is not a value here", expr.loc)
+            return call(expr, scope)
+    raise ArchError("unsupported expression", expr.loc)
+
+
+def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
+    if op == "*" and isinstance(lv, (list, tuple)) != isinstance(rv, (list, tuple)):
+        count = rv if isinstance(lv, (list, tuple)) else lv
+        if isinstance(count, int) and not isinstance(count, bool) and count * len(lv if isinstance(lv, (list, tuple)) else rv) > MAX_SEQUENCE:
+            raise ArchError(f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
+    numeric = (int, float, Sym, Unknown)
+    if op in _BINOPS and isinstance(lv, numeric) and isinstance(rv, numeric) and not isinstance(lv, bool) and not isinstance(rv, bool):
+        if op in ("/", "//", "%") and not isinstance(rv, (Sym, Unknown)) and rv == 0:
+            raise ArchError("division by zero", expr.loc)
+        try:
+            return symbolic.binary(op, lv, rv)
+        except OverflowError:
+            raise ArchError("number too large", expr.loc) from None
+    if op == "+" and type(lv) is type(rv) and isinstance(lv, (list, tuple, str)):
+        return lv + rv
+    if op == "*" and isinstance(lv, (list, tuple)) and isinstance(rv, int) and not isinstance(rv, bool):
+        return lv * rv
+    if op == "*" and isinstance(rv, (list, tuple)) and isinstance(lv, int) and not isinstance(lv, bool):
+        return rv * lv
+    raise ArchError(f"cannot apply `{op}` to {_type_name(lv)} and {_type_name(rv)}", expr.loc)
+
+
+def _did_you_mean(name: str, candidates: set[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(candidates), n=1)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+def did_you_mean(name: str, candidates: set[str]) -> str | None:
+    """A `did you mean` hint for a misspelt name."""
+    return _did_you_mean(name, candidates)

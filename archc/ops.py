@@ -1,0 +1,365 @@
+"""The op table: one row per primitive op, with every rule a pass or an emitter needs.
+
+A row gives the op's arguments and defaults, its output shape, its parameter and buffer counts, and how PyTorch
+spells it as a module (`nn.Conv2d(...)`) and inline (`F.relu(x)`). Adding an op is adding a row; no pass grows an
+`if op == ...` ladder. Shape rules use plain arithmetic, so they run on numbers and on `Sym` alike.
+
+Shapes leave the batch out: `(C, H, W)` for feature maps, `(F,)` for flat features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from archc.symbolic import UNKNOWN, Sym, Unknown, is_symbolic
+
+Shape = tuple[Any, ...]
+Attrs = dict[str, Any]
+
+REQUIRED = object()
+
+
+class OpError(Exception):
+    """An op's arguments or input shape are wrong; the caller adds the location."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def pair(value: Any) -> tuple[Any, Any]:
+    """An int or a 2-tuple as a 2-tuple; a symbolic argument of unknown form gives unknown sizes."""
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise OpError(f"expected one number or a pair (h, w), got {len(value)} numbers")
+        return value[0], value[1]
+    if isinstance(value, Sym):
+        return UNKNOWN, UNKNOWN
+    return value, value
+
+
+def _feature_map(shape: Shape, op: str) -> Shape:
+    if len(shape) != 3:
+        raise OpError(f"{op} needs a C×H×W feature map, got flat features {fmt_shape(shape)}", "apply it before `flatten`")
+    return shape
+
+
+def _flat(shape: Shape, op: str) -> Shape:
+    if len(shape) != 1:
+        raise OpError(f"{op} needs flat features, got a feature map {fmt_shape(shape)}", "add `flatten()` before it")
+    return shape
+
+
+def _window_out(size: Any, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any) -> Any:
+    """PyTorch's output size of a sliding window (conv and pooling)."""
+    if isinstance(size, Unknown) or any(isinstance(v, (Unknown, Sym)) for v in (kernel, stride, padding, dilation, ceil_mode)):
+        return UNKNOWN if isinstance(size, Unknown) or not isinstance(size, Sym) else _symbolic_window(size, kernel, stride, padding, dilation)
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        # PyTorch drops a last window that would start in the right padding.
+        if (out - 1) * stride >= size + padding:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+def _symbolic_window(size: Sym, kernel: Any, stride: Any, padding: Any, dilation: Any) -> Any:
+    if any(isinstance(v, Unknown) for v in (kernel, stride, padding, dilation)):
+        return UNKNOWN
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _check_window(shape: Shape, attrs: Attrs, op: str) -> None:
+    """Concrete checks shared by conv and pooling: the window must fit the padded map."""
+    _, h, w = shape
+    kh, kw = pair(attrs["kernel_size"])
+    ph, pw = pair(attrs.get("padding", 0))
+    dh, dw = pair(attrs.get("dilation", 1))
+    sh, sw = pair(attrs.get("stride") or attrs["kernel_size"])
+    for size, k, p, d, s, axis in ((h, kh, ph, dh, sh, "height"), (w, kw, pw, dw, sw, "width")):
+        if not all(isinstance(v, int) for v in (size, k, p, d, s)):
+            continue
+        if k <= 0 or s <= 0 or d <= 0 or p < 0:
+            raise OpError(f"{op}: kernel, stride and dilation must be positive and padding non-negative")
+        if d * (k - 1) + 1 > size + 2 * p:
+            raise OpError(
+                f"{op}: the {axis} {size} (padded {size + 2 * p}) is smaller than the kernel {d * (k - 1) + 1}",
+                "use a smaller kernel or stride earlier, more padding, or a larger input",
+            )
+
+
+def fmt_shape(shape: Shape) -> str:
+    """`N×C×H×W` with the batch left symbolic."""
+    return "×".join(["N", *(str(d) for d in shape)])
+
+
+# Rules per op.
+
+
+def _conv_shape(a: Attrs, s: Shape) -> Shape:
+    c, h, w = _feature_map(s, "conv")
+    kh, kw = pair(a["kernel_size"])
+    sh, sw = pair(a["stride"])
+    ph, pw = pair(a["padding"])
+    dh, dw = pair(a["dilation"])
+    return (a["out_channels"], _window_out(h, kh, sh, ph, dh, False), _window_out(w, kw, sw, pw, dw, False))
+
+
+def _conv_check(a: Attrs, s: Shape) -> None:
+    c = s[0]
+    groups, out = a["groups"], a["out_channels"]
+    if isinstance(out, int) and out <= 0:
+        raise OpError(f"conv: out_channels must be positive, got {out}")
+    if isinstance(groups, int) and isinstance(c, int) and isinstance(out, int):
+        if groups <= 0 or c % groups or out % groups:
+            raise OpError(
+                f"conv: groups={groups} must divide both the input channels ({c}) and the output channels ({out})",
+                "choose groups dividing both channel counts",
+            )
+    _check_window(s, a, "conv")
+
+
+def _conv_params(a: Attrs) -> Any:
+    kh, kw = pair(a["kernel_size"])
+    weight = a["out_channels"] * (a["in_channels"] // a["groups"]) * kh * kw
+    return weight + (a["out_channels"] if a["bias"] else 0)
+
+
+def _conv_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
+    return "nn.Conv2d", [a["in_channels"], a["out_channels"]], _non_default(a, "conv", skip=("in_channels", "out_channels"))
+
+
+def _linear_shape(a: Attrs, s: Shape) -> Shape:
+    _flat(s, "linear")
+    return (a["out_features"],)
+
+
+def _linear_params(a: Attrs) -> Any:
+    return a["in_features"] * a["out_features"] + (a["out_features"] if a["bias"] else 0)
+
+
+def _batchnorm_params(a: Attrs) -> Any:
+    return 2 * a["num_features"] if a["affine"] else 0
+
+
+def _batchnorm_buffers(a: Attrs) -> Any:
+    return 2 * a["num_features"] + 1 if a["track_running_stats"] else 0
+
+
+def _batchnorm_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
+    cls = "nn.BatchNorm2d" if a["rank"] == 3 else "nn.BatchNorm1d"
+    return cls, [a["num_features"]], _non_default(a, "batchnorm", skip=("num_features", "rank"))
+
+
+def _pool_shape(a: Attrs, s: Shape) -> Shape:
+    c, h, w = _feature_map(s, "pooling")
+    kh, kw = pair(a["kernel_size"])
+    sh, sw = pair(a["stride"] if a["stride"] is not None else a["kernel_size"])
+    ph, pw = pair(a["padding"])
+    dh, dw = pair(a.get("dilation", 1))
+    return (c, _window_out(h, kh, sh, ph, dh, a["ceil_mode"]), _window_out(w, kw, sw, pw, dw, a["ceil_mode"]))
+
+
+def _pool_check(a: Attrs, s: Shape) -> None:
+    kh, kw = pair(a["kernel_size"])
+    ph, pw = pair(a["padding"])
+    for k, p in ((kh, ph), (kw, pw)):
+        if isinstance(k, int) and isinstance(p, int) and p * 2 > k:
+            raise OpError(f"pooling: padding {p} must be at most half the kernel size {k}")
+    _check_window(s, a, "pooling")
+
+
+def _adaptive_shape(a: Attrs, s: Shape) -> Shape:
+    c, _, _ = _feature_map(s, "adaptive pooling")
+    oh, ow = pair(a["output_size"])
+    return (c, oh, ow)
+
+
+def _flatten_shape(a: Attrs, s: Shape) -> Shape:
+    if len(s) == 1:
+        return s
+    size: Any = 1
+    for d in s:
+        size = size * d
+    return (size,)
+
+
+def _same_shape(a: Attrs, s: Shape) -> Shape:
+    return s
+
+
+def _none(a: Attrs) -> int:
+    return 0
+
+
+def _non_default(a: Attrs, op: str, skip: tuple[str, ...] = ()) -> Attrs:
+    """The keyword arguments that differ from PyTorch's defaults, in the op's argument order."""
+    row = OPS[op]
+    out: Attrs = {}
+    for name, default in row.args:
+        torch_name = row.torch_names.get(name, name)
+        if name in skip or torch_name is None:
+            continue
+        value = a[name]
+        torch_default = row.torch_defaults.get(name, default)
+        if is_symbolic(value) or value != torch_default or type(value) is not type(torch_default):
+            out[torch_name] = value
+    return out
+
+
+def _simple_module(cls: str, op: str) -> Callable[[Attrs], tuple[str, list[Any], Attrs]]:
+    return lambda a: (cls, [], _non_default(a, op))
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive op and its rules."""
+
+    name: str
+    doc: str
+    args: tuple[tuple[str, Any], ...]
+    shape: Callable[[Attrs, Shape], Shape]
+    module: Callable[[Attrs], tuple[str, list[Any], Attrs]] | None
+    # Inline form: function name and the keyword arguments it takes, or None when the op has weights.
+    functional: str | None = None
+    check: Callable[[Attrs, Shape], None] | None = None
+    params: Callable[[Attrs], Any] = _none
+    buffers: Callable[[Attrs], Any] = _none
+    # Arguments inferred from the input shape: attribute name -> function of the input shape.
+    inferred: dict[str, Callable[[Shape], Any]] = field(default_factory=dict)
+    # Names PyTorch gives our arguments (None: not a PyTorch argument) and PyTorch's own defaults where ours differ.
+    torch_names: dict[str, str | None] = field(default_factory=dict)
+    torch_defaults: dict[str, Any] = field(default_factory=dict)
+    # Inline only: the argument to pass `training=self.training` to.
+    uses_training: bool = False
+
+
+OPS: dict[str, Op] = {
+    op.name: op
+    for op in [
+        Op(
+            "conv",
+            "2-D convolution (`nn.Conv2d`); in_channels is inferred.",
+            (("out_channels", REQUIRED), ("kernel_size", REQUIRED), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1), ("bias", True)),
+            _conv_shape,
+            _conv_module,
+            check=_conv_check,
+            params=_conv_params,
+            inferred={"in_channels": lambda s: _feature_map(s, "conv")[0]},
+        ),
+        Op(
+            "linear",
+            "Fully connected layer (`nn.Linear`); in_features is inferred.",
+            (("out_features", REQUIRED), ("bias", True)),
+            _linear_shape,
+            lambda a: ("nn.Linear", [a["in_features"], a["out_features"]], _non_default(a, "linear", skip=("out_features",))),
+            params=_linear_params,
+            inferred={"in_features": lambda s: _flat(s, "linear")[0]},
+        ),
+        Op(
+            "batchnorm",
+            "Batch normalisation over channels (`nn.BatchNorm2d`, or `BatchNorm1d` on flat features).",
+            (("eps", 1e-5), ("momentum", 0.1), ("affine", True), ("track_running_stats", True)),
+            _same_shape,
+            _batchnorm_module,
+            params=_batchnorm_params,
+            buffers=_batchnorm_buffers,
+            inferred={"num_features": lambda s: s[0], "rank": len},
+        ),
+        Op("relu", "Rectified linear unit.", (("inplace", False),), _same_shape, _simple_module("nn.ReLU", "relu"), functional="F.relu"),
+        Op("sigmoid", "Logistic sigmoid.", (), _same_shape, _simple_module("nn.Sigmoid", "sigmoid"), functional="torch.sigmoid"),
+        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), functional="torch.tanh"),
+        Op(
+            "maxpool",
+            "2-D max pooling; stride defaults to the kernel size.",
+            (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False)),
+            _pool_shape,
+            _simple_module("nn.MaxPool2d", "maxpool"),
+            functional="F.max_pool2d",
+            check=_pool_check,
+        ),
+        Op(
+            "avgpool",
+            "2-D average pooling; stride defaults to the kernel size.",
+            (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True)),
+            _pool_shape,
+            _simple_module("nn.AvgPool2d", "avgpool"),
+            functional="F.avg_pool2d",
+            check=_pool_check,
+        ),
+        Op(
+            "adaptive_avgpool",
+            "Average pooling to a fixed output size (`(1, 1)`: global average pooling).",
+            (("output_size", REQUIRED),),
+            _adaptive_shape,
+            _simple_module("nn.AdaptiveAvgPool2d", "adaptive_avgpool"),
+            functional="F.adaptive_avg_pool2d",
+        ),
+        Op(
+            "adaptive_maxpool",
+            "Max pooling to a fixed output size.",
+            (("output_size", REQUIRED),),
+            _adaptive_shape,
+            _simple_module("nn.AdaptiveMaxPool2d", "adaptive_maxpool"),
+            functional="F.adaptive_max_pool2d",
+        ),
+        Op(
+            "flatten",
+            "Flattens C×H×W into one feature dimension.",
+            (("start_dim", 1),),
+            _flatten_shape,
+            _simple_module("nn.Flatten", "flatten"),
+            functional="torch.flatten",
+        ),
+        Op(
+            "dropout",
+            "Dropout; active in training mode only.",
+            (("p", 0.5), ("inplace", False)),
+            _same_shape,
+            _simple_module("nn.Dropout", "dropout"),
+            functional="F.dropout",
+            uses_training=True,
+        ),
+        Op("identity", "Passes its input through.", (), _same_shape, _simple_module("nn.Identity", "identity")),
+    ]
+}
+
+# Data-flow operators of the forward: they have no module form and no arguments of their own.
+ADD = "add"
+MUL = "mul"
+CAT = "cat"
+
+
+def lookup(name: str) -> Op | None:
+    """The op row for a name, or None."""
+    return OPS.get(name)
+
+
+def bind_args(op: Op, args: list[Any], kwargs: dict[str, Any]) -> Attrs:
+    """Positional and keyword arguments -> the op's attributes with defaults filled in."""
+    names = [n for n, _ in op.args]
+    if len(args) > len(names):
+        raise OpError(f"{op.name} takes at most {len(names)} arguments ({', '.join(names) or 'none'}), got {len(args)}")
+    attrs: Attrs = dict(zip(names, args, strict=False))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise OpError(f"{op.name} has no argument `{key}`", f"its arguments are: {', '.join(names) or 'none'}")
+        if key in attrs:
+            raise OpError(f"{op.name}: argument `{key}` given twice")
+        attrs[key] = value
+    for name, default in op.args:
+        if name not in attrs:
+            if default is REQUIRED:
+                raise OpError(f"{op.name} needs the argument `{name}`", f"{op.name}({', '.join(names)})")
+            attrs[name] = default
+    return attrs
+
+
+def infer_attrs(op: Op, attrs: Attrs, in_shape: Shape) -> Attrs:
+    """The attributes with those inferred from the input shape (in_channels, in_features, ...) added first."""
+    inferred = {name: rule(in_shape) for name, rule in op.inferred.items()}
+    return {**inferred, **attrs}

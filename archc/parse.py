@@ -1,0 +1,318 @@
+"""Lark parse tree -> AST (archc/syntax.py), every node stamped with its file, line and column."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from archc import syntax as S
+from archc.errors import SOURCES, ArchError, Loc
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# Token names as a person would say them, for syntax errors.
+_TOKEN_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "COMMA": "','",
+    "EQUAL": "'='",
+    "DOT": "'.'",
+    "COMPARE": "a comparison",
+    "ADDOP": "'+' or '-'",
+    "MULOP": "'*', '/', '//' or '%'",
+    "MINUS": "'-'",
+    "OPTIONAL": "'?'",
+    "$END": "the end of the file",
+}
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+class _ToAst(Transformer[Token, Any]):
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+
+    def _loc(self, meta: Any) -> Loc:
+        return Loc(self.file, getattr(meta, "line", 1), getattr(meta, "column", 1))
+
+    def _tok(self, tok: Token) -> Loc:
+        return Loc(self.file, tok.line or 1, tok.column or 1)
+
+    # Top level
+
+    @v_args(meta=True)
+    def start(self, meta: Any, items: list[Any]) -> S.Module:
+        imports = [i for i in items if isinstance(i, S.Import)]
+        defs = [d for d in items if isinstance(d, S.Definition)]
+        return S.Module(self.file, imports, defs)
+
+    @v_args(meta=True, inline=True)
+    def import_decl(self, meta: Any, path: Token) -> S.Import:
+        return S.Import(self._loc(meta), path[1:-1])
+
+    def _definition(self, kind: str, meta: Any, name: Token, params: list[S.Param] | None, body: list[S.Stmt]) -> S.Definition:
+        d = S.Definition(self._loc(meta), kind, str(name), params or [], [])
+        for stmt in body:
+            if isinstance(stmt, S.Forward):
+                if d.forward is not None:
+                    raise ArchError("a second forward in one definition", stmt.loc, "keep one forward")
+                d.forward = stmt
+            elif isinstance(stmt, S.Meta):
+                d.meta.update(stmt.entries)
+            elif isinstance(stmt, S.InputDecl):
+                if kind != "arch":
+                    raise ArchError("`input` belongs in an arch, not a block", stmt.loc, "blocks take their input shape from where they are used")
+                d.input = stmt
+            else:
+                d.body.append(stmt)
+        return d
+
+    @v_args(meta=True, inline=True)
+    def block_def(self, meta: Any, name: Token, params: Any, body: list[S.Stmt]) -> S.Definition:
+        return self._definition("block", meta, name, params, body)
+
+    @v_args(meta=True, inline=True)
+    def arch_def(self, meta: Any, name: Token, params: Any, root: S.Call | None, body: list[S.Stmt]) -> S.Definition:
+        d = self._definition("arch", meta, name, params, body)
+        d.root = root
+        if root is not None and (d.body or d.forward):
+            first = d.forward or d.body[0]
+            raise ArchError("an arch that is a block instance has no members or forward of its own", first.loc, "put them in the block")
+        return d
+
+    def params(self, items: list[S.Param | None]) -> list[S.Param]:
+        return [p for p in items if p is not None]
+
+    @v_args(inline=True)
+    def param(self, name: Token, default: S.Expr | None) -> S.Param:
+        return S.Param(self._tok(name), str(name), default)
+
+    def body(self, items: list[S.Stmt]) -> list[S.Stmt]:
+        return items
+
+    # Statements
+
+    @v_args(meta=True, inline=True)
+    def let_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Let:
+        return S.Let(self._loc(meta), str(name), value)
+
+    @v_args(meta=True, inline=True)
+    def member_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Member:
+        return S.Member(self._loc(meta), str(name), value)
+
+    @v_args(meta=True, inline=True)
+    def item_stmt(self, meta: Any, value: S.Expr) -> S.Member:
+        return S.Member(self._loc(meta), None, value)
+
+    @v_args(meta=True)
+    def if_stmt(self, meta: Any, items: list[Any]) -> S.If:
+        test, body, *rest = items
+        orelse: list[S.Stmt] = rest[-1] if rest and rest[-1] is not None else []
+        for clause in reversed([r for r in rest[:-1]]):
+            orelse = [S.If(clause[0].loc, clause[0], clause[1], orelse)]
+        return S.If(self._loc(meta), test, body, orelse)
+
+    def elif_clause(self, items: list[Any]) -> tuple[S.Expr, list[S.Stmt]]:
+        return items[0], items[1]
+
+    def else_clause(self, items: list[Any]) -> list[S.Stmt]:
+        return list(items[0])
+
+    @v_args(meta=True, inline=True)
+    def for_stmt(self, meta: Any, first: Token, second: Token | None, iterable: S.Expr, body: list[S.Stmt]) -> S.For:
+        if second is None:
+            return S.For(self._loc(meta), None, str(first), iterable, body)
+        return S.For(self._loc(meta), str(first), str(second), iterable, body)
+
+    @v_args(meta=True)
+    def meta_stmt(self, meta: Any, items: list[Any]) -> S.Meta:
+        return S.Meta(self._loc(meta), dict(i for i in items if i is not None))
+
+    @v_args(inline=True)
+    def meta_entry(self, name: Token, value: S.Expr) -> tuple[str, S.Expr]:
+        return str(name), value
+
+    @v_args(meta=True)
+    def input_stmt(self, meta: Any, items: list[S.Expr]) -> S.InputDecl:
+        return S.InputDecl(self._loc(meta), items)
+
+    @v_args(meta=True)
+    def forward_def(self, meta: Any, items: list[Any]) -> S.Forward:
+        arg, *rest = items
+        loc = self._loc(meta)
+        if len(rest) == 1 and isinstance(rest[0], S.Expr):
+            return S.Forward(loc, str(arg), [S.Return(rest[0].loc, [rest[0]])])
+        return S.Forward(loc, str(arg), list(rest))
+
+    @v_args(meta=True, inline=True)
+    def assign_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Assign:
+        return S.Assign(self._loc(meta), str(name), value)
+
+    @v_args(meta=True, inline=True)
+    def aux_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Assign:
+        return S.Assign(self._loc(meta), str(name), value, aux=True)
+
+    @v_args(meta=True)
+    def return_stmt(self, meta: Any, items: list[S.Expr]) -> S.Return:
+        return S.Return(self._loc(meta), items)
+
+    # Expressions
+
+    @v_args(meta=True, inline=True)
+    def cond(self, meta: Any, then: S.Expr, test: S.Expr, orelse: S.Expr) -> S.Cond:
+        return S.Cond(self._loc(meta), then, test, orelse)
+
+    @v_args(meta=True, inline=True)
+    def or_op(self, meta: Any, left: S.Expr, right: S.Expr) -> S.BoolOp:
+        return S.BoolOp(self._loc(meta), "or", left, right)
+
+    @v_args(meta=True, inline=True)
+    def and_op(self, meta: Any, left: S.Expr, right: S.Expr) -> S.BoolOp:
+        return S.BoolOp(self._loc(meta), "and", left, right)
+
+    @v_args(meta=True, inline=True)
+    def not_op(self, meta: Any, operand: S.Expr) -> S.Not:
+        return S.Not(self._loc(meta), operand)
+
+    @v_args(meta=True, inline=True)
+    def compare(self, meta: Any, left: S.Expr, op: Token, right: S.Expr) -> S.Compare:
+        return S.Compare(self._loc(meta), str(op), left, right)
+
+    @v_args(meta=True, inline=True)
+    def binop(self, meta: Any, left: S.Expr, op: Token, right: S.Expr) -> S.BinOp:
+        return S.BinOp(self._tok(op), str(op), left, right)
+
+    @v_args(meta=True, inline=True)
+    def neg(self, meta: Any, operand: S.Expr) -> S.Neg:
+        return S.Neg(self._loc(meta), operand)
+
+    @v_args(meta=True, inline=True)
+    def index(self, meta: Any, target: S.Expr, index: S.Expr) -> S.Index:
+        return S.Index(self._loc(meta), target, index)
+
+    @v_args(inline=True)
+    def number(self, tok: Token) -> S.Const:
+        text = str(tok)
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        return S.Const(self._tok(tok), value)
+
+    @v_args(inline=True)
+    def string(self, tok: Token) -> S.Const:
+        return S.Const(self._tok(tok), str(tok)[1:-1])
+
+    @v_args(meta=True)
+    def true(self, meta: Any, _: list[Any]) -> S.Const:
+        return S.Const(self._loc(meta), True)
+
+    @v_args(meta=True)
+    def false(self, meta: Any, _: list[Any]) -> S.Const:
+        return S.Const(self._loc(meta), False)
+
+    @v_args(meta=True)
+    def none(self, meta: Any, _: list[Any]) -> S.Const:
+        return S.Const(self._loc(meta), None)
+
+    @v_args(inline=True)
+    def name(self, tok: Token) -> S.Name:
+        return S.Name(self._tok(tok), str(tok))
+
+    @v_args(meta=True, inline=True)
+    def input_attr(self, meta: Any, attr: Token) -> S.InputAttr:
+        if str(attr) != "channels":
+            raise ArchError(f"`in` has no property `{attr}`", self._tok(attr), "a block can read `in.channels`")
+        return S.InputAttr(self._loc(meta), str(attr))
+
+    @v_args(meta=True)
+    def tuple(self, meta: Any, items: list[S.Expr | None]) -> S.TupleLit:
+        return S.TupleLit(self._loc(meta), [i for i in items if i is not None])
+
+    @v_args(meta=True)
+    def list(self, meta: Any, items: list[S.Expr | None]) -> S.ListLit:
+        return S.ListLit(self._loc(meta), [i for i in items if i is not None])
+
+    @v_args(meta=True, inline=True)
+    def call(self, meta: Any, func: Token, optional: Token | None, args: Any) -> S.Call:
+        positional: list[S.Expr] = []
+        keywords: dict[str, S.Expr] = {}
+        for a in args or []:
+            if isinstance(a, tuple):
+                key, value = a
+                if key in keywords:
+                    raise ArchError(f"argument `{key}` given twice", value.loc, "give each argument once")
+                keywords[key] = value
+            elif keywords:
+                raise ArchError("a positional argument after a keyword argument", a.loc, "put positional arguments first")
+            else:
+                positional.append(a)
+        return S.Call(self._tok(func), str(func), positional, keywords, optional is not None)
+
+    def args(self, items: list[Any]) -> list[Any]:
+        return [i for i in items if i is not None]
+
+    @v_args(inline=True)
+    def kwarg(self, name: Token, value: S.Expr) -> tuple[str, S.Expr]:
+        return str(name), value
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = sorted({_TOKEN_WORDS.get(t, repr(t.strip('"').lower()) if t.isupper() else repr(t)) for t in expected})
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return ", ".join(words)
+
+
+def parse_text(text: str, file: str) -> S.Module:
+    """Parse spec source text; raises ArchError with the location of the first syntax error."""
+    SOURCES[file] = text
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        loc = Loc(file, max(e.line, 1), max(e.column, 1))
+        if isinstance(e, UnexpectedEOF):
+            raise ArchError("unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
+        if isinstance(e, UnexpectedToken):
+            found = "the end of the file" if e.token.type == "$END" else repr(str(e.token))
+            raise ArchError(f"unexpected {found}", loc, f"expected {_describe_expected(set(e.expected))}") from None
+        if isinstance(e, UnexpectedCharacters):
+            char = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
+            raise ArchError(f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference") from None
+        raise ArchError("syntax error", loc) from None
+    assert isinstance(tree, Tree)
+    try:
+        module = _ToAst(file).transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, ArchError):
+            raise e.orig_exc from None
+        raise
+    assert isinstance(module, S.Module)
+    return module
+
+
+def parse_file(path: Path) -> S.Module:
+    """Read and parse a spec file."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ArchError(f"cannot read {path}: {e.strerror}", None, "check the path") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ArchError("the file is not valid UTF-8", Loc(str(path), line, column), "save the spec as UTF-8 text") from None
+    return parse_text(text, str(path))
