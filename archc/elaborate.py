@@ -320,6 +320,11 @@ class BlockInstance(Instance):
         for stmt in forward.body:
             match stmt:
                 case S.Assign(name=name, value=value, aux=aux):
+                    if aux and isinstance(value, S.Call) and value.optional and value.func not in self.slots:
+                        # `aux a = head?(x)` without the head: no auxiliary output.
+                        scope.values[name] = None
+                        aux_names.add(name)
+                        continue
                     previous = self.elab.training_only
                     self.elab.training_only = previous or aux
                     scope.values[name] = self.eval_tensor(value, scope)
@@ -331,6 +336,8 @@ class BlockInstance(Instance):
                     aux_outputs: list[Tensor] = []
                     for v in values:
                         t = self.eval_tensor(v, scope)
+                        if t is None and isinstance(v, S.Name) and v.name in aux_names:
+                            continue
                         if not isinstance(t, Tensor):
                             raise ArchError("forward must return tensors", v.loc)
                         is_aux = isinstance(v, S.Name) and v.name in aux_names
@@ -450,14 +457,16 @@ def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, A
     return scope.values
 
 
-def elaborate(program: Program, overrides: dict[str, Any] | None = None, max_nodes: int = MAX_NODES) -> Architecture:
-    """Elaborate the spec's arch into the IR."""
+def elaborate(
+    program: Program, overrides: dict[str, Any] | None = None, max_nodes: int = MAX_NODES, input_shape: tuple[int, int, int] | None = None
+) -> Architecture:
+    """Elaborate the spec's arch into the IR; `input_shape` replaces the spec's `input` (channels, height, width)."""
     arch = program.arch()
     params = top_level_params(program, overrides or {})
     scope = Scope(params)
     if arch.input is None:
         raise ArchError(f"`{arch.name}` has no input shape", arch.loc, "add `input (3, 224, 224)` (channels, height, width)")
-    dims = [evaluate(d, scope) for d in arch.input.dims]
+    dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]
     for d, e in zip(dims, arch.input.dims, strict=True):
         if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
             raise ArchError(f"input sizes must be positive integers, got {d!r}", e.loc)

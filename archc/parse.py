@@ -6,7 +6,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from archc import syntax as S
@@ -39,7 +39,7 @@ _TOKEN_WORDS = {
 
 @cache
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "texpr"])
 
 
 class _ToAst(Transformer[Token, Any]):
@@ -278,9 +278,22 @@ def _describe_expected(expected: set[str]) -> str:
 
 def parse_text(text: str, file: str) -> S.Module:
     """Parse spec source text; raises ArchError with the location of the first syntax error."""
+    module = _parse(text, file, "start")
+    assert isinstance(module, S.Module)
+    return module
+
+
+def parse_expression(text: str, file: str) -> S.Expr:
+    """Parse one expression (a `-D NAME=VALUE` value)."""
+    expr = _parse(text, file, "texpr")
+    assert isinstance(expr, S.Expr)
+    return expr
+
+
+def _parse(text: str, file: str, start: str) -> Any:
     SOURCES[file] = text
     try:
-        tree = _parser().parse(text)
+        tree = _parser().parse(text, start=start)
     except UnexpectedInput as e:
         loc = Loc(file, max(e.line, 1), max(e.column, 1))
         if isinstance(e, UnexpectedEOF):
@@ -292,15 +305,12 @@ def parse_text(text: str, file: str) -> S.Module:
             char = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
             raise ArchError(f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference") from None
         raise ArchError("syntax error", loc) from None
-    assert isinstance(tree, Tree)
     try:
-        module = _ToAst(file).transform(tree)
+        return _ToAst(file).transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, ArchError):
             raise e.orig_exc from None
         raise
-    assert isinstance(module, S.Module)
-    return module
 
 
 def parse_file(path: Path) -> S.Module:

@@ -12,6 +12,7 @@ instance agrees on. The Python side decides everything; the template only lays o
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from archc.symbolic import UNKNOWN, Sym, Unknown, is_unknown, literal, same_valu
 TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
-RESERVED = {"self", "torch", "nn", "F", "Tensor", "Optional", "Tuple", "List", "OrderedDict", "super", "channels", "x"}
+RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
 
 
 @dataclass
@@ -256,7 +257,7 @@ class ClassWriter:
         optional = (_declared_members(then) ^ _declared_members(orelse)) if self.defn.forward else set()
         for name in sorted(optional, key=lambda n: _first_position(self.defn.body, n)):
             self.optional_members.add(name)
-            self.emit(f"self.{name}: Optional[nn.Module] = None", indent)
+            self.emit(f"self.{name} = None", indent)
         self.symbolic_control += 1
         self.enter_control(indent)
         if self.shape_only:
@@ -378,10 +379,21 @@ class ClassWriter:
                 _check_identifier(stmt.name, stmt.loc) if stmt.name != "x" else None
                 if stmt.aux:
                     self.aux_names.append(stmt.name)
-                    self.line(f"{stmt.name}: Optional[Tensor] = None")
-                    self.line("if self.training:")
+                    self.line(f"{stmt.name}: Tensor | None = None")
+                    value = stmt.value
+                    # `aux a = head?(x)`: no head, no auxiliary output (None), as torchvision's aux_logits=False.
+                    if isinstance(value, S.Call) and value.optional and value.func in self.declared:
+                        if value.func not in self.members:
+                            env[stmt.name] = None
+                            self.forward_vars.add(stmt.name)
+                            continue
+                        value = S.Call(value.loc, value.func, value.args, value.kwargs, False)
+                        guard = f"if self.training and self.{value.func} is not None:"
+                    else:
+                        guard = "if self.training:"
+                    self.line(guard)
                     mark = len(self.forward_lines)
-                    value = self.tensor(stmt.value, env, stmt.name)
+                    value = self.tensor(value, env, stmt.name)
                     self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
                 else:
                     value = self.tensor(stmt.value, env, stmt.name)
@@ -392,17 +404,17 @@ class ClassWriter:
                 self.forward_vars.add(stmt.name)
             elif isinstance(stmt, S.Return):
                 outs = [self.tensor(v, env, "out") for v in stmt.values]
-                names = [o.var if isinstance(o, TVal) else literal(o) for o in outs]
+                names = [o.var if isinstance(o, TVal) else v.name if isinstance(v, S.Name) and v.name in self.aux_names else literal(o) for o, v in zip(outs, stmt.values, strict=True)]
                 if len(outs) == 1:
                     self.line(f"return {names[0]}")
                 else:
-                    types = ", ".join("Optional[Tensor]" if n in self.aux_names else "Tensor" for n in names)
-                    self.returns = f"Tuple[{types}]"
+                    types = ", ".join("Tensor | None" if n in self.aux_names else "Tensor" for n in names)
+                    self.returns = f"tuple[{types}]"
                     self.line("if torch.jit.is_scripting():")
                     self.line(f"    return {', '.join(names)}")
                     self.line(f"return self.eager_outputs({', '.join(names)})")
                     main = [n for n in names if n not in self.aux_names]
-                    params = ", ".join(f"{n}: {'Optional[Tensor]' if n in self.aux_names else 'Tensor'}" for n in names)
+                    params = ", ".join(f"{n}: {'Tensor | None' if n in self.aux_names else 'Tensor'}" for n in names)
                     self.extra.append(
                         "\n".join(
                             [
@@ -450,7 +462,7 @@ class ClassWriter:
                 if func not in self.members:
                     return x
                 out_shape = self.apply_member(func, x, expr.loc)
-                if optional or self.members[func].optional:
+                if optional:
                     if x.var != target:
                         self.line(f"{target} = {x.var}")
                     self.line(f"if self.{func} is not None:")
@@ -600,9 +612,9 @@ def _annotation(value: Any) -> str:
     if isinstance(value, str):
         return "str"
     if isinstance(value, tuple):
-        return "Tuple[int, ...]" if all(isinstance(v, int) for v in value) else "tuple"
+        return "tuple[int, ...]" if all(isinstance(v, int) for v in value) else "tuple"
     if isinstance(value, list):
-        return "List[int]" if all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "list"
+        return "list[int]" if all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "list"
     return "Any"
 
 
@@ -674,14 +686,26 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         function_body=body,
         meta=meta,
         input_shape=arch.input_shape,
-        needs_optional="Optional[" in source,
-        needs_tuple="Tuple[" in source,
-        needs_list="List[" in source,
-        needs_functional="F." in source,
-        needs_ordered_dict="OrderedDict(" in source,
-        needs_any=": Any" in source,
-        uses_math="math." in source,
+        imports=_imports(source),
     )
+
+
+def _imports(source: str) -> list[str]:
+    """The import lines the generated code needs, in isort order."""
+    lines = []
+    if re.search(r"\bmath\.", source):
+        lines.append("import math")
+    if "OrderedDict(" in source:
+        lines.append("from collections import OrderedDict")
+    if re.search(r"\bAny\b", source):
+        lines.append("from typing import Any")
+    lines.append("")
+    if re.search(r"\btorch\.", source):
+        lines.append("import torch")
+    if re.search(r"\bF\.", source):
+        lines.append("import torch.nn.functional as F")
+    lines.append("from torch import Tensor, nn")
+    return lines if lines[0] else lines[1:]
 
 
 def _all_lines(classes: list[ClassCode]) -> list[str]:

@@ -1,0 +1,118 @@
+"""The command line: `archc compile | check | summary | ir`.
+
+Exit codes: 0 success, 1 a located error in a spec, 2 a usage error, 3 an internal error (a bug in archc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from archc import __version__
+from archc.compiler import Compiled, compile_spec, parse_overrides
+from archc.errors import ArchError
+
+
+def _input_shape(text: str) -> tuple[int, int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, e.g. 3x224x224, got {text!r}")
+    c, h, w = (int(p) for p in parts)
+    return c, h, w
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (.arch) to PyTorch.")
+    parser.add_argument("--version", action="version", version=f"archc {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def spec_command(name: str, help_text: str, many: bool) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC" if not many else "SPEC", help="a .arch file")
+        p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
+        p.add_argument("--max-nodes", type=int, default=200_000, help="refuse networks with more graph nodes (default 200000)")
+        return p
+
+    p = spec_command("compile", "write the PyTorch module of each spec", True)
+    p.add_argument("-o", "--output", type=Path, default=Path("generated"), metavar="DIR", help="output directory (default generated/)")
+    spec_command("check", "parse, elaborate and type-check specs without writing anything", True)
+    p = spec_command("summary", "per-layer output shapes and parameter counts", False)
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = spec_command("ir", "print the elaborated IR as JSON", False)
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
+    return parser
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.defines)
+    if args.command in ("compile", "check"):
+        failed = False
+        results: list[tuple[Compiled, str]] = []
+        for spec in args.specs:
+            try:
+                compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes)
+                results.append((compiled, compiled.python()))
+            except ArchError as e:
+                print(e.render(), file=sys.stderr)
+                failed = True
+        if failed:
+            return 1
+        for compiled, source in results:
+            if args.command == "compile":
+                target = args.output / f"{compiled.module_name}.py"
+                _write_atomic(target, source)
+                print(f"{compiled.path} -> {target}")
+            else:
+                print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
+        return 0
+    compiled = compile_spec(args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes)
+    if args.command == "ir":
+        print(compiled.arch.model_dump_json(indent=1))
+    elif args.json:
+        from archc.summary import summary_data
+
+        print(json.dumps(summary_data(compiled), indent=1))
+    else:
+        from archc.summary import print_summary
+
+        print_summary(compiled)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `archc` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ArchError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except RecursionError:
+        print("error: the spec nests too deeply to process", file=sys.stderr)
+        return 1
+    except Exception as e:  # an archc bug: one line, the traceback on request
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return 3

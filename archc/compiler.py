@@ -1,0 +1,67 @@
+"""The pipeline in one place: parse > elaborate > passes > emitters, for the CLI and the Python API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archc.elaborate import MAX_NODES, Program, elaborate, load_program
+from archc.errors import ArchError
+from archc.evaluate import Scope, evaluate
+from archc.ir import Architecture
+from archc.parse import parse_expression
+from archc.passes.params import ParamReport, count_params
+
+
+@dataclass
+class Compiled:
+    """A spec elaborated, with its parameter counts."""
+
+    path: Path
+    program: Program
+    arch: Architecture
+    params: ParamReport
+
+    @property
+    def module_name(self) -> str:
+        """The generated module's and constructor's name: the spec file's stem."""
+        return self.path.stem
+
+    def python(self) -> str:
+        """The generated PyTorch module's source."""
+        from archc.emit.torch import emit_python
+
+        return emit_python(self.program, self.arch, _display_path(self.path), self.module_name)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def parse_overrides(defines: list[str]) -> dict[str, Any]:
+    """`-D NAME=VALUE` strings -> values, each VALUE read as a spec expression."""
+    out: dict[str, Any] = {}
+    for item in defines:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ArchError(f"-D expects NAME=VALUE, got {item!r}", None, "for example -D num_classes=10")
+        out[name] = evaluate(parse_expression(text, f"-D {name}"), Scope())
+    return out
+
+
+def compile_spec(
+    path: Path,
+    overrides: dict[str, Any] | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    text: str | None = None,
+    max_nodes: int = MAX_NODES,
+) -> Compiled:
+    """Parse and elaborate a spec file (or `text` under that file name) and count its parameters."""
+    program = load_program(path, text)
+    arch = elaborate(program, overrides, max_nodes=max_nodes, input_shape=input_shape)
+    return Compiled(path, program, arch, count_params(arch))

@@ -1,0 +1,207 @@
+"""The cases of shared/language-notes.md that no ResNet spec exercises, each compiled and run in PyTorch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from archc.compiler import Compiled
+
+
+def count(tensors: Any) -> int:
+    return sum(t.numel() for t in tensors)
+
+
+def leaf_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    seen: dict[str, tuple[int, ...]] = {}
+    handles = [
+        m.register_forward_hook(lambda mod, a, out, p=p: seen.setdefault(p, tuple(out.shape[1:])) and None)
+        for p, m in model.named_modules()
+        if not list(m.children())
+    ]
+    model(x)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+def assert_pass_matches_module(compiled: Compiled, model: nn.Module) -> None:
+    """The parameter pass and the shape pass agree with the module PyTorch built."""
+    assert compiled.params.params == count(model.parameters())
+    assert compiled.params.buffers == count(model.buffers())
+    model.eval()
+    seen = leaf_shapes(model, torch.randn(2, *compiled.arch.input_shape))
+    first = {}
+    for node in compiled.arch.nodes:
+        if node.module in seen and not node.training_only:
+            first.setdefault(node.module, tuple(node.shape))
+    assert first == seen
+
+
+INCEPTION = """
+block BasicConv2d(out_channels, kernel_size, padding = 0) {
+    conv = conv(out_channels, kernel_size, padding = padding, bias = false)
+    bn = batchnorm(eps = 0.001)
+    forward(x) = relu(bn(conv(x)), inplace = true)
+}
+block Inception(ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj) {
+    branch1 = BasicConv2d(ch1x1, 1)
+    branch2 = seq(BasicConv2d(ch3x3red, 1), BasicConv2d(ch3x3, 3, padding = 1))
+    branch3 = seq(BasicConv2d(ch5x5red, 1), BasicConv2d(ch5x5, 3, padding = 1))
+    branch4 = seq(maxpool(3, stride = 1, padding = 1, ceil_mode = true), BasicConv2d(pool_proj, 1))
+    forward(x) = cat(branch1(x), branch2(x), branch3(x), branch4(x))
+}
+arch Net() {
+    input (192, 28, 28)
+    inception3a = Inception(64, 96, 128, 16, 32, 32)
+}
+"""
+
+
+def test_inception_concatenates_four_branches_like_torchvision(compile_arch: Any) -> None:
+    compiled, module = compile_arch(INCEPTION)
+    model = module.model()
+    assert compiled.arch.nodes[compiled.arch.outputs[0]].shape == [256, 28, 28]
+    assert_pass_matches_module(compiled, model)
+    # torchvision's GoogLeNet inception3a has the same tree: its weights load strictly.
+    reference = torchvision.models.googlenet(aux_logits=False, init_weights=True).inception3a
+    model.inception3a.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    x = torch.randn(2, 192, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference(x), atol=1e-5)
+
+
+AUX = """
+block Head(num_classes) {
+    pool = adaptive_avgpool((1, 1))
+    fc = linear(num_classes)
+    forward(x) = fc(flatten(pool(x), 1))
+}
+arch Net(num_classes = 5, aux_logits = true) {
+    input (3, 32, 32)
+    conv1 = conv(8, 3, padding = 1)
+    if aux_logits {
+        aux1 = Head(num_classes)
+    }
+    conv2 = conv(16, 3, stride = 2, padding = 1)
+    head = Head(num_classes)
+    forward(x) {
+        x = relu(conv1(x))
+        aux a1 = aux1?(x)
+        x = relu(conv2(x))
+        return head(x), a1
+    }
+}
+"""
+
+
+def test_auxiliary_output_is_returned_in_training_mode_only(compile_arch: Any) -> None:
+    compiled, module = compile_arch(AUX)
+    assert len(compiled.arch.aux_outputs) == 1
+    assert all(n.training_only for n in compiled.arch.nodes if n.name.startswith("aux1"))
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    x = torch.randn(4, 3, 32, 32)
+    model.train()
+    logits, aux = model(x)
+    assert logits.shape == aux.shape == (4, 5)
+    model.eval()
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (4, 5)
+    scripted = torch.jit.script(model)
+    assert torch.allclose(scripted(x)[0], out, atol=1e-6)
+
+
+def test_auxiliary_head_switched_off_gives_no_auxiliary_output(compile_arch: Any) -> None:
+    compiled, module = compile_arch(AUX, overrides={"aux_logits": False})
+    assert compiled.arch.aux_outputs == []
+    model = module.model(aux_logits=False)
+    assert not any(k.startswith("aux1") for k in model.state_dict())
+    model.train()
+    logits, aux = model(torch.randn(2, 3, 32, 32))
+    assert aux is None and logits.shape == (2, 5)
+
+
+VGG = """
+block VGGFeatures(cfg, batch_norm = false) {
+    for v in cfg {
+        if v == "M" {
+            maxpool(2, stride = 2)
+        } else {
+            conv(v, 3, padding = 1)
+            if batch_norm {
+                batchnorm()
+            }
+            relu(inplace = true)
+        }
+    }
+}
+arch Net(batch_norm = false) {
+    input (3, 64, 64)
+    features = VGGFeatures([64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"], batch_norm = batch_norm)
+}
+"""
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_config_list_loop_numbers_layers_like_torchvision_vgg(compile_arch: Any, batch_norm: bool) -> None:
+    compiled, module = compile_arch(VGG, overrides={"batch_norm": batch_norm})
+    model = module.model(batch_norm=batch_norm)
+    assert_pass_matches_module(compiled, model)
+    reference = (torchvision.models.vgg11_bn() if batch_norm else torchvision.models.vgg11()).features
+    model.features.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference(x), atol=1e-5)
+
+
+SCALED = """
+block Block35(scale = 1.0) {
+    branch = conv(in.channels, 3, padding = 1)
+    forward(x) = relu(x + branch(x) * scale)
+}
+arch Net() {
+    input (8, 16, 16)
+    block = Block35(scale = 0.17)
+}
+"""
+
+
+def test_scalar_scaled_residual_computes_x_plus_scale_times_branch(compile_arch: Any) -> None:
+    compiled, module = compile_arch(SCALED)
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        expected = torch.relu(x + 0.17 * model.block.branch(x))
+        assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+SEPARABLE = """
+block SeparableConv2d(out_channels, stride = 1) {
+    conv1 = conv(in.channels, 3, stride = stride, padding = 1, groups = in.channels, bias = false)
+    pointwise = conv(out_channels, 1, bias = false)
+}
+arch Net() {
+    input (32, 20, 20)
+    sep = SeparableConv2d(64, stride = 2)
+}
+"""
+
+
+def test_depthwise_separable_conv_groups_by_input_channels(compile_arch: Any) -> None:
+    compiled, module = compile_arch(SEPARABLE)
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    depthwise = model.sep.conv1
+    assert depthwise.groups == depthwise.in_channels == depthwise.out_channels == 32
+    assert compiled.arch.nodes[compiled.arch.outputs[0]].shape == [64, 10, 10]
+    assert compiled.params.params == 32 * 3 * 3 + 32 * 64
