@@ -131,7 +131,9 @@ class Elaborator:
         defn = self.program.definitions.get(call.func)
         if defn is None or defn.kind != "block":
             known = set(ops.OPS) | {n for n, d in self.program.definitions.items() if d.kind == "block"} | {SEQ}
-            raise ArchError(f"unknown op or block `{call.func}`", call.loc, did_you_mean(call.func, known) or "define it with `block` or import it")
+            raise ArchError(
+                f"unknown op or block `{call.func}`", call.loc, did_you_mean(call.func, known) or "define it with `block` or import it"
+            )
         return Spec("block", defn.name, call.loc, attrs=self.bind_block_args(defn, args, kwargs, call.loc, scope))
 
     def bind_block_args(self, defn: S.Definition, args: list[Any], kwargs: dict[str, Any], loc: Loc, scope: Scope | None) -> dict[str, Any]:
@@ -141,7 +143,9 @@ class Elaborator:
         bound = dict(zip(names, args, strict=False))
         for key, value in kwargs.items():
             if key not in names:
-                raise ArchError(f"{defn.name} has no parameter `{key}`", loc, did_you_mean(key, set(names)) or f"{defn.name}({', '.join(names)})")
+                raise ArchError(
+                    f"{defn.name} has no parameter `{key}`", loc, did_you_mean(key, set(names)) or f"{defn.name}({', '.join(names)})"
+                )
             if key in bound:
                 raise ArchError(f"{defn.name}: argument `{key}` given twice", loc)
             bound[key] = value
@@ -194,7 +198,9 @@ class Elaborator:
                 attrs = ops.infer_attrs(op, spec.attrs, x.shape)
             except ops.OpError as e:
                 raise ArchError(e.message, spec.loc, e.hint) from None
-            module = ModuleNode(name=name, path=path, kind="op", type=spec.type, attrs=attrs, input_shape=list(x.shape), loc=_location(spec.loc))
+            module = ModuleNode(
+                name=name, path=path, kind="op", type=spec.type, attrs=attrs, input_shape=list(x.shape), loc=_location(spec.loc)
+            )
             return OpInstance(self, module, spec)
         if spec.kind == "seq":
             module = ModuleNode(name=name, path=path, kind="seq", type=SEQ, input_shape=list(x.shape), loc=_location(spec.loc))
@@ -205,7 +211,9 @@ class Elaborator:
         defn = self.program.definitions[spec.type]
         return self.instantiate_block(defn, spec.attrs, name, path, x, "block", spec.loc)
 
-    def instantiate_block(self, defn: S.Definition, args: dict[str, Any], name: str, path: str, x: Tensor, kind: str, loc: Loc) -> BlockInstance:
+    def instantiate_block(
+        self, defn: S.Definition, args: dict[str, Any], name: str, path: str, x: Tensor, kind: str, loc: Loc
+    ) -> BlockInstance:
         self.depth += 1
         if self.depth > 200:
             raise ArchError(f"blocks nest over 200 deep at `{defn.name}`", loc, "a block may not use itself, directly or through others")
@@ -365,14 +373,20 @@ class BlockInstance(Instance):
                         return x
                     return self.member(func, x, expr.loc).apply(x, expr.loc)
                 if func in self.declared:
-                    raise ArchError(f"member `{func}` does not exist for these arguments", expr.loc, f"write `{func}?(...)` to pass the input through when it is absent")
+                    raise ArchError(
+                        f"member `{func}` does not exist for these arguments",
+                        expr.loc,
+                        f"write `{func}?(...)` to pass the input through when it is absent",
+                    )
                 if optional:
                     raise ArchError(f"no member `{func}`", expr.loc, did_you_mean(func, set(self.slots)))
                 if func == CAT:
                     tensors = [self.eval_tensor(a, scope) for a in args]
                     if kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
                         raise ArchError("cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                    return self.elab.add_node(ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc)
+                    return self.elab.add_node(
+                        ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
+                    )
                 op = ops.lookup(func)
                 if op is not None:
                     return self.inline_op(op, expr, scope)
@@ -384,12 +398,16 @@ class BlockInstance(Instance):
                 if isinstance(lv, Tensor) and isinstance(rv, Tensor):
                     if op != "+":
                         raise ArchError(f"tensors combine with `+` only, not `{op}`", expr.loc, "scale a tensor by a number with `*`")
-                    return self.elab.add_node(ops.ADD, None, self.elab.inline_name(self.module.path, ops.ADD), {}, [lv, rv], self.module.path, expr.loc)
+                    return self.elab.add_node(
+                        ops.ADD, None, self.elab.inline_name(self.module.path, ops.ADD), {}, [lv, rv], self.module.path, expr.loc
+                    )
                 if isinstance(lv, Tensor) or isinstance(rv, Tensor):
                     t, k = (lv, rv) if isinstance(lv, Tensor) else (rv, lv)
                     if op != "*" or isinstance(k, bool) or not isinstance(k, (int, float)):
                         raise ArchError(f"a tensor can be multiplied by a number, not combined with `{op}` and {k!r}", expr.loc)
-                    return self.elab.add_node(ops.MUL, None, self.elab.inline_name(self.module.path, ops.MUL), {"scale": k}, [t], self.module.path, expr.loc)
+                    return self.elab.add_node(
+                        ops.MUL, None, self.elab.inline_name(self.module.path, ops.MUL), {"scale": k}, [t], self.module.path, expr.loc
+                    )
                 return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
             case S.Name(name=name):
                 found, value = scope.lookup(name)
@@ -445,7 +463,11 @@ def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, A
     names = {p.name for p in arch.params}
     for key in overrides:
         if key not in names:
-            raise ArchError(f"`{arch.name}` has no parameter `{key}`", arch.loc, did_you_mean(key, names) or f"its parameters: {', '.join(sorted(names)) or 'none'}")
+            raise ArchError(
+                f"`{arch.name}` has no parameter `{key}`",
+                arch.loc,
+                did_you_mean(key, names) or f"its parameters: {', '.join(sorted(names)) or 'none'}",
+            )
     scope = Scope()
     for p in arch.params:
         if p.name in overrides:

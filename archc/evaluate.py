@@ -23,7 +23,7 @@ class Scope:
     def __init__(self, values: dict[str, Any] | None = None, parent: Scope | None = None, in_channels: Any = None) -> None:
         self.values: dict[str, Any] = dict(values or {})
         self.parent = parent
-        self.in_channels = in_channels if in_channels is not None or parent is None else parent.in_channels
+        self.in_channels: Any = in_channels if in_channels is not None or parent is None else parent.in_channels
 
     def lookup(self, name: str) -> tuple[bool, Any]:
         scope: Scope | None = self
@@ -171,7 +171,11 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
 def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
     if op == "*" and isinstance(lv, (list, tuple)) != isinstance(rv, (list, tuple)):
         count = rv if isinstance(lv, (list, tuple)) else lv
-        if isinstance(count, int) and not isinstance(count, bool) and count * len(lv if isinstance(lv, (list, tuple)) else rv) > MAX_SEQUENCE:
+        if (
+            isinstance(count, int)
+            and not isinstance(count, bool)
+            and count * len(lv if isinstance(lv, (list, tuple)) else rv) > MAX_SEQUENCE
+        ):
             raise ArchError(f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
     numeric = (int, float, Sym, Unknown)
     if op in _BINOPS and isinstance(lv, numeric) and isinstance(rv, numeric) and not isinstance(lv, bool) and not isinstance(rv, bool):

@@ -56,7 +56,9 @@ def _flat(shape: Shape, op: str) -> Shape:
 def _window_out(size: Any, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: Any) -> Any:
     """PyTorch's output size of a sliding window (conv and pooling)."""
     if isinstance(size, Unknown) or any(isinstance(v, (Unknown, Sym)) for v in (kernel, stride, padding, dilation, ceil_mode)):
-        return UNKNOWN if isinstance(size, Unknown) or not isinstance(size, Sym) else _symbolic_window(size, kernel, stride, padding, dilation)
+        return (
+            UNKNOWN if isinstance(size, Unknown) or not isinstance(size, Sym) else _symbolic_window(size, kernel, stride, padding, dilation)
+        )
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     if ceil_mode:
         out = -(-span // stride) + 1
@@ -223,7 +225,7 @@ class Op:
     doc: str
     args: tuple[tuple[str, Any], ...]
     shape: Callable[[Attrs, Shape], Shape]
-    module: Callable[[Attrs], tuple[str, list[Any], Attrs]] | None
+    module: Callable[[Attrs], tuple[str, list[Any], Attrs]]
     # Inline form: function name and the keyword arguments it takes, or None when the op has weights.
     functional: str | None = None
     check: Callable[[Attrs, Shape], None] | None = None
@@ -244,7 +246,15 @@ OPS: dict[str, Op] = {
         Op(
             "conv",
             "2-D convolution (`nn.Conv2d`); in_channels is inferred.",
-            (("out_channels", REQUIRED), ("kernel_size", REQUIRED), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1), ("bias", True)),
+            (
+                ("out_channels", REQUIRED),
+                ("kernel_size", REQUIRED),
+                ("stride", 1),
+                ("padding", 0),
+                ("dilation", 1),
+                ("groups", 1),
+                ("bias", True),
+            ),
             _conv_shape,
             _conv_module,
             check=_conv_check,

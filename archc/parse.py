@@ -76,7 +76,9 @@ class _ToAst(Transformer[Token, Any]):
                 d.meta.update(stmt.entries)
             elif isinstance(stmt, S.InputDecl):
                 if kind != "arch":
-                    raise ArchError("`input` belongs in an arch, not a block", stmt.loc, "blocks take their input shape from where they are used")
+                    raise ArchError(
+                        "`input` belongs in an arch, not a block", stmt.loc, "blocks take their input shape from where they are used"
+                    )
                 d.input = stmt
             else:
                 d.body.append(stmt)
@@ -238,11 +240,11 @@ class _ToAst(Transformer[Token, Any]):
         return S.InputAttr(self._loc(meta), str(attr))
 
     @v_args(meta=True)
-    def tuple(self, meta: Any, items: list[S.Expr | None]) -> S.TupleLit:
+    def tuple_lit(self, meta: Any, items: list[S.Expr | None]) -> S.TupleLit:
         return S.TupleLit(self._loc(meta), [i for i in items if i is not None])
 
     @v_args(meta=True)
-    def list(self, meta: Any, items: list[S.Expr | None]) -> S.ListLit:
+    def list_lit(self, meta: Any, items: list[S.Expr | None]) -> S.ListLit:
         return S.ListLit(self._loc(meta), [i for i in items if i is not None])
 
     @v_args(meta=True, inline=True)
@@ -302,8 +304,11 @@ def _parse(text: str, file: str, start: str) -> Any:
             found = "the end of the file" if e.token.type == "$END" else repr(str(e.token))
             raise ArchError(f"unexpected {found}", loc, f"expected {_describe_expected(set(e.expected))}") from None
         if isinstance(e, UnexpectedCharacters):
-            char = text[e.pos_in_stream] if 0 <= e.pos_in_stream < len(text) else "?"
-            raise ArchError(f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference") from None
+            pos = e.pos_in_stream if e.pos_in_stream is not None else -1
+            char = text[pos] if 0 <= pos < len(text) else "?"
+            raise ArchError(
+                f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference"
+            ) from None
         raise ArchError("syntax error", loc) from None
     try:
         return _ToAst(file).transform(tree)

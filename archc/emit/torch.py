@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ import jinja2
 from archc import ops
 from archc import syntax as S
 from archc.elaborate import CAT, SEQ, Program, _declared_members
-from archc.errors import ArchError, Loc
+from archc.errors import SOURCES, ArchError, Loc
 from archc.evaluate import BUILTINS, Scope, evaluate
 from archc.ir import Architecture, ModuleNode
-from archc.symbolic import UNKNOWN, Sym, Unknown, is_unknown, literal, same_value
+from archc.symbolic import UNKNOWN, Sym, conditional, is_unknown, literal, same_value
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -68,7 +69,7 @@ class Placeholder:
 class ClassCode:
     name: str
     base: str
-    doc: str
+    doc: list[str]
     signature: list[str]
     init: list[str]
     forward: list[str]
@@ -100,7 +101,11 @@ class Generator:
             node = _find(inst, relpath)
             if node is None:
                 continue
-            values.append(node.input_shape[0] if attr == "in_channels" and node.kind != "op" else node.attrs.get(attr, node.input_shape[0] if node.input_shape else None))
+            values.append(
+                node.input_shape[0]
+                if attr == "in_channels" and node.kind != "op"
+                else node.attrs.get(attr, node.input_shape[0] if node.input_shape else None)
+            )
         distinct = {repr(v) for v in values}
         if len(distinct) != 1:
             raise ArchError(
@@ -153,6 +158,7 @@ class ClassWriter:
         self.returns = "Tensor"
         self.extra: list[str] = []
         self._start_shape: tuple[Any, ...] = ()
+        self.scope = Scope()
 
     # Evaluation of member constructors, symbolically
 
@@ -187,8 +193,8 @@ class ClassWriter:
             lines: list[str] = []
             shape = in_shape
             named = any(n is not None for n, _ in spec.items)
-            for i, (name, item) in enumerate(spec.items):
-                key = str(i) if name is None else name
+            for i, (item_name, item) in enumerate(spec.items):
+                key = str(i) if item_name is None else item_name
                 item_lines, shape = self.ctor(item, shape, f"{relpath}.{key}")
                 if self.shape_only:
                     continue
@@ -200,7 +206,15 @@ class ClassWriter:
             if self.shape_only:
                 return [], shape
             if named:
-                return ["nn.Sequential(", "    OrderedDict(", "        [", *("        " + line for line in lines), "        ]", "    )", ")"], shape
+                return [
+                    "nn.Sequential(",
+                    "    OrderedDict(",
+                    "        [",
+                    *("        " + line for line in lines),
+                    "        ]",
+                    "    )",
+                    ")",
+                ], shape
             return ["nn.Sequential(", *lines, ")"], shape
         defn = self.gen.program.definitions[spec.type]
         in_channels = in_shape[0]
@@ -267,9 +281,9 @@ class ClassWriter:
             self.seq_shape = start
             self.body(orelse, scope, indent)
             if then_shape and self.seq_shape:
-                from archc.symbolic import conditional
-
-                self.seq_shape = tuple(conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False))
+                self.seq_shape = tuple(
+                    conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False)
+                )
         else:
             self.emit(f"if {cond.code}:", indent)
             mark = len(self.init)
@@ -370,30 +384,32 @@ class ClassWriter:
     def forward(self, scope: Scope, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
         assert self.defn.forward is not None
         fwd = self.defn.forward
-        _check_identifier(fwd.arg, fwd.loc) if fwd.arg != "x" else None
+        if fwd.arg != "x":
+            _check_identifier(fwd.arg, fwd.loc)
         env: dict[str, Any] = {fwd.arg: TVal(fwd.arg, in_shape)}
         self.forward_vars = {fwd.arg}
         self.scope = scope
         for stmt in fwd.body:
             if isinstance(stmt, S.Assign):
-                _check_identifier(stmt.name, stmt.loc) if stmt.name != "x" else None
+                if stmt.name != "x":
+                    _check_identifier(stmt.name, stmt.loc)
                 if stmt.aux:
                     self.aux_names.append(stmt.name)
                     self.line(f"{stmt.name}: Tensor | None = None")
-                    value = stmt.value
+                    source = stmt.value
                     # `aux a = head?(x)`: no head, no auxiliary output (None), as torchvision's aux_logits=False.
-                    if isinstance(value, S.Call) and value.optional and value.func in self.declared:
-                        if value.func not in self.members:
+                    if isinstance(source, S.Call) and source.optional and source.func in self.declared:
+                        if source.func not in self.members:
                             env[stmt.name] = None
                             self.forward_vars.add(stmt.name)
                             continue
-                        value = S.Call(value.loc, value.func, value.args, value.kwargs, False)
-                        guard = f"if self.training and self.{value.func} is not None:"
+                        source = S.Call(source.loc, source.func, source.args, source.kwargs, False)
+                        guard = f"if self.training and self.{source.func} is not None:"
                     else:
                         guard = "if self.training:"
                     self.line(guard)
                     mark = len(self.forward_lines)
-                    value = self.tensor(value, env, stmt.name)
+                    value = self.tensor(source, env, stmt.name)
                     self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
                 else:
                     value = self.tensor(stmt.value, env, stmt.name)
@@ -404,7 +420,10 @@ class ClassWriter:
                 self.forward_vars.add(stmt.name)
             elif isinstance(stmt, S.Return):
                 outs = [self.tensor(v, env, "out") for v in stmt.values]
-                names = [o.var if isinstance(o, TVal) else v.name if isinstance(v, S.Name) and v.name in self.aux_names else literal(o) for o, v in zip(outs, stmt.values, strict=True)]
+                names = [
+                    o.var if isinstance(o, TVal) else v.name if isinstance(v, S.Name) and v.name in self.aux_names else literal(o)
+                    for o, v in zip(outs, stmt.values, strict=True)
+                ]
                 if len(outs) == 1:
                     self.line(f"return {names[0]}")
                 else:
@@ -491,7 +510,7 @@ class ClassWriter:
                 return TVal(target, shape)
             case S.Call(func=func) if func in BUILTINS:
                 return self.scalar(expr)
-            case S.BinOp(op=op, left=left, right=right):
+            case S.BinOp(left=left, right=right):
                 right_names = _names(right)
                 left_target = target if target not in right_names else self.fresh(target)
                 lv = self.tensor(left, env, left_target)
@@ -534,7 +553,9 @@ class ClassWriter:
         for name, code in self.self_scalars.items():
             init.append(f"self.{name} = {code}")
         base = "nn.Sequential" if self.sequential else "nn.Module"
-        return ClassCode(class_name, base, doc, params, init, [] if self.sequential else self.forward_lines, self.returns, self.extra)
+        return ClassCode(
+            class_name, base, docstring_lines(doc), params, init, [] if self.sequential else self.forward_lines, self.returns, self.extra
+        )
 
 
 def sum_channels(values: list[Any]) -> Any:
@@ -675,8 +696,9 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         body = f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"
 
     source = "\n".join(_all_lines(classes))
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    meta = arch.meta
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False
+    )
     return env.get_template("module.py.j2").render(
         spec_path=spec_path,
         classes=classes,
@@ -684,7 +706,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         function_params=params,
         return_class=return_class,
         function_body=body,
-        meta=meta,
+        module_doc=_module_doc(arch.meta),
         input_shape=arch.input_shape,
         imports=_imports(source),
     )
@@ -720,7 +742,40 @@ def _all_lines(classes: list[ClassCode]) -> list[str]:
 
 
 def _doc(defn: S.Definition) -> str:
-    return ""
+    """The comment block right above a definition in the spec, which becomes the class docstring."""
+    text = SOURCES.get(defn.loc.file)
+    if text is None:
+        return ""
+    lines = text.splitlines()[: defn.loc.line - 1]
+    comment: list[str] = []
+    while lines and lines[-1].lstrip().startswith("#"):
+        comment.insert(0, lines.pop().strip().lstrip("#").strip())
+    return " ".join(comment)
+
+
+def _escape_doc(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _module_doc(meta: dict[str, Any]) -> list[str]:
+    """The generated module's docstring: the paper, its year and the reference implementation from `meta`."""
+    if not meta.get("paper"):
+        return []
+    head = _escape_doc(meta["paper"]) + (f" ({_escape_doc(meta['year'])})" if meta.get("year") else "") + "."
+    lines = ['"""' + head]
+    if meta.get("reference"):
+        lines += ["", f"Reference implementation: {_escape_doc(meta['reference'])}."]
+    return [*lines, '"""']
+
+
+def docstring_lines(text: str, width: int = 100) -> list[str]:
+    """A docstring holding `text` as inert text: backslashes and quotes cannot end it early."""
+    if not text:
+        return []
+    lines = textwrap.wrap(_escape_doc(text), width) or [""]
+    if len(lines) == 1:
+        return [f'"""{lines[0]}"""']
+    return ['"""' + lines[0], *lines[1:], '"""']
 
 
 def _definition_order(program: Program, root: S.Definition) -> list[str]:
@@ -759,7 +814,3 @@ def _called_names(nodes: list[Any]) -> list[str]:
 
     walk(nodes)
     return out
-
-
-def unknown_free(value: Any) -> bool:
-    return not isinstance(value, Unknown)

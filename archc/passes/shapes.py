@@ -45,7 +45,9 @@ def infer_shape(op: str, attrs: dict[str, Any], inputs: list[Shape], loc: Loc) -
         out = row.shape(attrs, shape)
         for d in out:
             if isinstance(d, int) and d <= 0:
-                raise OpError(f"{op} gives an empty output {fmt_shape(out)} from {fmt_shape(shape)}", "use a larger input or fewer downsampling steps")
+                raise OpError(
+                    f"{op} gives an empty output {fmt_shape(out)} from {fmt_shape(shape)}", "use a larger input or fewer downsampling steps"
+                )
         return out
     except OpError as e:
         raise ArchError(e.message, loc, e.hint) from None
