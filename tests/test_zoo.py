@@ -162,3 +162,10 @@ def test_generated_module_runs_on_cuda_like_on_cpu(built: Any) -> None:
         gpu = model.cuda()(x.cuda()).cpu()
     model.cpu()
     assert (gpu - cpu).abs().max().item() <= 1e-3 * cpu.abs().max().item()
+
+
+def test_command_line_override_becomes_the_constructor_default(tmp_path: Path) -> None:
+    compiled = compile_spec(SPECS / "resnet18.arch", {"num_classes": 10})
+    assert compiled.arch.nodes[compiled.arch.outputs[0]].shape == [10]
+    module = load_source(compiled.python(), "resnet18", tmp_path)
+    assert module.resnet18()(torch.randn(1, 3, 64, 64)).shape == (1, 10)

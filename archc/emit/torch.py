@@ -31,7 +31,15 @@ from archc.symbolic import UNKNOWN, Sym, conditional, is_unknown, literal, same_
 TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
-RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
+RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x", "in_channels"}
+# Attributes of nn.Module and nn.Sequential that a member of the same name would shadow.
+MODULE_ATTRIBUTES = {
+    "add_module", "append", "apply", "bfloat16", "buffers", "children", "cpu", "cuda", "double", "eager_outputs", "eval",
+    "extend", "float", "forward", "get_buffer", "get_parameter", "get_submodule", "half", "insert", "load_state_dict",
+    "modules", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop",
+    "register_buffer", "register_module", "register_parameter", "requires_grad_", "share_memory", "state_dict", "to",
+    "train", "training", "type", "zero_grad",
+}  # fmt: skip
 
 
 @dataclass
@@ -77,9 +85,12 @@ class ClassCode:
     extra_methods: list[str]
 
 
-def _check_identifier(name: str, loc: Loc) -> None:
-    if keyword.iskeyword(name) or name in RESERVED or name.startswith("__"):
-        raise ArchError(f"`{name}` cannot be used as a name in generated Python", loc, "rename it")
+def _check_identifier(name: str, loc: Loc, member: bool = False) -> None:
+    if keyword.iskeyword(name) or name in RESERVED or name.startswith("__") or (member and name in MODULE_ATTRIBUTES):
+        what = "a member" if member else "a name"
+        raise ArchError(
+            f"`{name}` cannot be {what} in generated Python: it is taken by Python or PyTorch", loc, f"rename it, e.g. `{name}_`"
+        )
 
 
 class Generator:
@@ -337,7 +348,7 @@ class ClassWriter:
         if not isinstance(spec, MemberSpec):
             raise ArchError(f"a member must be a module, got {spec!r}", loc, "use `let` for values")
         if name is not None:
-            _check_identifier(name, loc)
+            _check_identifier(name, loc, member=True)
         if self.defn.forward is not None:
             if name is None:
                 raise ArchError("a block with a forward names its members", loc, "give it a name: `name = ...`")
@@ -639,12 +650,17 @@ def _annotation(value: Any) -> str:
     return "Any"
 
 
-def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool) -> list[str]:
+def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, values: dict[str, Any] | None = None) -> list[str]:
+    """Constructor parameters with annotations and defaults; `values` replaces the defaults (`-D` overrides)."""
     parts = ["in_channels: int"] if with_input else []
     scope = Scope()
     for p in defn.params:
         _check_identifier(p.name, p.loc)
-        if p.default is not None:
+        if values is not None and p.name in values:
+            default = values[p.name]
+            scope.values[p.name] = default
+            parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
+        elif p.default is not None:
             default = evaluate(p.default, scope)
             scope.values[p.name] = default
             parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
@@ -671,6 +687,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         defn = program.definitions[name]
         if defn.kind != "block":
             continue
+        _check_identifier(defn.name, defn.loc)
         seen = [m.args for m in gen.instances.get(name, [])]
         writer = ClassWriter(gen, defn)
         args = {p.name: Sym(p.name) for p in defn.params}
@@ -681,7 +698,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
     dims = tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
-    params = _signature(arch_def, [arch.params], False)
+    params = _signature(arch_def, [arch.params], False, arch.params)
     if arch_def.root is not None:
         root = arch_def.root
         call_args = [evaluate(a, top_scope) for a in root.args]
@@ -692,6 +709,9 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         writer = ClassWriter(gen, arch_def)
         writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
         return_class = class_name_for(arch_def.name)
+        if return_class in program.definitions and return_class != arch_def.name or return_class == function_name:
+            raise ArchError(f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
+        _check_identifier(return_class, arch_def.loc)
         classes.append(writer.class_code(params, return_class, _doc(arch_def)))
         body = f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"
 
