@@ -114,5 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         else:
-            print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+            first = (str(e).splitlines() or [""])[0]
+            print(f"internal error: {type(e).__name__}: {first} (run with --debug for the traceback)", file=sys.stderr)
         return 3

@@ -22,6 +22,8 @@ from archc.parse import parse_file, parse_text
 from archc.passes.shapes import infer_shape
 
 MAX_NODES = 200_000
+# Blocks nested deeper than this are taken for a block that uses itself.
+MAX_DEPTH = 50
 SEQ = "seq"
 CAT = "cat"
 
@@ -121,46 +123,10 @@ class Elaborator:
         for value in [*args, *kwargs.values()]:
             if isinstance(value, Spec):
                 raise ArchError("a module is not an argument here", call.loc, "modules are arguments of seq(...) only")
-        op = ops.lookup(call.func)
-        if op is not None:
-            try:
-                attrs = ops.bind_args(op, args, kwargs)
-            except ops.OpError as e:
-                raise ArchError(e.message, call.loc, e.hint) from None
-            return Spec("op", op.name, call.loc, attrs=attrs)
-        defn = self.program.definitions.get(call.func)
-        if defn is None or defn.kind != "block":
-            known = set(ops.OPS) | {n for n, d in self.program.definitions.items() if d.kind == "block"} | {SEQ}
-            raise ArchError(
-                f"unknown op or block `{call.func}`", call.loc, did_you_mean(call.func, known) or "define it with `block` or import it"
-            )
-        return Spec("block", defn.name, call.loc, attrs=self.bind_block_args(defn, args, kwargs, call.loc, scope))
-
-    def bind_block_args(self, defn: S.Definition, args: list[Any], kwargs: dict[str, Any], loc: Loc, scope: Scope | None) -> dict[str, Any]:
-        names = [p.name for p in defn.params]
-        if len(args) > len(names):
-            raise ArchError(f"{defn.name} takes {len(names)} arguments, got {len(args)}", loc, f"{defn.name}({', '.join(names)})")
-        bound = dict(zip(names, args, strict=False))
-        for key, value in kwargs.items():
-            if key not in names:
-                raise ArchError(
-                    f"{defn.name} has no parameter `{key}`", loc, did_you_mean(key, set(names)) or f"{defn.name}({', '.join(names)})"
-                )
-            if key in bound:
-                raise ArchError(f"{defn.name}: argument `{key}` given twice", loc)
-            bound[key] = value
-        # Defaults may refer to earlier parameters.
-        params_scope = Scope()
-        out: dict[str, Any] = {}
-        for p in defn.params:
-            if p.name in bound:
-                out[p.name] = bound[p.name]
-            elif p.default is not None:
-                out[p.name] = evaluate(p.default, params_scope)
-            else:
-                raise ArchError(f"{defn.name} needs the argument `{p.name}`", loc, f"defined at {p.loc}")
-            params_scope.values[p.name] = out[p.name]
-        return out
+        callee = resolve_callee(self.program, call)
+        if isinstance(callee, ops.Op):
+            return Spec("op", callee.name, call.loc, attrs=bind_op_args(callee, args, kwargs, call))
+        return Spec("block", callee.name, call.loc, attrs=bind_block_args(callee, args, kwargs, call))
 
     # Graph building
 
@@ -214,15 +180,74 @@ class Elaborator:
     def instantiate_block(
         self, defn: S.Definition, args: dict[str, Any], name: str, path: str, x: Tensor, kind: str, loc: Loc
     ) -> BlockInstance:
-        self.depth += 1
-        if self.depth > 200:
-            raise ArchError(f"blocks nest over 200 deep at `{defn.name}`", loc, "a block may not use itself, directly or through others")
+        if self.depth > MAX_DEPTH:
+            raise ArchError(
+                f"blocks nest over {MAX_DEPTH} deep at `{defn.name}`", loc, "a block may not use itself, directly or through others"
+            )
         module = ModuleNode(name=name, path=path, kind=kind, type=defn.name, args=args, input_shape=list(x.shape), loc=_location(defn.loc))  # type: ignore[arg-type]
-        scope = Scope(args, in_channels=x.shape[0] if kind == "block" else None)
+        scope = Scope(args, in_channels=x.shape[0] if defn.kind == "block" else None)
         block = BlockInstance(self, module, defn, scope)
         block.run_body(defn.body, scope)
-        self.depth -= 1
         return block
+
+
+def resolve_callee(program: Program, call: S.Call) -> ops.Op | S.Definition:
+    """The op or block a constructor call names (not `seq`), or a located error with a did-you-mean."""
+    op = ops.lookup(call.func)
+    if op is not None:
+        return op
+    defn = program.definitions.get(call.func)
+    if defn is None or defn.kind != "block":
+        known = set(ops.OPS) | {n for n, d in program.definitions.items() if d.kind == "block"} | {SEQ}
+        raise ArchError(
+            f"unknown op or block `{call.func}`", call.loc, did_you_mean(call.func, known) or "define it with `block` or import it"
+        )
+    return defn
+
+
+def bind_op_args(op: ops.Op, args: list[Any], kwargs: dict[str, Any], call: S.Call) -> dict[str, Any]:
+    """An op's attributes from call arguments, with defaults; an error located at the argument at fault."""
+    try:
+        return ops.bind_args(op, args, kwargs)
+    except ops.OpError as e:
+        raise ArchError(e.message, _arg_loc(call, e.arg), e.hint) from None
+
+
+def _arg_loc(call: S.Call, arg: str | None) -> Loc:
+    if arg is not None and arg in call.kwarg_locs:
+        return call.kwarg_locs[arg]
+    return call.loc
+
+
+def bind_block_args(defn: S.Definition, args: list[Any], kwargs: dict[str, Any], call: S.Call) -> dict[str, Any]:
+    """A block's parameters from call arguments, with defaults (which may use earlier parameters)."""
+    loc = call.loc
+    names = [p.name for p in defn.params]
+    if len(args) > len(names):
+        raise ArchError(f"{defn.name} takes {len(names)} arguments, got {len(args)}", loc, f"{defn.name}({', '.join(names)})")
+    bound = dict(zip(names, args, strict=False))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise ArchError(
+                f"{defn.name} has no parameter `{key}`",
+                _arg_loc(call, key),
+                did_you_mean(key, set(names)) or f"{defn.name}({', '.join(names)})",
+            )
+        if key in bound:
+            raise ArchError(f"{defn.name}: argument `{key}` given twice", loc)
+        bound[key] = value
+    # Defaults may refer to earlier parameters.
+    params_scope = Scope()
+    out: dict[str, Any] = {}
+    for p in defn.params:
+        if p.name in bound:
+            out[p.name] = bound[p.name]
+        elif p.default is not None:
+            out[p.name] = evaluate(p.default, params_scope)
+        else:
+            raise ArchError(f"{defn.name} needs the argument `{p.name}`", loc, f"defined at {p.loc}")
+        params_scope.values[p.name] = out[p.name]
+    return out
 
 
 class Instance:
@@ -240,6 +265,20 @@ class OpInstance(Instance):
         self.spec = spec
 
     def apply(self, x: Tensor, loc: Loc) -> Tensor:
+        # A module applied again (a shared member) must get the input size it was built for.
+        op = ops.OPS[self.module.type]
+        try:
+            again = ops.infer_attrs(op, {}, x.shape)
+        except ops.OpError as e:
+            raise ArchError(e.message, loc, e.hint) from None
+        for name, value in again.items():
+            if self.module.attrs[name] != value:
+                raise ArchError(
+                    f"`{self.module.path}` was built for inputs of shape {ops.fmt_shape(tuple(self.module.input_shape))}"
+                    f" and is applied here to {ops.fmt_shape(x.shape)}",
+                    loc,
+                    "a member has one set of weights: declare a second member for the other input",
+                )
         scope = self.module.path.rpartition(".")[0]
         return self.elab.add_node(self.module.type, self.module.path, self.module.path, self.module.attrs, [x], scope, self.spec.loc)
 
@@ -315,6 +354,13 @@ class BlockInstance(Instance):
 
     def run_forward(self, x: Tensor, loc: Loc) -> tuple[list[Tensor], list[Tensor]]:
         """Apply the block: its forward, or else its members in order. Returns (outputs, aux outputs)."""
+        self.elab.depth += 1
+        try:
+            return self._run_forward(x, loc)
+        finally:
+            self.elab.depth -= 1
+
+    def _run_forward(self, x: Tensor, loc: Loc) -> tuple[list[Tensor], list[Tensor]]:
         if self.defn is None or self.defn.forward is None:
             for name in list(self.slots):
                 x = self.member(name, x, self.slots[name].loc).apply(x, self.slots[name].loc)
@@ -431,10 +477,7 @@ class BlockInstance(Instance):
             raise ArchError(f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
         args = [evaluate(a, scope) for a in expr.args[1:]]
         kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
-        try:
-            attrs = ops.bind_args(op, args, kwargs)
-        except ops.OpError as e:
-            raise ArchError(e.message, expr.loc, e.hint) from None
+        attrs = bind_op_args(op, args, kwargs, expr)
         return self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
 
 

@@ -94,6 +94,8 @@ def _type_name(value: Any) -> str:
         return "a list"
     if value is None:
         return "none"
+    if isinstance(value, (Sym, Unknown)):
+        return "a number"
     return "a module"
 
 
@@ -185,6 +187,8 @@ def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
             return symbolic.binary(op, lv, rv)
         except OverflowError:
             raise ArchError("number too large", expr.loc) from None
+    if op == "*" and any(isinstance(v, Sym) for v in (lv, rv)) and any(isinstance(v, (list, tuple)) for v in (lv, rv)):
+        return symbolic.binary(op, lv, rv)  # `[8] * n` with n a constructor argument
     if op == "+" and type(lv) is type(rv) and isinstance(lv, (list, tuple, str)):
         return lv + rv
     if op == "*" and isinstance(lv, (list, tuple)) and isinstance(rv, int) and not isinstance(rv, bool):

@@ -9,6 +9,7 @@ Shapes leave the batch out: `(C, H, W)` for feature maps, `(F,)` for flat featur
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +25,11 @@ REQUIRED = object()
 class OpError(Exception):
     """An op's arguments or input shape are wrong; the caller adds the location."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, arg: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.arg = arg  # the argument at fault, when there is one
 
 
 def pair(value: Any) -> tuple[Any, Any]:
@@ -182,12 +184,16 @@ def _adaptive_shape(a: Attrs, s: Shape) -> Shape:
 
 
 def _flatten_shape(a: Attrs, s: Shape) -> Shape:
-    if len(s) == 1:
-        return s
+    start = a["start_dim"]
+    if not isinstance(start, int) or isinstance(start, bool) or not 1 <= start <= len(s):
+        raise OpError(
+            f"flatten: start_dim must be between 1 and {len(s)} for an input of {fmt_shape(s)}, got {start!r}",
+            "start_dim 0 would merge the batch dimension; flatten(1) flattens each sample",
+        )
     size: Any = 1
-    for d in s:
+    for d in s[start - 1 :]:
         size = size * d
-    return (size,)
+    return (*s[: start - 1], size)
 
 
 def _same_shape(a: Attrs, s: Shape) -> Shape:
@@ -344,6 +350,53 @@ MUL = "mul"
 CAT = "cat"
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _sizes(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """One number, or a pair (h, w), each passing `check`."""
+    return lambda v: check(v) or (isinstance(v, tuple) and len(v) == 2 and all(check(x) for x in v))
+
+
+_positive = _sizes(lambda v: _is_int(v) and v > 0)
+
+# What each argument may be, by name (arguments mean the same in every op): a test and how to say it.
+ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "out_channels": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "out_features": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "groups": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "kernel_size": (_positive, "a positive integer or a pair (h, w) of them"),
+    "output_size": (_positive, "a positive integer or a pair (h, w) of them"),
+    "dilation": (_positive, "a positive integer or a pair (h, w) of them"),
+    "stride": (lambda v: v is None or _positive(v), "a positive integer or a pair (h, w) of them"),
+    "padding": (_sizes(lambda v: _is_int(v) and v >= 0), "a non-negative integer or a pair (h, w) of them"),
+    "start_dim": (_is_int, "an integer"),
+    "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
+    "momentum": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number between 0 and 1, or none"),
+    "p": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),
+    **{
+        flag: (lambda v: isinstance(v, bool), "true or false")
+        for flag in ("bias", "affine", "track_running_stats", "inplace", "ceil_mode", "count_include_pad")
+    },
+}
+
+
+def check_args(op: Op, attrs: Attrs) -> None:
+    """Raise OpError for an argument of the wrong kind; symbolic values are checked where they are used."""
+    for name, _ in op.args:
+        value = attrs[name]
+        if is_symbolic(value) or isinstance(value, Unknown):
+            continue
+        test, expected = ARG_KINDS[name]
+        if not test(value):
+            raise OpError(f"{op.name}: `{name}` must be {expected}, got {value!r}", arg=name)
+
+
 def lookup(name: str) -> Op | None:
     """The op row for a name, or None."""
     return OPS.get(name)
@@ -357,7 +410,9 @@ def bind_args(op: Op, args: list[Any], kwargs: dict[str, Any]) -> Attrs:
     attrs: Attrs = dict(zip(names, args, strict=False))
     for key, value in kwargs.items():
         if key not in names:
-            raise OpError(f"{op.name} has no argument `{key}`", f"its arguments are: {', '.join(names) or 'none'}")
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else f"its arguments are: {', '.join(names) or 'none'}"
+            raise OpError(f"{op.name} has no argument `{key}`", hint, arg=key)
         if key in attrs:
             raise OpError(f"{op.name}: argument `{key}` given twice")
         attrs[key] = value
@@ -366,6 +421,7 @@ def bind_args(op: Op, args: list[Any], kwargs: dict[str, Any]) -> Attrs:
             if default is REQUIRED:
                 raise OpError(f"{op.name} needs the argument `{name}`", f"{op.name}({', '.join(names)})")
             attrs[name] = default
+    check_args(op, attrs)
     return attrs
 
 

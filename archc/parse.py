@@ -63,7 +63,7 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True, inline=True)
     def import_decl(self, meta: Any, path: Token) -> S.Import:
-        return S.Import(self._loc(meta), path[1:-1])
+        return S.Import(self._tok(path), path[1:-1])
 
     def _definition(self, kind: str, meta: Any, name: Token, params: list[S.Param] | None, body: list[S.Stmt]) -> S.Definition:
         d = S.Definition(self._loc(meta), kind, str(name), params or [], [])
@@ -251,9 +251,11 @@ class _ToAst(Transformer[Token, Any]):
     def call(self, meta: Any, func: Token, optional: Token | None, args: Any) -> S.Call:
         positional: list[S.Expr] = []
         keywords: dict[str, S.Expr] = {}
+        kwarg_locs: dict[str, Loc] = {}
         for a in args or []:
             if isinstance(a, tuple):
-                key, value = a
+                key, value, key_loc = a
+                kwarg_locs[key] = key_loc
                 if key in keywords:
                     raise ArchError(f"argument `{key}` given twice", value.loc, "give each argument once")
                 keywords[key] = value
@@ -261,21 +263,23 @@ class _ToAst(Transformer[Token, Any]):
                 raise ArchError("a positional argument after a keyword argument", a.loc, "put positional arguments first")
             else:
                 positional.append(a)
-        return S.Call(self._tok(func), str(func), positional, keywords, optional is not None)
+        return S.Call(self._tok(func), str(func), positional, keywords, optional is not None, kwarg_locs)
 
     def args(self, items: list[Any]) -> list[Any]:
         return [i for i in items if i is not None]
 
     @v_args(inline=True)
-    def kwarg(self, name: Token, value: S.Expr) -> tuple[str, S.Expr]:
-        return str(name), value
+    def kwarg(self, name: Token, value: S.Expr) -> tuple[str, S.Expr, Loc]:
+        return str(name), value, self._tok(name)
 
 
 def _describe_expected(expected: set[str]) -> str:
-    words = sorted({_TOKEN_WORDS.get(t, repr(t.strip('"').lower()) if t.isupper() else repr(t)) for t in expected})
-    if len(words) > 6:
-        words = words[:6] + ["..."]
-    return ", ".join(words)
+    words = {_TOKEN_WORDS.get(t, repr(t.strip('"').lower()) if t.isupper() else repr(t)) for t in expected}
+    # A missing closing bracket is the likeliest fix, so it is named first.
+    ordered = sorted(words, key=lambda w: (w not in ("'}'", "')'", "']'"), w))
+    if len(ordered) > 8:
+        ordered = ordered[:8] + ["..."]
+    return ", ".join(ordered)
 
 
 def parse_text(text: str, file: str) -> S.Module:
@@ -301,11 +305,13 @@ def _parse(text: str, file: str, start: str) -> Any:
         if isinstance(e, UnexpectedEOF):
             raise ArchError("unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
         if isinstance(e, UnexpectedToken):
-            found = "the end of the file" if e.token.type == "$END" else repr(str(e.token))
+            found = "end of file" if e.token.type == "$END" else repr(str(e.token))
             raise ArchError(f"unexpected {found}", loc, f"expected {_describe_expected(set(e.expected))}") from None
         if isinstance(e, UnexpectedCharacters):
             pos = e.pos_in_stream if e.pos_in_stream is not None else -1
             char = text[pos] if 0 <= pos < len(text) else "?"
+            if char == '"':
+                raise ArchError("unterminated string", loc, 'a string ends with `"` on the same line') from None
             raise ArchError(
                 f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference"
             ) from None
@@ -328,6 +334,7 @@ def parse_file(path: Path) -> S.Module:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        column = len(data[line_start : e.start].decode("utf-8", errors="replace")) + 1
         raise ArchError("the file is not valid UTF-8", Loc(str(path), line, column), "save the spec as UTF-8 text") from None
     return parse_text(text, str(path))

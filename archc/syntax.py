@@ -91,6 +91,7 @@ class Call(Expr):
     args: list[Expr]
     kwargs: dict[str, Expr]
     optional: bool = False  # `member?(x)`
+    kwarg_locs: dict[str, Loc] = field(default_factory=dict)  # where each keyword argument's name stands
 
 
 # Statements

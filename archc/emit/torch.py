@@ -22,7 +22,7 @@ import jinja2
 
 from archc import ops
 from archc import syntax as S
-from archc.elaborate import CAT, SEQ, Program, _declared_members
+from archc.elaborate import CAT, SEQ, Program, _declared_members, bind_block_args, bind_op_args, resolve_callee
 from archc.errors import SOURCES, ArchError, Loc
 from archc.evaluate import BUILTINS, Scope, evaluate
 from archc.ir import Architecture, ModuleNode
@@ -31,7 +31,7 @@ from archc.symbolic import UNKNOWN, Sym, conditional, is_unknown, literal, same_
 TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
-RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x", "in_channels"}
+RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
 # Attributes of nn.Module and nn.Sequential that a member of the same name would shadow.
 MODULE_ATTRIBUTES = {
     "add_module", "append", "apply", "bfloat16", "buffers", "children", "cpu", "cuda", "double", "eager_outputs", "eval",
@@ -48,7 +48,7 @@ class MemberSpec:
 
     kind: str  # "op" | "block" | "seq"
     type: str
-    loc: Loc
+    call: S.Call
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
     items: list[tuple[str | None, MemberSpec]] = field(default_factory=list)
@@ -82,6 +82,7 @@ class ClassCode:
     init: list[str]
     forward: list[str]
     forward_returns: str
+    forward_arg: str
     extra_methods: list[str]
 
 
@@ -155,7 +156,7 @@ class ClassWriter:
         self.defn = defn
         self.shape_only = shape_only
         self.init: list[str | Placeholder] = []
-        self.members: dict[str, Placeholder] = {}
+        self.members: dict[str, list[Placeholder]] = {}
         self.optional_members: set[str] = set()
         self.declared = _declared_members(defn.body)
         self.sequential = False  # emitted as an nn.Sequential subclass
@@ -177,20 +178,24 @@ class ClassWriter:
         args = [evaluate(a, scope, self.member_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.member_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
-            return MemberSpec("seq", SEQ, call.loc, items=[(None, a) for a in args] + list(kwargs.items()))
-        if call.func in ops.OPS:
-            return MemberSpec("op", call.func, call.loc, args, kwargs)
-        return MemberSpec("block", call.func, call.loc, args, kwargs)
+            return MemberSpec("seq", SEQ, call, items=[(None, a) for a in args] + list(kwargs.items()))
+        # Checked here too: a branch the elaborator did not take is still written into the class.
+        callee = resolve_callee(self.gen.program, call)
+        if isinstance(callee, ops.Op):
+            bind_op_args(callee, args, kwargs, call)
+            return MemberSpec("op", call.func, call, args, kwargs)
+        bind_block_args(callee, args, kwargs, call)
+        return MemberSpec("block", call.func, call, args, kwargs)
 
     def ctor(self, spec: MemberSpec, in_shape: tuple[Any, ...], relpath: str) -> tuple[list[str], tuple[Any, ...]]:
         """Constructor source lines for a member given its input shape, and its output shape."""
         if spec.kind == "op":
             row = ops.OPS[spec.type]
-            attrs = ops.bind_args(row, spec.args, spec.kwargs)
+            attrs = bind_op_args(row, spec.args, spec.kwargs, spec.call)
             for name, rule in row.inferred.items():
                 value = rule(in_shape)
                 if is_unknown(value):
-                    value = UNKNOWN if self.shape_only else self.gen.consensus(self.defn.name, relpath, name, spec.loc)
+                    value = UNKNOWN if self.shape_only else self.gen.consensus(self.defn.name, relpath, name, spec.call.loc)
                 attrs = {name: value, **attrs}
             try:
                 out = row.shape(attrs, in_shape)
@@ -230,8 +235,8 @@ class ClassWriter:
         defn = self.gen.program.definitions[spec.type]
         in_channels = in_shape[0]
         if is_unknown(in_channels) and not self.shape_only:
-            in_channels = self.gen.consensus(self.defn.name, relpath, "in_channels", spec.loc)
-        bound = _bind(defn, spec.args, spec.kwargs, spec.loc)
+            in_channels = self.gen.consensus(self.defn.name, relpath, "in_channels", spec.call.loc)
+        bound = bind_block_args(defn, spec.args, spec.kwargs, spec.call)
         out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]))
         if self.shape_only:
             return [], out
@@ -260,6 +265,10 @@ class ClassWriter:
             match stmt:
                 case S.Let(name=name, value=value):
                     _check_identifier(name, stmt.loc)
+                    if name == "in_channels" and self.defn.kind == "block":
+                        raise ArchError(
+                            "`in_channels` is the block's input size", stmt.loc, "read it as `in.channels`; name the value otherwise"
+                        )
                     result = evaluate(value, scope, self.member_spec)
                     if self.shape_only or not isinstance(result, Sym):
                         scope.values[name] = result
@@ -279,7 +288,10 @@ class ClassWriter:
                     self.symbolic_for(index, var, iterable, loop_body, scope, indent)
 
     def symbolic_if(self, cond: Sym, then: list[S.Stmt], orelse: list[S.Stmt], scope: Scope, indent: int) -> None:
-        optional = (_declared_members(then) ^ _declared_members(orelse)) if self.defn.forward else set()
+        optional = set()
+        if self.defn.forward:
+            declared = _declared_members(then) | _declared_members(orelse)
+            optional = declared - (_always_declared(then) & _always_declared(orelse)) - self.optional_members
         for name in sorted(optional, key=lambda n: _first_position(self.defn.body, n)):
             self.optional_members.add(name)
             self.emit(f"self.{name} = None", indent)
@@ -296,11 +308,20 @@ class ClassWriter:
                     conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False)
                 )
         else:
-            self.emit(f"if {cond.code}:", indent)
-            mark = len(self.init)
-            self.body(then, scope, indent + 1)
-            if len(self.init) == mark:
-                self.emit("pass", indent + 1)
+            keyword_ = "if"
+            while True:
+                self.emit(f"{keyword_} {cond.code}:", indent)
+                mark = len(self.init)
+                self.body(then, scope, indent + 1)
+                if len(self.init) == mark:
+                    self.emit("pass", indent + 1)
+                # `else: if ...` reads as `elif ...` when the inner condition is symbolic too.
+                if len(orelse) == 1 and isinstance(orelse[0], S.If):
+                    inner = evaluate(orelse[0].test, scope)
+                    if isinstance(inner, Sym):
+                        cond, then, orelse, keyword_ = inner, orelse[0].body, orelse[0].orelse, "elif"
+                        continue
+                break
             if orelse:
                 self.emit("else:", indent)
                 self.body(orelse, scope, indent + 1)
@@ -331,6 +352,9 @@ class ClassWriter:
                 scope.values[index] = Sym(index)
             scope.values[var] = Sym(var)
             self.body(body, scope, indent + 1)
+            # Sizes after the loop that depend on the loop's own variables are unknown outside it.
+            local = {n for n in (index, var) if n is not None}
+            self.seq_shape = tuple(UNKNOWN if _mentions(d, local) else d for d in self.seq_shape)
         self.symbolic_control -= 1
 
     def enter_control(self, indent: int) -> None:
@@ -353,7 +377,7 @@ class ClassWriter:
             if name is None:
                 raise ArchError("a block with a forward names its members", loc, "give it a name: `name = ...`")
             placeholder = Placeholder(indent, name, spec, name in self.optional_members)
-            self.members[name] = placeholder
+            self.members.setdefault(name, []).append(placeholder)
             if not self.shape_only:
                 self.init.append(placeholder)
             return
@@ -373,7 +397,7 @@ class ClassWriter:
                 lines = [f"self.{name} = {lines[0]}", *lines[1:]]
             for line in lines:
                 self.emit(line, indent)
-            self.members[key] = Placeholder(indent, key, spec, False, lines)
+            self.members[key] = [Placeholder(indent, key, spec, False, lines)]
         if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
@@ -474,11 +498,15 @@ class ClassWriter:
         return name
 
     def apply_member(self, name: str, x: TVal, loc: Loc) -> tuple[Any, ...]:
-        placeholder = self.members[name]
-        lines, out = self.ctor(placeholder.spec, x.shape, name)
-        if placeholder.lines is None:
-            placeholder.lines = lines
-        return out
+        """Fill in the member's constructor(s) for input `x`; a member declared in both branches of an `if` has two."""
+        outs = []
+        for placeholder in self.members[name]:
+            lines, out = self.ctor(placeholder.spec, x.shape, name)
+            if placeholder.lines is None:
+                placeholder.lines = lines
+            outs.append(out)
+        first = outs[0]
+        return tuple(d if all(same_value(d, o[i]) for o in outs) else UNKNOWN for i, d in enumerate(first))
 
     def tensor(self, expr: S.Expr, env: dict[str, Any], target: str) -> Any:
         """Write the lines computing `expr`; returns its TVal (or a scalar value). Results go to `target`."""
@@ -487,8 +515,12 @@ class ClassWriter:
                 if name in env:
                     return env[name]
                 return self.scalar(expr)
-            case S.Call(func=func, args=args, optional=optional) if func in self.declared:
+            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional) if func in self.declared:
+                if len(args) != 1 or kwargs:
+                    raise ArchError(f"member `{func}` is applied to one tensor", expr.loc)
                 x = self.tensor(args[0], env, target)
+                if not isinstance(x, TVal):
+                    raise ArchError(f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
                 if func not in self.members:
                     return x
                 out_shape = self.apply_member(func, x, expr.loc)
@@ -502,14 +534,21 @@ class ClassWriter:
                 return TVal(target, out_shape)
             case S.Call(func=func, args=args) if func == CAT:
                 parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
+                if not parts or not all(isinstance(p, TVal) for p in parts):
+                    raise ArchError("cat joins one or more tensors: cat(a, b, ...)", expr.loc)
                 shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
                 self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
                 return TVal(target, shape)
             case S.Call(func=func, args=args, kwargs=kwargs) if func in ops.OPS:
                 row = ops.OPS[func]
-                x = self.tensor(args[0], env, target)
-                attrs = ops.bind_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()})
-                shape = row.shape(attrs, x.shape)
+                x = self.tensor(args[0], env, target) if args else None
+                if not isinstance(x, TVal) or row.functional is None:
+                    raise ArchError(f"inline `{func}` needs its input tensor first: {func}(x, ...), and an op without weights", expr.loc)
+                attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+                try:
+                    shape = row.shape(attrs, x.shape)
+                except ops.OpError as e:
+                    raise ArchError(e.message, expr.loc, e.hint) from None
                 params: list[Any] = [Sym(x.var)]
                 keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
                 if func == "flatten":
@@ -521,11 +560,13 @@ class ClassWriter:
                 return TVal(target, shape)
             case S.Call(func=func) if func in BUILTINS:
                 return self.scalar(expr)
-            case S.BinOp(left=left, right=right):
+            case S.BinOp(op=op, left=left, right=right):
                 right_names = _names(right)
                 left_target = target if target not in right_names else self.fresh(target)
                 lv = self.tensor(left, env, left_target)
                 rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
+                if (isinstance(lv, TVal) or isinstance(rv, TVal)) and op != ("+" if isinstance(lv, TVal) and isinstance(rv, TVal) else "*"):
+                    raise ArchError(f"tensors combine with `+`, and scale by a number with `*`, not `{op}`", expr.loc)
                 if isinstance(lv, TVal) and isinstance(rv, TVal):
                     self.line(f"{target} = {lv.var} + {rv.var}")
                     return TVal(target, lv.shape)
@@ -550,12 +591,12 @@ class ClassWriter:
 
     # Output
 
-    def class_code(self, params: list[str], class_name: str, doc: str) -> ClassCode:
-        init: list[str] = []
+    def class_code(self, signature: Signature, class_name: str, doc: str) -> ClassCode:
+        init: list[str] = list(signature.prologue)
         for item in self.init:
             if isinstance(item, Placeholder):
                 if item.lines is None:
-                    raise ArchError(f"member `{item.name}` is never used in the forward", item.spec.loc, "use it or remove it")
+                    raise ArchError(f"member `{item.name}` is never used in the forward", item.spec.call.loc, "use it or remove it")
                 prefix = "    " * item.indent + f"self.{item.name} = "
                 init.append(prefix + item.lines[0])
                 init.extend("    " * item.indent + line for line in item.lines[1:])
@@ -565,8 +606,21 @@ class ClassWriter:
             init.append(f"self.{name} = {code}")
         base = "nn.Sequential" if self.sequential else "nn.Module"
         return ClassCode(
-            class_name, base, docstring_lines(doc), params, init, [] if self.sequential else self.forward_lines, self.returns, self.extra
+            class_name,
+            base,
+            docstring_lines(doc),
+            signature.params,
+            init,
+            [] if self.sequential else self.forward_lines,
+            self.returns,
+            self.defn.forward.arg if self.defn.forward else "x",
+            self.extra,
         )
+
+
+def _mentions(value: Any, names: set[str]) -> bool:
+    """Whether a symbolic value's source uses any of `names`."""
+    return isinstance(value, Sym) and any(re.search(rf"\b{re.escape(n)}\b", value.code) for n in names)
 
 
 def sum_channels(values: list[Any]) -> Any:
@@ -608,25 +662,22 @@ def _names(expr: S.Expr) -> set[str]:
     return out
 
 
+def _always_declared(body: list[S.Stmt]) -> set[str]:
+    """Names of the members a body declares whichever way its conditionals go."""
+    names: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, S.Member) and stmt.name:
+            names.add(stmt.name)
+        elif isinstance(stmt, S.If):
+            names |= _always_declared(stmt.body) & _always_declared(stmt.orelse)
+    return names
+
+
 def _first_position(body: list[S.Stmt], name: str) -> int:
     for i, stmt in enumerate(body):
         if name in _declared_members([stmt]):
             return i
     return len(body)
-
-
-def _bind(defn: S.Definition, args: list[Any], kwargs: dict[str, Any], loc: Loc) -> dict[str, Any]:
-    names = [p.name for p in defn.params]
-    bound = dict(zip(names, args, strict=False))
-    bound.update(kwargs)
-    scope = Scope()
-    for p in defn.params:
-        if p.name not in bound:
-            if p.default is None:
-                raise ArchError(f"{defn.name} needs the argument `{p.name}`", loc)
-            bound[p.name] = evaluate(p.default, scope)
-        scope.values[p.name] = bound[p.name]
-    return bound
 
 
 def _call(func: str, positional: list[Any], keywords: dict[str, Any]) -> str:
@@ -650,24 +701,42 @@ def _annotation(value: Any) -> str:
     return "Any"
 
 
-def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, values: dict[str, Any] | None = None) -> list[str]:
-    """Constructor parameters with annotations and defaults; `values` replaces the defaults (`-D` overrides)."""
+@dataclass
+class Signature:
+    """Constructor parameters, and the lines that compute defaults written in terms of earlier parameters."""
+
+    params: list[str]
+    prologue: list[str]
+
+
+def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, values: dict[str, Any] | None = None) -> Signature:
+    """Constructor parameters with annotations and defaults; `values` are the parameters as elaborated (with `-D`)."""
     parts = ["in_channels: int"] if with_input else []
+    prologue: list[str] = []
+    names = {p.name for p in defn.params}
     scope = Scope()
+    symbols = Scope({n: Sym(n) for n in names})
     for p in defn.params:
         _check_identifier(p.name, p.loc)
-        if values is not None and p.name in values:
-            default = values[p.name]
-            scope.values[p.name] = default
-            parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
-        elif p.default is not None:
-            default = evaluate(p.default, scope)
-            scope.values[p.name] = default
-            parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
-        else:
-            sample = next((a[p.name] for a in seen_args if p.name in a), None)
+        if with_input and p.name == "in_channels":
+            raise ArchError("a block parameter cannot be named `in_channels`", p.loc, "a block's input channels are `in.channels`")
+        sample = values[p.name] if values and p.name in values else next((a[p.name] for a in seen_args if p.name in a), None)
+        if p.default is None:
             parts.append(f"{p.name}: {_annotation(sample)}")
-    return parts
+            scope.values[p.name] = sample
+            continue
+        default = evaluate(p.default, scope)
+        if values and p.name in values and not same_value(values[p.name], default):
+            default = values[p.name]  # overridden with -D
+        elif _names(p.default) & names:
+            # Python defaults cannot refer to other parameters: None stands for "computed from them".
+            parts.append(f"{p.name}: {_annotation(sample if sample is not None else default)} | None = None")
+            prologue += [f"if {p.name} is None:", f"    {p.name} = {literal(evaluate(p.default, symbols))}"]
+            scope.values[p.name] = default
+            continue
+        scope.values[p.name] = default
+        parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
+    return Signature(parts, prologue)
 
 
 def class_name_for(arch_name: str) -> str:
@@ -679,6 +748,16 @@ def class_name_for(arch_name: str) -> str:
 
 def emit_python(program: Program, arch: Architecture, spec_path: str, function_name: str) -> str:
     """The generated Python module for `arch`, as text."""
+    if (
+        not function_name.isidentifier()
+        or keyword.iskeyword(function_name)
+        or function_name in RESERVED | {n for n, d in program.definitions.items() if d.kind == "block"}
+    ):
+        raise ArchError(
+            f"the file name `{function_name}` cannot name the generated module and its constructor",
+            Loc(program.main.file, 1, 1),
+            "rename the spec file to a Python identifier that no block uses, e.g. my_net.arch",
+        )
     gen = Generator(program, arch)
     arch_def = program.arch()
     order = _definition_order(program, arch_def)
@@ -698,13 +777,13 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
     dims = tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
-    params = _signature(arch_def, [arch.params], False, arch.params)
+    signature = _signature(arch_def, [arch.params], False, arch.params)
     if arch_def.root is not None:
         root = arch_def.root
         call_args = [evaluate(a, top_scope) for a in root.args]
         call_kwargs = {k: evaluate(v, top_scope) for k, v in root.kwargs.items()}
         return_class = root.func
-        body = f"return {_call(root.func, [dims[0], *call_args], call_kwargs)}"
+        body = [*signature.prologue, f"return {_call(root.func, [dims[0], *call_args], call_kwargs)}"]
     else:
         writer = ClassWriter(gen, arch_def)
         writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
@@ -712,8 +791,8 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         if return_class in program.definitions and return_class != arch_def.name or return_class == function_name:
             raise ArchError(f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
         _check_identifier(return_class, arch_def.loc)
-        classes.append(writer.class_code(params, return_class, _doc(arch_def)))
-        body = f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"
+        classes.append(writer.class_code(signature, return_class, _doc(arch_def)))
+        body = [f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"]
 
     source = "\n".join(_all_lines(classes))
     env = jinja2.Environment(
@@ -723,7 +802,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         spec_path=spec_path,
         classes=classes,
         function_name=function_name,
-        function_params=params,
+        function_params=signature.params,
         return_class=return_class,
         function_body=body,
         module_doc=_module_doc(arch.meta),
