@@ -301,7 +301,7 @@ class BlockInstance(Instance):
         self.scope = scope
         self.slots: dict[str, Slot] = {}
         self.child_orders: list[int] = []
-        self.declared = _declared_members(defn.body) if defn else set()
+        self.declared = S.declared_members(defn.body) if defn else set()
 
     def declare(self, name: str | None, spec: Spec, loc: Loc) -> None:
         order = len(self.slots)
@@ -485,19 +485,6 @@ def _truth(value: Any, loc: Loc) -> bool:
     if isinstance(value, (bool, int, float, str, list, tuple)) or value is None:
         return bool(value)
     raise ArchError(f"a condition must be a value, got {value!r}", loc)
-
-
-def _declared_members(body: list[S.Stmt]) -> set[str]:
-    """Names of the members a body may declare, in any branch."""
-    names: set[str] = set()
-    for stmt in body:
-        if isinstance(stmt, S.Member) and stmt.name:
-            names.add(stmt.name)
-        elif isinstance(stmt, S.If):
-            names |= _declared_members(stmt.body) | _declared_members(stmt.orelse)
-        elif isinstance(stmt, S.For):
-            names |= _declared_members(stmt.body)
-    return names
 
 
 def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, Any]:

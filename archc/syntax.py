@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from archc.errors import Loc
@@ -194,3 +195,39 @@ class Module:
     file: str
     imports: list[Import]
     definitions: list[Definition]
+
+
+# Queries over the tree
+
+
+def walk(node: object) -> Iterator[Expr | Stmt]:
+    """Every expression and statement in `node` (a node, a list or a dict of them), parents first, in source order."""
+    if isinstance(node, (Expr, Stmt)):
+        yield node
+        for value in vars(node).values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+    elif isinstance(node, dict):
+        for item in node.values():
+            yield from walk(item)
+
+
+def names_used(node: object) -> set[str]:
+    """The names an expression or statement reads."""
+    return {n.name for n in walk(node) if isinstance(n, Name)}
+
+
+def declared_members(body: list[Stmt], every_path: bool = False) -> set[str]:
+    """Names of the members a body declares: in any branch, or (every_path) whichever way its conditionals go."""
+    names: set[str] = set()
+    for stmt in body:
+        if isinstance(stmt, Member) and stmt.name:
+            names.add(stmt.name)
+        elif isinstance(stmt, If):
+            then, orelse = declared_members(stmt.body, every_path), declared_members(stmt.orelse, every_path)
+            names |= then & orelse if every_path else then | orelse
+        elif isinstance(stmt, For) and not every_path:
+            names |= declared_members(stmt.body)
+    return names

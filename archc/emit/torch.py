@@ -22,7 +22,7 @@ import jinja2
 
 from archc import ops
 from archc import syntax as S
-from archc.elaborate import CAT, SEQ, Program, _declared_members, bind_block_args, bind_op_args, resolve_callee
+from archc.elaborate import CAT, SEQ, Program, bind_block_args, bind_op_args, resolve_callee
 from archc.errors import SOURCES, ArchError, Loc
 from archc.evaluate import BUILTINS, Scope, evaluate
 from archc.ir import Architecture, ModuleNode
@@ -158,7 +158,7 @@ class ClassWriter:
         self.init: list[str | Placeholder] = []
         self.members: dict[str, list[Placeholder]] = {}
         self.optional_members: set[str] = set()
-        self.declared = _declared_members(defn.body)
+        self.declared = S.declared_members(defn.body)
         self.sequential = False  # emitted as an nn.Sequential subclass
         self.seq_shape: tuple[Any, ...] = ()
         self.item_count = 0
@@ -290,8 +290,10 @@ class ClassWriter:
     def symbolic_if(self, cond: Sym, then: list[S.Stmt], orelse: list[S.Stmt], scope: Scope, indent: int) -> None:
         optional = set()
         if self.defn.forward:
-            declared = _declared_members(then) | _declared_members(orelse)
-            optional = declared - (_always_declared(then) & _always_declared(orelse)) - self.optional_members
+            declared = S.declared_members(then) | S.declared_members(orelse)
+            optional = (
+                declared - (S.declared_members(then, every_path=True) & S.declared_members(orelse, every_path=True)) - self.optional_members
+            )
         for name in sorted(optional, key=lambda n: _first_position(self.defn.body, n)):
             self.optional_members.add(name)
             self.emit(f"self.{name} = None", indent)
@@ -331,7 +333,7 @@ class ClassWriter:
         for n in (index, var):
             if n is not None:
                 _check_identifier(n, iterable.loc)
-        if _declared_members(body):
+        if S.declared_members(body):
             raise ArchError("members declared in a loop are numbered, not named", iterable.loc, "write the loop's members without names")
         items = evaluate(iterable, scope)
         self.symbolic_control += 1
@@ -561,7 +563,7 @@ class ClassWriter:
             case S.Call(func=func) if func in BUILTINS:
                 return self.scalar(expr)
             case S.BinOp(op=op, left=left, right=right):
-                right_names = _names(right)
+                right_names = S.names_used(right)
                 left_target = target if target not in right_names else self.fresh(target)
                 lv = self.tensor(left, env, left_target)
                 rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
@@ -582,7 +584,7 @@ class ClassWriter:
         """A non-tensor value in the forward; constructor arguments it uses become attributes (`self.scale`)."""
         value = evaluate(expr, self.scope)
         if isinstance(value, Sym):
-            for name in sorted(_names(expr)):
+            for name in sorted(S.names_used(expr)):
                 found, v = self.scope.lookup(name)
                 if found and isinstance(v, Sym) and name not in self.self_scalars:
                     self.self_scalars[name] = v.code
@@ -641,41 +643,9 @@ def _hint_name(expr: S.Expr) -> str:
     return "t"
 
 
-def _names(expr: S.Expr) -> set[str]:
-    out: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, S.Name):
-            out.add(node.name)
-        if isinstance(node, S.Expr):
-            for value in vars(node).values():
-                if isinstance(value, S.Expr):
-                    walk(value)
-                elif isinstance(value, list):
-                    for v in value:
-                        walk(v)
-                elif isinstance(value, dict):
-                    for v in value.values():
-                        walk(v)
-
-    walk(expr)
-    return out
-
-
-def _always_declared(body: list[S.Stmt]) -> set[str]:
-    """Names of the members a body declares whichever way its conditionals go."""
-    names: set[str] = set()
-    for stmt in body:
-        if isinstance(stmt, S.Member) and stmt.name:
-            names.add(stmt.name)
-        elif isinstance(stmt, S.If):
-            names |= _always_declared(stmt.body) & _always_declared(stmt.orelse)
-    return names
-
-
 def _first_position(body: list[S.Stmt], name: str) -> int:
     for i, stmt in enumerate(body):
-        if name in _declared_members([stmt]):
+        if name in S.declared_members([stmt]):
             return i
     return len(body)
 
@@ -728,7 +698,7 @@ def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: 
         default = evaluate(p.default, scope)
         if values and p.name in values and not same_value(values[p.name], default):
             default = values[p.name]  # overridden with -D
-        elif _names(p.default) & names:
+        elif S.names_used(p.default) & names:
             # Python defaults cannot refer to other parameters: None stands for "computed from them".
             parts.append(f"{p.name}: {_annotation(sample if sample is not None else default)} | None = None")
             prologue += [f"if {p.name} is None:", f"    {p.name} = {literal(evaluate(p.default, symbols))}"]
@@ -884,7 +854,8 @@ def _definition_order(program: Program, root: S.Definition) -> list[str]:
     def visit(defn: S.Definition, stack: tuple[str, ...]) -> None:
         if defn.name in order or defn.name in stack:
             return
-        for name in _called_names([*defn.body, *([defn.root] if defn.root else [])]):
+        called = [n.func for n in S.walk([*defn.body, *([defn.root] if defn.root else [])]) if isinstance(n, S.Call)]
+        for name in dict.fromkeys(called):
             callee = program.definitions.get(name)
             if callee is not None and callee.kind == "block":
                 visit(callee, (*stack, defn.name))
@@ -892,24 +863,3 @@ def _definition_order(program: Program, root: S.Definition) -> list[str]:
 
     visit(root, ())
     return order
-
-
-def _called_names(nodes: list[Any]) -> list[str]:
-    """Names called anywhere in statements or expressions, in source order."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, S.Call) and node.func not in out:
-            out.append(node.func)
-        if isinstance(node, (S.Expr, S.Stmt)):
-            for value in vars(node).values():
-                walk(value)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-        elif isinstance(node, dict):
-            for v in node.values():
-                walk(v)
-
-    walk(nodes)
-    return out
