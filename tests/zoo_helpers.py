@@ -1,0 +1,98 @@
+"""Helpers for holding zoo specs against their references (used by tests/test_zoo*.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from archc.compiler import Compiled, compile_spec
+from tests.conftest import SPECS, load_source
+
+
+def count(tensors: Any) -> int:
+    """Total number of elements."""
+    return sum(t.numel() for t in tensors)
+
+
+def build_spec(name: str, directory: Path, **params: Any) -> tuple[Compiled, nn.Module]:
+    """Compile specs/<name>.arch into `directory` and build its model with the generated constructor."""
+    compiled = compile_spec(SPECS / f"{name}.arch")
+    module = load_source(compiled.python(), name, directory)
+    return compiled, getattr(module, name)(**params)
+
+
+def randomize_batchnorm_statistics(model: nn.Module) -> None:
+    """Give BatchNorm layers non-trivial running statistics, so eval mode exercises them."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) * 0.2 - 0.1)
+                assert m.running_var is not None
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+
+
+def assert_same_logits(ours: torch.Tensor, theirs: torch.Tensor, rtol: float = 1e-5) -> None:
+    """Equal outputs: max abs difference within `rtol` of the outputs' scale."""
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    scale = theirs.abs().max().item()
+    assert (ours - theirs).abs().max().item() <= rtol * max(scale, 1e-12), ((ours - theirs).abs().max().item(), scale)
+
+
+def assert_equals_reference(
+    compiled: Compiled,
+    model: nn.Module,
+    reference: nn.Module,
+    batch: int = 2,
+    forward: Callable[[nn.Module, torch.Tensor], Any] | None = None,
+) -> None:
+    """Strict state_dict load of the reference into the generated module, then equal eval-mode outputs."""
+    randomize_batchnorm_statistics(reference)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    torch.manual_seed(0)
+    x = torch.randn(batch, *compiled.arch.input_shape)
+    run = forward or (lambda m, t: m(t))
+    with torch.no_grad():
+        assert_same_logits(run(model, x), run(reference, x))
+
+
+def assert_shapes_match_hooks(compiled: Compiled, model: nn.Module, training: bool = False) -> None:
+    """Every module application's output shape in the IR equals what a forward hook sees on the generated module."""
+    seen: dict[str, list[tuple[int, ...]]] = {}
+    handles = []
+    for path, module in model.named_modules():
+
+        def hook(mod: nn.Module, args: Any, out: Any, path: str = path) -> None:
+            if isinstance(out, torch.Tensor):
+                seen.setdefault(path, []).append(tuple(out.shape[1:]))
+
+        handles.append(module.register_forward_hook(hook))
+    model.train(training)
+    try:
+        with torch.no_grad():
+            model(torch.randn(2, *compiled.arch.input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    applied: dict[str, list[tuple[int, ...]]] = {}
+    for node in compiled.arch.nodes:
+        if node.module is not None and (training or not node.training_only):
+            applied.setdefault(node.module, []).append(tuple(node.shape))
+    for path, shapes in applied.items():
+        assert seen.get(path) == shapes, (path, seen.get(path), shapes)
+
+
+def assert_counts(compiled: Compiled, model: nn.Module, params: int | None = None, buffers: int | None = None) -> None:
+    """The parameter pass equals the generated module, and the published figures where given."""
+    assert compiled.params.params == count(model.parameters())
+    assert compiled.params.buffers == count(model.buffers())
+    if params is not None:
+        assert compiled.params.params == params
+    if buffers is not None:
+        assert compiled.params.buffers == buffers
