@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = spec_command("ir", "print the elaborated IR as JSON", False)
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
+    p = sub.add_parser(
+        "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
+    )
+    p.add_argument("directory", nargs="?", type=Path, default=Path("specs"), help="a directory of .arch files (default specs/)")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table (the one in docs/zoo.md)")
     return parser
 
 
@@ -64,6 +69,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "zoo":
+        return _zoo(args.directory, args.markdown)
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
         failed = False
@@ -96,6 +103,41 @@ def _run(args: argparse.Namespace) -> int:
         from archc.summary import print_summary
 
         print_summary(compiled)
+    return 0
+
+
+def _zoo(directory: Path, markdown: bool) -> int:
+    from archc.zoo import markdown_table, zoo_entries
+
+    if not directory.is_dir():
+        raise ArchError(f"{directory} is not a directory", None, "give the directory holding the .arch specs")
+    entries = zoo_entries(directory)
+    if markdown:
+        print(markdown_table(entries), end="")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(entries)} specs in {directory}", title_justify="left")
+    for column, justify in (
+        ("spec", "left"),
+        ("paper", "left"),
+        ("year", "right"),
+        ("reference", "left"),
+        ("input", "left"),
+        ("params", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for e in entries:
+        table.add_row(
+            e.name,
+            str(e.meta.get("paper", "")),
+            str(e.meta.get("year", "")),
+            str(e.meta.get("reference", "")),
+            "×".join(map(str, e.input_shape)),
+            f"{e.params:,}",
+        )
+    Console().print(table)
     return 0
 
 

@@ -1,0 +1,30 @@
+"""Every zoo spec carries its metadata, and the published top-1 it quotes is the reference library's own figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torchvision
+
+from archc.compiler import compile_spec
+from tests.conftest import SPECS
+
+SPEC_FILES = sorted(SPECS.glob("*.arch"))
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_spec_carries_paper_year_and_reference(spec: Path) -> None:
+    meta = compile_spec(spec).arch.meta
+    assert meta.get("paper") and isinstance(meta.get("year"), int) and meta.get("reference"), meta
+
+
+@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+def test_torchvision_top1_is_the_published_figure(spec: Path) -> None:
+    meta = compile_spec(spec).arch.meta
+    reference = str(meta.get("reference", ""))
+    if not reference.startswith("torchvision:") or "top1" not in meta:
+        pytest.skip("no torchvision top-1 quoted")
+    weights = torchvision.models.get_model_weights(reference.split(":", 1)[1])
+    published = weights["IMAGENET1K_V1"].meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    assert meta["top1"] == pytest.approx(published, abs=1e-9)
