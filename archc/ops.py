@@ -209,18 +209,63 @@ def _non_default(a: Attrs, op: str, skip: tuple[str, ...] = ()) -> Attrs:
     row = OPS[op]
     out: Attrs = {}
     for name, default in row.args:
-        torch_name = row.torch_names.get(name, name)
-        if name in skip or torch_name is None:
+        if name in skip:
             continue
         value = a[name]
-        torch_default = row.torch_defaults.get(name, default)
-        if is_symbolic(value) or value != torch_default or type(value) is not type(torch_default):
-            out[torch_name] = value
+        if is_symbolic(value) or value != default or type(value) is not type(default):
+            out[name] = value
     return out
 
 
 def _simple_module(cls: str, op: str) -> Callable[[Attrs], tuple[str, list[Any], Attrs]]:
     return lambda a: (cls, [], _non_default(a, op))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The arithmetic of one application to one image.
+
+    `macs`: multiply-accumulates of matrix products (convolution, linear), the figure FLOP counters report as
+    FLOPs / 2. `other`: everything else, one per elementwise operation or window element (normalisation,
+    activations, pooling, bias and residual additions), counted apart because counters disagree about it.
+    """
+
+    macs: int = 0
+    other: int = 0
+
+
+def numel(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return int(n)
+
+
+def _conv_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    kh, kw = pair(a["kernel_size"])
+    macs = numel(out) * (a["in_channels"] // a["groups"]) * kh * kw
+    return Cost(macs, numel(out) if a["bias"] else 0)
+
+
+def _linear_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    return Cost(a["in_features"] * a["out_features"], a["out_features"] if a["bias"] else 0)
+
+
+def _elementwise(per_element: int) -> Callable[[Attrs, Shape, Shape], Cost]:
+    return lambda a, s, out: Cost(0, per_element * numel(out))
+
+
+def _window_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    kh, kw = pair(a["kernel_size"])
+    return Cost(0, numel(out) * kh * kw)
+
+
+def _input_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    return Cost(0, numel(s))
+
+
+def _free(a: Attrs, s: Shape, out: Shape) -> Cost:
+    return Cost()
 
 
 @dataclass(frozen=True)
@@ -232,6 +277,8 @@ class Op:
     args: tuple[tuple[str, Any], ...]
     shape: Callable[[Attrs, Shape], Shape]
     module: Callable[[Attrs], tuple[str, list[Any], Attrs]]
+    # Arithmetic of one application to one image, from the attributes and the input and output shapes.
+    cost: Callable[[Attrs, Shape, Shape], Cost]
     # Inline form: function name and the keyword arguments it takes, or None when the op has weights.
     functional: str | None = None
     check: Callable[[Attrs, Shape], None] | None = None
@@ -239,9 +286,6 @@ class Op:
     buffers: Callable[[Attrs], Any] = _none
     # Arguments inferred from the input shape: attribute name -> function of the input shape.
     inferred: dict[str, Callable[[Shape], Any]] = field(default_factory=dict)
-    # Names PyTorch gives our arguments (None: not a PyTorch argument) and PyTorch's own defaults where ours differ.
-    torch_names: dict[str, str | None] = field(default_factory=dict)
-    torch_defaults: dict[str, Any] = field(default_factory=dict)
     # Inline only: the argument to pass `training=self.training` to.
     uses_training: bool = False
 
@@ -263,6 +307,7 @@ OPS: dict[str, Op] = {
             ),
             _conv_shape,
             _conv_module,
+            _conv_cost,
             check=_conv_check,
             params=_conv_params,
             inferred={"in_channels": lambda s: _feature_map(s, "conv")[0]},
@@ -273,6 +318,7 @@ OPS: dict[str, Op] = {
             (("out_features", REQUIRED), ("bias", True)),
             _linear_shape,
             lambda a: ("nn.Linear", [a["in_features"], a["out_features"]], _non_default(a, "linear", skip=("out_features",))),
+            _linear_cost,
             params=_linear_params,
             inferred={"in_features": lambda s: _flat(s, "linear")[0]},
         ),
@@ -282,19 +328,37 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("momentum", 0.1), ("affine", True), ("track_running_stats", True)),
             _same_shape,
             _batchnorm_module,
+            _elementwise(2),
             params=_batchnorm_params,
             buffers=_batchnorm_buffers,
             inferred={"num_features": lambda s: s[0], "rank": len},
         ),
-        Op("relu", "Rectified linear unit.", (("inplace", False),), _same_shape, _simple_module("nn.ReLU", "relu"), functional="F.relu"),
-        Op("sigmoid", "Logistic sigmoid.", (), _same_shape, _simple_module("nn.Sigmoid", "sigmoid"), functional="torch.sigmoid"),
-        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), functional="torch.tanh"),
+        Op(
+            "relu",
+            "Rectified linear unit.",
+            (("inplace", False),),
+            _same_shape,
+            _simple_module("nn.ReLU", "relu"),
+            _elementwise(1),
+            functional="F.relu",
+        ),
+        Op(
+            "sigmoid",
+            "Logistic sigmoid.",
+            (),
+            _same_shape,
+            _simple_module("nn.Sigmoid", "sigmoid"),
+            _elementwise(1),
+            functional="torch.sigmoid",
+        ),
+        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), _elementwise(1), functional="torch.tanh"),
         Op(
             "maxpool",
             "2-D max pooling; stride defaults to the kernel size.",
             (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False)),
             _pool_shape,
             _simple_module("nn.MaxPool2d", "maxpool"),
+            _window_cost,
             functional="F.max_pool2d",
             check=_pool_check,
         ),
@@ -304,6 +368,7 @@ OPS: dict[str, Op] = {
             (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True)),
             _pool_shape,
             _simple_module("nn.AvgPool2d", "avgpool"),
+            _window_cost,
             functional="F.avg_pool2d",
             check=_pool_check,
         ),
@@ -313,6 +378,7 @@ OPS: dict[str, Op] = {
             (("output_size", REQUIRED),),
             _adaptive_shape,
             _simple_module("nn.AdaptiveAvgPool2d", "adaptive_avgpool"),
+            _input_cost,
             functional="F.adaptive_avg_pool2d",
         ),
         Op(
@@ -321,6 +387,7 @@ OPS: dict[str, Op] = {
             (("output_size", REQUIRED),),
             _adaptive_shape,
             _simple_module("nn.AdaptiveMaxPool2d", "adaptive_maxpool"),
+            _input_cost,
             functional="F.adaptive_max_pool2d",
         ),
         Op(
@@ -329,6 +396,7 @@ OPS: dict[str, Op] = {
             (("start_dim", 1),),
             _flatten_shape,
             _simple_module("nn.Flatten", "flatten"),
+            _free,
             functional="torch.flatten",
         ),
         Op(
@@ -337,10 +405,11 @@ OPS: dict[str, Op] = {
             (("p", 0.5), ("inplace", False)),
             _same_shape,
             _simple_module("nn.Dropout", "dropout"),
+            _free,
             functional="F.dropout",
             uses_training=True,
         ),
-        Op("identity", "Passes its input through.", (), _same_shape, _simple_module("nn.Identity", "identity")),
+        Op("identity", "Passes its input through.", (), _same_shape, _simple_module("nn.Identity", "identity"), _free),
     ]
 }
 

@@ -132,10 +132,10 @@ def test_summary_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["params"] == 11_689_512  # torchvision's resnet18
     assert data["layers"]
     for layer in data["layers"]:
-        for key in ("name", "op", "output", "params"):
+        for key in ("name", "op", "shape", "params", "macs", "receptive_field"):
             assert key in layer, (key, layer)
     assert data["layers"][0]["name"] == "conv1"
-    assert data["layers"][0]["output"] == [64, 112, 112]
+    assert data["layers"][0]["shape"] == [64, 112, 112]
     assert sum(layer["params"] for layer in data["layers"]) == data["params"]
 
 
@@ -149,10 +149,10 @@ def test_summary_input_override(capsys: pytest.CaptureFixture[str]) -> None:
     default = summary_json(capsys, str(RESNET18))
     small = summary_json(capsys, "--input", "3x64x64", str(RESNET18))
     assert small["input"] == [3, 64, 64]
-    assert small["layers"][0]["output"] == [64, 32, 32]
+    assert small["layers"][0]["shape"] == [64, 32, 32]
     assert small["output"] == [1000]
     assert small["params"] == default["params"]
-    changed = [a["name"] for a, b in zip(default["layers"], small["layers"], strict=True) if a["output"] != b["output"]]
+    changed = [a["name"] for a, b in zip(default["layers"], small["layers"], strict=True) if a["shape"] != b["shape"]]
     assert "conv1" in changed and "layer4.1.conv2" in changed
 
 
@@ -199,7 +199,7 @@ def test_ir_input_override(capsys: pytest.CaptureFixture[str]) -> None:
 def test_define_changes_output(capsys: pytest.CaptureFixture[str]) -> None:
     data = summary_json(capsys, "-D", "num_classes=10", str(RESNET18))
     assert data["output"] == [10]
-    assert data["layers"][-1]["output"] == [10]
+    assert data["layers"][-1]["shape"] == [10]
 
 
 def test_define_is_an_expression(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,48 @@
+"""Arithmetic counts: multiply-accumulates per node and in total, the other operations counted apart.
+
+The headline figure is `macs`: the multiply-accumulates of convolutions and linear layers on the eval-mode path,
+for one image. It equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the generated module, which
+counts matrix products only. Training-only nodes (auxiliary heads) are summed apart, and so is everything
+else (normalisation, activations, pooling, additions) in `other`. See docs/analysis.md for the conventions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archc import ops
+from archc.ir import Architecture, Node
+from archc.ops import Cost
+
+
+@dataclass(frozen=True)
+class MacReport:
+    per_node: dict[int, Cost]
+    macs: int  # conv + linear, eval-mode path, one image
+    other: int  # every other operation on the eval-mode path, one image
+    training_only_macs: int  # conv + linear of nodes that run in training mode only
+
+
+def node_cost(node: Node, arch: Architecture) -> Cost:
+    """The cost rule of the node's op applied to its shapes; every op has one."""
+    out = tuple(node.shape)
+    if node.op in (ops.ADD, ops.MUL):
+        return Cost(0, ops.numel(out) * (len(node.inputs) - 1 if node.op == ops.ADD else 1))
+    if node.op == ops.CAT:
+        return Cost()
+    row = ops.OPS[node.op]
+    (source,) = node.inputs
+    return row.cost(node.attrs, tuple(arch.nodes[source].shape), out)
+
+
+def count_macs(arch: Architecture) -> MacReport:
+    """Cost of every node (the input excluded) and the totals, per image."""
+    per_node = {node.id: node_cost(node, arch) for node in arch.nodes if node.op != "input"}
+    inference = [per_node[n.id] for n in arch.nodes if n.id in per_node and not n.training_only]
+    training = [per_node[n.id] for n in arch.nodes if n.id in per_node and n.training_only]
+    return MacReport(
+        per_node,
+        macs=sum(c.macs for c in inference),
+        other=sum(c.other for c in inference),
+        training_only_macs=sum(c.macs for c in training),
+    )

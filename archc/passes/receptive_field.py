@@ -1,0 +1,121 @@
+"""Receptive fields: for every node, per spatial dimension, the size, the jump (effective stride) and the centre of
+the first output unit's field in input pixels, by the recurrences of Araujo, Norris and Sim, "Computing Receptive
+Fields of Convolutional Neural Networks" (Distill, 2019):
+
+    size_out = size_in + (k_eff - 1) * jump_in          k_eff = dilation * (kernel - 1) + 1
+    jump_out = jump_in * stride
+    start_out = start_in + ((k_eff - 1) / 2 - padding) * jump_in
+
+The input has size 1, jump 1 and start 0 (the centre of pixel 0). Where paths merge (add, cat) the field is the
+largest of the incoming ones; paths whose centres or jumps disagree give a warning. A global operation (flatten,
+an adaptive pool to 1×1) sees its whole input: its field is that input's field over every position.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from archc import ops
+from archc.ir import Architecture, Node
+
+
+@dataclass(frozen=True)
+class Field:
+    """One spatial dimension of a receptive field."""
+
+    size: float
+    jump: float
+    start: float
+
+    def through_window(self, kernel: int, stride: float, padding: int, dilation: int = 1) -> Field:
+        k_eff = dilation * (kernel - 1) + 1
+        return Field(self.size + (k_eff - 1) * self.jump, self.jump * stride, self.start + ((k_eff - 1) / 2 - padding) * self.jump)
+
+    def whole(self, extent: int) -> Field:
+        """The field of a unit that sees all `extent` positions of this map."""
+        return self.through_window(extent, extent, 0)
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Height and width fields of a node."""
+
+    h: Field
+    w: Field
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {
+            "size": [_number(self.h.size), _number(self.w.size)],
+            "jump": [_number(self.h.jump), _number(self.w.jump)],
+            "start": [_number(self.h.start), _number(self.w.start)],
+        }
+
+
+def _number(x: float) -> float:
+    return int(x) if float(x).is_integer() else x
+
+
+@dataclass(frozen=True)
+class FieldReport:
+    per_node: dict[int, ReceptiveField]
+    output: ReceptiveField
+    warnings: list[str]
+
+
+def _window(node: Node) -> tuple[tuple[int, int], tuple[float, float], tuple[int, int], tuple[int, int]] | None:
+    """Kernel, stride, padding and dilation of a sliding-window op, or None for pointwise ones."""
+    a = node.attrs
+    if node.op in ("conv", "maxpool", "avgpool"):
+        kernel = ops.pair(a["kernel_size"])
+        stride = ops.pair(a["stride"] if a.get("stride") is not None else a["kernel_size"])
+        return kernel, stride, ops.pair(a.get("padding", 0)), ops.pair(a.get("dilation", 1))
+    return None
+
+
+def _adaptive(size_in: int, size_out: int) -> tuple[int, float]:
+    """The largest window and the mean stride of PyTorch's adaptive pooling from size_in to size_out."""
+    windows = [math.ceil((i + 1) * size_in / size_out) - (i * size_in) // size_out for i in range(size_out)]
+    return max(windows), size_in / size_out
+
+
+def compute_receptive_fields(arch: Architecture) -> FieldReport:
+    """The receptive field of every node and of the eval-mode output."""
+    unit = Field(1, 1, 0)
+    fields: dict[int, ReceptiveField] = {}
+    warnings: list[str] = []
+    for node in arch.nodes:
+        if node.op == "input":
+            fields[node.id] = ReceptiveField(unit, unit)
+            continue
+        incoming = [fields[i] for i in node.inputs]
+        first = incoming[0]
+        source = arch.nodes[node.inputs[0]].shape
+        window = _window(node)
+        if window is not None:
+            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = window
+            fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, ph, dh), first.w.through_window(kw, sw, pw, dw))
+        elif node.op in ("adaptive_avgpool", "adaptive_maxpool"):
+            (kh, sh), (kw, sw) = _adaptive(source[1], node.shape[1]), _adaptive(source[2], node.shape[2])
+            fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, 0), first.w.through_window(kw, sw, 0))
+        elif node.op == "flatten" and len(source) == 3 and len(node.shape) == 1:
+            fields[node.id] = ReceptiveField(first.h.whole(source[1]), first.w.whole(source[2]))
+        elif len(incoming) > 1:
+            fields[node.id] = ReceptiveField(
+                _merge(node, [f.h for f in incoming], "height", warnings), _merge(node, [f.w for f in incoming], "width", warnings)
+            )
+        else:
+            fields[node.id] = first
+    return FieldReport(fields, fields[arch.outputs[0]], warnings)
+
+
+def _merge(node: Node, incoming: list[Field], axis: str, warnings: list[str]) -> Field:
+    widest = max(incoming, key=lambda f: f.size)
+    centres = {f.start for f in incoming}
+    jumps = {f.jump for f in incoming}
+    if len(centres) > 1 or len(jumps) > 1:
+        warnings.append(
+            f"{node.loc.file}:{node.loc.line}:{node.loc.column}: `{node.name}` merges paths whose {axis} fields are misaligned "
+            f"(centres {sorted(centres)}, jumps {sorted(jumps)})"
+        )
+    return widest
