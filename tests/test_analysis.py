@@ -69,7 +69,7 @@ def test_training_only_macs_are_reported_apart(compile_arch: Any) -> None:
 
 def measure_receptive_field(model: nn.Module, module_path: str, input_size: int, channels: int) -> tuple[int, int]:
     """Height and width of the input region whose gradient reaches the centre unit of a module's output."""
-    for name, child in list(model.named_modules()):
+    for child in list(model.modules()):
         for attr, sub in list(child.named_children()):
             if isinstance(sub, nn.MaxPool2d):
                 avg = nn.AvgPool2d(sub.kernel_size, sub.stride, sub.padding, ceil_mode=sub.ceil_mode)  # type: ignore[arg-type]
