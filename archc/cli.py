@@ -17,6 +17,7 @@ from pathlib import Path
 from archc import __version__
 from archc.compiler import Compiled, compile_spec, parse_overrides
 from archc.errors import ArchError
+from archc.passes.memory import DTYPE_BYTES
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -25,6 +26,12 @@ def _input_shape(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, e.g. 3x224x224, got {text!r}")
     c, h, w = (int(p) for p in parts)
     return c, h, w
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,9 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     p = spec_command("compile", "write the PyTorch module of each spec", True)
     p.add_argument("-o", "--output", type=Path, default=Path("generated"), metavar="DIR", help="output directory (default generated/)")
     spec_command("check", "parse, elaborate and type-check specs without writing anything", True)
-    p = spec_command("summary", "per-layer output shapes and parameter counts", False)
+    p = spec_command("summary", "per-layer output shapes, parameters, MACs, receptive fields and memory", False)
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--depth", type=_positive, metavar="N", help="fold rows to the first N levels of names (1: stages, 2: blocks)")
+    p.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for the memory figures (default 1)")
+    p.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="fp32", help="element type for the memory figures (default fp32)")
     p = spec_command("ir", "print the elaborated IR as JSON", False)
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
     p = sub.add_parser(
@@ -98,11 +108,11 @@ def _run(args: argparse.Namespace) -> int:
     elif args.json:
         from archc.summary import summary_data
 
-        print(json.dumps(summary_data(compiled), indent=1))
+        print(json.dumps(summary_data(compiled, args.batch, args.dtype), indent=1))
     else:
         from archc.summary import print_summary
 
-        print_summary(compiled)
+        print_summary(compiled, args.depth, args.batch, args.dtype)
     return 0
 
 

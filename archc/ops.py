@@ -288,6 +288,8 @@ class Op:
     inferred: dict[str, Callable[[Shape], Any]] = field(default_factory=dict)
     # Inline only: the argument to pass `training=self.training` to.
     uses_training: bool = False
+    # False where the output shares the input's storage (a view, or the input itself).
+    allocates_output: bool = True
 
 
 OPS: dict[str, Op] = {
@@ -398,6 +400,7 @@ OPS: dict[str, Op] = {
             _simple_module("nn.Flatten", "flatten"),
             _free,
             functional="torch.flatten",
+            allocates_output=False,
         ),
         Op(
             "dropout",
@@ -409,7 +412,15 @@ OPS: dict[str, Op] = {
             functional="F.dropout",
             uses_training=True,
         ),
-        Op("identity", "Passes its input through.", (), _same_shape, _simple_module("nn.Identity", "identity"), _free),
+        Op(
+            "identity",
+            "Passes its input through.",
+            (),
+            _same_shape,
+            _simple_module("nn.Identity", "identity"),
+            _free,
+            allocates_output=False,
+        ),
     ]
 }
 

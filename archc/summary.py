@@ -7,14 +7,16 @@ from typing import Any
 from archc.compiler import Compiled
 from archc.ops import fmt_shape
 from archc.passes.macs import count_macs
+from archc.passes.memory import estimate_memory
 from archc.passes.receptive_field import compute_receptive_fields
 
 
-def summary_data(compiled: Compiled) -> dict[str, Any]:
-    """The summary as plain data (the `--json` output)."""
+def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dict[str, Any]:
+    """The summary as plain data (the `--json` output); memory is for `batch` images of `dtype`."""
     arch, report = compiled.arch, compiled.params
     costs = count_macs(arch)
     fields = compute_receptive_fields(arch)
+    memory = estimate_memory(arch, batch, dtype)
     seen: set[str] = set()
     layers = []
     for node in arch.nodes[1:]:
@@ -31,6 +33,7 @@ def summary_data(compiled: Compiled) -> dict[str, Any]:
                 "macs": costs.per_node[node.id].macs,
                 "other_ops": costs.per_node[node.id].other,
                 "receptive_field": fields.per_node[node.id].as_dict(),
+                "activation_bytes": memory.per_node.get(node.id, 0),
                 "training_only": node.training_only,
                 "line": node.loc.line,
             }
@@ -49,6 +52,13 @@ def summary_data(compiled: Compiled) -> dict[str, Any]:
         "other_ops": costs.other,
         "training_only_macs": costs.training_only_macs,
         "receptive_field": fields.output.as_dict(),
+        "memory": {
+            "dtype": memory.dtype,
+            "batch": memory.batch,
+            "param_bytes": memory.param_bytes,
+            "buffer_bytes": memory.buffer_bytes,
+            "activation_bytes": memory.activation_bytes,
+        },
         "warnings": fields.warnings,
         "layers": layers,
     }
@@ -62,12 +72,37 @@ def _count(n: int) -> str:
     return str(n) if n else ""
 
 
-def print_summary(compiled: Compiled) -> None:
-    """The summary as a table on standard output."""
+def fold(layers: list[dict[str, Any]], depth: int, types: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows grouped by the first `depth` parts of their names, with subtotals: depth 1 gives stages, 2 blocks.
+    A group is labelled with the type of the module at its path (`types`: path -> block or op name)."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in layers:
+        key = ".".join(row["name"].split(".")[:depth])
+        group = groups.setdefault(key, {**row, "name": key, "params": 0, "macs": 0, "ops": []})
+        group["params"] += row["params"]
+        group["macs"] += row["macs"]
+        group["shape"], group["receptive_field"] = row["shape"], row["receptive_field"]
+        group["training_only"] = group["training_only"] and row["training_only"]
+        group["ops"].append(row["op"])
+    for key, group in groups.items():
+        group["op"] = group["ops"][0] if len(group["ops"]) == 1 else types.get(key, f"{len(group['ops'])} ops")
+    return list(groups.values())
+
+
+def _bytes(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} B"
+
+
+def print_summary(compiled: Compiled, depth: int | None = None, batch: int = 1, dtype: str = "fp32") -> None:
+    """The summary as a table on standard output; `depth` folds rows into stages or blocks with subtotals."""
     from rich.console import Console
     from rich.table import Table
 
-    data = summary_data(compiled)
+    data = summary_data(compiled, batch, dtype)
+    rows = fold(data["layers"], depth, {m.path: m.type for m in compiled.arch.modules()}) if depth else data["layers"]
     table = Table(title=f"{data['name']}  ({data['spec']})", title_justify="left")
     table.add_column("layer")
     table.add_column("op")
@@ -75,7 +110,7 @@ def print_summary(compiled: Compiled) -> None:
     table.add_column("params", justify="right")
     table.add_column("MACs", justify="right")
     table.add_column("RF", justify="right")
-    for row in data["layers"]:
+    for row in rows:
         name = row["name"] + (" (train)" if row["training_only"] else "")
         size = row["receptive_field"]["size"]
         rf = str(size[0]) if size[0] == size[1] else f"{size[0]}×{size[1]}"
@@ -88,5 +123,10 @@ def print_summary(compiled: Compiled) -> None:
     console.print(f"params: {data['params']:,} (trainable {data['trainable_params']:,})   buffers: {data['buffers']:,}")
     extra = f" (+{data['training_only_macs']:,} in training-only outputs)" if data["training_only_macs"] else ""
     console.print(f"MACs: {data['macs']:,} per image{extra}   other ops: {data['other_ops']:,}")
+    m = data["memory"]
+    console.print(
+        f"memory ({m['dtype']}, batch {m['batch']}): params {_bytes(m['param_bytes'])}, buffers {_bytes(m['buffer_bytes'])}, "
+        f"training activations {_bytes(m['activation_bytes'])}"
+    )
     for warning in data["warnings"]:
         console.print(f"warning: {warning}")

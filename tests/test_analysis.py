@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from archc.compiler import compile_spec
 from archc.passes.macs import count_macs
+from archc.passes.memory import estimate_memory
 from archc.passes.receptive_field import compute_receptive_fields
 from tests.conftest import SPECS, load_source
 
@@ -133,3 +135,35 @@ def test_receptive_field_through_asymmetric_kernels_and_branches(compile_arch: A
     size = fields.output.as_dict()["size"]
     measured = measure_receptive_field(module.model(), "pool", 96, 3)
     assert measured == tuple(size)
+
+
+class OutputBytes(TorchFunctionMode):
+    """Bytes of the new tensors torch functions return (module forwards included), skipping in-place results and
+    views of their inputs: the activations a forward produces."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        inputs = [a for a in args if isinstance(a, torch.Tensor)]
+        if isinstance(out, torch.Tensor) and not isinstance(out, nn.Parameter):
+            shares = any(out.untyped_storage().data_ptr() == a.untyped_storage().data_ptr() for a in inputs)
+            if not shares and func is not torch.Tensor.__getitem__:
+                self.total += out.numel() * out.element_size()
+        return out
+
+
+@pytest.mark.parametrize(("name", "dtype", "batch"), [("resnet18", "fp32", 2), ("d2l_resnet18", "bf16", 3), ("resnext50_32x4d", "fp32", 1)])
+def test_memory_equals_tensor_sizes_of_a_training_forward(name: str, dtype: str, batch: int, tmp_path: Path) -> None:
+    compiled, model = generated_model(SPECS / f"{name}.arch", tmp_path)
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    model = model.to(torch_dtype).train()
+    report = estimate_memory(compiled.arch, batch, dtype)
+    assert report.param_bytes == sum(p.numel() * p.element_size() for p in model.parameters())
+    assert report.buffer_bytes == sum(b.numel() * b.element_size() for b in model.buffers())
+    x = torch.randn(batch, *compiled.arch.input_shape, dtype=torch_dtype)
+    with OutputBytes() as counter:
+        model(x)
+    assert report.activation_bytes == counter.total

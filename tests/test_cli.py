@@ -328,3 +328,23 @@ def test_commands_do_not_import_torch(command: str, tmp_path: Path) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_summary_json_carries_the_analysis_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    data = summary_json(capsys, "--batch", "4", "--dtype", "bf16", str(RESNET18))
+    assert data["macs"] == sum(layer["macs"] for layer in data["layers"] if not layer["training_only"])
+    assert data["memory"]["batch"] == 4 and data["memory"]["dtype"] == "bf16"
+    assert data["memory"]["activation_bytes"] == sum(layer["activation_bytes"] for layer in data["layers"])
+    assert data["receptive_field"]["size"] == data["layers"][-1]["receptive_field"]["size"]
+
+
+def test_summary_depth_folds_rows_with_subtotals(capsys: pytest.CaptureFixture[str]) -> None:
+    full = summary_json(capsys, str(RESNET18))
+    code, out, _ = run_main(capsys, "summary", "--depth", "1", str(RESNET18))
+    assert code == 0
+    layer2 = next(line for line in out.splitlines() if "│ layer2 " in line)
+    params = sum(layer["params"] for layer in full["layers"] if layer["name"].startswith("layer2."))
+    assert f"{params:,}" in layer2 and "ResLayer" in layer2
+    with pytest.raises(SystemExit) as exc:
+        main(["summary", "--depth", "0", str(RESNET18)])
+    assert exc.value.code == 2
