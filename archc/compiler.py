@@ -55,13 +55,14 @@ def parse_overrides(defines: list[str]) -> dict[str, Any]:
 
 
 def compile_spec(
-    path: Path,
+    path: Path | str,
     overrides: dict[str, Any] | None = None,
     input_shape: tuple[int, int, int] | None = None,
     text: str | None = None,
     max_nodes: int = MAX_NODES,
 ) -> Compiled:
     """Parse and elaborate a spec file (or `text` under that file name) and count its parameters."""
+    path = Path(path)
     program = load_program(path, text)
     arch = elaborate(program, overrides, max_nodes=max_nodes, input_shape=input_shape)
     return Compiled(path, program, arch, count_params(arch))

@@ -7,6 +7,8 @@ The same op-table rules and the same expression evaluator run on concrete number
 
 from __future__ import annotations
 
+import json
+import math
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -124,10 +126,13 @@ def literal(value: Any) -> str:
         return value.code
     if isinstance(value, bool) or value is None:
         return repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return repr(value)
+        # Double quotes, as the rest of the generated code; JSON escapes are valid Python escapes.
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, tuple):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"

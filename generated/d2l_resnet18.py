@@ -33,9 +33,9 @@ class Residual(nn.Module):
         conv3 = x
         if self.conv3 is not None:
             conv3 = self.conv3(x)
-        out = y + conv3
-        out = F.relu(out)
-        return out
+        y = y + conv3
+        y = F.relu(y)
+        return y
 
 
 class ResidualStage(nn.Sequential):

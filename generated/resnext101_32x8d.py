@@ -124,8 +124,8 @@ class ResNet(nn.Module):
         x = self.layer4(x)
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
-        out = self.fc(x)
-        return out
+        x = self.fc(x)
+        return x
 
 
 def resnext101_32x8d(num_classes: int = 1000) -> ResNet:

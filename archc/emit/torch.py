@@ -294,7 +294,8 @@ class ClassWriter:
             optional = (
                 declared - (S.declared_members(then, every_path=True) & S.declared_members(orelse, every_path=True)) - self.optional_members
             )
-        for name in sorted(optional, key=lambda n: _first_position(self.defn.body, n)):
+        in_source_order = [m.name for m in S.walk(self.defn.body) if isinstance(m, S.Member) and m.name in optional]
+        for name in dict.fromkeys(in_source_order):
             self.optional_members.add(name)
             self.emit(f"self.{name} = None", indent)
         self.symbolic_control += 1
@@ -456,7 +457,10 @@ class ClassWriter:
                 env[stmt.name] = value
                 self.forward_vars.add(stmt.name)
             elif isinstance(stmt, S.Return):
-                outs = [self.tensor(v, env, "out") for v in stmt.values]
+                # With one value the result may overwrite the variable it starts from; with several, later values
+                # may still read it.
+                targets = [self.return_target(v, env) if len(stmt.values) == 1 else "out" for v in stmt.values]
+                outs = [self.tensor(v, env, t) for v, t in zip(stmt.values, targets, strict=True)]
                 names = [
                     o.var if isinstance(o, TVal) else v.name if isinstance(v, S.Name) and v.name in self.aux_names else literal(o)
                     for o, v in zip(outs, stmt.values, strict=True)
@@ -486,6 +490,21 @@ class ClassWriter:
                 first = outs[0]
                 return first.shape if isinstance(first, TVal) else in_shape
         raise ArchError("forward has no `return`", fwd.loc)
+
+    def return_target(self, expr: S.Expr, env: dict[str, Any]) -> str:
+        """The variable a returned expression is computed into: the one its chain of calls starts from
+        (`x = self.fc(x)`, as torchvision writes it), else `out`."""
+        root = expr
+        while True:
+            if isinstance(root, S.Call) and root.args:
+                root = root.args[0]
+            elif isinstance(root, S.BinOp):
+                root = root.left
+            else:
+                break
+        if isinstance(root, S.Name) and isinstance(env.get(root.name), TVal) and root.name not in self.aux_names:
+            return root.name
+        return "out" if "out" not in self.aux_names else self.fresh("out")
 
     def line(self, text: str) -> None:
         self.forward_lines.append(text)
@@ -643,13 +662,6 @@ def _hint_name(expr: S.Expr) -> str:
     return "t"
 
 
-def _first_position(body: list[S.Stmt], name: str) -> int:
-    for i, stmt in enumerate(body):
-        if name in S.declared_members([stmt]):
-            return i
-    return len(body)
-
-
 def _call(func: str, positional: list[Any], keywords: dict[str, Any]) -> str:
     parts = [literal(p) for p in positional] + [f"{k}={literal(v)}" for k, v in keywords.items()]
     return f"{func}({', '.join(parts)})"
@@ -664,10 +676,10 @@ def _annotation(value: Any) -> str:
         return "float"
     if isinstance(value, str):
         return "str"
-    if isinstance(value, tuple):
-        return "tuple[int, ...]" if all(isinstance(v, int) for v in value) else "tuple"
-    if isinstance(value, list):
-        return "list[int]" if all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "list"
+    if isinstance(value, (tuple, list)):
+        items = sorted({_annotation(v) for v in value})
+        item = " | ".join(items) if items and "Any" not in items else "Any"
+        return f"tuple[{item}, ...]" if isinstance(value, tuple) else f"list[{item}]"
     return "Any"
 
 
@@ -823,7 +835,9 @@ def _doc(defn: S.Definition) -> str:
 
 
 def _escape_doc(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace('"', '\\"')
+    """Text that cannot end a triple-quoted docstring early: backslashes doubled, and every quote escaped that is
+    followed by another quote or ends the text (so no run of three unescaped quotes can form)."""
+    return re.sub(r'"(?="|$)', r'\\"', str(text).replace("\\", "\\\\"))
 
 
 def _module_doc(meta: dict[str, Any]) -> list[str]:
