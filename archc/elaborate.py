@@ -364,8 +364,8 @@ class BlockInstance(Instance):
         if self.defn is None or self.defn.forward is None:
             for name in list(self.slots):
                 x = self.member(name, x, self.slots[name].loc).apply(x, self.slots[name].loc)
-            if not self.slots:
-                raise ArchError("this block has no members and no forward", self.defn.loc if self.defn else loc)
+            if not self.slots and self.defn is not None:  # an empty seq() passes its input through, as nn.Sequential()
+                raise ArchError("this block has no members and no forward", self.defn.loc)
             return [x], []
         forward = self.defn.forward
         scope = self.scope.child()

@@ -3,6 +3,7 @@
 Each tool runs in a fresh Python process, as a user would run it (imports included), several times, alternating;
 the script prints the median wall time and the peak resident memory of each, and archc's ratio to each other tool.
 
+    .venv/bin/pip install -e ".[bench]"    # torchinfo and fvcore
     .venv/bin/python bench/summary_vs_torchinfo.py [--repeat 5]
 
 torchinfo and fvcore need torch, a model built with its weights allocated, and a forward pass; archc reads the spec.

@@ -149,8 +149,9 @@ class GoogLeNet(nn.Module):
 
     @torch.jit.unused
     def eager_outputs(self, out: Tensor, aux2: Tensor | None, aux1: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        # Auxiliary outputs exist in training mode only; eval mode returns the main output alone.
-        if self.training:
+        # Auxiliary outputs exist in training mode only, and only where their heads were built;
+        # otherwise the main output comes alone, as torchvision returns it.
+        if self.training and (aux2 is not None or aux1 is not None):
             return out, aux2, aux1
         return out  # type: ignore[return-value]
 

@@ -17,7 +17,7 @@ class ConvNormAct(nn.Module):
     the ReLU applied inline here. Padding defaults to 0, TF's VALID padding, as timm passes `padding=0`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...], stride: int = 1, padding: int | tuple[int, ...] = 0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
@@ -238,7 +238,7 @@ class SelectAdaptivePool2d(nn.Module):
     max), flattened for the linear classifier that follows.
     """
 
-    def __init__(self, in_channels: int, pool_type: str = "avg") -> None:
+    def __init__(self, pool_type: str = "avg") -> None:
         super().__init__()
         if pool_type == "max":
             self.pool = nn.AdaptiveMaxPool2d(output_size=1)
@@ -276,7 +276,7 @@ class InceptionResnetV2(nn.Module):
         self.repeat_2 = Block8Stack(2080, 9, 0.2)
         self.block8 = Block8(2080, no_relu=True)
         self.conv2d_7b = ConvNormAct(2080, 1536, 1)
-        self.global_pool = SelectAdaptivePool2d(1536, global_pool)
+        self.global_pool = SelectAdaptivePool2d(global_pool)
         self.head_drop = nn.Dropout(p=drop_rate)
         self.classif = nn.Linear(1536, num_classes)
 

@@ -13,7 +13,7 @@ __all__ = ["BasicConv2d", "InceptionA", "InceptionB", "InceptionC", "InceptionAu
 class BasicConv2d(nn.Module):
     """Convolution without bias, BatchNorm (eps 0.001, TensorFlow's) and an inline ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...], stride: int = 1, padding: int | tuple[int, ...] = 0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
@@ -255,8 +255,9 @@ class Inception3(nn.Module):
 
     @torch.jit.unused
     def eager_outputs(self, out: Tensor, aux_out: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        # Auxiliary outputs exist in training mode only; eval mode returns the main output alone.
-        if self.training:
+        # Auxiliary outputs exist in training mode only, and only where their heads were built;
+        # otherwise the main output comes alone, as torchvision returns it.
+        if self.training and (aux_out is not None):
             return out, aux_out
         return out  # type: ignore[return-value]
 

@@ -17,7 +17,7 @@ class ConvNormAct(nn.Module):
     the ReLU applied inline here. Padding defaults to 0, TF's VALID padding, as timm passes `padding=0`.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...], stride: int = 1, padding: int | tuple[int, ...] = 0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001)
@@ -268,7 +268,7 @@ class SelectAdaptivePool2d(nn.Module):
     max), flattened for the linear classifier that follows.
     """
 
-    def __init__(self, in_channels: int, pool_type: str = "avg") -> None:
+    def __init__(self, pool_type: str = "avg") -> None:
         super().__init__()
         if pool_type == "max":
             self.pool = nn.AdaptiveMaxPool2d(output_size=1)
@@ -290,7 +290,7 @@ class InceptionV4(nn.Module):
     def __init__(self, in_channels: int, num_classes: int = 1000, drop_rate: float = 0.0, global_pool: str = "avg") -> None:
         super().__init__()
         self.features = InceptionV4Features(in_channels)
-        self.global_pool = SelectAdaptivePool2d(1536, global_pool)
+        self.global_pool = SelectAdaptivePool2d(global_pool)
         self.head_drop = nn.Dropout(p=drop_rate)
         self.last_linear = nn.Linear(1536, num_classes)
 

@@ -76,7 +76,7 @@ class Block(nn.Module):
 class SelectAdaptivePool2d(nn.Module):
     """timm's SelectAdaptivePool2d for average pooling: global average pooling, then flatten."""
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.flatten = nn.Flatten()
@@ -119,7 +119,7 @@ class Xception(nn.Module):
         self.conv4 = SeparableConv2d(1536, 2048, 3, stride=1, padding=1)
         self.bn4 = nn.BatchNorm2d(2048)
         self.act4 = nn.ReLU(inplace=True)
-        self.global_pool = SelectAdaptivePool2d(2048)
+        self.global_pool = SelectAdaptivePool2d()
         self.fc = nn.Linear(2048, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

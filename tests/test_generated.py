@@ -60,6 +60,8 @@ def test_generated_code_does_not_depend_on_hash_randomisation(tmp_path: Path) ->
         out = tmp_path / seed
         env = {**os.environ, "PYTHONHASHSEED": seed}
         specs = [str(p.relative_to(ROOT)) for p in SPEC_FILES]
-        subprocess.run([sys.executable, "-m", "archc", "compile", *specs, "-o", str(out)], check=True, cwd=ROOT, env=env, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "archc", "compile", *specs, "-o", str(out)], check=True, cwd=ROOT, env=env, capture_output=True
+        )
         outputs.append({p.name: p.read_bytes() for p in out.glob("*.py")})
     assert outputs[0] == outputs[1] == outputs[2]

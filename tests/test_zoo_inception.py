@@ -169,11 +169,6 @@ def test_without_aux_logits_the_heads_are_absent_and_counts_match_reference(name
         assert model(torch.randn(1, *compiled.arch.input_shape)).shape == (1, 10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="archc gap: eager_outputs returns the tuple whenever training, also when no auxiliary head exists; "
-    "torchvision returns the logits alone (`self.training and self.aux_logits`)",
-)
 def test_without_aux_logits_training_mode_returns_the_logits_alone(built_without_aux: Any) -> None:
     compiled, model = built_without_aux("googlenet")
     model.train()

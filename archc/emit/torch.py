@@ -105,6 +105,8 @@ class Generator:
             if m.kind in ("block", "arch"):
                 self.instances.setdefault(m.type, []).append(m)
         self.shape_cache: dict[str, tuple[Any, ...]] = {}
+        # Whether each emitted block class takes `in_channels` (classes that never read it do not).
+        self.takes_input: dict[str, bool] = {}
 
     def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
         """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
@@ -221,6 +223,8 @@ class ClassWriter:
                 lines.extend("    " + line for line in item_lines)
             if self.shape_only:
                 return [], shape
+            if not lines:
+                return ["nn.Sequential()"], shape
             if named:
                 return [
                     "nn.Sequential(",
@@ -240,7 +244,8 @@ class ClassWriter:
         out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]))
         if self.shape_only:
             return [], out
-        return [_call(defn.name, [in_channels, *spec.args], spec.kwargs)], out
+        leading = [in_channels] if self.gen.takes_input.get(defn.name, True) else []
+        return [_call(defn.name, [*leading, *spec.args], spec.kwargs)], out
 
     # Body
 
@@ -349,7 +354,9 @@ class ClassWriter:
             source = literal(items) if not isinstance(items, Sym) else items.code
             if isinstance(iterable, S.Call) and iterable.func == "range":
                 source = _range_source(iterable, scope)
-            head = f"for {index}, {var} in enumerate({source}):" if index else f"for {var} in {source}:"
+            used = S.names_used(body)
+            shown_var = var if var in used else "_"
+            head = f"for {index}, {shown_var} in enumerate({source}):" if index in used else f"for {shown_var} in {source}:"
             self.emit(head, indent)
             if index is not None:
                 scope.values[index] = Sym(index)
@@ -474,14 +481,16 @@ class ClassWriter:
                     self.line(f"    return {', '.join(names)}")
                     self.line(f"return self.eager_outputs({', '.join(names)})")
                     main = [n for n in names if n not in self.aux_names]
+                    aux = [n for n in names if n in self.aux_names]
                     params = ", ".join(f"{n}: {'Tensor | None' if n in self.aux_names else 'Tensor'}" for n in names)
                     self.extra.append(
                         "\n".join(
                             [
                                 "@torch.jit.unused",
                                 f"def eager_outputs(self, {params}) -> {self.returns}:",
-                                "    # Auxiliary outputs exist in training mode only; eval mode returns the main output alone.",
-                                "    if self.training:",
+                                "    # Auxiliary outputs exist in training mode only, and only where their heads were built;",
+                                "    # otherwise the main output comes alone, as torchvision returns it.",
+                                f"    if self.training and ({' or '.join(f'{n} is not None' for n in aux)}):",
                                 f"        return {', '.join(names)}",
                                 f"    return {main[0]}  # type: ignore[return-value]",
                             ]
@@ -625,6 +634,8 @@ class ClassWriter:
                 init.append(item)
         for name, code in self.self_scalars.items():
             init.append(f"self.{name} = {code}")
+        if not any(re.search(r"\bchannels\b", line) for line in init if not line.lstrip().startswith("channels = ")):
+            init = _fill_empty_blocks([line for line in init if not line.lstrip().startswith("channels = ")])
         base = "nn.Sequential" if self.sequential else "nn.Module"
         return ClassCode(
             class_name,
@@ -637,6 +648,19 @@ class ClassWriter:
             self.defn.forward.arg if self.defn.forward else "x",
             self.extra,
         )
+
+
+def _fill_empty_blocks(lines: list[str]) -> list[str]:
+    """Insert `pass` into any `if`/`else`/`for` block left without a body."""
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if line.rstrip().endswith(":"):
+            indent = len(line) - len(line.lstrip())
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            if len(following) - len(following.lstrip()) <= indent or not following.strip():
+                out.append(" " * (indent + 4) + "pass")
+    return out
 
 
 def _mentions(value: Any, names: set[str]) -> bool:
@@ -692,7 +716,11 @@ class Signature:
 
 
 def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, values: dict[str, Any] | None = None) -> Signature:
-    """Constructor parameters with annotations and defaults; `values` are the parameters as elaborated (with `-D`)."""
+    """Constructor parameters with annotations and defaults; `values` are the parameters as elaborated (with `-D`).
+
+    Annotations cover every value the elaborated instances pass (`int | tuple[int, ...]`). A default written in
+    terms of other parameters, or a list (mutable in Python), becomes `None` and is filled in by the prologue.
+    """
     parts = ["in_channels: int"] if with_input else []
     prologue: list[str] = []
     names = {p.name for p in defn.params}
@@ -702,23 +730,35 @@ def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: 
         _check_identifier(p.name, p.loc)
         if with_input and p.name == "in_channels":
             raise ArchError("a block parameter cannot be named `in_channels`", p.loc, "a block's input channels are `in.channels`")
-        sample = values[p.name] if values and p.name in values else next((a[p.name] for a in seen_args if p.name in a), None)
+        samples = [values[p.name]] if values and p.name in values else [a[p.name] for a in seen_args if p.name in a]
         if p.default is None:
-            parts.append(f"{p.name}: {_annotation(sample)}")
-            scope.values[p.name] = sample
+            parts.append(f"{p.name}: {_annotations(samples)}")
+            scope.values[p.name] = samples[0] if samples else None
             continue
         default = evaluate(p.default, scope)
-        if values and p.name in values and not same_value(values[p.name], default):
-            default = values[p.name]  # overridden with -D
-        elif S.names_used(p.default) & names:
-            # Python defaults cannot refer to other parameters: None stands for "computed from them".
-            parts.append(f"{p.name}: {_annotation(sample if sample is not None else default)} | None = None")
-            prologue += [f"if {p.name} is None:", f"    {p.name} = {literal(evaluate(p.default, symbols))}"]
-            scope.values[p.name] = default
-            continue
+        overridden = bool(values and p.name in values and not same_value(values[p.name], default))
+        if overridden:
+            default = values[p.name]  # type: ignore[index]  # -D NAME=VALUE
         scope.values[p.name] = default
-        parts.append(f"{p.name}: {_annotation(default)} = {literal(default)}")
+        annotation = _annotations([*samples, default])
+        if S.names_used(p.default) & names and not overridden:
+            # Python defaults cannot refer to other parameters: None stands for "computed from them".
+            parts.append(f"{p.name}: {annotation} | None = None")
+            prologue += [f"if {p.name} is None:", f"    {p.name} = {literal(evaluate(p.default, symbols))}"]
+        elif isinstance(default, list):
+            parts.append(f"{p.name}: {annotation} | None = None")
+            prologue += [f"if {p.name} is None:", f"    {p.name} = {literal(default)}"]
+        else:
+            parts.append(f"{p.name}: {annotation} = {literal(default)}")
     return Signature(parts, prologue)
+
+
+def _annotations(values: list[Any]) -> str:
+    """One annotation for all the values a parameter takes."""
+    kinds = sorted({_annotation(v) for v in values})
+    if not kinds or "Any" in kinds:
+        return "Any"
+    return " | ".join(kinds)
 
 
 def class_name_for(arch_name: str) -> str:
@@ -753,8 +793,11 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         writer = ClassWriter(gen, defn)
         args = {p.name: Sym(p.name) for p in defn.params}
         writer.run(args, (Sym("in_channels"), UNKNOWN, UNKNOWN))
-        doc = _doc(defn)
-        classes.append(writer.class_code(_signature(defn, seen, True), defn.name, doc))
+        code = writer.class_code(_signature(defn, seen, True), defn.name, _doc(defn))
+        gen.takes_input[name] = any(re.search(r"\bin_channels\b", line) for line in code.init)
+        if not gen.takes_input[name]:
+            code.signature.remove("in_channels: int")
+        classes.append(code)
 
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
@@ -765,7 +808,8 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         call_args = [evaluate(a, top_scope) for a in root.args]
         call_kwargs = {k: evaluate(v, top_scope) for k, v in root.kwargs.items()}
         return_class = root.func
-        body = [*signature.prologue, f"return {_call(root.func, [dims[0], *call_args], call_kwargs)}"]
+        leading = [dims[0]] if gen.takes_input.get(root.func, True) else []
+        body = [*signature.prologue, f"return {_call(root.func, [*leading, *call_args], call_kwargs)}"]
     else:
         writer = ClassWriter(gen, arch_def)
         writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
@@ -776,7 +820,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         classes.append(writer.class_code(signature, return_class, _doc(arch_def)))
         body = [f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"]
 
-    source = "\n".join(_all_lines(classes))
+    source = "\n".join([*_all_lines(classes), *signature.params, *body])
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False
     )
@@ -807,7 +851,7 @@ def _imports(source: str) -> list[str]:
         lines.append("import torch")
     if re.search(r"\bF\.", source):
         lines.append("import torch.nn.functional as F")
-    lines.append("from torch import Tensor, nn")
+    lines.append("from torch import Tensor, nn" if re.search(r"\bTensor\b", source) else "from torch import nn")
     return lines if lines[0] else lines[1:]
 
 
@@ -817,7 +861,8 @@ def _all_lines(classes: list[ClassCode]) -> list[str]:
         out.extend(c.signature)
         out.extend(c.init)
         out.extend(c.forward)
-        out.append(c.forward_returns)
+        if c.forward:
+            out.append(c.forward_returns)
         out.extend(c.extra_methods)
     return out
 

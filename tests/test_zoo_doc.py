@@ -1,0 +1,20 @@
+"""docs/zoo.md lists every spec with the figures archc computes today."""
+
+from __future__ import annotations
+
+from scripts.zoo_doc import DOC, render
+
+
+def test_zoo_table_is_current() -> None:
+    text = DOC.read_text()
+    assert render(text) == text, "run `python scripts/zoo_doc.py` to refresh docs/zoo.md"
+
+
+def test_archc_zoo_prints_the_same_table(capsys) -> None:  # type: ignore[no-untyped-def]
+    from archc.cli import main
+    from archc.zoo import markdown_table, zoo_entries
+    from tests.conftest import ROOT
+
+    assert main(["zoo", str(ROOT / "specs"), "--markdown"]) == 0
+    assert capsys.readouterr().out == markdown_table(zoo_entries(ROOT / "specs"))
+    assert markdown_table(zoo_entries(ROOT / "specs")) in DOC.read_text()
