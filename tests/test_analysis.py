@@ -167,3 +167,16 @@ def test_memory_equals_tensor_sizes_of_a_training_forward(name: str, dtype: str,
     with OutputBytes() as counter:
         model(x)
     assert report.activation_bytes == counter.total
+
+
+@pytest.mark.parametrize(("name", "module_path"), [("resnet18", "layer4"), ("vgg11", "features")])
+def test_receptive_field_equals_the_gradient_extent_on_the_reference_model(name: str, module_path: str) -> None:
+    import torchvision
+
+    compiled = compile_spec(SPECS / f"{name}.arch")
+    fields = compute_receptive_fields(compiled.arch)
+    node = [n for n in compiled.arch.nodes if n.name == module_path or n.name.startswith(module_path + ".")][-1]
+    size = fields.per_node[node.id].as_dict()["size"]
+    reference = getattr(torchvision.models, name)()
+    measured = measure_receptive_field(reference, module_path, 2 * int(max(size)) + 64, 3)
+    assert measured == tuple(size)
