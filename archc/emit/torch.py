@@ -125,7 +125,7 @@ class Generator:
             raise ArchError(
                 f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments",
                 loc,
-                "its instances disagree; make the size explicit, e.g. with a block argument",
+                "its instances are used at different input sizes: pool to a fixed size first (adaptive_avgpool), or write a block per use",
             )
         value = values[0]
         return tuple(value) if isinstance(value, list) else value
