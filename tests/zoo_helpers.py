@@ -88,10 +88,16 @@ def assert_shapes_match_hooks(compiled: Compiled, model: nn.Module, training: bo
         assert seen.get(path) == shapes, (path, seen.get(path), shapes)
 
 
-def assert_counts(compiled: Compiled, model: nn.Module, params: int | None = None, buffers: int | None = None) -> None:
-    """The parameter pass equals the generated module, and the published figures where given."""
+def assert_counts(
+    compiled: Compiled, model: nn.Module, params: int | None = None, buffers: int | None = None, reference: nn.Module | None = None
+) -> None:
+    """The parameter pass equals the generated module, the reference model and the published figures, where given."""
     assert compiled.params.params == count(model.parameters())
     assert compiled.params.buffers == count(model.buffers())
+    assert compiled.params.trainable_params == count(p for p in model.parameters() if p.requires_grad)
+    if reference is not None:
+        assert compiled.params.params == count(reference.parameters())
+        assert compiled.params.buffers == count(reference.buffers())
     if params is not None:
         assert compiled.params.params == params
     if buffers is not None:
