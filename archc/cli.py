@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("directory", nargs="?", type=Path, default=Path("specs"), help="a directory of .arch files (default specs/)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (the one in docs/zoo.md)")
+    p.add_argument("--chart", type=Path, metavar="FILE.svg", help="also write MACs against top-1 accuracy as an SVG chart")
     return parser
 
 
@@ -80,7 +81,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "zoo":
-        return _zoo(args.directory, args.markdown)
+        return _zoo(args.directory, args.markdown, args.chart)
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
         failed = False
@@ -116,12 +117,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _zoo(directory: Path, markdown: bool) -> int:
-    from archc.zoo import markdown_table, zoo_entries
+def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
+    from archc.zoo import markdown_table, zoo_chart_svg, zoo_entries
 
     if not directory.is_dir():
         raise ArchError(f"{directory} is not a directory", None, "give the directory holding the .arch specs")
     entries = zoo_entries(directory)
+    if chart is not None:
+        _write_atomic(chart, zoo_chart_svg(entries))
     if markdown:
         print(markdown_table(entries), end="")
         return 0
@@ -136,6 +139,7 @@ def _zoo(directory: Path, markdown: bool) -> int:
         ("reference", "left"),
         ("input", "left"),
         ("params", "right"),
+        ("GMACs", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for e in entries:
@@ -146,6 +150,7 @@ def _zoo(directory: Path, markdown: bool) -> int:
             str(e.meta.get("reference", "")),
             "×".join(map(str, e.input_shape)),
             f"{e.params:,}",
+            f"{e.macs / 1e9:.2f}",
         )
     Console().print(table)
     return 0

@@ -79,9 +79,9 @@ FAMILY_MATCH: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("alexnet", ("alexnet",)),
 )
 
-WIDTH, HEIGHT = 1000, 680
-PLOT_LEFT, PLOT_TOP, PLOT_RIGHT, PLOT_BOTTOM = 78.0, 86.0, 770.0, 580.0
-LEGEND_X = 796.0
+WIDTH, HEIGHT = 1060, 720
+PLOT_LEFT, PLOT_TOP, PLOT_RIGHT, PLOT_BOTTOM = 78.0, 86.0, 830.0, 620.0
+LEGEND_X = 856.0
 R_MAX = 24.0  # radius of the largest bubble, px
 LABEL_FONT = 12.0  # px, monospace: every character 0.6 em wide
 CHAR_W = 0.6 * LABEL_FONT
@@ -115,14 +115,20 @@ def _stops(lo: float, hi: float, mantissas: tuple[int, ...]) -> list[float]:
     return out
 
 
-def _stop_below(v: float) -> float:
-    """The largest of 1, 2, 3, 5 × 10^k strictly below `v`."""
-    return max(_stops(v / 20, v * (1 - 1e-9), (1, 2, 3, 5)))
+def _stop_below(v: float, strict: bool = True) -> float:
+    """The largest of 1, 2, 3, 5 × 10^k below `v` (or at it, if not `strict`)."""
+    return max(s for s in _stops(v / 20, v * 2, (1, 2, 3, 5)) if s < v * (1 - 1e-9) or (not strict and s <= v * (1 + 1e-9)))
 
 
-def _stop_above(v: float) -> float:
-    """The smallest of 1, 2, 3, 5 × 10^k strictly above `v`."""
-    return min(_stops(v * (1 + 1e-9), v * 20, (1, 2, 3, 5)))
+def _stop_above(v: float, strict: bool = True) -> float:
+    """The smallest of 1, 2, 3, 5 × 10^k above `v` (or at it, if not `strict`)."""
+    return min(s for s in _stops(v / 2, v * 20, (1, 2, 3, 5)) if s > v * (1 + 1e-9) or (not strict and s >= v * (1 - 1e-9)))
+
+
+def _darker(colour: str, keep: float = 0.6) -> str:
+    """`#rrggbb` mixed with black: a family's colour for text."""
+    r, g, b = (round(int(colour[k : k + 2], 16) * keep) for k in (1, 3, 5))
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _tick_text(v: float) -> str:
@@ -163,6 +169,10 @@ class _Box:
         """From the point to the nearest point of the box (0 inside it)."""
         return math.hypot(x - min(max(x, self.x0), self.x1), y - min(max(y, self.y0), self.y1))
 
+    def seen_from(self, x: float, y: float) -> float:
+        """How far the box looks from the point: the mean of the distances to its nearest point and to its centre."""
+        return (self.distance(x, y) + math.hypot(x - (self.x0 + self.x1) / 2, y - (self.y0 + self.y1) / 2)) / 2
+
     def inside(self, other: _Box) -> bool:
         return self.x0 >= other.x0 and self.y0 >= other.y0 and self.x1 <= other.x1 and self.y1 <= other.y1
 
@@ -181,49 +191,73 @@ class _Bubble:
         return _Box(self.cx - half, self.cy - half, self.cx + half, self.cy + half)
 
 
-# Where a label may go about its bubble, in order of preference: right, left, the diagonals, above, below.
+# Where a label may go about its bubble, in order of preference: right, left, the diagonals, above and below
+# (centred, or shifted to start or end over the bubble's centre). (dx, dy): the direction; the third number shifts
+# a label above or below sideways.
 _DIAG = math.sqrt(0.5)
-_DIRECTIONS = ((1.0, 0.0), (-1.0, 0.0), (_DIAG, -_DIAG), (_DIAG, _DIAG), (-_DIAG, -_DIAG), (-_DIAG, _DIAG), (0.0, -1.0), (0.0, 1.0))
+_DIRECTIONS = (
+    (1.0, 0.0, 0.0), (-1.0, 0.0, 0.0), (_DIAG, -_DIAG, 0.0), (_DIAG, _DIAG, 0.0), (-_DIAG, -_DIAG, 0.0), (-_DIAG, _DIAG, 0.0),
+    (0.0, -1.0, 0.0), (0.0, 1.0, 0.0), (0.0, -1.0, 1.0), (0.0, 1.0, 1.0), (0.0, -1.0, -1.0), (0.0, 1.0, -1.0),
+)  # fmt: skip
 _GAPS = (3.0, 9.0, 16.0, 25.0, 36.0, 50.0, 66.0)
-_LEADER_GAP = 8.0  # labels further than this from their bubble get a leader line
+_LEADER_GAP = 8.0
+_CLEARANCE = (
+    8.0  # px: a label stays this much nearer its own bubble than any other  # labels further than this from their bubble get a leader line
+)
+
+
+def _candidates(i: int, bubbles: list[_Bubble], squares: list[_Box], plot: _Box) -> list[tuple[float, _Box, float]]:
+    """The positions a bubble's label may take, inside the plot, each with its cost apart from other labels: the
+    overlap with other bubbles, the ambiguity (a label nearer another bubble than its own reads as that bubble's)
+    and the distance from its own bubble, nearer and preferred directions cheaper."""
+    b = bubbles[i]
+    w, h = len(b.entry.name) * CHAR_W + 2.0, LABEL_H
+    out = []
+    for gap in _GAPS:
+        for rank, (dx, dy, shift) in enumerate(_DIRECTIONS):
+            px, py = b.cx + dx * (b.r + gap), b.cy + dy * (b.r + gap)
+            x0 = px if dx > 0.3 else px - w if dx < -0.3 else px - w / 2 + shift * (w / 2 - 8)
+            y0 = py - h if dy < -0.3 else py if dy > 0.3 else py - h / 2
+            box = _Box(x0, y0, x0 + w, y0 + h)
+            if not box.inside(plot):
+                continue
+            bubble_overlap = sum(box.overlap(s) for j, s in enumerate(squares) if j != i)
+            own = box.seen_from(b.cx, b.cy) - b.r
+            ambiguity = sum(max(0.0, own + _CLEARANCE - (box.seen_from(o.cx, o.cy) - o.r)) for j, o in enumerate(bubbles) if j != i)
+            out.append((bubble_overlap + 15.0 * ambiguity + 3.0 * gap + 2.0 * rank, box, gap))
+    if not out:  # nowhere inside the plot: right of the bubble
+        out.append((0.0, _Box(b.cx + b.r + 3, b.cy - h / 2, b.cx + b.r + 3 + w, b.cy + h / 2), 3.0))
+    return out
 
 
 def _place_labels(bubbles: list[_Bubble], plot: _Box) -> list[dict[str, str]]:
-    """Greedy label placement: each label in turn takes the candidate position about its bubble with the least
-    overlap with the labels placed so far (heavily weighted) and with the other bubbles, nearer positions first."""
-    placed: list[_Box] = []
+    """Label placement: greedy, in order of MACs, then a few sweeps in which each label moves to its cheapest
+    candidate given all the others (overlapping another label costs most). Deterministic: fixed orders, and the
+    first of equal costs wins."""
     squares = [b.square() for b in bubbles]
-    out: list[dict[str, str]] = []
+    candidates = [_candidates(i, bubbles, squares, plot) for i in range(len(bubbles))]
     order = sorted(range(len(bubbles)), key=lambda i: (bubbles[i].entry.macs, -bubbles[i].top1, bubbles[i].entry.name))
-    chosen: dict[int, tuple[_Box, float]] = {}
+    chosen: dict[int, tuple[float, _Box, float]] = {}
+
+    def best(i: int) -> tuple[float, _Box, float]:
+        others = [c[1] for j, c in chosen.items() if j != i]
+        return min(candidates[i], key=lambda c: c[0] + 40.0 * sum(c[1].overlap(o) for o in others))
+
     for i in order:
-        b = bubbles[i]
-        w, h = len(b.entry.name) * CHAR_W + 2.0, LABEL_H
-        best: tuple[float, _Box, float] | None = None
-        for gap in _GAPS:
-            for rank, (dx, dy) in enumerate(_DIRECTIONS):
-                px, py = b.cx + dx * (b.r + gap), b.cy + dy * (b.r + gap)
-                x0 = px if dx > 0.3 else px - w if dx < -0.3 else px - w / 2
-                y0 = py - h if dy < -0.3 else py if dy > 0.3 else py - h / 2
-                box = _Box(x0, y0, x0 + w, y0 + h)
-                if not box.inside(plot):
-                    continue
-                label_overlap = sum(box.overlap(p) for p in placed)
-                bubble_overlap = sum(box.overlap(s) for j, s in enumerate(squares) if j != i)
-                # A label nearer another bubble than its own reads as that bubble's.
-                own = box.distance(b.cx, b.cy) - b.r
-                ambiguity = sum(max(0.0, own - (box.distance(o.cx, o.cy) - o.r)) for j, o in enumerate(bubbles) if j != i)
-                score = 40.0 * label_overlap + bubble_overlap + 6.0 * ambiguity + 3.0 * gap + 2.0 * rank
-                if best is None or score < best[0]:
-                    best = (score, box, gap)
-        if best is None:  # nowhere inside the plot: right of the bubble, clipped by nothing
-            box = _Box(b.cx + b.r + 3, b.cy - h / 2, b.cx + b.r + 3 + w, b.cy + h / 2)
-            best = (0.0, box, 3.0)
-        placed.append(best[1])
-        chosen[i] = (best[1], best[2])
+        chosen[i] = best(i)
+    for _ in range(4):
+        moved = False
+        for i in order:
+            new = best(i)
+            if new is not chosen[i]:
+                chosen[i], moved = new, True
+        if not moved:
+            break
+    out = []
     for i, b in enumerate(bubbles):
-        box, gap = chosen[i]
-        label = {"name": b.entry.name, "x": _num(box.x0 + 1.0), "y": _num(box.y0 + LABEL_ASCENT), "leader": ""}
+        _, box, gap = chosen[i]
+        colour = _darker(FAMILIES[family(b.entry.name)][1])
+        label = {"name": b.entry.name, "x": _num(box.x0 + 1.0), "y": _num(box.y0 + LABEL_ASCENT), "colour": colour, "leader": ""}
         if gap > _LEADER_GAP:
             nx, ny = min(max(b.cx, box.x0), box.x1), min(max(b.cy, box.y0), box.y1)
             d = math.hypot(nx - b.cx, ny - b.cy)
@@ -254,7 +288,9 @@ def zoo_chart_svg(entries: list[ZooEntry]) -> str:
     # until every bubble lies within.
     span = max(top1s) - min(top1s)
     step = 5.0 if span > 12 else 2.0 if span > 4 else 1.0
-    x_lo, x_hi = _stop_below(min(macs) * (1 + 1e-6)), _stop_above(max(macs) * (1 - 1e-6))
+    x_lo, x_hi = _stop_below(min(macs), strict=False), _stop_above(max(macs), strict=False)
+    if x_hi <= x_lo:
+        x_hi = _stop_above(x_lo)
     y_lo, y_hi = math.floor(min(top1s) / step) * step, math.ceil(max(top1s) / step) * step
     if y_hi <= y_lo:
         y_hi = y_lo + step
@@ -307,34 +343,38 @@ def zoo_chart_svg(entries: list[ZooEntry]) -> str:
             }
         )
 
-    # Legend: the families on the chart, then nested reference bubbles for the size scale.
+    # Legend: the families on the chart, then reference bubbles for the size scale.
     present = {family(e.name) for e in shown}
     families = []
     y = PLOT_TOP + 22
     for key, (title, colour) in FAMILIES.items():
         if key in present:
-            families.append({"x": _num(LEGEND_X + 8), "y": _num(y), "tx": _num(LEGEND_X + 22), "ty": _num(y + 4), "colour": colour, "text": title})
+            families.append(
+                {"x": _num(LEGEND_X + 8), "y": _num(y), "tx": _num(LEGEND_X + 22), "ty": _num(y + 4), "colour": colour, "text": title}
+            )
             y += 20
     size_title_y = y + 18
     # Reference bubbles in a row, bottom-aligned: the largest 1-2-5 value within the largest spec, a tenth of it,
     # and one between.
-    if max_params >= 10:
+    ref_values: list[float] = []
+    if shown and max_params >= 10:
         top = _stops(max_params / 10, max_params, (1, 2, 5))[-1]
         stops = _stops(top / 10, top, (1, 2, 5))
         ref_values = [stops[0], stops[-2], stops[-1]]
-    else:
+    elif shown and max_params > 0:
         ref_values = [float(max_params)]
-    base_y = size_title_y + 14 + 2 * radius(int(ref_values[-1]))
+    base_y = size_title_y + 14 + 2 * radius(int(ref_values[-1])) if ref_values else 0.0
     x = LEGEND_X + 2
     sizes = []
     for v in ref_values:
         r = radius(int(v))
         sizes.append({"cx": _num(x + r), "cy": _num(base_y - r), "r": _num(r), "ty": _num(base_y + 16), "text": _params_text(v)})
         x += 2 * r + 16
-    footnote = ""
+    notes = ["top-1: the reference weights' published ImageNet-1k accuracy (the spec's meta); MACs and parameters: archc, from the specs"]
     if missing:
-        footnote = "not shown: no published top-1: " + ", ".join(missing)
-    foot_lines = [{"y": _num(HEIGHT - 34 + 16 * k), "text": t} for k, t in enumerate(_wrap(footnote, FOOTNOTE_CHARS) if footnote else [])]
+        notes.append("not shown: no published top-1: " + ", ".join(missing))
+    lines = [line for note in notes for line in _wrap(note, FOOTNOTE_CHARS)]
+    foot_lines = [{"y": _num(HEIGHT - 16 * len(lines) + 16 * k - 6), "text": t} for k, t in enumerate(lines)]
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=True
@@ -343,14 +383,14 @@ def zoo_chart_svg(entries: list[ZooEntry]) -> str:
         width=WIDTH,
         height=HEIGHT,
         title="Published ImageNet top-1 against compute",
-        subtitle=f"the {len(shown)} specs of the zoo with a published top-1 · MACs per image at the spec's input size, "
-        "as archc counts them · bubble area ∝ parameters",
+        subtitle=f"{len(shown)} of {len(entries)} specs (those with a published top-1) · MACs per image at the spec's input "
+        "size, as archc counts them · bubble area ∝ parameters",
         plot={"x0": _num(plot.x0), "y0": _num(plot.y0), "x1": _num(plot.x1), "y1": _num(plot.y1), "w": _num(plot_w), "h": _num(plot_h)},
         x_ticks=x_ticks,
         x_minor=x_minor,
         y_ticks=y_ticks,
         x_label={"x": _num(plot.x0 + plot_w / 2), "y": _num(plot.y1 + 42), "text": "GMACs per image (log scale)"},
-        y_label={"x": _num(24.0), "y": _num(plot.y0 + plot_h / 2), "text": "top-1 accuracy (%)"},
+        y_label={"x": _num(24.0), "y": _num(plot.y0 + plot_h / 2), "text": "ImageNet top-1 accuracy (%)"},
         circles=circles,
         labels=_place_labels(bubbles, plot),
         legend={"x": _num(LEGEND_X), "family_y": _num(PLOT_TOP + 2), "size_y": _num(size_title_y)},
@@ -362,4 +402,4 @@ def zoo_chart_svg(entries: list[ZooEntry]) -> str:
 
 def write_zoo_chart(spec_dir: Path, path: Path) -> None:
     """`archc zoo --chart FILE.svg`: the chart of every spec in `spec_dir`, written to `path`."""
-    path.write_text(zoo_chart_svg(zoo_entries(spec_dir)))
+    path.write_text(zoo_chart_svg(zoo_entries(spec_dir)), encoding="utf-8")

@@ -1,14 +1,16 @@
-"""Rewrite the table in docs/zoo.md from the specs (`archc zoo --markdown`); tests/test_zoo_doc.py holds them equal."""
+"""Rewrite the table in docs/zoo.md (`archc zoo --markdown`) and the chart docs/zoo.svg (`archc zoo --chart`) from
+the specs; tests/test_zoo_doc.py and tests/test_zoo_chart.py hold them equal."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from archc.zoo import markdown_table, zoo_entries
+from archc.zoo import markdown_table, write_zoo_chart, zoo_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "zoo.md"
+CHART = ROOT / "docs" / "zoo.svg"
 BEGIN, END = "<!-- zoo table: begin -->\n", "<!-- zoo table: end -->\n"
 
 
@@ -20,4 +22,5 @@ def render(text: str) -> str:
 
 if __name__ == "__main__":
     DOC.write_text(render(DOC.read_text()))
+    write_zoo_chart(ROOT / "specs", CHART)
     sys.exit(0)
