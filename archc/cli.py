@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 from archc import __version__
 from archc.compiler import Compiled, compile_spec, parse_overrides
 from archc.errors import ArchError
+from archc.files import write_atomic
 from archc.passes.memory import DTYPE_BYTES
 
 
@@ -58,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="fp32", help="element type for the memory figures (default fp32)")
     p = spec_command("ir", "print the elaborated IR as JSON", False)
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
+    p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
+    p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), default="svg", help="output format (default svg)")
+    p.add_argument("--depth", type=_positive, metavar="N", help="fold modules below the first N levels of names")
+    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
+    p.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="output file (default SPEC-STEM.FORMAT; the .dot is written beside it)"
+    )
+    p.add_argument("--figures", action="store_true", help="show params and MACs in each box")
+    p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
+    p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
+    p.add_argument("--depth", type=_positive, metavar="N", help="fold the diagram below the first N levels of names")
     p = sub.add_parser(
         "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
     )
@@ -67,21 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _run(args: argparse.Namespace) -> int:
     if args.command == "zoo":
         return _zoo(args.directory, args.markdown, args.chart)
+    if args.command == "diagram":
+        from archc.emit.dot import diagram_command
+
+        written = diagram_command(args.spec, args.format, args.depth, args.rankdir, args.output, args.figures)
+        print(f"{args.spec} -> {written}")
+        return 0
+    if args.command == "report":
+        from archc.emit.report import report_command
+
+        print(f"{args.spec} -> {report_command(args.spec, args.output, args.depth)}")
+        return 0
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
         failed = False
@@ -98,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         for compiled, source in results:
             if args.command == "compile":
                 target = args.output / f"{compiled.module_name}.py"
-                _write_atomic(target, source)
+                write_atomic(target, source)
                 print(f"{compiled.path} -> {target}")
             else:
                 print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
@@ -124,7 +135,7 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
         raise ArchError(f"{directory} is not a directory", None, "give the directory holding the .arch specs")
     entries = zoo_entries(directory)
     if chart is not None:
-        _write_atomic(chart, zoo_chart_svg(entries))
+        write_atomic(chart, zoo_chart_svg(entries))
     if markdown:
         print(markdown_table(entries), end="")
         return 0

@@ -1,0 +1,306 @@
+"""The Graphviz diagram emitter (archc/emit/dot.py): what the DOT text holds, folding, determinism, and rendering."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from archc.compiler import Compiled, compile_spec
+from archc.emit.dot import describe_op, diagram_command, fmt_shape, layers_of_dot_nodes, render_dot, write_diagram
+from archc.errors import ArchError
+from tests.conftest import ROOT, SPECS
+
+ALL_SPECS = sorted(SPECS.glob("*.arch"))
+HAS_DOT = shutil.which("dot") is not None
+needs_dot = pytest.mark.skipif(not HAS_DOT, reason="Graphviz's dot is not installed")
+
+NODE = re.compile(r'^\t+"?([^"\s]+)"? \[(.*)\]$', re.M)
+EDGE = re.compile(r'^\t+"?([^"\s]+)"? -> "?([^"\s]+)"? \[(.*)\]$', re.M)
+CLUSTER = re.compile(r'^\t+subgraph "?cluster_([^"\s]+)"? \{$', re.M)
+
+
+@cache
+def compiled(name: str) -> Compiled:
+    return compile_spec(SPECS / f"{name}.arch")
+
+
+def dot_nodes(dot: str) -> dict[str, str]:
+    """DOT node id -> its attribute text."""
+    return {m.group(1): m.group(2) for m in NODE.finditer(dot) if m.group(1) not in ("graph", "node", "edge")}
+
+
+def dot_edges(dot: str) -> dict[tuple[str, str], list[str]]:
+    """(tail, head) -> the attribute text of each edge between them."""
+    edges: dict[tuple[str, str], list[str]] = {}
+    for m in EDGE.finditer(dot):
+        edges.setdefault((m.group(1), m.group(2)), []).append(m.group(3))
+    return edges
+
+
+def label(attrs: str) -> str:
+    m = re.search(r'\blabel=(?:"([^"]*)"|([^\s\]<]+))', attrs)
+    assert m is not None, attrs
+    return m.group(1) if m.group(1) is not None else m.group(2)
+
+
+# Determinism.
+
+
+def test_dot_text_is_the_same_twice() -> None:
+    for name in ("resnet18", "googlenet"):
+        for depth in (None, 1, 2):
+            first = render_dot(compiled(name), depth, "TB", True)
+            again = render_dot(compile_spec(SPECS / f"{name}.arch"), depth, "TB", True)
+            assert first == again
+
+
+def test_dot_text_is_the_same_across_hash_seeds_and_never_imports_torch() -> None:
+    code = (
+        "import sys\n"
+        "from archc.compiler import compile_spec\n"
+        "from archc.emit.dot import render_dot\n"
+        "sys.stdout.write(render_dot(compile_spec('specs/googlenet.arch'), 1, 'TB', True))\n"
+        "sys.stdout.write(render_dot(compile_spec('specs/inception_v3.arch'), None, 'LR', False))\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    outputs = []
+    for seed in ("0", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONIOENCODING": "utf-8"}
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, check=True)
+        outputs.append(done.stdout.decode("utf-8"))
+    here = render_dot(compile_spec("specs/googlenet.arch"), 1, "TB", True) + render_dot(
+        compile_spec("specs/inception_v3.arch"), None, "LR", False
+    )
+    assert outputs[0] == outputs[1]
+    assert outputs[0].replace("\r\n", "\n") == here
+
+
+# The full picture: every node, every edge with its shape, every block a cluster.
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "inception_v3", "inception_resnet_v2", "xception"])
+def test_full_depth_draws_every_node_and_edge_with_its_shape(name: str) -> None:
+    arch = compiled(name).arch
+    dot = render_dot(compiled(name), None, "TB", False)
+    nodes = dot_nodes(dot)
+    ids = {key for key in nodes if re.fullmatch(r"n\d+", key)}
+    assert ids == {f"n{n.id}" for n in arch.nodes}
+    assert len(ids) == len(arch.nodes)
+    edges = dot_edges(dot)
+    for n in arch.nodes:
+        for i in n.inputs:
+            (attrs,) = edges[(f"n{i}", f"n{n.id}")]
+            assert label(attrs) == fmt_shape(arch.nodes[i].shape)
+    (out,) = arch.outputs
+    assert label(edges[(f"n{out}", "output")][0]) == fmt_shape(arch.nodes[out].shape)
+    expected_edges = {(i, n.id) for n in arch.nodes for i in n.inputs}
+    assert sum(len(v) for v in edges.values()) == len(expected_edges) + len(arch.outputs) + len(arch.aux_outputs)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet", "inception_v3", "xception_cifar"])
+def test_full_depth_has_a_cluster_for_every_block_instance(name: str) -> None:
+    arch = compiled(name).arch
+    dot = render_dot(compiled(name), None, "TB", False)
+    clusters = set(CLUSTER.findall(dot))
+    # Every block or seq some node runs in, directly or below it.
+    paths = {n.module or n.scope for n in arch.nodes}
+    applied = {".".join(p.split(".")[:k]) for p in paths if p for k in range(1, p.count(".") + 2)}
+    blocks = {m.path for m in arch.modules() if m.kind in ("block", "seq") and m.path in applied}
+    assert blocks == clusters
+    assert "layer1" in clusters or name != "resnet18"
+
+
+def test_cluster_and_node_labels_name_the_path_and_the_type() -> None:
+    dot = render_dot(compiled("resnet18"), None, "TB", False)
+    assert "label=<layer1: ResLayer>" in dot
+    assert "label=<layer1.0: BasicBlock>" in dot
+    assert "label=<downsample: seq>" in dot
+    nodes = dot_nodes(dot)
+    assert "label=<input 3×224×224>" in nodes["n0"]
+    assert "label=<conv 7×7 /2, 64>" in nodes["n1"]
+    assert "label=<batchnorm>" in nodes["n2"]
+    assert "label=<relu>" in nodes["n3"]
+    assert "label=<maxpool 3×3 /2>" in nodes["n4"]
+    assert "label=<add>" in nodes["n10"]
+    assert "label=<linear 1000>" in nodes["n69"]
+
+
+def test_op_labels_show_the_key_arguments() -> None:
+    assert describe_op("conv", {"kernel_size": 3, "stride": 2, "out_channels": 64, "groups": 1, "dilation": 1}) == "conv 3×3 /2, 64"
+    assert describe_op("conv", {"kernel_size": 3, "stride": 1, "out_channels": 64}) == "conv 3×3, 64"
+    assert describe_op("conv", {"kernel_size": (1, 7), "stride": 1, "out_channels": 192}) == "conv 1×7, 192"
+    grouped = {"kernel_size": 3, "stride": 1, "out_channels": 256, "groups": 32, "in_channels": 256, "dilation": 2}
+    assert describe_op("conv", grouped) == "conv 3×3, 256, groups 32, dilation 2"
+    depthwise = {"kernel_size": 3, "stride": 1, "out_channels": 728, "groups": 728, "in_channels": 728}
+    assert describe_op("conv", depthwise) == "conv 3×3, 728, depthwise"
+    assert describe_op("maxpool", {"kernel_size": 3, "stride": 2}) == "maxpool 3×3 /2"
+    assert describe_op("maxpool", {"kernel_size": 2, "stride": None}) == "maxpool 2×2 /2"
+    assert describe_op("avgpool", {"kernel_size": 3, "stride": 1}) == "avgpool 3×3"
+    assert describe_op("adaptive_avgpool", {"output_size": (1, 1)}) == "global avgpool"
+    assert describe_op("adaptive_avgpool", {"output_size": [6, 6]}) == "adaptive avgpool 6×6"
+    assert describe_op("linear", {"out_features": 1000, "in_features": 512}) == "linear 1000"
+    assert describe_op("mul", {"scale": 0.17}) == "×0.17"
+    assert describe_op("dropout", {"p": 0.5}) == "dropout 0.5"
+    for op in ("batchnorm", "relu", "add", "cat", "flatten"):
+        assert describe_op(op, {}) == op
+    assert "label=<×0.17>" in render_dot(compiled("inception_resnet_v2"), None, "TB", False)
+    assert ", groups 32>" in render_dot(compiled("resnext50_32x4d"), None, "TB", False)
+    assert ", depthwise>" in render_dot(compiled("xception"), None, "TB", False)
+
+
+def test_figures_add_params_and_macs() -> None:
+    dot = render_dot(compiled("resnet18"), None, "TB", True)
+    assert "9.41K params · 118M MACs" in dot_nodes(dot)["n1"]  # 64·3·7·7 weights; 64·112·112·147 MACs
+    assert "11.7M params · 1.81G MACs per image" in dot
+    assert "params" not in render_dot(compiled("resnet18"), None, "TB", False)
+
+
+# Folding.
+
+
+def test_depth_1_folds_resnet18_into_its_stages() -> None:
+    dot = render_dot(compiled("resnet18"), 1, "TB", False)
+    nodes = dot_nodes(dot)
+    for k in range(1, 5):
+        assert f"m_layer{k}" in nodes
+        assert f"layer{k}: ResLayer" in nodes[f"m_layer{k}"]
+    assert "BasicBlock ×2" in nodes["m_layer1"]
+    assert "64×56×56" in nodes["m_layer1"]  # its output shape
+    assert not CLUSTER.findall(dot)
+    assert set(nodes) == {"n0", "n1", "n2", "n3", "n4", "m_layer1", "m_layer2", "m_layer3", "m_layer4", "n67", "n68", "n69", "output"}
+    edges = dot_edges(dot)
+    assert label(edges[("m_layer1", "m_layer2")][0]) == "64×56×56"
+    assert label(edges[("m_layer4", "n67")][0]) == "512×7×7"
+
+
+def test_depth_2_draws_blocks_in_their_stages_and_folds_identical_runs() -> None:
+    dot = render_dot(compiled("resnet18"), 2, "TB", False)
+    nodes = dot_nodes(dot)
+    # layer1's two blocks are identical and chained: the stage is one box; layer2's differ in stride.
+    assert "BasicBlock ×2" in nodes["m_layer1"]
+    assert "layer2.0: BasicBlock" in nodes["m_layer2.0"] and "layer2.1: BasicBlock" in nodes["m_layer2.1"]
+    assert set(CLUSTER.findall(dot)) == {"layer2", "layer3", "layer4"}
+    assert len(nodes) < 20
+    resnet50 = dot_nodes(render_dot(compiled("resnet50"), 2, "TB", False))
+    assert "layer3.1–5: Bottleneck ×5" in resnet50["r_layer3.1"]
+    assert "layer3.0: Bottleneck" in resnet50["m_layer3.0"]
+    xception = dot_nodes(render_dot(compiled("xception"), 1, "TB", False))
+    assert "block4–block11: Block ×8" in xception["r_block4"]
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda p: p.stem)
+def test_every_node_is_drawn_once_at_every_depth(spec: Path) -> None:
+    arch = compiled(spec.stem).arch
+    for depth in (1, 2, 3, None):
+        dot = render_dot(compiled(spec.stem), depth, "TB", True)
+        nodes = dot_nodes(dot)
+        boxes = [k for k in nodes if not k.startswith(("output", "training_output"))]
+        assert len(boxes) == len(set(boxes))
+        if depth is None:
+            assert len(boxes) == len(arch.nodes)
+        for tail, head in dot_edges(dot):
+            assert tail in nodes and head in nodes
+
+
+def test_each_box_maps_to_the_layer_it_shows() -> None:
+    arch = compiled("resnet18").arch
+    full = layers_of_dot_nodes(arch, None)
+    assert full == {f"n{n.id}": n.name for n in arch.nodes}
+    folded = layers_of_dot_nodes(arch, 1)
+    assert set(folded) == set(dot_nodes(render_dot(compiled("resnet18"), 1))) - {"output"}
+    assert folded["m_layer1"] == "layer1.1.relu"  # the block's output leaves through its last node
+
+
+def test_auxiliary_heads_are_training_outputs() -> None:
+    dot = render_dot(compiled("googlenet"), 1, "TB", False)
+    nodes, edges = dot_nodes(dot), dot_edges(dot)
+    for head in ("aux1", "aux2"):
+        (key,) = [k for k, attrs in nodes.items() if f"label=<{head} (training)>" in attrs]
+        assert "dashed" in nodes[key]
+        assert "dashed" in nodes[f"m_{head}"]  # the head itself
+        (attrs,) = edges[(f"m_{head}", key)]
+        assert "dashed" in attrs and label(attrs) == "1000"
+    assert label(edges[("m_inception4a", "m_aux1")][0]) == "512×14×14"
+    assert label(edges[("n215", "output")][0]) == "1000"
+    full = render_dot(compiled("googlenet"), None, "TB", False)
+    arch = compiled("googlenet").arch
+    full_nodes = dot_nodes(full)
+    for n in arch.nodes:
+        assert ("dashed" in full_nodes[f"n{n.id}"]) == n.training_only
+    assert "label=<AuxLogits (training)>" in render_dot(compiled("inception_v3"), 1, "TB", False)
+
+
+def test_direction_and_arguments_are_checked() -> None:
+    assert "rankdir=LR" in render_dot(compiled("resnet18"), 1, "LR", False)
+    assert "rankdir=TB" in render_dot(compiled("resnet18"), 1, "TB", False)
+    with pytest.raises(ArchError, match="unknown direction"):
+        render_dot(compiled("resnet18"), 1, "BT", False)
+    with pytest.raises(ArchError, match="depth must be at least 1"):
+        render_dot(compiled("resnet18"), 0, "TB", False)
+    with pytest.raises(ArchError, match="unknown diagram format"):
+        write_diagram("digraph {}", Path("x.gif"), "gif")
+
+
+# Rendering.
+
+
+@needs_dot
+@pytest.mark.parametrize(
+    ("name", "depth", "labels"),
+    [
+        ("resnet18", 1, ["layer1: ResLayer", "BasicBlock ×2", "layer4: ResLayer", "input 3×224×224"]),
+        ("resnet18", None, ["layer1: ResLayer", "layer1.0: BasicBlock", "conv 7×7 /2, 64"]),
+        ("googlenet", 1, ["inception3a: Inception", "inception5b: Inception", "aux1 (training)", "aux2 (training)"]),
+        ("inception_v3", 1, ["Mixed_5b: InceptionA", "Mixed_7c: InceptionE", "AuxLogits (training)"]),
+        ("xception", 1, ["block1: Block", "block4–block11: Block ×8", "conv3: SeparableConv2d"]),
+    ],
+)
+def test_svg_is_valid_xml_with_the_layer_labels(name: str, depth: int | None, labels: list[str], tmp_path: Path) -> None:
+    target = write_diagram(render_dot(compiled(name), depth, "TB", False), tmp_path / f"{name}.svg", "svg")
+    assert target == tmp_path / f"{name}.svg"
+    assert (tmp_path / f"{name}.dot").read_text(encoding="utf-8").startswith("digraph")
+    root = ET.parse(target).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    for text in labels:
+        assert text in texts
+
+
+@needs_dot
+def test_diagram_command_writes_the_picture_and_the_dot_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert diagram_command(SPECS / "resnet18.arch", "png", 2, "LR", None, True) == Path("resnet18.png")
+    assert (tmp_path / "resnet18.png").read_bytes().startswith(b"\x89PNG")
+    assert "rankdir=LR" in (tmp_path / "resnet18.dot").read_text(encoding="utf-8")
+    out = diagram_command(SPECS / "googlenet.arch", "pdf", 1, "TB", tmp_path / "pictures" / "g.pdf", False)
+    assert out.read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "pictures" / "g.dot").exists()
+    assert diagram_command(SPECS / "vgg16.arch", "dot", None, "TB", None, False) == Path("vgg16.dot")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pictures", "resnet18.dot", "resnet18.png", "vgg16.dot"]
+
+
+def test_missing_dot_binary_gives_an_install_hint_after_writing_the_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    dot_text = render_dot(compiled("resnet18"), 1, "TB", False)
+    with pytest.raises(ArchError) as caught:
+        write_diagram(dot_text, tmp_path / "resnet18.svg", "svg")
+    assert "apt-get install graphviz" in (caught.value.hint or "")
+    assert "brew install graphviz" in (caught.value.hint or "")
+    assert "`dot`" in caught.value.message and "resnet18.dot" in caught.value.message
+    assert (tmp_path / "resnet18.dot").read_text(encoding="utf-8") == dot_text
+    assert not (tmp_path / "resnet18.svg").exists()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ArchError, match="not found"):
+        diagram_command(SPECS / "googlenet.arch", "png", 1, "TB", None, False)
+    assert (tmp_path / "googlenet.dot").exists()
+    assert not (tmp_path / "googlenet.png").exists()
