@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from archc import __version__
-from archc.compiler import Compiled, compile_spec, parse_overrides
+from archc.compiler import compile_spec, parse_overrides
 from archc.errors import ArchError
 from archc.files import write_atomic
 from archc.passes.memory import DTYPE_BYTES
@@ -95,25 +95,23 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
+        # Each spec on its own: a broken one is reported and the others are still checked and written.
         failed = False
-        results: list[tuple[Compiled, str]] = []
         for spec in args.specs:
             try:
                 compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes)
-                results.append((compiled, compiled.python()))
+                source = compiled.python()
             except ArchError as e:
                 print(e.render(), file=sys.stderr)
                 failed = True
-        if failed:
-            return 1
-        for compiled, source in results:
+                continue
             if args.command == "compile":
                 target = args.output / f"{compiled.module_name}.py"
                 write_atomic(target, source)
                 print(f"{compiled.path} -> {target}")
             else:
                 print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
-        return 0
+        return 1 if failed else 0
     compiled = compile_spec(args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes)
     if args.command == "ir":
         print(compiled.arch.model_dump_json(indent=1))
@@ -132,7 +130,7 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
     from archc.zoo import markdown_table, zoo_chart_svg, zoo_entries
 
     if not directory.is_dir():
-        raise ArchError(f"{directory} is not a directory", None, "give the directory holding the .arch specs")
+        raise ArchError("E091", f"{directory} is not a directory", None, "give the directory holding the .arch specs")
     entries = zoo_entries(directory)
     if chart is not None:
         write_atomic(chart, zoo_chart_svg(entries))
@@ -176,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(e.render(), file=sys.stderr)
         return 1
     except RecursionError:
-        print("error: the spec nests too deeply to process", file=sys.stderr)
+        print(ArchError("E060", "the spec nests too deeply to process", None, "nest fewer brackets or blocks").render(), file=sys.stderr)
         return 1
     except Exception as e:  # an archc bug: one line, the traceback on request
         if args.debug:

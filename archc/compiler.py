@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archc.check import check_program
 from archc.elaborate import MAX_NODES, Program, elaborate, load_program
-from archc.errors import ArchError
+from archc.errors import ArchError, raise_all
 from archc.evaluate import Scope, evaluate
 from archc.ir import Architecture
 from archc.parse import parse_expression
@@ -32,7 +33,10 @@ class Compiled:
         """The generated PyTorch module's source."""
         from archc.emit.torch import emit_python
 
-        return emit_python(self.program, self.arch, _display_path(self.path), self.module_name)
+        try:
+            return emit_python(self.program, self.arch, _display_path(self.path), self.module_name)
+        except ArchError as e:
+            raise self.program.annotate(e) from None
 
 
 def _display_path(path: Path) -> str:
@@ -49,7 +53,7 @@ def parse_overrides(defines: list[str]) -> dict[str, Any]:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier():
-            raise ArchError(f"-D expects NAME=VALUE, got {item!r}", None, "for example -D num_classes=10")
+            raise ArchError("E090", f"-D expects NAME=VALUE, got {item!r}", None, "for example -D num_classes=10")
         out[name] = evaluate(parse_expression(text, f"-D {name}"), Scope())
     return out
 
@@ -61,8 +65,16 @@ def compile_spec(
     text: str | None = None,
     max_nodes: int = MAX_NODES,
 ) -> Compiled:
-    """Parse and elaborate a spec file (or `text` under that file name) and count its parameters."""
+    """Parse, check and elaborate a spec file (or `text` under that file name) and count its parameters.
+
+    The static check reports every error it finds at once (`ArchErrors` when there are several); elaboration
+    stops at its first. Errors inside imported files carry the chain of imports as notes.
+    """
     path = Path(path)
     program = load_program(path, text)
-    arch = elaborate(program, overrides, max_nodes=max_nodes, input_shape=input_shape)
+    try:
+        raise_all(check_program(program))
+        arch = elaborate(program, overrides, max_nodes=max_nodes, input_shape=input_shape)
+    except ArchError as e:
+        raise program.annotate(e) from None
     return Compiled(path, program, arch, count_params(arch))

@@ -15,8 +15,8 @@ from typing import Any
 
 from archc import ops
 from archc import syntax as S
-from archc.errors import ArchError, Loc
-from archc.evaluate import BUILTINS, Scope, did_you_mean, evaluate
+from archc.errors import ArchError, ArchErrors, Loc, Note
+from archc.evaluate import BUILTINS, Scope, close_match, did_you_mean, evaluate
 from archc.ir import Architecture, Location, ModuleNode, Node
 from archc.parse import parse_file, parse_text
 from archc.passes.shapes import infer_shape
@@ -34,15 +34,41 @@ class Program:
 
     main: S.Module
     definitions: dict[str, S.Definition]
+    # Each imported file (as its locations name it) -> the `import` that first read it.
+    imported_from: dict[str, Loc] = field(default_factory=dict)
 
     def arch(self) -> S.Definition:
         archs = [d for d in self.main.definitions if d.kind == "arch"]
         if len(archs) != 1:
             loc = archs[1].loc if archs else Loc(self.main.file, 1, 1)
             raise ArchError(
-                f"a spec file needs exactly one `arch`, found {len(archs)}", loc, "block libraries are imported by specs, not compiled"
+                "E028",
+                f"a spec file needs exactly one `arch`, found {len(archs)}",
+                loc,
+                "block libraries are imported by specs, not compiled",
+                [(archs[0].loc, "the first arch is here")] if archs else [],
             )
         return archs[0]
+
+    def annotate(self, error: ArchError) -> ArchError:
+        """`error` with notes on the chain of imports that read the file it points into."""
+        return add_import_chain(error, self.imported_from)
+
+
+def add_import_chain(error: ArchError, imported_from: dict[str, Loc]) -> ArchError:
+    """Add `note: imported from FILE:LINE:COL` lines, innermost import first, to an error inside an imported file."""
+    for e in error.errors if isinstance(error, ArchErrors) else [error]:
+        if e.loc is None or any(loc is None and text.startswith("imported from ") for loc, text in e.notes):
+            continue
+        file, seen = e.loc.file, set()
+        while file in imported_from and file not in seen:
+            seen.add(file)
+            at = imported_from[file]
+            e.notes.append((None, f"imported from {at}"))
+            file = at.file
+    if isinstance(error, ArchErrors):
+        error.notes = list(error.errors[0].notes)
+    return error
 
 
 def load_program(path: Path, text: str | None = None) -> Program:
@@ -50,13 +76,22 @@ def load_program(path: Path, text: str | None = None) -> Program:
     main = parse_text(text, str(path)) if text is not None else parse_file(path)
     definitions: dict[str, S.Definition] = {}
     seen: set[Path] = set()
+    imported_from: dict[str, Loc] = {}
 
     def add(module: S.Module) -> None:
         for d in module.definitions:
             if d.name in definitions:
-                raise ArchError(f"`{d.name}` is defined twice", d.loc, f"the other definition is at {definitions[d.name].loc}")
+                first = definitions[d.name]
+                raise ArchError(
+                    "E026",
+                    f"`{d.name}` is defined twice",
+                    d.loc,
+                    "definition names are global across imports: rename one of them",
+                    [(first.loc, f"the first definition of `{d.name}` is here")],
+                )
             if d.name in ops.OPS or d.name in BUILTINS or d.name == SEQ:
-                raise ArchError(f"`{d.name}` is a built-in name", d.loc, "give the block another name")
+                what = "an op" if d.name in ops.OPS else "a builtin" if d.name in BUILTINS else "the built-in `seq`"
+                raise ArchError("E027", f"`{d.name}` is a built-in name ({what})", d.loc, f"give the {d.kind} another name")
             definitions[d.name] = d
         for imp in module.imports:
             target = (Path(module.file).parent / imp.path).resolve()
@@ -64,12 +99,16 @@ def load_program(path: Path, text: str | None = None) -> Program:
                 continue
             seen.add(target)
             if not target.is_file():
-                raise ArchError(f"cannot import {imp.path!r}: no such file", imp.loc, f"looked for {target}")
+                raise ArchError("E050", f"cannot import {imp.path!r}: no such file", imp.loc, f"looked for {target}")
+            imported_from[str(target)] = imp.loc
             add(parse_file(target))
 
     seen.add(path.resolve())
-    add(main)
-    return Program(main, definitions)
+    try:
+        add(main)
+    except ArchError as e:
+        raise add_import_chain(e, imported_from) from None
+    return Program(main, definitions, imported_from)
 
 
 @dataclass
@@ -111,18 +150,20 @@ class Elaborator:
     def make_spec(self, call: S.Call, scope: Scope) -> Spec:
         """Evaluate a constructor call (`conv(64, 3)`, `BasicBlock(64)`, `seq(...)`) into a Spec."""
         if call.optional:
-            raise ArchError("`?` applies a member in the forward; it is not a constructor", call.loc)
+            raise ArchError(
+                "E019", "`?` applies a member in the forward; it is not a constructor", call.loc, f"write `{call.func}(...)` here"
+            )
         args = [evaluate(a, scope, self.make_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.make_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
             items: list[tuple[str | None, Spec]] = [(None, a) for a in args] + list(kwargs.items())
             for name, item in items:
                 if not isinstance(item, Spec):
-                    raise ArchError(f"seq takes modules, got {item!r}" + (f" for `{name}`" if name else ""), call.loc)
+                    raise ArchError("E019", f"seq takes modules, got {item!r}" + (f" for `{name}`" if name else ""), call.loc)
             return Spec("seq", SEQ, call.loc, items=items)
         for value in [*args, *kwargs.values()]:
             if isinstance(value, Spec):
-                raise ArchError("a module is not an argument here", call.loc, "modules are arguments of seq(...) only")
+                raise ArchError("E019", "a module is not an argument here", call.loc, "modules are arguments of seq(...) only")
         callee = resolve_callee(self.program, call)
         if isinstance(callee, ops.Op):
             return Spec("op", callee.name, call.loc, attrs=bind_op_args(callee, args, kwargs, call))
@@ -132,8 +173,10 @@ class Elaborator:
 
     def add_node(self, op: str, module: str | None, name: str, attrs: dict[str, Any], inputs: list[Tensor], scope: str, loc: Loc) -> Tensor:
         if len(self.nodes) >= self.max_nodes:
-            raise ArchError(f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended")
-        shape = infer_shape(op, attrs, [t.shape for t in inputs], loc)
+            raise ArchError(
+                "E061", f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended"
+            )
+        shape = infer_shape(op, attrs, [t.shape for t in inputs], loc, [self.origin(t) for t in inputs])
         node = Node(
             id=len(self.nodes),
             name=name,
@@ -149,6 +192,15 @@ class Elaborator:
         self.nodes.append(node)
         return Tensor(node.id, tuple(shape))
 
+    def origin(self, t: Tensor) -> tuple[Loc, str]:
+        """Where the node that made `t` stands in the spec, and what it is: for the notes of a mismatch."""
+        node = self.nodes[t.node]
+        loc = Loc(node.loc.file, node.loc.line, node.loc.column)
+        if node.op == "input":
+            return loc, "the network's input"
+        kind = "" if node.name.rpartition(".")[2].startswith(node.op) else f" ({node.op})"
+        return loc, f"the output of `{node.name}`{kind}, made here"
+
     def inline_name(self, scope: str, op: str) -> str:
         key = _join(scope, op)
         n = self.inline_counts.get(key, 0)
@@ -163,7 +215,7 @@ class Elaborator:
             try:
                 attrs = ops.infer_attrs(op, spec.attrs, x.shape)
             except ops.OpError as e:
-                raise ArchError(e.message, spec.loc, e.hint) from None
+                raise ArchError(e.code, e.message, spec.loc, e.hint) from None
             module = ModuleNode(
                 name=name, path=path, kind="op", type=spec.type, attrs=attrs, input_shape=list(x.shape), loc=_location(spec.loc)
             )
@@ -182,7 +234,11 @@ class Elaborator:
     ) -> BlockInstance:
         if self.depth > MAX_DEPTH:
             raise ArchError(
-                f"blocks nest over {MAX_DEPTH} deep at `{defn.name}`", loc, "a block may not use itself, directly or through others"
+                "E060",
+                f"blocks nest over {MAX_DEPTH} deep at `{defn.name}`",
+                loc,
+                "a block may not use itself, directly or through others",
+                [(defn.loc, f"`{defn.name}` is defined here")],
             )
         module = ModuleNode(name=name, path=path, kind=kind, type=defn.name, args=args, input_shape=list(x.shape), loc=_location(defn.loc))  # type: ignore[arg-type]
         scope = Scope(args, in_channels=x.shape[0] if defn.kind == "block" else None)
@@ -198,9 +254,19 @@ def resolve_callee(program: Program, call: S.Call) -> ops.Op | S.Definition:
         return op
     defn = program.definitions.get(call.func)
     if defn is None or defn.kind != "block":
-        known = set(ops.OPS) | {n for n, d in program.definitions.items() if d.kind == "block"} | {SEQ}
+        blocks = {n: d for n, d in program.definitions.items() if d.kind == "block"}
+        suggestion = close_match(call.func, set(ops.OPS) | set(blocks) | {SEQ})
+        notes: list[Note] = []
+        if defn is not None:
+            notes.append((defn.loc, f"`{call.func}` is an arch, defined here; only blocks are instantiated"))
+        elif suggestion in blocks:
+            notes.append((blocks[suggestion].loc, f"`{suggestion}` is defined here"))
         raise ArchError(
-            f"unknown op or block `{call.func}`", call.loc, did_you_mean(call.func, known) or "define it with `block` or import it"
+            "E011",
+            f"unknown op or block `{call.func}`",
+            call.loc,
+            f"did you mean `{suggestion}`?" if suggestion else "define it with `block` or import it",
+            notes,
         )
     return defn
 
@@ -210,42 +276,73 @@ def bind_op_args(op: ops.Op, args: list[Any], kwargs: dict[str, Any], call: S.Ca
     try:
         return ops.bind_args(op, args, kwargs)
     except ops.OpError as e:
-        raise ArchError(e.message, _arg_loc(call, e.arg), e.hint) from None
+        raise ArchError(e.code, e.message, op_arg_loc(op, call, e.arg, len(call.args) - len(args)), e.hint) from None
 
 
-def _arg_loc(call: S.Call, arg: str | None) -> Loc:
+def arg_loc(call: S.Call, arg: str | None) -> Loc:
+    """Where keyword argument `arg` stands in `call`, or the call itself."""
     if arg is not None and arg in call.kwarg_locs:
         return call.kwarg_locs[arg]
     return call.loc
 
 
-def bind_block_args(defn: S.Definition, args: list[Any], kwargs: dict[str, Any], call: S.Call) -> dict[str, Any]:
-    """A block's parameters from call arguments, with defaults (which may use earlier parameters)."""
-    loc = call.loc
+def op_arg_loc(op: ops.Op, call: S.Call, arg: str | None, skip: int = 0) -> Loc:
+    """Where argument `arg` of `op` stands in `call`, by keyword or by position (after `skip` leading arguments:
+    an inline op's tensor), or the call itself."""
+    names = [n for n, _ in op.args]
+    if arg is not None and arg not in call.kwarg_locs and arg in names and skip + names.index(arg) < len(call.args):
+        return call.args[skip + names.index(arg)].loc
+    return arg_loc(call, arg)
+
+
+def check_block_call(defn: S.Definition, positional: int, keywords: list[str], call: S.Call) -> None:
+    """The errors a call of block `defn` with `positional` arguments and `keywords` has whatever their values:
+    too many arguments, an unknown or repeated keyword, a parameter without default left out."""
     names = [p.name for p in defn.params]
-    if len(args) > len(names):
-        raise ArchError(f"{defn.name} takes {len(names)} arguments, got {len(args)}", loc, f"{defn.name}({', '.join(names)})")
-    bound = dict(zip(names, args, strict=False))
-    for key, value in kwargs.items():
+    signature = f"{defn.name}({', '.join(names)})"
+    defined = (defn.loc, f"`{defn.name}` is defined here")
+    if positional > len(names):
+        raise ArchError("E014", f"{defn.name} takes {len(names)} arguments, got {positional}", call.loc, signature, [defined])
+    bound = set(names[:positional])
+    for key in keywords:
         if key not in names:
             raise ArchError(
-                f"{defn.name} has no parameter `{key}`",
-                _arg_loc(call, key),
-                did_you_mean(key, set(names)) or f"{defn.name}({', '.join(names)})",
+                "E012", f"{defn.name} has no parameter `{key}`", arg_loc(call, key), did_you_mean(key, set(names)) or signature, [defined]
             )
         if key in bound:
-            raise ArchError(f"{defn.name}: argument `{key}` given twice", loc)
-        bound[key] = value
+            raise ArchError(
+                "E015",
+                f"{defn.name}: argument `{key}` given twice",
+                arg_loc(call, key),
+                f"`{key}` is also argument {names.index(key) + 1} by position: give it once",
+                [defined],
+            )
+        bound.add(key)
+    for p in defn.params:
+        if p.name not in bound and p.default is None:
+            raise ArchError(
+                "E013",
+                f"{defn.name} needs the argument `{p.name}`",
+                call.loc,
+                signature,
+                [(p.loc, f"parameter `{p.name}` is declared here")],
+            )
+
+
+def bind_block_args(defn: S.Definition, args: list[Any], kwargs: dict[str, Any], call: S.Call) -> dict[str, Any]:
+    """A block's parameters from call arguments, with defaults (which may use earlier parameters)."""
+    check_block_call(defn, len(args), list(kwargs), call)
+    names = [p.name for p in defn.params]
+    bound = {**dict(zip(names, args, strict=False)), **kwargs}
     # Defaults may refer to earlier parameters.
     params_scope = Scope()
     out: dict[str, Any] = {}
     for p in defn.params:
         if p.name in bound:
             out[p.name] = bound[p.name]
-        elif p.default is not None:
-            out[p.name] = evaluate(p.default, params_scope)
         else:
-            raise ArchError(f"{defn.name} needs the argument `{p.name}`", loc, f"defined at {p.loc}")
+            assert p.default is not None  # check_block_call said so
+            out[p.name] = evaluate(p.default, params_scope)
         params_scope.values[p.name] = out[p.name]
     return out
 
@@ -270,14 +367,16 @@ class OpInstance(Instance):
         try:
             again = ops.infer_attrs(op, {}, x.shape)
         except ops.OpError as e:
-            raise ArchError(e.message, loc, e.hint) from None
+            raise ArchError(e.code, e.message, loc, e.hint) from None
         for name, value in again.items():
             if self.module.attrs[name] != value:
                 raise ArchError(
+                    "E036",
                     f"`{self.module.path}` was built for inputs of shape {ops.fmt_shape(tuple(self.module.input_shape))}"
                     f" and is applied here to {ops.fmt_shape(x.shape)}",
                     loc,
                     "a member has one set of weights: declare a second member for the other input",
+                    [(self.spec.loc, f"`{self.module.path}` is declared here")],
                 )
         scope = self.module.path.rpartition(".")[0]
         return self.elab.add_node(self.module.type, self.module.path, self.module.path, self.module.attrs, [x], scope, self.spec.loc)
@@ -307,7 +406,13 @@ class BlockInstance(Instance):
         order = len(self.slots)
         key = str(order) if name is None else name
         if key in self.slots:
-            raise ArchError(f"member `{key}` is declared twice", loc, f"the first is at {self.slots[key].loc}")
+            raise ArchError(
+                "E020",
+                f"member `{key}` is declared twice",
+                loc,
+                "give the second member another name",
+                [(self.slots[key].loc, f"`{key}` is first declared here")],
+            )
         self.slots[key] = Slot(key, spec, loc, order)
 
     def run_body(self, body: list[S.Stmt], scope: Scope) -> None:
@@ -316,25 +421,30 @@ class BlockInstance(Instance):
                 case S.Let(name=name, value=value):
                     scope.values[name] = evaluate(value, scope, self.elab.make_spec)
                     if isinstance(scope.values[name], Spec):
-                        raise ArchError(f"`let {name}` holds a module", stmt.loc, f"declare a member instead: `{name} = ...`")
+                        raise ArchError("E019", f"`let {name}` holds a module", stmt.loc, f"declare a member instead: `{name} = ...`")
                 case S.Member(name=name, value=value):
                     spec = evaluate(value, scope, self.elab.make_spec)
                     if not isinstance(spec, Spec):
-                        raise ArchError(f"a member must be a module, got {spec!r}", stmt.loc, "use `let` for values")
+                        raise ArchError("E019", f"a member must be a module, got {spec!r}", stmt.loc, "use `let` for values")
                     self.declare(name, spec, stmt.loc)
                 case S.If(test=test, body=then, orelse=orelse):
                     self.run_body(then if _truth(evaluate(test, scope), test.loc) else orelse, scope)
                 case S.For(index=index, var=var, iterable=iterable, body=loop_body):
                     items = evaluate(iterable, scope)
                     if not isinstance(items, (list, tuple)):
-                        raise ArchError(f"cannot loop over {items!r}", iterable.loc, "loop over a list, a tuple or range(n)")
+                        raise ArchError("E042", f"cannot loop over {items!r}", iterable.loc, "loop over a list, a tuple or range(n)")
                     for i, item in enumerate(items):
                         if index is not None:
                             scope.values[index] = i
                         scope.values[var] = item
                         self.run_body(loop_body, scope)
                 case _:
-                    raise ArchError("this statement does not belong in a block body", stmt.loc)
+                    raise ArchError("E007", "this statement does not belong in a block body", stmt.loc)
+
+    def member_stmts(self, name: str) -> list[S.Member]:
+        """The statements declaring member `name`, in source order."""
+        body = self.defn.body if self.defn is not None else []
+        return [m for m in S.walk(body) if isinstance(m, S.Member) and m.name == name]
 
     def member(self, name: str, x: Tensor, loc: Loc) -> Instance:
         slot = self.slots[name]
@@ -349,7 +459,7 @@ class BlockInstance(Instance):
     def apply(self, x: Tensor, loc: Loc) -> Tensor:
         outputs, _ = self.run_forward(x, loc)
         if len(outputs) != 1:
-            raise ArchError("a block returns one tensor", loc, "only an arch returns auxiliary outputs")
+            raise ArchError("E083", "a block returns one tensor", loc, "only an arch returns auxiliary outputs")
         return outputs[0]
 
     def run_forward(self, x: Tensor, loc: Loc) -> tuple[list[Tensor], list[Tensor]]:
@@ -365,7 +475,9 @@ class BlockInstance(Instance):
             for name in list(self.slots):
                 x = self.member(name, x, self.slots[name].loc).apply(x, self.slots[name].loc)
             if not self.slots and self.defn is not None:  # an empty seq() passes its input through, as nn.Sequential()
-                raise ArchError("this block has no members and no forward", self.defn.loc)
+                raise ArchError(
+                    "E025", "this block has no members and no forward", self.defn.loc, "declare its members, or remove the block"
+                )
             return [x], []
         forward = self.defn.forward
         scope = self.scope.child()
@@ -393,17 +505,17 @@ class BlockInstance(Instance):
                         if t is None and isinstance(v, S.Name) and v.name in aux_names:
                             continue
                         if not isinstance(t, Tensor):
-                            raise ArchError("forward must return tensors", v.loc)
+                            raise ArchError("E083", "forward must return tensors", v.loc)
                         is_aux = isinstance(v, S.Name) and v.name in aux_names
                         (aux_outputs if is_aux else outputs).append(t)
                     if len(outputs) != 1:
-                        raise ArchError("forward returns exactly one main output", stmt.loc, "other outputs are `aux` ones")
+                        raise ArchError("E083", "forward returns exactly one main output", stmt.loc, "other outputs are `aux` ones")
                     unused = [n for n, s in self.slots.items() if s.instance is None]
                     if unused:
                         slot = self.slots[unused[0]]
-                        raise ArchError(f"member `{slot.name}` is never used in the forward", slot.loc, "use it or remove it")
+                        raise ArchError("E021", f"member `{slot.name}` is never used in the forward", slot.loc, "use it or remove it")
                     return outputs, aux_outputs
-        raise ArchError("forward has no `return`", forward.loc)
+        raise ArchError("E083", "forward has no `return`", forward.loc, "end it with `return ...`")
 
     def eval_tensor(self, expr: S.Expr, scope: Scope) -> Any:
         """Evaluate a forward expression: tensors flow through members and inline ops."""
@@ -411,25 +523,27 @@ class BlockInstance(Instance):
             case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
                 if func in self.slots or (optional and func in self.declared):
                     if len(args) != 1 or kwargs:
-                        raise ArchError(f"member `{func}` is applied to one tensor", expr.loc)
+                        raise ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`")
                     x = self.eval_tensor(args[0], scope)
                     if not isinstance(x, Tensor):
-                        raise ArchError(f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+                        raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
                     if func not in self.slots:
                         return x
                     return self.member(func, x, expr.loc).apply(x, expr.loc)
                 if func in self.declared:
                     raise ArchError(
+                        "E022",
                         f"member `{func}` does not exist for these arguments",
                         expr.loc,
                         f"write `{func}?(...)` to pass the input through when it is absent",
+                        [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
                     )
                 if optional:
-                    raise ArchError(f"no member `{func}`", expr.loc, did_you_mean(func, set(self.slots)))
+                    raise ArchError("E011", f"no member `{func}`", expr.loc, did_you_mean(func, set(self.slots)))
                 if func == CAT:
                     tensors = [self.eval_tensor(a, scope) for a in args]
                     if kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
-                        raise ArchError("cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                        raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
                     return self.elab.add_node(
                         ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
                     )
@@ -438,19 +552,23 @@ class BlockInstance(Instance):
                     return self.inline_op(op, expr, scope)
                 if func in BUILTINS:
                     return evaluate(expr, scope)
-                raise ArchError(f"unknown member or op `{func}`", expr.loc, did_you_mean(func, set(self.slots) | set(ops.OPS) | {CAT}))
+                raise ArchError(
+                    "E011", f"unknown member or op `{func}`", expr.loc, did_you_mean(func, set(self.slots) | set(ops.OPS) | {CAT})
+                )
             case S.BinOp(op=op, left=left, right=right):
                 lv, rv = self.eval_tensor(left, scope), self.eval_tensor(right, scope)
                 if isinstance(lv, Tensor) and isinstance(rv, Tensor):
                     if op != "+":
-                        raise ArchError(f"tensors combine with `+` only, not `{op}`", expr.loc, "scale a tensor by a number with `*`")
+                        raise ArchError(
+                            "E080", f"tensors combine with `+` only, not `{op}`", expr.loc, "scale a tensor by a number with `*`"
+                        )
                     return self.elab.add_node(
                         ops.ADD, None, self.elab.inline_name(self.module.path, ops.ADD), {}, [lv, rv], self.module.path, expr.loc
                     )
                 if isinstance(lv, Tensor) or isinstance(rv, Tensor):
                     t, k = (lv, rv) if isinstance(lv, Tensor) else (rv, lv)
                     if op != "*" or isinstance(k, bool) or not isinstance(k, (int, float)):
-                        raise ArchError(f"a tensor can be multiplied by a number, not combined with `{op}` and {k!r}", expr.loc)
+                        raise ArchError("E080", f"a tensor can be multiplied by a number, not combined with `{op}` and {k!r}", expr.loc)
                     return self.elab.add_node(
                         ops.MUL, None, self.elab.inline_name(self.module.path, ops.MUL), {"scale": k}, [t], self.module.path, expr.loc
                     )
@@ -458,7 +576,7 @@ class BlockInstance(Instance):
             case S.Name(name=name):
                 found, value = scope.lookup(name)
                 if not found:
-                    raise ArchError(f"unknown name `{name}`", expr.loc, did_you_mean(name, scope.names()))
+                    raise ArchError("E010", f"unknown name `{name}`", expr.loc, did_you_mean(name, scope.names()))
                 return value
             case _:
                 return evaluate(expr, scope)
@@ -466,15 +584,16 @@ class BlockInstance(Instance):
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
         if op.functional is None:
             raise ArchError(
+                "E082",
                 f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
                 expr.loc,
                 f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
             )
         if not expr.args:
-            raise ArchError(f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
+            raise ArchError("E081", f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
         x = self.eval_tensor(expr.args[0], scope)
         if not isinstance(x, Tensor):
-            raise ArchError(f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
+            raise ArchError("E081", f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
         args = [evaluate(a, scope) for a in expr.args[1:]]
         kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
         attrs = bind_op_args(op, args, kwargs, expr)
@@ -484,7 +603,7 @@ class BlockInstance(Instance):
 def _truth(value: Any, loc: Loc) -> bool:
     if isinstance(value, (bool, int, float, str, list, tuple)) or value is None:
         return bool(value)
-    raise ArchError(f"a condition must be a value, got {value!r}", loc)
+    raise ArchError("E042", f"a condition must be a value, got {value!r}", loc)
 
 
 def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -494,6 +613,7 @@ def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, A
     for key in overrides:
         if key not in names:
             raise ArchError(
+                "E012",
                 f"`{arch.name}` has no parameter `{key}`",
                 arch.loc,
                 did_you_mean(key, names) or f"its parameters: {', '.join(sorted(names)) or 'none'}",
@@ -505,7 +625,7 @@ def top_level_params(program: Program, overrides: dict[str, Any]) -> dict[str, A
         elif p.default is not None:
             scope.values[p.name] = evaluate(p.default, scope)
         else:
-            raise ArchError(f"parameter `{p.name}` has no default", p.loc, f"give it one, or pass -D {p.name}=VALUE")
+            raise ArchError("E013", f"parameter `{p.name}` has no default", p.loc, f"give it one, or pass -D {p.name}=VALUE")
     return scope.values
 
 
@@ -517,18 +637,20 @@ def elaborate(
     params = top_level_params(program, overrides or {})
     scope = Scope(params)
     if arch.input is None:
-        raise ArchError(f"`{arch.name}` has no input shape", arch.loc, "add `input (3, 224, 224)` (channels, height, width)")
+        raise ArchError("E029", f"`{arch.name}` has no input shape", arch.loc, "add `input (3, 224, 224)` (channels, height, width)")
     dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]
     for d, e in zip(dims, arch.input.dims, strict=True):
         if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
-            raise ArchError(f"input sizes must be positive integers, got {d!r}", e.loc)
+            raise ArchError(
+                "E044", f"input sizes must be positive integers, got {d!r}", e.loc, "channels, height and width, e.g. input (3, 224, 224)"
+            )
     meta = {k: evaluate(v, scope) for k, v in arch.meta.items()}
     elab = Elaborator(program, max_nodes)
     x = _input_node(elab, dims, arch.input.loc)
     if arch.root is not None:
         spec = elab.make_spec(arch.root, scope)
         if spec.kind != "block":
-            raise ArchError("an arch is an instance of a block", arch.root.loc)
+            raise ArchError("E007", "an arch is an instance of a block", arch.root.loc, "write `= SomeBlock(...)`, or give the arch a body")
         defn = program.definitions[spec.type]
         root = elab.instantiate_block(defn, spec.attrs, "", "", x, "arch", arch.root.loc)
     else:

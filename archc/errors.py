@@ -1,7 +1,13 @@
-"""One error type for everything a user can get wrong, carrying where it happened and a hint."""
+"""One error type for everything a user can get wrong, carrying a stable code, where it happened, notes and a hint.
+
+Every error has a code `E###` from `CODES`, the one catalogue (docs/errors.md explains each). Codes are grouped by
+tens: E00x reading and syntax, E01x names and calls, E02x definitions and members, E03x shapes, E04x values,
+E05x imports, E06x limits, E07x generated Python, E08x the forward's data flow, E09x command-line usage.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,30 +24,150 @@ class Loc:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-class ArchError(Exception):
-    """A located user error: `file:line:col: error: message`, the source line, a caret, and a hint."""
+# The catalogue: every code a user can meet, with its short title. A code never changes meaning; retired codes
+# are not reused.
+CODES: dict[str, str] = {
+    # Reading and syntax
+    "E001": "unexpected token",
+    "E002": "unexpected character",
+    "E003": "unterminated string",
+    "E004": "unexpected end of file",
+    "E005": "the file is not UTF-8",
+    "E006": "cannot read the spec file",
+    "E007": "a definition part in the wrong place",
+    # Names and calls
+    "E010": "unknown name",
+    "E011": "unknown op, block or member",
+    "E012": "unknown argument",
+    "E013": "missing argument",
+    "E014": "too many arguments",
+    "E015": "argument given twice",
+    "E016": "wrong kind of argument",
+    "E017": "positional argument after a keyword argument",
+    "E018": "`in` outside a block, or an unknown property of it",
+    "E019": "a module where a value belongs, or a value where a module belongs",
+    # Definitions and members
+    "E020": "member declared twice",
+    "E021": "member never used",
+    "E022": "member absent for these arguments",
+    "E023": "named member in a loop",
+    "E024": "unnamed member in a block with a forward",
+    "E025": "block with no members and no forward",
+    "E026": "definition given twice",
+    "E027": "definition named like a built-in",
+    "E028": "not exactly one arch in the spec",
+    "E029": "arch without an input shape",
+    # Shapes
+    "E030": "shape mismatch at `+`",
+    "E031": "shape mismatch at `cat`",
+    "E032": "feature map smaller than the kernel",
+    "E033": "groups do not divide the channels",
+    "E034": "linear on a feature map (missing flatten)",
+    "E035": "feature-map op on flat features",
+    "E036": "shared member applied to a different shape",
+    "E037": "pooling padding over half the kernel",
+    "E038": "flatten start_dim out of range",
+    # Values
+    "E040": "division by zero",
+    "E041": "index out of range",
+    "E042": "type error in an expression",
+    "E043": "comparison of a size known only at run time",
+    "E044": "input size not a positive integer",
+    "E045": "bad call of a builtin",
+    # Imports
+    "E050": "imported file missing",
+    # Limits
+    "E060": "nesting too deep",
+    "E061": "too many nodes",
+    "E062": "value too large",
+    # Generated Python
+    "E070": "name taken by Python or PyTorch",
+    "E071": "spec file name unusable as a module name",
+    "E072": "arch class name taken",
+    "E073": "instances disagree on a size",
+    # The forward's data flow
+    "E080": "tensor arithmetic other than `+` and scaling",
+    "E081": "member, `cat` or inline op applied to the wrong arguments",
+    "E082": "op with weights used inline",
+    "E083": "wrong outputs of a forward",
+    # Command-line usage
+    "E090": "malformed -D definition",
+    "E091": "not a directory",
+    "E092": "unknown diagram option",
+    "E093": "Graphviz missing or failing",
+}
 
-    def __init__(self, message: str, loc: Loc | None = None, hint: str | None = None) -> None:
+# A note: where (or None) and what, e.g. where an operand of a mismatched `+` was made.
+Note = tuple[Loc | None, str]
+
+
+class ArchError(Exception):
+    """A user error: `file:line:col: error[E###]: message`, the source line, a caret, notes, and a hint."""
+
+    def __init__(
+        self, code: str, message: str, loc: Loc | None = None, hint: str | None = None, notes: Iterable[Note] | None = None
+    ) -> None:
+        if code not in CODES:
+            raise ValueError(f"unknown error code {code!r}")
         super().__init__(message)
+        self.code = code
         self.message = message
         self.loc = loc
         self.hint = hint
+        self.notes: list[Note] = list(notes or [])
 
     def render(self) -> str:
         """The error as the CLI prints it."""
-        if self.loc is None:
-            lines = [f"error: {self.message}"]
-        else:
-            lines = [f"{self.loc}: error: {self.message}"]
-            source = _source_line(self.loc)
-            if source is not None:
-                gutter = f"{self.loc.line} | "
-                lines.append(gutter + source)
-                caret_pad = "".join("\t" if ch == "\t" else " " for ch in source[: self.loc.column - 1])
-                lines.append(" " * len(gutter) + caret_pad + "^")
+        head = f"error[{self.code}]: {self.message}"
+        lines = [head if self.loc is None else f"{self.loc}: {head}"]
+        if self.loc is not None:
+            lines += _snippet(self.loc)
+        for loc, text in self.notes:
+            if loc is None:
+                lines.append(f"note: {text}")
+            else:
+                lines.append(f"note: {loc}: {text}")
+                lines += _snippet(loc)
         if self.hint:
             lines.append(f"help: {self.hint}")
         return "\n".join(lines)
+
+
+class ArchErrors(ArchError):
+    """Several independent errors found in one spec, in file, line and column order; acts as the first of them."""
+
+    def __init__(self, errors: Iterable[ArchError]) -> None:
+        self.errors = sort_errors(errors)
+        if not self.errors:
+            raise ValueError("ArchErrors needs at least one error")
+        first = self.errors[0]
+        super().__init__(first.code, first.message, first.loc, first.hint, first.notes)
+
+    def render(self) -> str:
+        return "\n\n".join(e.render() for e in self.errors)
+
+
+def sort_errors(errors: Iterable[ArchError]) -> list[ArchError]:
+    """Errors by file, line and column (unlocated ones first), keeping the order of errors at one place."""
+    return sorted(errors, key=lambda e: ("", 0, 0) if e.loc is None else (e.loc.file, e.loc.line, e.loc.column))
+
+
+def raise_all(errors: list[ArchError]) -> None:
+    """Raise nothing for no errors, the error itself for one, and `ArchErrors` for more."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ArchErrors(errors)
+
+
+def _snippet(loc: Loc) -> list[str]:
+    """The source line at `loc` with a caret under its column, or nothing when the source is not at hand."""
+    source = _source_line(loc)
+    if source is None:
+        return []
+    gutter = f"{loc.line} | "
+    caret_pad = "".join("\t" if ch == "\t" else " " for ch in source[: loc.column - 1])
+    return [gutter + source, " " * len(gutter) + caret_pad + "^"]
 
 
 # Source texts by file name, registered by the parser so errors can quote specs that never touched the disk.

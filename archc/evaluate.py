@@ -45,6 +45,10 @@ class Scope:
         return Scope(parent=self)
 
 
+class _TooLarge(ValueError):
+    """A builtin would build a value over the limits."""
+
+
 def _range(*args: Any) -> Any:
     if any(isinstance(a, Sym) for a in args):
         return symbolic.call("range", *args)
@@ -52,7 +56,7 @@ def _range(*args: Any) -> Any:
         raise TypeError("range takes one to three integers")
     r = range(*args)
     if len(r) > MAX_SEQUENCE:
-        raise ValueError(f"range of {len(r)} items is over the limit of {MAX_SEQUENCE}")
+        raise _TooLarge(f"range of {len(r)} items is over the limit of {MAX_SEQUENCE}")
     return list(r)
 
 
@@ -107,11 +111,11 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
         case S.Name(name=name):
             found, value = scope.lookup(name)
             if not found:
-                raise ArchError(f"unknown name `{name}`", expr.loc, _did_you_mean(name, scope.names()))
+                raise ArchError("E010", f"unknown name `{name}`", expr.loc, _did_you_mean(name, scope.names()))
             return value
         case S.InputAttr():
             if scope.in_channels is None:
-                raise ArchError("`in` is only defined inside a block", expr.loc, "an arch's input is given by `input`")
+                raise ArchError("E018", "`in` is only defined inside a block", expr.loc, "an arch's input is given by `input`")
             return scope.in_channels
         case S.TupleLit(items=items):
             return tuple(evaluate(i, scope, call) for i in items)
@@ -122,11 +126,17 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
         case S.Compare(op=op, left=left, right=right):
             lv, rv = evaluate(left, scope, call), evaluate(right, scope, call)
             if isinstance(lv, Unknown) or isinstance(rv, Unknown):
-                raise ArchError("this comparison depends on a size only known at run time", expr.loc)
+                raise ArchError(
+                    "E043",
+                    "this comparison depends on a size only known at run time",
+                    expr.loc,
+                    "archc cannot tell this size when it writes the class (it follows a loop over a constructor argument):"
+                    " pass it as a parameter",
+                )
             try:
                 return symbolic.binary(op, lv, rv)
             except TypeError:
-                raise ArchError(f"cannot compare {_type_name(lv)} with {_type_name(rv)} using `{op}`", expr.loc) from None
+                raise ArchError("E042", f"cannot compare {_type_name(lv)} with {_type_name(rv)} using `{op}`", expr.loc) from None
         case S.BoolOp(op=op, left=left, right=right):
             lv = evaluate(left, scope, call)
             if not isinstance(lv, Sym) and ((op == "and" and not lv) or (op == "or" and lv)):
@@ -137,7 +147,7 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
         case S.Neg(operand=operand):
             value = evaluate(operand, scope, call)
             if isinstance(value, bool) or not isinstance(value, (int, float, Sym, Unknown)):
-                raise ArchError(f"cannot negate {_type_name(value)}", expr.loc)
+                raise ArchError("E042", f"cannot negate {_type_name(value)}", expr.loc)
             return -value
         case S.Cond(then=then, test=test, orelse=orelse):
             tv = evaluate(test, scope, call)
@@ -149,25 +159,29 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
             if isinstance(tv, Sym) or isinstance(iv, Sym):
                 return Sym(f"{symbolic.wrap(tv, 10)}[{symbolic.literal(iv)}]")
             if not isinstance(tv, (list, tuple, str)):
-                raise ArchError(f"cannot index {_type_name(tv)}", expr.loc)
+                raise ArchError("E042", f"cannot index {_type_name(tv)}", expr.loc)
             if not isinstance(iv, int) or isinstance(iv, bool):
-                raise ArchError(f"an index must be an int, not {_type_name(iv)}", index.loc)
+                raise ArchError("E042", f"an index must be an int, not {_type_name(iv)}", index.loc)
             if not -len(tv) <= iv < len(tv):
-                raise ArchError(f"index {iv} is out of range for {len(tv)} items", index.loc)
+                raise ArchError(
+                    "E041", f"index {iv} is out of range for {len(tv)} items", index.loc, f"indices run from {-len(tv)} to {len(tv) - 1}"
+                )
             return tv[iv]
         case S.Call(func=func, args=args, kwargs=kwargs) if func in BUILTINS and not expr.optional:
             if kwargs:
-                raise ArchError(f"`{func}` takes no keyword arguments", expr.loc)
+                raise ArchError("E045", f"`{func}` takes no keyword arguments", expr.loc, "pass its arguments by position")
             values = [evaluate(a, scope, call) for a in args]
             try:
                 return BUILTINS[func](*values)
-            except (TypeError, ValueError, OverflowError) as e:
-                raise ArchError(f"`{func}`: {e}", expr.loc) from None
+            except (_TooLarge, OverflowError) as e:
+                raise ArchError("E062", f"`{func}`: {e}", expr.loc, f"archc keeps sequences under {MAX_SEQUENCE:,} items") from None
+            except (TypeError, ValueError) as e:
+                raise ArchError("E045", f"`{func}`: {e}", expr.loc) from None
         case S.Call():
             if call is None:
-                raise ArchError(f"`{expr.func}(...)` is not a value here", expr.loc)
+                raise ArchError("E019", f"`{expr.func}(...)` is not a value here", expr.loc)
             return call(expr, scope)
-    raise ArchError("unsupported expression", expr.loc)
+    raise ArchError("E042", "unsupported expression", expr.loc)
 
 
 def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
@@ -178,15 +192,15 @@ def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
             and not isinstance(count, bool)
             and count * len(lv if isinstance(lv, (list, tuple)) else rv) > MAX_SEQUENCE
         ):
-            raise ArchError(f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
+            raise ArchError("E062", f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
     numeric = (int, float, Sym, Unknown)
     if op in _BINOPS and isinstance(lv, numeric) and isinstance(rv, numeric) and not isinstance(lv, bool) and not isinstance(rv, bool):
         if op in ("/", "//", "%") and not isinstance(rv, (Sym, Unknown)) and rv == 0:
-            raise ArchError("division by zero", expr.loc)
+            raise ArchError("E040", "division by zero", expr.loc, "the divisor is 0 for the arguments used here")
         try:
             return symbolic.binary(op, lv, rv)
         except OverflowError:
-            raise ArchError("number too large", expr.loc) from None
+            raise ArchError("E062", "number too large", expr.loc) from None
     if op == "*" and any(isinstance(v, Sym) for v in (lv, rv)) and any(isinstance(v, (list, tuple)) for v in (lv, rv)):
         return symbolic.binary(op, lv, rv)  # `[8] * n` with n a constructor argument
     if op == "+" and type(lv) is type(rv) and isinstance(lv, (list, tuple, str)):
@@ -195,14 +209,20 @@ def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
         return lv * rv
     if op == "*" and isinstance(rv, (list, tuple)) and isinstance(lv, int) and not isinstance(lv, bool):
         return rv * lv
-    raise ArchError(f"cannot apply `{op}` to {_type_name(lv)} and {_type_name(rv)}", expr.loc)
+    raise ArchError("E042", f"cannot apply `{op}` to {_type_name(lv)} and {_type_name(rv)}", expr.loc)
 
 
-def _did_you_mean(name: str, candidates: set[str]) -> str | None:
+def close_match(name: str, candidates: set[str]) -> str | None:
+    """The candidate closest to a misspelt name, if one is close enough."""
     import difflib
 
     close = difflib.get_close_matches(name, sorted(candidates), n=1)
-    return f"did you mean `{close[0]}`?" if close else None
+    return close[0] if close else None
+
+
+def _did_you_mean(name: str, candidates: set[str]) -> str | None:
+    close = close_match(name, candidates)
+    return f"did you mean `{close}`?" if close else None
 
 
 def did_you_mean(name: str, candidates: set[str]) -> str | None:

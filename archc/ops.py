@@ -23,10 +23,11 @@ REQUIRED = object()
 
 
 class OpError(Exception):
-    """An op's arguments or input shape are wrong; the caller adds the location."""
+    """An op's arguments or input shape are wrong; the caller adds the location. `code` is from errors.CODES."""
 
-    def __init__(self, message: str, hint: str | None = None, arg: str | None = None) -> None:
+    def __init__(self, code: str, message: str, hint: str | None = None, arg: str | None = None) -> None:
         super().__init__(message)
+        self.code = code
         self.message = message
         self.hint = hint
         self.arg = arg  # the argument at fault, when there is one
@@ -36,7 +37,7 @@ def pair(value: Any) -> tuple[Any, Any]:
     """An int or a 2-tuple as a 2-tuple; a symbolic argument of unknown form gives unknown sizes."""
     if isinstance(value, tuple):
         if len(value) != 2:
-            raise OpError(f"expected one number or a pair (h, w), got {len(value)} numbers")
+            raise OpError("E016", f"expected one number or a pair (h, w), got {len(value)} numbers")
         return value[0], value[1]
     if isinstance(value, Sym):
         return UNKNOWN, UNKNOWN
@@ -45,13 +46,13 @@ def pair(value: Any) -> tuple[Any, Any]:
 
 def _feature_map(shape: Shape, op: str) -> Shape:
     if len(shape) != 3:
-        raise OpError(f"{op} needs a C×H×W feature map, got flat features {fmt_shape(shape)}", "apply it before `flatten`")
+        raise OpError("E035", f"{op} needs a C×H×W feature map, got flat features {fmt_shape(shape)}", "apply it before `flatten`")
     return shape
 
 
 def _flat(shape: Shape, op: str) -> Shape:
     if len(shape) != 1:
-        raise OpError(f"{op} needs flat features, got a feature map {fmt_shape(shape)}", "add `flatten()` before it")
+        raise OpError("E034", f"{op} needs flat features, got a feature map {fmt_shape(shape)}", "add `flatten()` before it")
     return shape
 
 
@@ -88,9 +89,10 @@ def _check_window(shape: Shape, attrs: Attrs, op: str) -> None:
         if not all(isinstance(v, int) for v in (size, k, p, d, s)):
             continue
         if k <= 0 or s <= 0 or d <= 0 or p < 0:
-            raise OpError(f"{op}: kernel, stride and dilation must be positive and padding non-negative")
+            raise OpError("E016", f"{op}: kernel, stride and dilation must be positive and padding non-negative")
         if d * (k - 1) + 1 > size + 2 * p:
             raise OpError(
+                "E032",
                 f"{op}: the {axis} {size} (padded {size + 2 * p}) is smaller than the kernel {d * (k - 1) + 1}",
                 "use a smaller kernel or stride earlier, more padding, or a larger input",
             )
@@ -117,10 +119,11 @@ def _conv_check(a: Attrs, s: Shape) -> None:
     c = s[0]
     groups, out = a["groups"], a["out_channels"]
     if isinstance(out, int) and out <= 0:
-        raise OpError(f"conv: out_channels must be positive, got {out}")
+        raise OpError("E016", f"conv: out_channels must be positive, got {out}")
     if isinstance(groups, int) and isinstance(c, int) and isinstance(out, int):
         if groups <= 0 or c % groups or out % groups:
             raise OpError(
+                "E033",
                 f"conv: groups={groups} must divide both the input channels ({c}) and the output channels ({out})",
                 "choose groups dividing both channel counts",
             )
@@ -173,7 +176,7 @@ def _pool_check(a: Attrs, s: Shape) -> None:
     ph, pw = pair(a["padding"])
     for k, p in ((kh, ph), (kw, pw)):
         if isinstance(k, int) and isinstance(p, int) and p * 2 > k:
-            raise OpError(f"pooling: padding {p} must be at most half the kernel size {k}")
+            raise OpError("E037", f"pooling: padding {p} must be at most half the kernel size {k}", f"use padding {k // 2} or less")
     _check_window(s, a, "pooling")
 
 
@@ -187,6 +190,7 @@ def _flatten_shape(a: Attrs, s: Shape) -> Shape:
     start = a["start_dim"]
     if not isinstance(start, int) or isinstance(start, bool) or not 1 <= start <= len(s):
         raise OpError(
+            "E038",
             f"flatten: start_dim must be between 1 and {len(s)} for an input of {fmt_shape(s)}, got {start!r}",
             "start_dim 0 would merge the batch dimension; flatten(1) flattens each sample",
         )
@@ -474,7 +478,7 @@ def check_args(op: Op, attrs: Attrs) -> None:
             continue
         test, expected = ARG_KINDS[name]
         if not test(value):
-            raise OpError(f"{op.name}: `{name}` must be {expected}, got {value!r}", arg=name)
+            raise OpError("E016", f"{op.name}: `{name}` must be {expected}, got {value!r}", arg=name)
 
 
 def lookup(name: str) -> Op | None:
@@ -486,20 +490,25 @@ def bind_args(op: Op, args: list[Any], kwargs: dict[str, Any]) -> Attrs:
     """Positional and keyword arguments -> the op's attributes with defaults filled in."""
     names = [n for n, _ in op.args]
     if len(args) > len(names):
-        raise OpError(f"{op.name} takes at most {len(names)} arguments ({', '.join(names) or 'none'}), got {len(args)}")
+        raise OpError("E014", f"{op.name} takes at most {len(names)} arguments ({', '.join(names) or 'none'}), got {len(args)}")
     attrs: Attrs = dict(zip(names, args, strict=False))
     for key, value in kwargs.items():
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
             hint = f"did you mean `{close[0]}`?" if close else f"its arguments are: {', '.join(names) or 'none'}"
-            raise OpError(f"{op.name} has no argument `{key}`", hint, arg=key)
+            raise OpError("E012", f"{op.name} has no argument `{key}`", hint, arg=key)
         if key in attrs:
-            raise OpError(f"{op.name}: argument `{key}` given twice")
+            raise OpError(
+                "E015",
+                f"{op.name}: argument `{key}` given twice",
+                f"`{key}` is also argument {names.index(key) + 1} by position: give it once",
+                arg=key,
+            )
         attrs[key] = value
     for name, default in op.args:
         if name not in attrs:
             if default is REQUIRED:
-                raise OpError(f"{op.name} needs the argument `{name}`", f"{op.name}({', '.join(names)})")
+                raise OpError("E013", f"{op.name} needs the argument `{name}`", f"{op.name}({', '.join(names)})")
             attrs[name] = default
     check_args(op, attrs)
     return attrs

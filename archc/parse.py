@@ -70,14 +70,23 @@ class _ToAst(Transformer[Token, Any]):
         for stmt in body:
             if isinstance(stmt, S.Forward):
                 if d.forward is not None:
-                    raise ArchError("a second forward in one definition", stmt.loc, "keep one forward")
+                    raise ArchError(
+                        "E007",
+                        "a second forward in one definition",
+                        stmt.loc,
+                        "keep one forward",
+                        [(d.forward.loc, "the first forward is here")],
+                    )
                 d.forward = stmt
             elif isinstance(stmt, S.Meta):
                 d.meta.update(stmt.entries)
             elif isinstance(stmt, S.InputDecl):
                 if kind != "arch":
                     raise ArchError(
-                        "`input` belongs in an arch, not a block", stmt.loc, "blocks take their input shape from where they are used"
+                        "E007",
+                        "`input` belongs in an arch, not a block",
+                        stmt.loc,
+                        "blocks take their input shape from where they are used",
                     )
                 d.input = stmt
             else:
@@ -94,7 +103,9 @@ class _ToAst(Transformer[Token, Any]):
         d.root = root
         if root is not None and (d.body or d.forward):
             first = d.forward or d.body[0]
-            raise ArchError("an arch that is a block instance has no members or forward of its own", first.loc, "put them in the block")
+            raise ArchError(
+                "E007", "an arch that is a block instance has no members or forward of its own", first.loc, "put them in the block"
+            )
         return d
 
     def params(self, items: list[S.Param | None]) -> list[S.Param]:
@@ -236,7 +247,7 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True, inline=True)
     def input_attr(self, meta: Any, attr: Token) -> S.InputAttr:
         if str(attr) != "channels":
-            raise ArchError(f"`in` has no property `{attr}`", self._tok(attr), "a block can read `in.channels`")
+            raise ArchError("E018", f"`in` has no property `{attr}`", self._tok(attr), "a block can read `in.channels`")
         return S.InputAttr(self._loc(meta), str(attr))
 
     @v_args(meta=True)
@@ -255,12 +266,18 @@ class _ToAst(Transformer[Token, Any]):
         for a in args or []:
             if isinstance(a, tuple):
                 key, value, key_loc = a
-                kwarg_locs[key] = key_loc
                 if key in keywords:
-                    raise ArchError(f"argument `{key}` given twice", value.loc, "give each argument once")
+                    raise ArchError(
+                        "E015",
+                        f"argument `{key}` given twice",
+                        value.loc,
+                        "give each argument once",
+                        [(kwarg_locs[key], "first given here")],
+                    )
+                kwarg_locs[key] = key_loc
                 keywords[key] = value
             elif keywords:
-                raise ArchError("a positional argument after a keyword argument", a.loc, "put positional arguments first")
+                raise ArchError("E017", "a positional argument after a keyword argument", a.loc, "put positional arguments first")
             else:
                 positional.append(a)
         return S.Call(self._tok(func), str(func), positional, keywords, optional is not None, kwarg_locs)
@@ -303,19 +320,20 @@ def _parse(text: str, file: str, start: str) -> Any:
     except UnexpectedInput as e:
         loc = Loc(file, max(e.line, 1), max(e.column, 1))
         if isinstance(e, UnexpectedEOF):
-            raise ArchError("unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
+            raise ArchError("E004", "unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
         if isinstance(e, UnexpectedToken):
-            found = "end of file" if e.token.type == "$END" else repr(str(e.token))
-            raise ArchError(f"unexpected {found}", loc, f"expected {_describe_expected(set(e.expected))}") from None
+            if e.token.type == "$END":
+                raise ArchError("E004", "unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
+            raise ArchError("E001", f"unexpected {str(e.token)!r}", loc, f"expected {_describe_expected(set(e.expected))}") from None
         if isinstance(e, UnexpectedCharacters):
             pos = e.pos_in_stream if e.pos_in_stream is not None else -1
             char = text[pos] if 0 <= pos < len(text) else "?"
             if char == '"':
-                raise ArchError("unterminated string", loc, 'a string ends with `"` on the same line') from None
+                raise ArchError("E003", "unterminated string", loc, 'a string ends with `"` on the same line') from None
             raise ArchError(
-                f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference"
+                "E002", f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference"
             ) from None
-        raise ArchError("syntax error", loc) from None
+        raise ArchError("E001", "syntax error", loc) from None
     try:
         return _ToAst(file).transform(tree)
     except VisitError as e:
@@ -329,12 +347,12 @@ def parse_file(path: Path) -> S.Module:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ArchError(f"cannot read {path}: {e.strerror}", None, "check the path") from None
+        raise ArchError("E006", f"cannot read {path}: {e.strerror}", None, "check the path") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         line_start = data.rfind(b"\n", 0, e.start) + 1
         column = len(data[line_start : e.start].decode("utf-8", errors="replace")) + 1
-        raise ArchError("the file is not valid UTF-8", Loc(str(path), line, column), "save the spec as UTF-8 text") from None
+        raise ArchError("E005", "the file is not valid UTF-8", Loc(str(path), line, column), "save the spec as UTF-8 text") from None
     return parse_text(text, str(path))

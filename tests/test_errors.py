@@ -3,10 +3,11 @@
 Every file starts with comment lines:
 
     # expect: LINE:COL: MESSAGE-SUBSTRING   where the error must point and part of its message
+    # expect: LINE:COL: error[E###]: MESSAGE-SUBSTRING   the same, and its code (errors.CODES)
     # help: SUBSTRING                       (optional) part of the `help:` line
     # xfail: REASON                         (optional) archc does not get this right yet
 
-`archc check FILE` must exit 1 and print `FILE:LINE:COL: error: ...` first, then the source line and a caret
+`archc check FILE` must exit 1 and print `FILE:LINE:COL: error[E###]: ...` first, then the source line and a caret
 under column COL, and never a traceback.
 """
 
@@ -22,7 +23,7 @@ from archc.cli import main
 
 ERRORS = Path(__file__).resolve().parent / "errors"
 HEADER = re.compile(r"#\s*(expect|help|xfail):\s*(.*?)\s*$")
-EXPECT = re.compile(r"(\d+):(\d+):\s*(.+)")
+EXPECT = re.compile(r"(\d+):(\d+):\s*(?:error\[(E\d{3})\]:?\s*)?(.*)")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Expectation:
     line: int
     column: int
     message: str
+    code: str | None = None
     help: str | None = None
     xfail: str | None = None
 
@@ -47,7 +49,7 @@ def read_expectation(path: Path) -> Expectation:
     m = EXPECT.fullmatch(fields["expect"])
     if m is None:
         raise ValueError(f"{path.name}: cannot read `# expect: {fields['expect']}`")
-    return Expectation(int(m[1]), int(m[2]), m[3], fields.get("help"), fields.get("xfail"))
+    return Expectation(int(m[1]), int(m[2]), m[4], m[3], fields.get("help"), fields.get("xfail"))
 
 
 def _cases() -> list[object]:
@@ -75,7 +77,7 @@ def test_error_is_located(path: Path, expected: Expectation, capsys: pytest.Capt
     assert code == 1, err
     lines = err.splitlines()
     assert lines, "nothing on stderr"
-    prefix = f"{path}:{expected.line}:{expected.column}: error:"
+    prefix = f"{path}:{expected.line}:{expected.column}: error[" + (f"{expected.code}]: " if expected.code else "")
     assert lines[0].startswith(prefix), f"expected {prefix!r}, got:\n{err}"
     assert expected.message in lines[0], err
     # The source line, then a caret under the column.

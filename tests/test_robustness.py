@@ -256,7 +256,7 @@ def test_user_error_that_once_crashed_is_located(text: str, tmp_path: Path) -> N
     path.write_text(text, encoding="utf-8")
     outcome = check(path)
     assert outcome.code == 1, outcome
-    assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: ", outcome.err), outcome.err
+    assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error\[E\d{{3}}\]: ", outcome.err), outcome.err
 
 
 # Specs whose generated module PyTorch would refuse to build or run: `check` rejects their arguments.

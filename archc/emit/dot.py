@@ -328,9 +328,9 @@ def _run_name(run: list[ModuleNode]) -> str:
 def render_dot(compiled: Compiled, depth: int | None = None, rankdir: str = "TB", show_figures: bool = False) -> str:
     """The diagram of a compiled spec as DOT text; `depth` folds modules that many levels down into one box each."""
     if rankdir not in RANKDIRS:
-        raise ArchError(f"unknown direction {rankdir!r}", None, f"use one of {', '.join(RANKDIRS)}")
+        raise ArchError("E092", f"unknown direction {rankdir!r}", None, f"use one of {', '.join(RANKDIRS)}")
     if depth is not None and depth < 1:
-        raise ArchError(f"depth must be at least 1, got {depth}", None, "leave it out to draw every layer")
+        raise ArchError("E092", f"depth must be at least 1, got {depth}", None, "leave it out to draw every layer")
     arch = compiled.arch
     plan = _Plan(arch, depth)
     nodes = arch.nodes
@@ -529,14 +529,14 @@ def _emit_unit(graph: graphviz.Digraph, unit: _Unit, plan: _Plan, figures: _Figu
 def render_bytes(dot_text: str, fmt: str) -> bytes:
     """The picture in `fmt` (svg, png, pdf) by Graphviz's `dot`; an ArchError with an install hint where it is missing."""
     if fmt not in FORMATS or fmt == "dot":
-        raise ArchError(f"cannot render the format {fmt!r}", None, f"use one of {', '.join(FORMATS[1:])}")
+        raise ArchError("E092", f"cannot render the format {fmt!r}", None, f"use one of {', '.join(FORMATS[1:])}")
     try:
         data: bytes = graphviz.pipe("dot", fmt, dot_text.encode("utf-8"), quiet=True)
     except graphviz.ExecutableNotFound as e:
-        raise ArchError(f"cannot render {fmt}: Graphviz's `dot` program was not found", None, INSTALL_HINT) from e
+        raise ArchError("E093", f"cannot render {fmt}: Graphviz's `dot` program was not found", None, INSTALL_HINT) from e
     except graphviz.CalledProcessError as e:
         stderr = e.stderr.decode("utf-8", "replace").strip() if isinstance(e.stderr, bytes) else str(e.stderr or "")
-        raise ArchError(f"Graphviz's `dot` failed: {stderr or e}", None, "check the Graphviz installation with `dot -V`") from e
+        raise ArchError("E093", f"Graphviz's `dot` failed: {stderr or e}", None, "check the Graphviz installation with `dot -V`") from e
     return data
 
 
@@ -546,7 +546,7 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str) -> Path:
     The .dot file is written first, so it is there even when Graphviz's `dot` program is missing (an ArchError).
     """
     if fmt not in FORMATS:
-        raise ArchError(f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
+        raise ArchError("E092", f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
     path = Path(path)
     dot_path = path if fmt == "dot" else path.with_suffix(".dot")
     if dot_path == path and fmt != "dot":
@@ -556,7 +556,7 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str) -> Path:
         try:
             data = render_bytes(dot_text, fmt)
         except ArchError as e:
-            raise ArchError(f"{e.message}; the DOT text is in {dot_path}", None, e.hint) from e
+            raise ArchError(e.code, f"{e.message}; the DOT text is in {dot_path}", None, e.hint) from e
         write_atomic(path, data)
     return path
 
@@ -567,7 +567,7 @@ def diagram_command(
     """`archc diagram`: compile `spec`, write its diagram (default `<spec stem>.<fmt>` in the current directory) and the
     .dot beside it; returns the path of the diagram."""
     if fmt not in FORMATS:
-        raise ArchError(f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
+        raise ArchError("E092", f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
     compiled = compile_spec(spec)
     dot_text = render_dot(compiled, depth, rankdir, figures)
     target = output if output is not None else Path(f"{Path(spec).stem}.{fmt}")

@@ -90,7 +90,7 @@ def _check_identifier(name: str, loc: Loc, member: bool = False) -> None:
     if keyword.iskeyword(name) or name in RESERVED or name.startswith("__") or (member and name in MODULE_ATTRIBUTES):
         what = "a member" if member else "a name"
         raise ArchError(
-            f"`{name}` cannot be {what} in generated Python: it is taken by Python or PyTorch", loc, f"rename it, e.g. `{name}_`"
+            "E070", f"`{name}` cannot be {what} in generated Python: it is taken by Python or PyTorch", loc, f"rename it, e.g. `{name}_`"
         )
 
 
@@ -123,6 +123,7 @@ class Generator:
         distinct = {repr(v) for v in values}
         if len(distinct) != 1:
             raise ArchError(
+                "E073",
                 f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments",
                 loc,
                 "its instances are used at different input sizes: pool to a fixed size first (adaptive_avgpool), or write a block per use",
@@ -272,7 +273,10 @@ class ClassWriter:
                     _check_identifier(name, stmt.loc)
                     if name == "in_channels" and self.defn.kind == "block":
                         raise ArchError(
-                            "`in_channels` is the block's input size", stmt.loc, "read it as `in.channels`; name the value otherwise"
+                            "E070",
+                            "`in_channels` is the block's input size",
+                            stmt.loc,
+                            "read it as `in.channels`; name the value otherwise",
                         )
                     result = evaluate(value, scope, self.member_spec)
                     if self.shape_only or not isinstance(result, Sym):
@@ -340,7 +344,9 @@ class ClassWriter:
             if n is not None:
                 _check_identifier(n, iterable.loc)
         if S.declared_members(body):
-            raise ArchError("members declared in a loop are numbered, not named", iterable.loc, "write the loop's members without names")
+            raise ArchError(
+                "E023", "members declared in a loop are numbered, not named", iterable.loc, "write the loop's members without names"
+            )
         items = evaluate(iterable, scope)
         self.symbolic_control += 1
         self.enter_control(indent)
@@ -380,12 +386,12 @@ class ClassWriter:
 
     def member(self, name: str | None, spec: Any, loc: Loc, indent: int) -> None:
         if not isinstance(spec, MemberSpec):
-            raise ArchError(f"a member must be a module, got {spec!r}", loc, "use `let` for values")
+            raise ArchError("E019", f"a member must be a module, got {spec!r}", loc, "use `let` for values")
         if name is not None:
             _check_identifier(name, loc, member=True)
         if self.defn.forward is not None:
             if name is None:
-                raise ArchError("a block with a forward names its members", loc, "give it a name: `name = ...`")
+                raise ArchError("E024", "a block with a forward names its members", loc, "give it a name: `name = ...`")
             placeholder = Placeholder(indent, name, spec, name in self.optional_members)
             self.members.setdefault(name, []).append(placeholder)
             if not self.shape_only:
@@ -498,7 +504,7 @@ class ClassWriter:
                     )
                 first = outs[0]
                 return first.shape if isinstance(first, TVal) else in_shape
-        raise ArchError("forward has no `return`", fwd.loc)
+        raise ArchError("E083", "forward has no `return`", fwd.loc, "end it with `return ...`")
 
     def return_target(self, expr: S.Expr, env: dict[str, Any]) -> str:
         """The variable a returned expression is computed into: the one its chain of calls starts from
@@ -547,10 +553,10 @@ class ClassWriter:
                 return self.scalar(expr)
             case S.Call(func=func, args=args, kwargs=kwargs, optional=optional) if func in self.declared:
                 if len(args) != 1 or kwargs:
-                    raise ArchError(f"member `{func}` is applied to one tensor", expr.loc)
+                    raise ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`")
                 x = self.tensor(args[0], env, target)
                 if not isinstance(x, TVal):
-                    raise ArchError(f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+                    raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
                 if func not in self.members:
                     return x
                 out_shape = self.apply_member(func, x, expr.loc)
@@ -565,7 +571,7 @@ class ClassWriter:
             case S.Call(func=func, args=args) if func == CAT:
                 parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
                 if not parts or not all(isinstance(p, TVal) for p in parts):
-                    raise ArchError("cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                    raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
                 shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
                 self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
                 return TVal(target, shape)
@@ -573,12 +579,16 @@ class ClassWriter:
                 row = ops.OPS[func]
                 x = self.tensor(args[0], env, target) if args else None
                 if not isinstance(x, TVal) or row.functional is None:
-                    raise ArchError(f"inline `{func}` needs its input tensor first: {func}(x, ...), and an op without weights", expr.loc)
+                    raise ArchError(
+                        "E082" if row.functional is None else "E081",
+                        f"inline `{func}` needs its input tensor first: {func}(x, ...), and an op without weights",
+                        expr.loc,
+                    )
                 attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
                 try:
                     shape = row.shape(attrs, x.shape)
                 except ops.OpError as e:
-                    raise ArchError(e.message, expr.loc, e.hint) from None
+                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
                 params: list[Any] = [Sym(x.var)]
                 keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
                 if func == "flatten":
@@ -596,7 +606,7 @@ class ClassWriter:
                 lv = self.tensor(left, env, left_target)
                 rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
                 if (isinstance(lv, TVal) or isinstance(rv, TVal)) and op != ("+" if isinstance(lv, TVal) and isinstance(rv, TVal) else "*"):
-                    raise ArchError(f"tensors combine with `+`, and scale by a number with `*`, not `{op}`", expr.loc)
+                    raise ArchError("E080", f"tensors combine with `+`, and scale by a number with `*`, not `{op}`", expr.loc)
                 if isinstance(lv, TVal) and isinstance(rv, TVal):
                     self.line(f"{target} = {lv.var} + {rv.var}")
                     return TVal(target, lv.shape)
@@ -626,7 +636,7 @@ class ClassWriter:
         for item in self.init:
             if isinstance(item, Placeholder):
                 if item.lines is None:
-                    raise ArchError(f"member `{item.name}` is never used in the forward", item.spec.call.loc, "use it or remove it")
+                    raise ArchError("E021", f"member `{item.name}` is never used in the forward", item.spec.call.loc, "use it or remove it")
                 prefix = "    " * item.indent + f"self.{item.name} = "
                 init.append(prefix + item.lines[0])
                 init.extend("    " * item.indent + line for line in item.lines[1:])
@@ -729,7 +739,7 @@ def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: 
     for p in defn.params:
         _check_identifier(p.name, p.loc)
         if with_input and p.name == "in_channels":
-            raise ArchError("a block parameter cannot be named `in_channels`", p.loc, "a block's input channels are `in.channels`")
+            raise ArchError("E070", "a block parameter cannot be named `in_channels`", p.loc, "a block's input channels are `in.channels`")
         samples = [values[p.name]] if values and p.name in values else [a[p.name] for a in seen_args if p.name in a]
         if p.default is None:
             parts.append(f"{p.name}: {_annotations(samples)}")
@@ -776,6 +786,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         or function_name in RESERVED | {n for n, d in program.definitions.items() if d.kind == "block"}
     ):
         raise ArchError(
+            "E071",
             f"the file name `{function_name}` cannot name the generated module and its constructor",
             Loc(program.main.file, 1, 1),
             "rename the spec file to a Python identifier that no block uses, e.g. my_net.arch",
@@ -815,7 +826,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
         return_class = class_name_for(arch_def.name)
         if return_class in program.definitions and return_class != arch_def.name or return_class == function_name:
-            raise ArchError(f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
+            raise ArchError("E072", f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
         _check_identifier(return_class, arch_def.loc)
         classes.append(writer.class_code(signature, return_class, _doc(arch_def)))
         body = [f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"]

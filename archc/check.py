@@ -1,0 +1,174 @@
+"""The static check: the errors a spec's definitions have whatever values flow through them, all of them at once.
+
+It runs before elaboration, over every definition the spec can see (its own and its imports'), and reports:
+calls of unknown ops, blocks and members; unknown keyword arguments, too many positional arguments, missing and
+repeated arguments of ops and blocks; members applied to other than one tensor; names that are bound nowhere
+before their use; named members in loops and unnamed members in blocks with a forward. It is conservative: a
+name counts as bound if a parameter, a `let`, a loop variable or a member of that name stands anywhere before the
+use (in a loop, anywhere in the loop), so what it reports elaboration would report too, given the branch is taken.
+Errors that depend on values (shapes, arithmetic) are elaboration's, one per spec.
+"""
+
+from __future__ import annotations
+
+from archc import ops
+from archc import syntax as S
+from archc.elaborate import CAT, SEQ, Program, check_block_call, op_arg_loc, resolve_callee
+from archc.errors import ArchError, sort_errors
+from archc.evaluate import BUILTINS, did_you_mean
+from archc.symbolic import UNKNOWN
+
+
+def check_program(program: Program) -> list[ArchError]:
+    """Every name and call error in the program's definitions, in file, line and column order."""
+    checker = _Checker(program)
+    for defn in program.definitions.values():
+        checker.definition(defn)
+    return sort_errors(checker.errors)
+
+
+def _bound_in(stmts: list[S.Stmt]) -> set[str]:
+    """The names `let`s and loops bind anywhere in a body."""
+    names: set[str] = set()
+    for stmt in S.walk(stmts):
+        if isinstance(stmt, S.Let):
+            names.add(stmt.name)
+        elif isinstance(stmt, S.For):
+            names |= {n for n in (stmt.index, stmt.var) if n is not None}
+    return names
+
+
+class _Checker:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.errors: list[ArchError] = []
+        self.members: set[str] = set()
+
+    def definition(self, defn: S.Definition) -> None:
+        self.members = S.declared_members(defn.body)
+        bound: set[str] = set()
+        for p in defn.params:  # a default sees the parameters before it
+            if p.default is not None:
+                self.value(p.default, bound)
+            bound.add(p.name)
+        params = set(bound)
+        self.member_rules(defn.body, defn.forward is not None, in_loop=False)
+        if defn.root is not None:
+            self.value(defn.root, params)
+        self.body(defn.body, set(params))
+        everything = params | _bound_in(defn.body)
+        for entry in defn.meta.values():
+            self.value(entry, everything)
+        if defn.input is not None:
+            for dim in defn.input.dims:
+                self.value(dim, everything)
+        if defn.forward is not None:
+            known = everything | {defn.forward.arg}
+            for stmt in defn.forward.body:
+                if isinstance(stmt, S.Assign):
+                    self.flow(stmt.value, known)
+                    known.add(stmt.name)
+                elif isinstance(stmt, S.Return):
+                    for v in stmt.values:
+                        self.flow(v, known)
+
+    def body(self, stmts: list[S.Stmt], bound: set[str]) -> None:
+        """Statements in order; `bound` grows with the names they bind."""
+        for stmt in stmts:
+            match stmt:
+                case S.Let(name=name, value=value):
+                    self.value(value, bound)
+                    bound.add(name)
+                case S.Member(value=value):
+                    self.value(value, bound)
+                case S.If(test=test, body=then, orelse=orelse):
+                    self.value(test, bound)
+                    self.body(then, bound)
+                    self.body(orelse, bound)
+                case S.For(index=index, var=var, iterable=iterable, body=loop_body):
+                    self.value(iterable, bound)
+                    # A later iteration sees what an earlier one bound.
+                    bound |= {n for n in (index, var) if n is not None} | _bound_in(loop_body)
+                    self.body(loop_body, bound)
+
+    def member_rules(self, stmts: list[S.Stmt], has_forward: bool, in_loop: bool) -> None:
+        """Members in a loop are numbered, so they have no names; members of a block with a forward have names."""
+        for stmt in stmts:
+            match stmt:
+                case S.Member(name=name) if name is not None and in_loop:
+                    self.errors.append(
+                        ArchError(
+                            "E023",
+                            f"member `{name}` is named inside a loop",
+                            stmt.loc,
+                            "members declared in a loop are numbered (a name would be declared twice): drop the name",
+                        )
+                    )
+                case S.Member(name=None) if has_forward:
+                    self.errors.append(
+                        ArchError("E024", "a block with a forward names its members", stmt.loc, "give it a name: `name = ...`")
+                    )
+                case S.If(body=then, orelse=orelse):
+                    self.member_rules(then, has_forward, in_loop)
+                    self.member_rules(orelse, has_forward, in_loop)
+                case S.For(body=loop_body):
+                    self.member_rules(loop_body, has_forward, in_loop=True)
+
+    def name(self, expr: S.Name, bound: set[str]) -> None:
+        if expr.name not in bound and expr.name not in self.members and expr.name not in BUILTINS:
+            self.errors.append(ArchError("E010", f"unknown name `{expr.name}`", expr.loc, did_you_mean(expr.name, bound)))
+
+    def value(self, expr: S.Expr, bound: set[str]) -> None:
+        """An expression of a body, a default, `meta` or `input`: its calls construct modules or call builtins."""
+        for node in S.walk(expr):
+            if isinstance(node, S.Name):
+                self.name(node, bound)
+            elif isinstance(node, S.Call) and not node.optional and node.func not in BUILTINS and node.func != SEQ:
+                self.constructor(node)
+
+    def constructor(self, call: S.Call) -> None:
+        try:
+            callee = resolve_callee(self.program, call)
+            if isinstance(callee, ops.Op):
+                self.op_args(callee, call, len(call.args))
+            else:
+                check_block_call(callee, len(call.args), list(call.kwargs), call)
+        except ArchError as e:
+            self.errors.append(e)
+
+    def op_args(self, op: ops.Op, call: S.Call, positional: int) -> None:
+        """Arity and keyword errors of an op call; the values themselves are checked where they are known."""
+        try:
+            ops.bind_args(op, [UNKNOWN] * positional, dict.fromkeys(call.kwargs, UNKNOWN))
+        except ops.OpError as e:
+            self.errors.append(ArchError(e.code, e.message, op_arg_loc(op, call, e.arg, len(call.args) - positional), e.hint))
+
+    def flow(self, expr: S.Expr, bound: set[str]) -> None:
+        """An expression of a forward: calls apply members, `cat`, inline ops or builtins."""
+        match expr:
+            case S.Name():
+                self.name(expr, bound)
+                return
+            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
+                if func in self.members:
+                    if len(args) != 1 or kwargs:
+                        self.errors.append(ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`"))
+                elif optional:
+                    self.errors.append(ArchError("E011", f"no member `{func}`", expr.loc, did_you_mean(func, self.members)))
+                elif func in ops.OPS:
+                    op = ops.OPS[func]
+                    if op.functional is not None and args:
+                        self.op_args(op, expr, len(args) - 1)
+                elif func != CAT and func not in BUILTINS:
+                    self.errors.append(
+                        ArchError(
+                            "E011", f"unknown member or op `{func}`", expr.loc, did_you_mean(func, self.members | set(ops.OPS) | {CAT})
+                        )
+                    )
+                for a in [*args, *kwargs.values()]:
+                    self.flow(a, bound)
+                return
+        for child in vars(expr).values():
+            for item in child if isinstance(child, list) else [child]:
+                if isinstance(item, S.Expr):
+                    self.flow(item, bound)
