@@ -8,7 +8,7 @@ from typing import Any
 
 from archc.check import check_program
 from archc.elaborate import MAX_NODES, Program, elaborate, load_program
-from archc.errors import ArchError, raise_all
+from archc.errors import SOURCES, ArchError, Loc, raise_all
 from archc.evaluate import Scope, evaluate
 from archc.ir import Architecture
 from archc.parse import parse_expression
@@ -37,6 +37,8 @@ class Compiled:
             return emit_python(self.program, self.arch, _display_path(self.path), self.module_name)
         except ArchError as e:
             raise self.program.annotate(e) from None
+        except RecursionError:
+            raise _too_deep(self.path) from None
 
 
 def _display_path(path: Path) -> str:
@@ -58,6 +60,24 @@ def parse_overrides(defines: list[str]) -> dict[str, Any]:
     return out
 
 
+def _too_deep(path: Path) -> ArchError:
+    """Nesting beyond what archc's recursive passes can follow, located at the deepest bracket of the file."""
+    loc = Loc(str(path), 1, 1)
+    text = SOURCES.get(str(path))
+    if text is not None:
+        depth = deepest = 0
+        line = column = 1
+        for ch in text:
+            if ch in "([{":
+                depth += 1
+                if depth > deepest:
+                    deepest, loc = depth, Loc(str(path), line, column)
+            elif ch in ")]}":
+                depth -= 1
+            line, column = (line + 1, 1) if ch == "\n" else (line, column + 1)
+    return ArchError("E060", "the spec nests too deeply to process", loc, "nest fewer brackets, blocks or operators")
+
+
 def compile_spec(
     path: Path | str,
     overrides: dict[str, Any] | None = None,
@@ -71,10 +91,15 @@ def compile_spec(
     stops at its first. Errors inside imported files carry the chain of imports as notes.
     """
     path = Path(path)
-    program = load_program(path, text)
+    try:
+        program = load_program(path, text)
+    except RecursionError:
+        raise _too_deep(path) from None
     try:
         raise_all(check_program(program))
         arch = elaborate(program, overrides, max_nodes=max_nodes, input_shape=input_shape)
     except ArchError as e:
         raise program.annotate(e) from None
+    except RecursionError:
+        raise _too_deep(path) from None
     return Compiled(path, program, arch, count_params(arch))

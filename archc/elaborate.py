@@ -144,6 +144,7 @@ class Elaborator:
         self.training_only = False
         self.inline_counts: dict[str, int] = {}
         self.depth = 0
+        self.iterations = 0  # loop iterations so far, bounded like the nodes
 
     # Constructors
 
@@ -434,6 +435,14 @@ class BlockInstance(Instance):
                     if not isinstance(items, (list, tuple)):
                         raise ArchError("E042", f"cannot loop over {items!r}", iterable.loc, "loop over a list, a tuple or range(n)")
                     for i, item in enumerate(items):
+                        self.elab.iterations += 1
+                        if self.elab.iterations > self.elab.max_nodes:
+                            raise ArchError(
+                                "E061",
+                                f"loops run over {self.elab.max_nodes} times in all",
+                                iterable.loc,
+                                "raise the limit with --max-nodes if this is intended",
+                            )
                         if index is not None:
                             scope.values[index] = i
                         scope.values[var] = item
@@ -640,9 +649,12 @@ def elaborate(
         raise ArchError("E029", f"`{arch.name}` has no input shape", arch.loc, "add `input (3, 224, 224)` (channels, height, width)")
     dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]
     for d, e in zip(dims, arch.input.dims, strict=True):
-        if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+        if not isinstance(d, int) or isinstance(d, bool) or not 0 < d <= ops.MAX_SIZE:
             raise ArchError(
-                "E044", f"input sizes must be positive integers, got {d!r}", e.loc, "channels, height and width, e.g. input (3, 224, 224)"
+                "E044",
+                f"input sizes must be positive integers up to 2**31 - 1, got {d!r}",
+                e.loc,
+                "channels, height and width, e.g. input (3, 224, 224)",
             )
     meta = {k: evaluate(v, scope) for k, v in arch.meta.items()}
     elab = Elaborator(program, max_nodes)

@@ -15,6 +15,8 @@ from archc.symbolic import Sym, Unknown
 
 # A guard against expressions that would build enormous values (`range(10 ** 12)`, `[0] * 10 ** 9`).
 MAX_SEQUENCE = 100_000
+# Integers beyond this are no size of a network; bounding them keeps arithmetic in a loop from growing without end.
+MAX_INT = 2**256
 
 
 class Scope:
@@ -198,12 +200,17 @@ def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
         if op in ("/", "//", "%") and not isinstance(rv, (Sym, Unknown)) and rv == 0:
             raise ArchError("E040", "division by zero", expr.loc, "the divisor is 0 for the arguments used here")
         try:
-            return symbolic.binary(op, lv, rv)
+            result = symbolic.binary(op, lv, rv)
         except OverflowError:
             raise ArchError("E062", "number too large", expr.loc) from None
+        if isinstance(result, int) and abs(result) > MAX_INT:
+            raise ArchError("E062", "number too large", expr.loc, f"archc keeps integers under 2**{MAX_INT.bit_length()}")
+        return result
     if op == "*" and any(isinstance(v, Sym) for v in (lv, rv)) and any(isinstance(v, (list, tuple)) for v in (lv, rv)):
         return symbolic.binary(op, lv, rv)  # `[8] * n` with n a constructor argument
     if op == "+" and type(lv) is type(rv) and isinstance(lv, (list, tuple, str)):
+        if len(lv) + len(rv) > MAX_SEQUENCE:
+            raise ArchError("E062", f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
         return lv + rv
     if op == "*" and isinstance(lv, (list, tuple)) and isinstance(rv, int) and not isinstance(rv, bool):
         return lv * rv

@@ -447,18 +447,21 @@ def _sizes(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: check(v) or (isinstance(v, tuple) and len(v) == 2 and all(check(x) for x in v))
 
 
-_positive = _sizes(lambda v: _is_int(v) and v > 0)
+# No tensor dimension in PyTorch exceeds int64; archc draws the line far below, where no network goes.
+MAX_SIZE = 2**31 - 1
+
+_positive = _sizes(lambda v: _is_int(v) and 0 < v <= MAX_SIZE)
 
 # What each argument may be, by name (arguments mean the same in every op): a test and how to say it.
 ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "out_channels": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "out_features": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "groups": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "out_channels": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
+    "out_features": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
+    "groups": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     "kernel_size": (_positive, "a positive integer or a pair (h, w) of them"),
     "output_size": (_positive, "a positive integer or a pair (h, w) of them"),
     "dilation": (_positive, "a positive integer or a pair (h, w) of them"),
     "stride": (lambda v: v is None or _positive(v), "a positive integer or a pair (h, w) of them"),
-    "padding": (_sizes(lambda v: _is_int(v) and v >= 0), "a non-negative integer or a pair (h, w) of them"),
+    "padding": (_sizes(lambda v: _is_int(v) and 0 <= v <= MAX_SIZE), "a non-negative integer or a pair (h, w) of them"),
     "start_dim": (_is_int, "an integer"),
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "momentum": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number between 0 and 1, or none"),

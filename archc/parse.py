@@ -221,7 +221,10 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(inline=True)
     def number(self, tok: Token) -> S.Const:
         text = str(tok)
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:  # Python refuses int() of more than 4300 digits
+            raise ArchError("E062", "number too large", self._tok(tok), "no size in a network needs that many digits") from None
         return S.Const(self._tok(tok), value)
 
     @v_args(inline=True)

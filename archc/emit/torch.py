@@ -781,7 +781,7 @@ def class_name_for(arch_name: str) -> str:
 def emit_python(program: Program, arch: Architecture, spec_path: str, function_name: str) -> str:
     """The generated Python module for `arch`, as text."""
     if (
-        not function_name.isidentifier()
+        not (function_name.isascii() and function_name.isidentifier())
         or keyword.iskeyword(function_name)
         or function_name in RESERVED | {n for n, d in program.definitions.items() if d.kind == "block"}
     ):
@@ -836,7 +836,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False
     )
     return env.get_template("module.py.j2").render(
-        spec_path=spec_path,
+        spec_path=_escape_doc(spec_path).replace("\n", "\\n").replace("\r", "\\r"),
         classes=classes,
         function_name=function_name,
         function_params=signature.params,
@@ -893,7 +893,14 @@ def _doc(defn: S.Definition) -> str:
 def _escape_doc(text: str) -> str:
     """Text that cannot end a triple-quoted docstring early: backslashes doubled, and every quote escaped that is
     followed by another quote or ends the text (so no run of three unescaped quotes can form)."""
-    return re.sub(r'"(?="|$)', r'\\"', str(text).replace("\\", "\\\\"))
+    text = re.sub(r'"(?="|$)', r'\\"', str(text).replace("\\", "\\\\"))
+    # Characters that are not printable (NUL, line separators) are written as escapes the docstring decodes back.
+    return "".join(
+        ch
+        if ch.isprintable()
+        else (f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        for ch in text
+    )
 
 
 def _module_doc(meta: dict[str, Any]) -> list[str]:
@@ -911,7 +918,8 @@ def docstring_lines(text: str, width: int = 100) -> list[str]:
     """A docstring holding `text` as inert text: backslashes and quotes cannot end it early."""
     if not text:
         return []
-    lines = textwrap.wrap(_escape_doc(text), width) or [""]
+    # Never break inside a word: an escape sequence split across lines would no longer be one.
+    lines = textwrap.wrap(_escape_doc(text), width, break_long_words=False, break_on_hyphens=False) or [""]
     if len(lines) == 1:
         return [f'"""{lines[0]}"""']
     return ['"""' + lines[0], *lines[1:], '"""']
