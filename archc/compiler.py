@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archc import syntax as S
 from archc.check import check_program
 from archc.elaborate import MAX_NODES, Program, elaborate, load_program
-from archc.errors import SOURCES, ArchError, Loc, raise_all
+from archc.errors import SOURCES, ArchError, Loc, raise_all, too_deep
 from archc.evaluate import Scope, evaluate
 from archc.ir import Architecture
 from archc.parse import parse_expression
@@ -38,7 +39,7 @@ class Compiled:
         except ArchError as e:
             raise self.program.annotate(e) from None
         except RecursionError:
-            raise _too_deep(self.path) from None
+            raise _too_deep(self.path, self.program) from None
 
 
 def _display_path(path: Path) -> str:
@@ -60,8 +61,12 @@ def parse_overrides(defines: list[str]) -> dict[str, Any]:
     return out
 
 
-def _too_deep(path: Path) -> ArchError:
-    """Nesting beyond what archc's recursive passes can follow, located at the deepest bracket of the file."""
+def _too_deep(path: Path, program: Program | None = None) -> ArchError:
+    """Nesting beyond what archc's recursive passes can follow, located at the most deeply nested node of the
+    program's syntax trees, or without them (a file that failed to read) at the deepest bracket of the file."""
+    if program is not None:
+        trees = [program.main, *program.definitions.values()]
+        return too_deep(S.deepest(trees) or Loc(str(path), 1, 1))
     loc = Loc(str(path), 1, 1)
     text = SOURCES.get(str(path))
     if text is not None:
@@ -75,7 +80,7 @@ def _too_deep(path: Path) -> ArchError:
             elif ch in ")]}":
                 depth -= 1
             line, column = (line + 1, 1) if ch == "\n" else (line, column + 1)
-    return ArchError("E060", "the spec nests too deeply to process", loc, "nest fewer brackets, blocks or operators")
+    return too_deep(loc)
 
 
 def compile_spec(
@@ -101,5 +106,5 @@ def compile_spec(
     except ArchError as e:
         raise program.annotate(e) from None
     except RecursionError:
-        raise _too_deep(path) from None
+        raise _too_deep(path, program) from None
     return Compiled(path, program, arch, count_params(arch))

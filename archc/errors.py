@@ -35,6 +35,8 @@ CODES: dict[str, str] = {
     "E005": "the file is not UTF-8",
     "E006": "cannot read the spec file",
     "E007": "a definition part in the wrong place",
+    "E008": "parameter declared twice",
+    "E009": "parameter without a default after one with",
     # Names and calls
     "E010": "unknown name",
     "E011": "unknown op, block or member",
@@ -145,6 +147,11 @@ class ArchErrors(ArchError):
 
     def render(self) -> str:
         return "\n\n".join(e.render() for e in self.errors)
+
+
+def too_deep(loc: Loc | None) -> ArchError:
+    """The error for nesting beyond what archc's recursive passes can follow, at the deepest place found."""
+    return ArchError("E060", "the spec nests too deeply to process", loc, "nest fewer brackets, blocks or operators")
 
 
 def sort_errors(errors: Iterable[ArchError]) -> list[ArchError]:

@@ -212,10 +212,11 @@ def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
         if len(lv) + len(rv) > MAX_SEQUENCE:
             raise ArchError("E062", f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
         return lv + rv
+    # A negative count repeats zero times, as in Python (which overflows on a huge negative one).
     if op == "*" and isinstance(lv, (list, tuple)) and isinstance(rv, int) and not isinstance(rv, bool):
-        return lv * rv
+        return lv * max(rv, 0)
     if op == "*" and isinstance(rv, (list, tuple)) and isinstance(lv, int) and not isinstance(lv, bool):
-        return rv * lv
+        return rv * max(lv, 0)
     raise ArchError("E042", f"cannot apply `{op}` to {_type_name(lv)} and {_type_name(rv)}", expr.loc)
 
 

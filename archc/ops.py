@@ -460,7 +460,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "kernel_size": (_positive, "a positive integer or a pair (h, w) of them"),
     "output_size": (_positive, "a positive integer or a pair (h, w) of them"),
     "dilation": (_positive, "a positive integer or a pair (h, w) of them"),
-    "stride": (lambda v: v is None or _positive(v), "a positive integer or a pair (h, w) of them"),
+    "stride": (_positive, "a positive integer or a pair (h, w) of them"),
     "padding": (_sizes(lambda v: _is_int(v) and 0 <= v <= MAX_SIZE), "a non-negative integer or a pair (h, w) of them"),
     "start_dim": (_is_int, "an integer"),
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
@@ -475,9 +475,11 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 def check_args(op: Op, attrs: Attrs) -> None:
     """Raise OpError for an argument of the wrong kind; symbolic values are checked where they are used."""
-    for name, _ in op.args:
+    for name, default in op.args:
         value = attrs[name]
         if is_symbolic(value) or isinstance(value, Unknown):
+            continue
+        if value is None and default is None:  # the op's own default, such as a pool's stride (its kernel size)
             continue
         test, expected = ARG_KINDS[name]
         if not test(value):

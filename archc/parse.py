@@ -6,11 +6,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from archc import syntax as S
-from archc.errors import SOURCES, ArchError, Loc
+from archc.errors import SOURCES, ArchError, Loc, too_deep
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -109,7 +109,30 @@ class _ToAst(Transformer[Token, Any]):
         return d
 
     def params(self, items: list[S.Param | None]) -> list[S.Param]:
-        return [p for p in items if p is not None]
+        params = [p for p in items if p is not None]
+        first: dict[str, S.Param] = {}
+        defaulted: S.Param | None = None
+        for p in params:
+            if p.name in first:
+                raise ArchError(
+                    "E008",
+                    f"parameter `{p.name}` is declared twice",
+                    p.loc,
+                    "give each parameter its own name",
+                    [(first[p.name].loc, f"`{p.name}` is first declared here")],
+                )
+            first[p.name] = p
+            if p.default is not None:
+                defaulted = defaulted or p
+            elif defaulted is not None:
+                raise ArchError(
+                    "E009",
+                    f"parameter `{p.name}` has no default but follows `{defaulted.name}`, which has one",
+                    p.loc,
+                    f"put `{p.name}` before the parameters with defaults, or give it a default",
+                    [(defaulted.loc, f"`{defaulted.name}` has a default")],
+                )
+        return params
 
     @v_args(inline=True)
     def param(self, name: Token, default: S.Expr | None) -> S.Param:
@@ -342,7 +365,28 @@ def _parse(text: str, file: str, start: str) -> Any:
     except VisitError as e:
         if isinstance(e.orig_exc, ArchError):
             raise e.orig_exc from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise too_deep(_deepest(tree, file)) from None
         raise
+    except RecursionError:
+        raise too_deep(_deepest(tree, file)) from None
+
+
+def _deepest(tree: Tree[Token], file: str) -> Loc | None:
+    """Where the parse tree nests deepest (walked with an explicit stack: the tree is too deep for recursion)."""
+    best: tuple[int, Loc | None] = (-1, None)
+    stack: list[tuple[Tree[Token] | Token | None, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node is None:  # an optional part left out
+            continue
+        at = node if isinstance(node, Token) else node.meta
+        line, column = getattr(at, "line", None), getattr(at, "column", None)
+        if depth > best[0] and isinstance(line, int) and isinstance(column, int):
+            best = (depth, Loc(file, line, column))
+        if isinstance(node, Tree):
+            stack.extend((child, depth + 1) for child in node.children)
+    return best[1]
 
 
 def parse_file(path: Path) -> S.Module:

@@ -214,6 +214,26 @@ def walk(node: object) -> Iterator[Expr | Stmt]:
             yield from walk(item)
 
 
+def deepest(node: object) -> Loc | None:
+    """The location of the most deeply nested expression or statement in `node`, found with an explicit stack, so
+    that it works on the trees too deep for the recursive passes."""
+    best: tuple[int, Loc | None] = (-1, None)
+    stack: list[tuple[object, int]] = [(node, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (Expr, Stmt)):
+            if depth > best[0]:
+                best = (depth, item.loc)
+            stack.extend((value, depth + 1) for value in vars(item).values())
+        elif isinstance(item, (Definition, Module, Param)):
+            stack.extend((value, depth) for value in vars(item).values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend((value, depth) for value in item)
+        elif isinstance(item, dict):
+            stack.extend((value, depth) for value in item.values())
+    return best[1]
+
+
 def names_used(node: object) -> set[str]:
     """The names an expression or statement reads."""
     return {n.name for n in walk(node) if isinstance(n, Name)}

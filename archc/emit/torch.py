@@ -22,23 +22,32 @@ import jinja2
 
 from archc import ops
 from archc import syntax as S
-from archc.elaborate import CAT, SEQ, Program, bind_block_args, bind_op_args, resolve_callee
+from archc.elaborate import CAT, SEQ, Program, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.errors import SOURCES, ArchError, Loc
 from archc.evaluate import BUILTINS, Scope, evaluate
 from archc.ir import Architecture, ModuleNode
-from archc.symbolic import UNKNOWN, Sym, conditional, is_unknown, literal, same_value
+from archc.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
 
 TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
-# Attributes of nn.Module and nn.Sequential that a member of the same name would shadow.
+# Python builtins the generated code calls or annotates with (the language's builtins become these, loops use
+# `range` and `enumerate`): a parameter, `let` or loop variable of the same name would shadow them.
+EMITTED_BUILTINS = {"abs", "bool", "enumerate", "float", "int", "len", "list", "max", "min", "range", "str", "super", "tuple"}
+# The public attributes of nn.Module and nn.Sequential instances, which a member, a `seq` key or a parameter kept
+# as an attribute (`self.scale`) of the same name would shadow; names starting with `_` are refused as well, which
+# covers their private ones. tests/test_hostile.py holds this list to the installed torch.
 MODULE_ATTRIBUTES = {
-    "add_module", "append", "apply", "bfloat16", "buffers", "children", "cpu", "cuda", "double", "eager_outputs", "eval",
-    "extend", "float", "forward", "get_buffer", "get_parameter", "get_submodule", "half", "insert", "load_state_dict",
-    "modules", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop",
-    "register_buffer", "register_module", "register_parameter", "requires_grad_", "share_memory", "state_dict", "to",
-    "train", "training", "type", "zero_grad",
+    "T_destination", "add_module", "append", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu",
+    "cuda", "double", "dump_patches", "eager_outputs", "eval", "extend", "extra_repr", "float", "forward", "get_buffer",
+    "get_extra_state", "get_parameter", "get_submodule", "half", "insert", "ipu", "load_state_dict", "modules", "mtia",
+    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "pop", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad",
 }  # fmt: skip
 
 
@@ -71,6 +80,7 @@ class Placeholder:
     spec: MemberSpec
     optional: bool
     lines: list[str] | None = None
+    condition: Any = True  # the symbolic `if`s it is declared under, joined with `and`
 
 
 @dataclass
@@ -86,8 +96,20 @@ class ClassCode:
     extra_methods: list[str]
 
 
-def _check_identifier(name: str, loc: Loc, member: bool = False) -> None:
-    if keyword.iskeyword(name) or name in RESERVED or name.startswith("__") or (member and name in MODULE_ATTRIBUTES):
+def _check_identifier(name: str, loc: Loc, member: bool = False, taken: set[str] | frozenset[str] = frozenset()) -> None:
+    """Refuse a spec name that would not be itself in generated Python.
+
+    Every name: Python keywords, the names the generated code uses, dunder names. A local (parameter, `let`, loop
+    variable, forward variable): also the builtins the generated code calls and the classes and function it defines
+    (`taken`). A member (an attribute of the module, or a key of a `seq`): also nn.Module's attributes and any name
+    starting with `_`.
+    """
+    clash = keyword.iskeyword(name) or name in RESERVED or name.startswith("__")
+    if member:
+        clash = clash or name in MODULE_ATTRIBUTES or name.startswith("_")
+    else:
+        clash = clash or name in EMITTED_BUILTINS or name in taken
+    if clash:
         what = "a member" if member else "a name"
         raise ArchError(
             "E070", f"`{name}` cannot be {what} in generated Python: it is taken by Python or PyTorch", loc, f"rename it, e.g. `{name}_`"
@@ -97,9 +119,11 @@ def _check_identifier(name: str, loc: Loc, member: bool = False) -> None:
 class Generator:
     """Translates the definitions an architecture uses into Python classes."""
 
-    def __init__(self, program: Program, arch: Architecture) -> None:
+    def __init__(self, program: Program, arch: Architecture, taken: set[str]) -> None:
         self.program = program
         self.arch = arch
+        # The classes and the function the module defines: no local of the generated code may shadow them.
+        self.taken = taken
         self.instances: dict[str, list[ModuleNode]] = {}
         for m in arch.modules():
             if m.kind in ("block", "arch"):
@@ -161,6 +185,13 @@ class ClassWriter:
         self.init: list[str | Placeholder] = []
         self.members: dict[str, list[Placeholder]] = {}
         self.optional_members: set[str] = set()
+        # The symbolic conditions of the `if`s being written, and for each member the ones it was declared under
+        # (an optional member's output shape in the forward depends on them).
+        self.conditions: list[Any] = []
+        self.member_conditions: dict[str, Any] = {}
+        # A size after an optional member, `a if cond else b`, by its code -> cond's code and `a`: a member
+        # declared under the same `if` sees `a`.
+        self.guarded: dict[str, tuple[str, Any]] = {}
         self.declared = S.declared_members(defn.body)
         self.sequential = False  # emitted as an nn.Sequential subclass
         self.seq_shape: tuple[Any, ...] = ()
@@ -181,6 +212,8 @@ class ClassWriter:
         args = [evaluate(a, scope, self.member_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.member_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
+            for key in kwargs:
+                _check_identifier(key, arg_loc(call, key), member=True)
             return MemberSpec("seq", SEQ, call, items=[(None, a) for a in args] + list(kwargs.items()))
         # Checked here too: a branch the elaborator did not take is still written into the class.
         callee = resolve_callee(self.gen.program, call)
@@ -270,7 +303,7 @@ class ClassWriter:
         for stmt in stmts:
             match stmt:
                 case S.Let(name=name, value=value):
-                    _check_identifier(name, stmt.loc)
+                    _check_identifier(name, stmt.loc, taken=self.gen.taken)
                     if name == "in_channels" and self.defn.kind == "block":
                         raise ArchError(
                             "E070",
@@ -311,20 +344,26 @@ class ClassWriter:
         self.enter_control(indent)
         if self.shape_only:
             start = self.seq_shape
+            self.conditions.append(cond)
             self.body(then, scope, indent)
+            self.conditions[-1] = negate(cond)
             then_shape = self.seq_shape
             self.seq_shape = start
             self.body(orelse, scope, indent)
+            self.conditions.pop()
             if then_shape and self.seq_shape:
                 self.seq_shape = tuple(
                     conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False)
                 )
         else:
             keyword_ = "if"
+            depth = len(self.conditions)
             while True:
                 self.emit(f"{keyword_} {cond.code}:", indent)
                 mark = len(self.init)
+                self.conditions.append(cond)
                 self.body(then, scope, indent + 1)
+                self.conditions[-1] = negate(cond)
                 if len(self.init) == mark:
                     self.emit("pass", indent + 1)
                 # `else: if ...` reads as `elif ...` when the inner condition is symbolic too.
@@ -337,12 +376,13 @@ class ClassWriter:
             if orelse:
                 self.emit("else:", indent)
                 self.body(orelse, scope, indent + 1)
+            del self.conditions[depth:]
         self.symbolic_control -= 1
 
     def symbolic_for(self, index: str | None, var: str, iterable: S.Expr, body: list[S.Stmt], scope: Scope, indent: int) -> None:
         for n in (index, var):
             if n is not None:
-                _check_identifier(n, iterable.loc)
+                _check_identifier(n, iterable.loc, taken=self.gen.taken)
         if S.declared_members(body):
             raise ArchError(
                 "E023", "members declared in a loop are numbered, not named", iterable.loc, "write the loop's members without names"
@@ -389,10 +429,14 @@ class ClassWriter:
             raise ArchError("E019", f"a member must be a module, got {spec!r}", loc, "use `let` for values")
         if name is not None:
             _check_identifier(name, loc, member=True)
+            present: Any = True
+            for cond in self.conditions:
+                present = boolean("and", present, cond)
+            self.member_conditions[name] = present
         if self.defn.forward is not None:
             if name is None:
                 raise ArchError("E024", "a block with a forward names its members", loc, "give it a name: `name = ...`")
-            placeholder = Placeholder(indent, name, spec, name in self.optional_members)
+            placeholder = Placeholder(indent, name, spec, name in self.optional_members, condition=self.member_conditions[name])
             self.members.setdefault(name, []).append(placeholder)
             if not self.shape_only:
                 self.init.append(placeholder)
@@ -436,14 +480,14 @@ class ClassWriter:
         assert self.defn.forward is not None
         fwd = self.defn.forward
         if fwd.arg != "x":
-            _check_identifier(fwd.arg, fwd.loc)
+            _check_identifier(fwd.arg, fwd.loc, taken=self.gen.taken)
         env: dict[str, Any] = {fwd.arg: TVal(fwd.arg, in_shape)}
         self.forward_vars = {fwd.arg}
         self.scope = scope
         for stmt in fwd.body:
             if isinstance(stmt, S.Assign):
                 if stmt.name != "x":
-                    _check_identifier(stmt.name, stmt.loc)
+                    _check_identifier(stmt.name, stmt.loc, taken=self.gen.taken)
                 if stmt.aux:
                     self.aux_names.append(stmt.name)
                     self.line(f"{stmt.name}: Tensor | None = None")
@@ -533,11 +577,20 @@ class ClassWriter:
         self.forward_vars.add(name)
         return name
 
+    def _seen_under(self, size: Any, cond: Any) -> Any:
+        """`size` as a member declared under `cond` sees it: `a` for `a if cond else b` after an optional member."""
+        if isinstance(size, Sym) and isinstance(cond, Sym) and size.code in self.guarded:
+            guard, present = self.guarded[size.code]
+            if guard == cond.code:
+                return present
+        return size
+
     def apply_member(self, name: str, x: TVal, loc: Loc) -> tuple[Any, ...]:
         """Fill in the member's constructor(s) for input `x`; a member declared in both branches of an `if` has two."""
         outs = []
         for placeholder in self.members[name]:
-            lines, out = self.ctor(placeholder.spec, x.shape, name)
+            shape = tuple(self._seen_under(d, placeholder.condition) for d in x.shape)
+            lines, out = self.ctor(placeholder.spec, shape, name)
             if placeholder.lines is None:
                 placeholder.lines = lines
             outs.append(out)
@@ -560,6 +613,16 @@ class ClassWriter:
                 if func not in self.members:
                     return x
                 out_shape = self.apply_member(func, x, expr.loc)
+                if optional and func in self.optional_members:
+                    # Absent, the member passes its input on: the size after it depends on whether it exists.
+                    present = self.member_conditions.get(func, True)
+                    when_present = out_shape
+                    out_shape = tuple(
+                        a if same_value(a, b) else conditional(present, a, b) for a, b in zip(out_shape, x.shape, strict=False)
+                    )
+                    for d, a in zip(out_shape, when_present, strict=False):
+                        if isinstance(d, Sym) and isinstance(present, Sym):
+                            self.guarded[d.code] = (present.code, a)
                 if optional:
                     if x.var != target:
                         self.line(f"{target} = {x.var}")
@@ -625,6 +688,7 @@ class ClassWriter:
             for name in sorted(S.names_used(expr)):
                 found, v = self.scope.lookup(name)
                 if found and isinstance(v, Sym) and name not in self.self_scalars:
+                    _check_identifier(name, expr.loc, member=True)
                     self.self_scalars[name] = v.code
             value = evaluate(expr, Scope({n: Sym(f"self.{n}") for n in self.self_scalars}, parent=self.scope))
         return value
@@ -645,7 +709,8 @@ class ClassWriter:
         for name, code in self.self_scalars.items():
             init.append(f"self.{name} = {code}")
         if not any(re.search(r"\bchannels\b", line) for line in init if not line.lstrip().startswith("channels = ")):
-            init = _fill_empty_blocks([line for line in init if not line.lstrip().startswith("channels = ")])
+            init = [line for line in init if not line.lstrip().startswith("channels = ")]
+        init = _fill_empty_blocks(init)
         base = "nn.Sequential" if self.sequential else "nn.Module"
         return ClassCode(
             class_name,
@@ -725,7 +790,9 @@ class Signature:
     prologue: list[str]
 
 
-def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, values: dict[str, Any] | None = None) -> Signature:
+def _signature(
+    defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, taken: set[str], values: dict[str, Any] | None = None
+) -> Signature:
     """Constructor parameters with annotations and defaults; `values` are the parameters as elaborated (with `-D`).
 
     Annotations cover every value the elaborated instances pass (`int | tuple[int, ...]`). A default written in
@@ -737,7 +804,7 @@ def _signature(defn: S.Definition, seen_args: list[dict[str, Any]], with_input: 
     scope = Scope()
     symbols = Scope({n: Sym(n) for n in names})
     for p in defn.params:
-        _check_identifier(p.name, p.loc)
+        _check_identifier(p.name, p.loc, taken=taken)
         if with_input and p.name == "in_channels":
             raise ArchError("E070", "a block parameter cannot be named `in_channels`", p.loc, "a block's input channels are `in.channels`")
         samples = [values[p.name]] if values and p.name in values else [a[p.name] for a in seen_args if p.name in a]
@@ -791,7 +858,8 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
             Loc(program.main.file, 1, 1),
             "rename the spec file to a Python identifier that no block uses, e.g. my_net.arch",
         )
-    gen = Generator(program, arch)
+    blocks = {n for n, d in program.definitions.items() if d.kind == "block"}
+    gen = Generator(program, arch, blocks | {class_name_for(program.arch().name), function_name})
     arch_def = program.arch()
     order = _definition_order(program, arch_def)
     classes: list[ClassCode] = []
@@ -804,7 +872,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         writer = ClassWriter(gen, defn)
         args = {p.name: Sym(p.name) for p in defn.params}
         writer.run(args, (Sym("in_channels"), UNKNOWN, UNKNOWN))
-        code = writer.class_code(_signature(defn, seen, True), defn.name, _doc(defn))
+        code = writer.class_code(_signature(defn, seen, True, gen.taken), defn.name, _doc(defn))
         gen.takes_input[name] = any(re.search(r"\bin_channels\b", line) for line in code.init)
         if not gen.takes_input[name]:
             code.signature.remove("in_channels: int")
@@ -813,7 +881,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
     dims = tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
-    signature = _signature(arch_def, [arch.params], False, arch.params)
+    signature = _signature(arch_def, [arch.params], False, gen.taken, arch.params)
     if arch_def.root is not None:
         root = arch_def.root
         call_args = [evaluate(a, top_scope) for a in root.args]
@@ -825,6 +893,13 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
         writer = ClassWriter(gen, arch_def)
         writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
         return_class = class_name_for(arch_def.name)
+        if not return_class.isidentifier():
+            raise ArchError(
+                "E072",
+                f"the arch's name `{arch_def.name}` makes no class name",
+                arch_def.loc,
+                "give the arch a name with a letter, e.g. `net`",
+            )
         if return_class in program.definitions and return_class != arch_def.name or return_class == function_name:
             raise ArchError("E072", f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
         _check_identifier(return_class, arch_def.loc)
