@@ -61,6 +61,17 @@ class _Line:
         return "".join(p.text for p in self.pieces)
 
 
+@dataclass
+class _Entry:
+    """An output line: code (or a comment line's text), its trailing comment, and where it came from."""
+
+    code: str
+    comment: str
+    first: int | None  # the source offset of its first token or comment
+    starts: str
+    is_comment: bool
+
+
 @cache
 def _parser() -> tuple[Lark, list[Token]]:
     found: list[Token] = []
@@ -412,11 +423,11 @@ def _render(lines: list[_Line], tree: Tree[Token], comments: list[Token]) -> str
     elements = sorted([*tree.scan_values(lambda v: isinstance(v, Token)), *comments], key=lambda t: t.start_pos or 0)
     prev_line: dict[int, int] = {}
     prev_is_token_on_line: dict[int, bool] = {}
-    for i, e in enumerate(elements):
+    for i, element in enumerate(elements):
         before = elements[i - 1] if i else None
-        prev_line[e.start_pos or 0] = before.end_line or 0 if before is not None else 0
-        prev_is_token_on_line[e.start_pos or 0] = before is not None and before.type != "COMMENT" and before.end_line == e.line
-    line_of = {e.start_pos or 0: e.line or 0 for e in elements}
+        prev_line[element.start_pos or 0] = (before.end_line or 0) if before is not None else 0
+        prev_is_token_on_line[element.start_pos or 0] = before is not None and before.type != "COMMENT" and before.end_line == element.line
+    line_of = {element.start_pos or 0: element.line or 0 for element in elements}
 
     placed: list[tuple[int, int]] = sorted((p.pos, i) for i, line in enumerate(lines) for p in line.pieces if p.pos is not None)
     placed_pos = [p for p, _ in placed]
@@ -430,42 +441,54 @@ def _render(lines: list[_Line], tree: Tree[Token], comments: list[Token]) -> str
             j = bisect.bisect_right(placed_pos, pos)
             before_line.setdefault(placed[j][1] if j < len(placed) else len(lines), []).append(c)
 
-    # (indent, text, first source offset, what it starts, whether it is a comment line, whether it opens a bracket)
-    entries: list[tuple[int, str, int | None, str, bool, bool]] = []
+    entries: list[_Entry] = []
     for i in range(len(lines) + 1):
         following = lines[i] if i < len(lines) else None
         for c in before_line.get(i, []):
             indent = 0
             if following is not None:
                 indent = following.indent + (1 if following.code.startswith(_CLOSERS) else 0)
-            entries.append((indent, str(c).rstrip(), c.start_pos, "", True, False))
+            entries.append(_Entry(INDENT * indent + str(c).rstrip(), "", c.start_pos, "", True))
         if following is not None:
             first = next((p.pos for p in following.pieces if p.pos is not None), None)
-            text = following.code + "".join("  " + c for c in following.comments)
-            entries.append((following.indent, text, first, following.starts, False, following.code.endswith(_OPENERS)))
+            comment = "  ".join(following.comments)
+            entries.append(_Entry(INDENT * following.indent + following.code, comment, first, following.starts, False))
 
     blank = [False] * len(entries)
-    for j, (_, _, first, starts, is_comment, _) in enumerate(entries):
-        if j == 0 or first is None or not (starts or is_comment):
+    for j, e in enumerate(entries):
+        if j == 0 or e.first is None or not (e.starts or e.is_comment):
             continue
-        blank[j] = line_of[first] - prev_line[first] >= 2 and not entries[j - 1][5]
+        previous = entries[j - 1]
+        opens = not previous.is_comment and previous.code.endswith(_OPENERS)
+        blank[j] = line_of[e.first] - prev_line[e.first] >= 2 and not opens
     last_top = ""
-    for j, (_, _, _, starts, _, _) in enumerate(entries):
-        if starts not in ("def", "import"):
+    for j, e in enumerate(entries):
+        if e.starts not in ("def", "import"):
             continue
-        if starts == "def" or last_top == "def":
+        if e.starts == "def" or last_top == "def":
             k = j
-            while k > 0 and entries[k - 1][4] and entries[k - 1][0] == 0 and not blank[k]:
+            while k > 0 and entries[k - 1].is_comment and not entries[k - 1].code.startswith(" ") and not blank[k]:
                 k -= 1
             if k > 0:
                 blank[k] = True
-        last_top = starts
+        last_top = e.starts
+
+    # Trailing comments of consecutive lines line up, two spaces after the longest of those lines.
+    column = [0] * len(entries)
+    j = 0
+    while j < len(entries):
+        k = j
+        while k < len(entries) and entries[k].comment and (k == j or not blank[k]):
+            k += 1
+        for i in range(j, k):
+            column[i] = max(len(e.code) for e in entries[j:k]) + 2
+        j = max(k, j + 1)
 
     out: list[str] = []
-    for j, (indent, text, _, _, _, _) in enumerate(entries):
+    for j, e in enumerate(entries):
         if blank[j]:
             out.append("")
-        out.append(INDENT * indent + text)
+        out.append(e.code.ljust(column[j]) + e.comment if e.comment else e.code)
     return "".join(line + "\n" for line in out)
 
 
@@ -480,6 +503,11 @@ def format_text(text: str, file: str = "<spec>") -> str:
 
 def format_file(path: Path) -> tuple[str, str]:
     """The file's text and its canonical layout; raises ArchError if it cannot be read or parsed."""
-    parse_file(path)
-    text = path.read_bytes().decode("utf-8")
-    return text, format_text(text, str(path))
+    from archc.compiler import _too_deep
+
+    try:
+        parse_file(path)
+        text = path.read_bytes().decode("utf-8")
+        return text, format_text(text, str(path))
+    except RecursionError:
+        raise _too_deep(path) from None

@@ -18,6 +18,7 @@ from archc.fmt import format_text
 from archc.parse import _parser as ast_parser
 from archc.parse import parse_text
 from tests.conftest import ROOT, SPECS
+from tests.test_docs_examples import arch_examples
 from tests.test_grammar_fuzz import specs as generated_specs
 
 ZOO = sorted(SPECS.glob("*.arch")) + sorted((SPECS / "lib").glob("*.arch"))
@@ -53,14 +54,22 @@ def comments(text: str) -> list[str]:
 
 def assert_same_program(before: str, after: str) -> None:
     assert shape(parse_text(after, "after.arch")) == shape(parse_text(before, "before.arch"))
-    # Trailing comments that end up on one line are joined (`# a  # b`): compare their words in order.
-    assert " ".join(comments(after)).split() == " ".join(comments(before)).split()
+    # Every comment is kept. Trailing comments that end up on one line are joined (`# a  # b`), and a comment written
+    # before a comma may move past the trailing comment after it, so their words are compared, not their order.
+    assert sorted(" ".join(comments(after)).split()) == sorted(" ".join(comments(before)).split())
 
 
 @pytest.mark.parametrize("spec", ZOO, ids=lambda p: str(p.relative_to(SPECS)))
 def test_the_zoo_is_in_the_canonical_layout(spec: Path) -> None:
     text = spec.read_text()
     assert format_text(text, str(spec)) == text
+
+
+def test_the_language_reference_examples_are_in_the_canonical_layout() -> None:
+    examples = arch_examples(ROOT / "docs" / "language.md")
+    assert len(examples) > 5
+    for example in examples:
+        assert format_text(example.text, example.id) == example.text, example.id
 
 
 def test_fmt_check_accepts_the_zoo(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,3 +257,46 @@ def test_fmt_reports_a_file_that_does_not_parse_and_leaves_it_alone(tmp_path: Pa
     assert broken.read_text() == "block A() {\n    relu(\n}\n"
     assert messy.read_text() == "block A() {\n    relu()\n}\n"  # the other files are still formatted
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.arch", "messy.arch"]  # no temporary file left
+
+
+def test_fmt_reports_nesting_too_deep_for_it_and_goes_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deep = tmp_path / "deep.arch"
+    messy = tmp_path / "messy.arch"
+    text = "block A() {\n    let x = " + "(" * 5000 + "1" + ")" * 5000 + "\n    relu()\n}\n"
+    deep.write_text(text)
+    messy.write_text("block A(){relu()}\n")
+    assert main(["fmt", str(deep), str(messy)]) == 1
+    _, err = capsys.readouterr()
+    assert re.search(rf"^{re.escape(str(deep))}:\d+:\d+: error\[E060\]: ", err, re.M)
+    assert deep.read_text() == text
+    assert messy.read_text() == "block A() {\n    relu()\n}\n"
+
+
+def test_trailing_comments_of_consecutive_lines_line_up() -> None:
+    text = "block A() {\n    let n = 1  # one\n    let many = 2 # two\n\n    let k = 3 # alone\n    relu()\n}\n"
+    expected = "block A() {\n    let n = 1     # one\n    let many = 2  # two\n\n    let k = 3  # alone\n    relu()\n}\n"
+    assert format_text(text, "aligned.arch") == expected
+
+
+def test_windows_line_endings_and_tabs_format_to_the_canonical_layout() -> None:
+    assert format_text("block A() {\r\n\trelu()  # c \r\n}\r\n", "crlf.arch") == "block A() {\n    relu()  # c\n}\n"
+
+
+@st.composite
+def zoo_with_comments(draw: st.DrawFn) -> str:
+    """A zoo spec with comments after any token: trailing ones, and ones on a line of their own."""
+    pieces = PIECE.findall(draw(st.sampled_from(ZOO)).read_text())
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        out.append(piece)
+        if not piece.isspace() and not piece.startswith("#"):
+            out.append(draw(st.sampled_from(["", "", "", "", "", "", "", "", f"  # after {i}\n", f"\n# own {i}\n", "\n\n"])))
+    return "".join(out)
+
+
+@PROPERTY
+@given(zoo_with_comments())
+def test_comments_anywhere_in_a_zoo_spec_are_kept_and_format_to_a_fixed_point(text: str) -> None:
+    once = format_text(text, "commented.arch")
+    assert_same_program(text, once)
+    assert format_text(once, "commented.arch") == once
