@@ -480,8 +480,9 @@ def _render(lines: list[_Line], tree: Tree[Token], comments: list[Token]) -> str
         k = j
         while k < len(entries) and entries[k].comment and (k == j or not blank[k]):
             k += 1
-        for i in range(j, k):
-            column[i] = max(len(e.code) for e in entries[j:k]) + 2
+        if k > j:
+            width = max(len(e.code) for e in entries[j:k]) + 2
+            column[j:k] = [width] * (k - j)
         j = max(k, j + 1)
 
     out: list[str] = []
