@@ -3,8 +3,11 @@ gives one layout however the whitespace was scrambled."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from archc.parse import _parser as ast_parser
 from archc.parse import parse_text
 from tests.conftest import ROOT, SPECS
 from tests.test_docs_examples import arch_examples
+from tests.test_grammar_fuzz import mutated_specs
 from tests.test_grammar_fuzz import specs as generated_specs
 
 ZOO = sorted(SPECS.glob("*.arch")) + sorted((SPECS / "lib").glob("*.arch"))
@@ -300,3 +304,22 @@ def test_comments_anywhere_in_a_zoo_spec_are_kept_and_format_to_a_fixed_point(te
     once = format_text(text, "commented.arch")
     assert_same_program(text, once)
     assert format_text(once, "commented.arch") == once
+
+
+@settings(PROPERTY, max_examples=15)
+@given(mutated_specs())
+def test_fmt_on_mutated_specs_formats_or_gives_a_located_error_and_never_crashes(text: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mutated.arch"
+        path.write_text(text, encoding="utf-8")
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = main(["fmt", str(path)])
+        after = path.read_text(encoding="utf-8")
+    assert code in (0, 1), err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    if code == 1:
+        assert re.search(rf"^{re.escape(str(path))}:\d+:\d+: error\[E\d+\]: ", err.getvalue(), re.M), err.getvalue()
+        assert after == text
+    else:
+        assert format_text(after, "mutated.arch") == after
