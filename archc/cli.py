@@ -1,4 +1,4 @@
-"""The command line: `archc compile | check | summary | ir`.
+"""The command line: `archc compile | check | summary | ir | diagram | report | zoo | fmt | completion`.
 
 Exit codes: 0 success, 1 a located error in a spec, 2 a usage error, 3 an internal error (a bug in archc).
 """
@@ -76,10 +76,79 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("directory", nargs="?", type=Path, default=Path("specs"), help="a directory of .arch files (default specs/)")
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (the one in docs/zoo.md)")
     p.add_argument("--chart", type=Path, metavar="FILE.svg", help="also write MACs against top-1 accuracy as an SVG chart")
+    _add_tool_commands(sub)
     return parser
 
 
+# --- Tool commands: fmt, completion (issue 9, items 1 and 4) ---------------------------------------------------
+
+
+def _add_tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "fmt", help="rewrite specs in the canonical layout", description="rewrite specs in the canonical layout (docs/language.md)"
+    )
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("--check", action="store_true", help="write nothing; list the files that would change and exit 1 if any would")
+    p = sub.add_parser("completion", help="print a shell completion script", description="print a completion script for bash or zsh")
+    p.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+
+
+def _run_tool_command(args: argparse.Namespace) -> int | None:
+    """Run `fmt` or `completion`; None for any other command."""
+    if args.command == "fmt":
+        return _fmt(args.specs, args.check)
+    if args.command == "completion":
+        import shtab
+
+        parser = _parser()
+        _complete_paths(parser, shtab.FILE, shtab.DIRECTORY)
+        print(shtab.complete(parser, shell=args.shell), end="")
+        return 0
+    return None
+
+
+def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: object) -> None:
+    """Mark every path argument of every command for shtab: files, or directories where a directory is meant."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _complete_paths(sub, file, directory)
+        elif action.type is Path:
+            action.complete = directory if action.metavar == "DIR" or action.dest == "directory" else file  # type: ignore[attr-defined]
+
+
+def _fmt(specs: list[Path], check: bool) -> int:
+    from archc.fmt import format_file
+
+    failed = False
+    changed = 0
+    for spec in specs:
+        try:
+            text, formatted = format_file(spec)
+        except ArchError as e:  # the file stays as it is
+            print(e.render(), file=sys.stderr)
+            failed = True
+            continue
+        if formatted == text:
+            continue
+        changed += 1
+        if check:
+            print(f"{spec}: would reformat")
+        else:
+            write_atomic(spec, formatted)
+            print(f"{spec}: reformatted")
+    verb = "would be reformatted" if check else "reformatted"
+    print(f"{changed} of {len(specs)} file{'s' if len(specs) != 1 else ''} {verb}", file=sys.stderr)
+    return 1 if failed or (check and changed) else 0
+
+
+# --- end of tool commands ----------------------------------------------------------------------------------------
+
+
 def _run(args: argparse.Namespace) -> int:
+    tool = _run_tool_command(args)
+    if tool is not None:
+        return tool
     if args.command == "zoo":
         return _zoo(args.directory, args.markdown, args.chart)
     if args.command == "diagram":
