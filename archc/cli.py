@@ -181,6 +181,12 @@ def _data_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown data {text!r}: use digits, fashion-mnist, cifar10, imagefolder:PATH or fake")
 
 
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -237,8 +243,10 @@ def _train_parser(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from DIR/last.pt of --checkpoint")
     p.add_argument("--metrics", type=Path, metavar="FILE", help="write one JSON line of metrics per epoch")
     p.add_argument("--curves", type=Path, metavar="FILE.png", help="learning-curve PNG (default: the metrics file's name with .png)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split, the shuffles and the initial weights (default 0)")
-    p.add_argument("--workers", type=int, default=0, metavar="N", help="data-loading worker processes per process (default 0)")
+    p.add_argument(
+        "--seed", type=_non_negative, default=0, metavar="N", help="seed of the split, the shuffles and the initial weights (default 0)"
+    )
+    p.add_argument("--workers", type=_non_negative, default=0, metavar="N", help="data-loading worker processes per process (default 0)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (the per-epoch lines stay)")
 
 

@@ -494,7 +494,9 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
         data.train, num_replicas=world.size, rank=world.rank, shuffle=True, seed=config.seed
     )
     val_indices = list(range(world.rank, _size(data.val), world.size))  # shards without padding: exact sums
-    loader = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers)
+    # A last batch of one image would fail batch norm on 1×1 features in training mode: drop it alone.
+    drop_last = len(sampler) % config.batch_size == 1
+    loader = DataLoader(data.train, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers, drop_last=drop_last)
     val_loader = DataLoader(Subset(data.val, val_indices), batch_size=config.batch_size, num_workers=config.workers)
     loss_fn = criterion_for(config.label_smoothing, config.aux_weight)
     eval_loss = nn.CrossEntropyLoss()
@@ -553,11 +555,15 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
         if world.main:
             print(
                 f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                f"val loss {val_loss:.4f} acc {val_acc:.4f}  {row['images_per_s']:,.0f} images/s",
+                f"val loss {val_loss:.4f} acc {val_acc:.4f}  {_rate(row['images_per_s'])} images/s",
                 flush=True,
             )
             _write_outputs(config, raw, optimizer, scheduler, scaler, epoch + 1, history, rngs, data)
     return history
+
+
+def _rate(images_per_s: float) -> str:
+    return f"{images_per_s:,.0f}" if images_per_s >= 100 else f"{images_per_s:.3g}"
 
 
 def _write_outputs(

@@ -206,11 +206,21 @@ def test_missing_data_dir_names_the_flag(tmp_path: Path) -> None:
     assert code == 1 and "error[E100]" in err
 
 
-def test_unknown_data_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--data", "mnist"], "unknown data 'mnist'"),
+        (["--data", "imagefolder:"], "unknown data 'imagefolder:'"),
+        (["--workers", "-1"], "expected a non-negative integer"),
+        (["--lr", "0"], "expected a positive number"),
+        (["--label-smoothing", "1.5"], "expected a number in [0, 1)"),
+    ],
+)
+def test_bad_flags_are_usage_errors(flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(["train", LENET, "--data", "mnist"])
+        main(["train", LENET, *flags])
     assert caught.value.code == 2
-    assert "unknown data 'mnist'" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_missing_spec_resume_without_checkpoint_unfit_spec_and_missing_device(tmp_path: Path) -> None:
