@@ -339,27 +339,29 @@ def load_checkpoint(directory: Path | None) -> dict[str, Any]:
 # Training
 
 
-@dataclass
 class Totals:
-    """Sums over an epoch on this rank: loss × images, correct predictions, images."""
+    """Sums over an epoch on this rank, kept on the device (no synchronisation per step): loss × images, correct
+    predictions, images."""
 
-    loss: float = 0.0
-    correct: int = 0
-    count: int = 0
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(3, dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
 
     def add(self, loss: Tensor, logits: Tensor, target: Tensor) -> None:
         n = target.shape[0]
-        self.loss += loss.item() * n
-        self.correct += int((logits.argmax(1) == target).sum().item())
-        self.count += n
+        self.sums[0] += loss.detach().to(self.sums.dtype) * n
+        self.sums[1] += (logits.argmax(1) == target).sum()
+        self.sums[2] += n
+
+    def means(self) -> tuple[float, float, int]:
+        """(mean loss, accuracy, images) on this rank so far."""
+        loss, correct, count = self.sums.tolist()
+        return loss / max(count, 1), correct / max(count, 1), int(count)
 
     def reduce(self, world: World) -> tuple[float, float, int]:
-        """(mean loss, accuracy, images) over every rank."""
-        sums = torch.tensor([self.loss, float(self.correct), float(self.count)], dtype=torch.float64)
+        """(mean loss, accuracy, images) over every rank (an all-reduce on the device, as NCCL needs)."""
         if world.distributed:
-            dist.all_reduce(sums)
-        loss, correct, count = sums.tolist()
-        return loss / max(count, 1), correct / max(count, 1), int(count)
+            dist.all_reduce(self.sums)
+        return self.means()
 
 
 def _batches(loader: DataLoader[tuple[Tensor, Tensor]], world: World) -> Iterator[tuple[Tensor, Tensor]]:
@@ -372,6 +374,7 @@ class _Bar:
 
     def __init__(self, enabled: bool, description: str, total: int) -> None:
         self.progress: Any = None
+        self.enabled = enabled
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -386,9 +389,9 @@ class _Bar:
             self.progress.start()
             self.task = self.progress.add_task(description, total=total, stats="")
 
-    def update(self, stats: str) -> None:
+    def update(self, stats: str, completed: int) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, advance=1, stats=stats)
+            self.progress.update(self.task, completed=completed, stats=stats)
 
     def close(self) -> None:
         if self.progress is not None:
@@ -506,7 +509,8 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
     for epoch in range(start, config.epochs):
         sampler.set_epoch(epoch)
         net.train()
-        totals = Totals()
+        totals = Totals(world.device)
+        step, refresh = 0, max(1, len(loader) // 50)
         bar = _Bar(world.main and config.progress, f"epoch {epoch + 1}/{config.epochs}", len(loader))
         began = time.perf_counter()
         for images, target in _batches(loader, world):
@@ -518,12 +522,13 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            totals.add(loss.detach().float(), main_output(outputs).detach(), target)
-            seen = totals.count * world.size
-            bar.update(
-                f"loss {totals.loss / totals.count:.4f}  acc {totals.correct / totals.count:.3f}  "
-                f"{seen / (time.perf_counter() - began):,.0f} img/s"
-            )
+            totals.add(loss, main_output(outputs).detach(), target)
+            step += 1
+            if bar.enabled and (step % refresh == 0 or step == len(loader)):  # reading the sums synchronises
+                mean_loss, accuracy, count = totals.means()
+                bar.update(
+                    f"loss {mean_loss:.4f}  acc {accuracy:.3f}  {count * world.size / (time.perf_counter() - began):,.0f} img/s", step
+                )
         if world.device.type == "cuda":
             torch.cuda.synchronize(world.device)
         elapsed = time.perf_counter() - began
@@ -532,7 +537,7 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
         train_loss, train_acc, images_seen = totals.reduce(world)
 
         net.eval()
-        val = Totals()
+        val = Totals(world.device)
         with torch.no_grad():
             for images, target in _batches(val_loader, world):
                 x = adapt(images, data, input_shape).contiguous(memory_format=memory_format)

@@ -40,6 +40,7 @@ def test_build_adapts_the_input_of_an_arch_without_blocks() -> None:
     assert model(torch.zeros(2, 3, 40, 40)).shape == (2, 4)
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch 2.14 deprecates TorchScript; it still works
 def test_built_modules_pickle_and_script() -> None:
     model = archc.build(SPECS / "lenet5.arch", num_classes=3).eval()
     buffer = io.BytesIO()
@@ -50,6 +51,7 @@ def test_built_modules_pickle_and_script() -> None:
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
         assert torch.equal(torch.jit.script(model)(x), model(x))
+        assert torch.allclose(torch.compile(model, backend="eager")(x), model(x))  # dynamo reads the registered source
 
 
 def test_build_reports_spec_errors() -> None:

@@ -105,6 +105,14 @@ def test_two_gloo_processes_train_with_ddp_and_the_checkpoint_loads_anywhere(tmp
     assert torch.load(ck / "last.pt", weights_only=False)["epoch"] == 2
 
 
+def test_amp_and_channels_last_on_the_cpu(tmp_path: Path) -> None:
+    m = tmp_path / "m.jsonl"
+    code, _, err = run(LENET, "--epochs", "1", "--amp", "--channels-last", "--batch-size", "128", "--metrics", str(m))
+    assert code == 0, err
+    (row,) = metrics(m)
+    assert 0 <= row["val_acc"] <= 1 and row["train_loss"] > 0
+
+
 def test_auxiliary_outputs_are_weighted_as_torchvisions_references() -> None:
     import archc
 
