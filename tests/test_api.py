@@ -93,3 +93,13 @@ def test_compile_honours_an_input_override(tmp_path: Path) -> None:
 
     module = load_module(compile_for(SPECS / "vgg11.arch", {"num_classes": 5}, in_channels=1, input_size=(32, 32)))
     assert module.vgg11()(torch.zeros(1, 1, 32, 32)).shape == (1, 5)
+
+
+@pytest.mark.parametrize("spec", ["lenet5", "googlenet", "inception_v3", "xception_cifar", "d2l_resnet18"])
+def test_a_grey_build_has_the_parameters_the_analysis_counts(spec: str) -> None:
+    """One input channel changes the first layer: the emitted module and the elaborated IR agree on it."""
+    report = archc.analyze(SPECS / f"{spec}.arch", num_classes=7, in_channels=1)
+    model = archc.build(SPECS / f"{spec}.arch", num_classes=7, in_channels=1)
+    assert report.input[0] == 1
+    assert sum(p.numel() for p in model.parameters()) == report.params
+    assert report.params != archc.analyze(SPECS / f"{spec}.arch", num_classes=7).params
