@@ -96,10 +96,12 @@ def test_compile_honours_an_input_override(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("spec", ["lenet5", "googlenet", "inception_v3", "xception_cifar", "d2l_resnet18"])
-def test_a_grey_build_has_the_parameters_the_analysis_counts(spec: str) -> None:
-    """One input channel changes the first layer: the emitted module and the elaborated IR agree on it."""
-    report = archc.analyze(SPECS / f"{spec}.arch", num_classes=7, in_channels=1)
-    model = archc.build(SPECS / f"{spec}.arch", num_classes=7, in_channels=1)
-    assert report.input[0] == 1
-    assert sum(p.numel() for p in model.parameters()) == report.params
-    assert report.params != archc.analyze(SPECS / f"{spec}.arch", num_classes=7).params
+def test_an_other_channel_build_has_the_parameters_the_analysis_counts(spec: str) -> None:
+    """Grey for an RGB spec, RGB for a grey one: the emitted module and the elaborated IR agree on the first layer."""
+    path = SPECS / f"{spec}.arch"
+    as_written = archc.analyze(path, num_classes=7)
+    channels = 3 if as_written.input[0] == 1 else 1
+    report = archc.analyze(path, num_classes=7, in_channels=channels)
+    model = archc.build(path, num_classes=7, in_channels=channels)
+    assert report.input == [channels, *as_written.input[1:]]
+    assert sum(p.numel() for p in model.parameters()) == report.params != as_written.params
