@@ -278,7 +278,12 @@ def _train(args: argparse.Namespace) -> int:
         defines=parse_overrides(args.defines),
         progress=args.progress,
     )
-    train(config)
+    try:
+        train(config)
+    except KeyboardInterrupt:
+        where = f": `--resume --checkpoint {args.checkpoint}` continues from the last finished epoch" if args.checkpoint else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -300,11 +300,13 @@ def join_world(device: str | None) -> World:
 
 
 def _rng_state() -> dict[str, Any]:
+    """This process's RNG states, as tensors and plain tuples (what `torch.load(weights_only=True)` accepts)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, cached),
     }
 
 
@@ -312,8 +314,10 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
 
 
 def checkpoint_file(directory: Path) -> Path:
@@ -328,7 +332,7 @@ def load_checkpoint(directory: Path | None) -> dict[str, Any]:
     if not path.is_file():
         raise ArchError("E101", f"no checkpoint to resume from: {path} does not exist", None, "start without --resume first")
     try:
-        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file
         raise ArchError("E101", f"{path} is not an archc checkpoint ({type(e).__name__})", None) from e
     if not isinstance(state, dict) or "archc" not in state:
