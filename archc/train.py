@@ -407,9 +407,11 @@ def build_model(config: TrainConfig, num_classes: int) -> tuple[nn.Module, tuple
     params = dict(config.defines)
     compiled = compile_spec(config.spec, params)
     names = {p.name for p in compiled.program.arch().params}
-    if "num_classes" in names:
+    if "num_classes" in names and compiled.arch.params.get("num_classes") != num_classes:
         params["num_classes"] = num_classes
         compiled = compile_for(config.spec, params)
+    elif "num_classes" in names:
+        params["num_classes"] = num_classes
     output = compiled.arch.nodes[compiled.arch.outputs[0]].shape
     if list(output) != [num_classes]:
         raise ArchError(
