@@ -134,6 +134,11 @@ def _torchvision_data(name: str, root: Path, download: bool) -> Data:
             cifar = [torchvision.datasets.CIFAR10(str(root), train=t, download=download) for t in (True, False)]
             tensors = [TensorDataset(torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets)) for s in cifar]
     except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. You can use download=True to download it"
+        if download:  # torchvision tried every mirror
+            reason = (str(e).splitlines() or [""])[0].rstrip(":")
+            raise ArchError(
+                "E100", f"the {name} dataset could not be downloaded into {root}: {reason}", None, f"put {layout} in --data-dir by hand"
+            ) from e
         raise _missing(
             f"the {name} dataset ({layout})", root, f"point --data-dir at the directory holding {layout}, or pass --download"
         ) from e
@@ -449,13 +454,20 @@ def train(config: TrainConfig) -> list[dict[str, float]]:
 
 def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int]) -> list[dict[str, float]]:
     state = load_checkpoint(config.checkpoint) if config.resume else None
-    if world.distributed and world.main and config.download:
-        data = load_data(config, input_shape)  # rank 0 downloads, the others read after it
-        dist.barrier()
-    else:
-        if world.distributed and config.download:
-            dist.barrier()
-        data = load_data(config, input_shape)
+    if world.distributed and config.download:  # rank 0 downloads, then the others read, or all stop with its error
+        failure: ArchError | None = None
+        if world.main:
+            try:
+                load_data(config, input_shape)
+            except ArchError as e:
+                failure = e
+        verdict = [failure is None]
+        dist.broadcast_object_list(verdict, src=0)
+        if failure is not None:
+            raise failure
+        if not verdict[0]:
+            raise ArchError("E100", f"rank 0 could not download {config.data} into {config.data_dir}", None)
+    data = load_data(config, input_shape)
     torch.manual_seed(config.seed + world.rank)
     random.seed(config.seed + world.rank)
     np.random.seed(config.seed + world.rank)

@@ -229,6 +229,18 @@ def test_missing_data_dir_names_the_flag(tmp_path: Path) -> None:
     assert code == 1 and "error[E100]" in err
 
 
+def test_a_failed_download_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torchvision
+
+    def offline(self: object) -> None:  # what torchvision raises once every mirror has failed
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example.invalid, got:\nno network")
+
+    monkeypatch.setattr(torchvision.datasets.FashionMNIST, "download", offline)
+    code, _, err = run(LENET, "--data", "fashion-mnist", "--data-dir", str(tmp_path), "--download")
+    assert code == 1
+    assert err.startswith("error[E100]: the fashion-mnist dataset could not be downloaded into") and "by hand" in err, err
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
