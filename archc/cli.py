@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from archc import __version__
 from archc.compiler import compile_spec, parse_overrides
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table (the one in docs/zoo.md)")
     p.add_argument("--chart", type=Path, metavar="FILE.svg", help="also write MACs against top-1 accuracy as an SVG chart")
     _add_tool_commands(sub)
+    _train_parser(sub)
     return parser
 
 
@@ -149,6 +151,8 @@ def _run(args: argparse.Namespace) -> int:
     tool = _run_tool_command(args)
     if tool is not None:
         return tool
+    if args.command == "train":
+        return _train(args)
     if args.command == "zoo":
         return _zoo(args.directory, args.markdown, args.chart)
     if args.command == "diagram":
@@ -232,6 +236,127 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
         )
     Console().print(table)
     return 0
+
+
+# ---- archc train (issue 8): the command's arguments and its run; the training itself is archc/train.py ----
+
+
+TRAIN_DATA = ("digits", "fashion-mnist", "cifar10", "fake")
+
+
+def _data_name(text: str) -> str:
+    if text in TRAIN_DATA or (text.startswith("imagefolder:") and len(text) > len("imagefolder:")):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown data {text!r}: use digits, fashion-mnist, cifar10, imagefolder:PATH or fake")
+
+
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _train_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a spec on a dataset (also under torchrun, with DistributedDataParallel)",
+        description="train a spec on a dataset; under `torchrun --nproc_per_node=K -m archc train ...` on K processes (docs/api.md)",
+    )
+    p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
+    p.add_argument(
+        "--data",
+        type=_data_name,
+        default="digits",
+        metavar="NAME",
+        help="digits (default), fashion-mnist, cifar10, imagefolder:PATH or fake",
+    )
+    p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="where fashion-mnist and cifar10 are (default data/)")
+    p.add_argument("--download", action="store_true", help="download fashion-mnist or cifar10 into --data-dir if missing")
+    p.add_argument("--epochs", type=_positive, default=10, metavar="N", help="total epochs, counting resumed ones (default 10)")
+    p.add_argument("--batch-size", type=_positive, default=64, metavar="B", help="images per step on each process (default 64)")
+    p.add_argument(
+        "--lr", type=_positive_float, default=0.05, metavar="LR", help="peak learning rate of SGD, decayed by a cosine (default 0.05)"
+    )
+    p.add_argument("--momentum", type=_fraction, default=0.9, metavar="M", help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=_fraction, default=5e-4, metavar="WD", help="SGD weight decay (default 5e-4)")
+    p.add_argument("--label-smoothing", type=_fraction, default=0.0, metavar="S", help="label smoothing of the cross-entropy (default 0)")
+    p.add_argument(
+        "--aux-weight", type=_fraction, metavar="W", help="weight of auxiliary outputs' losses (default 0.4 for one, 0.3 each for more)"
+    )
+    p.add_argument("--device", metavar="D", help="cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: float16 with gradient scaling on CUDA, bfloat16 on CPU")
+    p.add_argument("--channels-last", action="store_true", help="channels-last memory format for the model and the batches")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--checkpoint", type=Path, metavar="DIR", help="write DIR/last.pt after every epoch")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/last.pt of --checkpoint")
+    p.add_argument("--metrics", type=Path, metavar="FILE", help="write one JSON line of metrics per epoch")
+    p.add_argument("--curves", type=Path, metavar="FILE.png", help="learning-curve PNG (default: the metrics file's name with .png)")
+    p.add_argument(
+        "--seed", type=_non_negative, default=0, metavar="N", help="seed of the split, the shuffles and the initial weights (default 0)"
+    )
+    p.add_argument("--workers", type=_non_negative, default=0, metavar="N", help="data-loading worker processes per process (default 0)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar (the per-epoch lines stay)")
+
+
+def _train(args: argparse.Namespace) -> int:
+    from archc.train import TrainConfig, train  # imports torch
+
+    config = TrainConfig(
+        spec=args.spec,
+        data=args.data,
+        data_dir=args.data_dir,
+        download=args.download,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        aux_weight=args.aux_weight,
+        device=args.device,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        checkpoint=args.checkpoint,
+        resume=args.resume,
+        metrics=args.metrics,
+        curves=args.curves,
+        seed=args.seed,
+        workers=args.workers,
+        defines=parse_overrides(args.defines),
+        progress=args.progress,
+    )
+    try:
+        train(config)
+    except KeyboardInterrupt:
+        where = f": `--resume --checkpoint {args.checkpoint}` continues from the last finished epoch" if args.checkpoint else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
+    return 0
+
+
+# ---- end of archc train ----
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ class Compiled:
     program: Program
     arch: Architecture
     params: ParamReport
+    input_shape: tuple[int, int, int] | None = None  # the input that replaced the spec's, if any
 
     @property
     def module_name(self) -> str:
@@ -35,7 +36,7 @@ class Compiled:
         from archc.emit.torch import emit_python
 
         try:
-            return emit_python(self.program, self.arch, _display_path(self.path), self.module_name)
+            return emit_python(self.program, self.arch, _display_path(self.path), self.module_name, self.input_shape)
         except ArchError as e:
             raise self.program.annotate(e) from None
         except RecursionError:
@@ -107,4 +108,4 @@ def compile_spec(
         raise program.annotate(e) from None
     except RecursionError:
         raise _too_deep(path, program) from None
-    return Compiled(path, program, arch, count_params(arch))
+    return Compiled(path, program, arch, count_params(arch), input_shape)

@@ -2,7 +2,8 @@
 
 Every error has a code `E###` from `CODES`, the one catalogue (docs/errors.md explains each). Codes are grouped by
 tens: E00x reading and syntax, E01x names and calls, E02x definitions and members, E03x shapes, E04x values,
-E05x imports, E06x limits, E07x generated Python, E08x the forward's data flow, E09x command-line usage.
+E05x imports, E06x limits, E07x generated Python, E08x the forward's data flow, E09x command-line usage,
+E10x training.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ CODES: dict[str, str] = {
     "E091": "not a directory",
     "E092": "unknown diagram option",
     "E093": "Graphviz missing or failing",
+    # Training (`archc train`)
+    "E100": "training data not found",
+    "E101": "no usable checkpoint to resume from",
+    "E102": "spec unfit for the training data",
+    "E103": "device not available",
 }
 
 # A note: where (or None) and what, e.g. where an operand of a mismatched `+` was made.

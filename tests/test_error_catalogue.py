@@ -95,6 +95,24 @@ def _graphviz_missing(tmp: Path) -> str:
     return caught.value.render()
 
 
+def _training_data_missing(tmp: Path) -> str:
+    return run_cli("train", str(SPECS / "lenet5.arch"), "--data", "cifar10", "--data-dir", str(tmp / "data"))[1]
+
+
+def _nothing_to_resume(tmp: Path) -> str:
+    return run_cli("train", str(SPECS / "lenet5.arch"), "--resume", "--checkpoint", str(tmp / "run"))[1]
+
+
+def _spec_unfit_for_data(tmp: Path) -> str:
+    spec = tmp / "net.arch"
+    spec.write_text("arch net() {\n    input (1, 8, 8)\n    flatten(1)\n    linear(5)\n}\n", encoding="utf-8")
+    return run_cli("train", str(spec), "--data", "digits")[1]
+
+
+def _device_missing(tmp: Path) -> str:
+    return run_cli("train", str(SPECS / "lenet5.arch"), "--device", "cuda:99")[1]
+
+
 NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E006": _missing_spec,
     "E061": _node_limit,
@@ -102,6 +120,10 @@ NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E091": _zoo_not_a_directory,
     "E092": _diagram_direction,
     "E093": _graphviz_missing,
+    "E100": _training_data_missing,
+    "E101": _nothing_to_resume,
+    "E102": _spec_unfit_for_data,
+    "E103": _device_missing,
 }
 
 

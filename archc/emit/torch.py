@@ -845,8 +845,10 @@ def class_name_for(arch_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in arch_name.split("_"))
 
 
-def emit_python(program: Program, arch: Architecture, spec_path: str, function_name: str) -> str:
-    """The generated Python module for `arch`, as text."""
+def emit_python(
+    program: Program, arch: Architecture, spec_path: str, function_name: str, input_shape: tuple[int, int, int] | None = None
+) -> str:
+    """The generated Python module for `arch`, as text; `input_shape` replaces the spec's `input` (channels, height, width)."""
     if (
         not (function_name.isascii() and function_name.isidentifier())
         or keyword.iskeyword(function_name)
@@ -880,7 +882,7 @@ def emit_python(program: Program, arch: Architecture, spec_path: str, function_n
 
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
-    dims = tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
+    dims = input_shape if input_shape is not None else tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
     signature = _signature(arch_def, [arch.params], False, gen.taken, arch.params)
     if arch_def.root is not None:
         root = arch_def.root
