@@ -95,6 +95,8 @@ CODES: dict[str, str] = {
     "E091": "not a directory",
     "E092": "unknown diagram option",
     "E093": "Graphviz missing or failing",
+    "E094": "unknown reference model",
+    "E095": "weights file unusable",
 }
 
 # A note: where (or None) and what, e.g. where an operand of a mismatched `+` was made.
