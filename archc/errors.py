@@ -85,6 +85,7 @@ CODES: dict[str, str] = {
     "E071": "spec file name unusable as a module name",
     "E072": "arch class name taken",
     "E073": "instances disagree on a size",
+    "E074": "quoted name outside seq or unusable as a module name",
     # The forward's data flow
     "E080": "tensor arithmetic other than `+` and scaling",
     "E081": "member, `cat` or inline op applied to the wrong arguments",
