@@ -160,12 +160,13 @@ def _add_torch_commands(sub: Any) -> None:
     )
     p = command("export", "write the spec's model as an ONNX file (eval mode, batch dimension dynamic)")
     p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size to trace with instead of the spec's")
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size to build and trace at instead of the spec's")
     p.add_argument("--weights", type=Path, metavar="FILE.pt", help="a state_dict saved with torch.save to export instead of random weights")
 
 
 def _run_torch_command(args: argparse.Namespace) -> int:
-    compiled = compile_spec(args.spec, parse_overrides(args.defines))
+    # export's --input elaborates the spec at that size, so a size the spec cannot take is a located error.
+    compiled = compile_spec(args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None))
     if args.command == "verify":
         from archc.verify import verify
 
@@ -174,7 +175,7 @@ def _run_torch_command(args: argparse.Namespace) -> int:
         return 0 if report.equal else 1
     from archc.export import export_onnx
 
-    export_onnx(compiled, args.onnx, args.input, args.weights)
+    export_onnx(compiled, args.onnx, args.weights)
     print(f"{compiled.path} -> {args.onnx}")
     return 0
 

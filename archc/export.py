@@ -48,14 +48,14 @@ def load_weights(model: nn.Module, path: Path) -> None:
         raise ArchError("E095", f"the weights in {path} do not fit the spec: {shown}", None, _VERIFY_HINT)
 
 
-def export_onnx(compiled: Compiled, target: Path, input_shape: tuple[int, ...] | None = None, weights: Path | None = None) -> None:
-    """Write the spec's model to `target` as ONNX, whole or not at all: random init, or a state_dict file's weights."""
+def export_onnx(compiled: Compiled, target: Path, weights: Path | None = None) -> None:
+    """Write the spec's model to `target` as ONNX, traced at the spec's input size (the one `compiled` was elaborated
+    at), whole or not at all: random init, or a state_dict file's weights."""
     model = build_model(compiled)
     if weights is not None:
         load_weights(model, weights)
     model.eval()
-    shape = tuple(input_shape or compiled.arch.input_shape)
-    x = torch.randn(1, *shape)
+    x = torch.randn(1, *compiled.arch.input_shape)
     fd, tmp = tempfile.mkstemp(suffix=".onnx")
     os.close(fd)
     try:

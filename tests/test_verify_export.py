@@ -189,3 +189,12 @@ def test_export_of_unreadable_weights_is_a_clean_error(tmp_path: Path) -> None:
     assert code == 1
     assert "error[E095]: cannot read the weights" in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_at_an_input_size_the_spec_cannot_take_is_a_located_error(tmp_path: Path) -> None:
+    target = tmp_path / "lenet5.onnx"
+    code, out, err = run_cli("export", str(SPECS / "lenet5.arch"), "--onnx", str(target), "--input", "1x8x8")
+    assert code == 1
+    line = line_of(SPECS / "lenet5.arch", "conv2 = conv(")
+    assert re.search(rf"lenet5\.arch:{line}:\d+: error\[E032\]", err), err
+    assert not target.exists()
