@@ -232,3 +232,17 @@ def test_seq_entries_named_by_strings_give_those_module_names(compile_arch: Any)
     with torch.no_grad():
         assert torch.equal(model(x), reference(x))
     assert_pass_matches_module(compiled, model)
+
+
+def test_quoted_names_print_as_written_in_the_summary(tmp_path: Any) -> None:
+    import contextlib
+    import io
+
+    from archc.cli import main
+
+    spec = tmp_path / "net.arch"
+    spec.write_text('arch net() {\n    input (3, 8, 8)\n    body = seq("[/x]" = conv(4, 3), "[red]r" = relu())\n}\n', encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["summary", str(spec)]) == 0
+    assert "body.[/x]" in out.getvalue() and "body.[red]r" in out.getvalue()
