@@ -1,4 +1,4 @@
-"""The command line: `archc compile | check | summary | ir | diagram | report | zoo | fmt | completion`.
+"""The command line: `archc compile | check | summary | ir | diagram | report | zoo | fmt | completion | train | verify | export`.
 
 Exit codes: 0 success, 1 a located error in a spec, 2 a usage error, 3 an internal error (a bug in archc).
 """
@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--chart", type=Path, metavar="FILE.svg", help="also write MACs against top-1 accuracy as an SVG chart")
     _add_tool_commands(sub)
     _train_parser(sub)
+    _add_torch_commands(sub)
     return parser
 
 
@@ -153,6 +154,8 @@ def _run(args: argparse.Namespace) -> int:
         return tool
     if args.command == "train":
         return _train(args)
+    if args.command in TORCH_COMMANDS:
+        return _run_torch_command(args)
     if args.command == "zoo":
         return _zoo(args.directory, args.markdown, args.chart)
     if args.command == "diagram":
@@ -197,6 +200,59 @@ def _run(args: argparse.Namespace) -> int:
 
         print_summary(compiled, args.depth, args.batch, args.dtype)
     return 0
+
+
+# --- verify, export: the commands that run the generated module (issue 9, items 2 and 3) -------------------------
+# They import torch inside `_run_torch_command` only; the compile path never does.
+
+TORCH_COMMANDS = ("verify", "export")
+
+
+def _reference(text: str) -> tuple[str, str]:
+    library, sep, name = text.partition(":")
+    if not sep or library not in ("torchvision", "timm") or not name:
+        raise argparse.ArgumentTypeError(f"expected torchvision:NAME or timm:NAME, e.g. torchvision:resnet18, got {text!r}")
+    return library, name
+
+
+def _add_torch_commands(sub: Any) -> None:
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
+        p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
+        return p
+
+    p = command("verify", "compare a spec with a torchvision or timm model: counts, state_dict keys and shapes, logits")
+    p.add_argument(
+        "--against",
+        type=_reference,
+        required=True,
+        metavar="torchvision:NAME|timm:NAME",
+        help="the reference model, built without weights",
+    )
+    p = command("export", "write the spec's model as an ONNX file (eval mode, batch dimension dynamic)")
+    p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size to build and trace at instead of the spec's")
+    p.add_argument("--weights", type=Path, metavar="FILE.pt", help="a state_dict saved with torch.save to export instead of random weights")
+
+
+def _run_torch_command(args: argparse.Namespace) -> int:
+    # export's --input elaborates the spec at that size, so a size the spec cannot take is a located error.
+    compiled = compile_spec(args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None))
+    if args.command == "verify":
+        from archc.verify import verify
+
+        report = verify(compiled, *args.against)
+        print(report.render())
+        return 0 if report.equal else 1
+    from archc.export import export_onnx
+
+    export_onnx(compiled, args.onnx, args.weights)
+    print(f"{compiled.path} -> {args.onnx}")
+    return 0
+
+
+# --- end of verify, export ---------------------------------------------------------------------------------------
 
 
 def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:

@@ -88,6 +88,7 @@ CODES: dict[str, str] = {
     "E071": "spec file name unusable as a module name",
     "E072": "arch class name taken",
     "E073": "instances disagree on a size",
+    "E074": "quoted name outside seq or unusable as a module name",
     # The forward's data flow
     "E080": "tensor arithmetic other than `+` and scaling",
     "E081": "member, `cat` or inline op applied to the wrong arguments",
@@ -98,6 +99,8 @@ CODES: dict[str, str] = {
     "E091": "not a directory",
     "E092": "unknown diagram option",
     "E093": "Graphviz missing or failing",
+    "E094": "unknown reference model",
+    "E095": "weights file unusable",
     # Training (`archc train`)
     "E100": "training data not found",
     "E101": "no usable checkpoint to resume from",

@@ -410,7 +410,7 @@ class _Formatter:
         raise AssertionError(kind)  # pragma: no cover - the grammar has no other expression
 
     def arg(self, node: object) -> list[_Part]:
-        if isinstance(node, Tree) and node.data == "kwarg":
+        if isinstance(node, Tree) and node.data in ("kwarg", "string_kwarg"):
             name, eq, value = node.children
             assert isinstance(name, Token) and isinstance(eq, Token)
             return [_T(str(name), name.start_pos), _T(" = ", eq.start_pos), *self.expr(value)]

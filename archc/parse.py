@@ -291,7 +291,9 @@ class _ToAst(Transformer[Token, Any]):
         kwarg_locs: dict[str, Loc] = {}
         for a in args or []:
             if isinstance(a, tuple):
-                key, value, key_loc = a
+                key, value, key_loc, quoted = a
+                if quoted:
+                    _check_seq_key(str(func), key, key_loc)
                 if key in keywords:
                     raise ArchError(
                         "E015",
@@ -312,8 +314,30 @@ class _ToAst(Transformer[Token, Any]):
         return [i for i in items if i is not None]
 
     @v_args(inline=True)
-    def kwarg(self, name: Token, value: S.Expr) -> tuple[str, S.Expr, Loc]:
-        return str(name), value, self._tok(name)
+    def kwarg(self, name: Token, value: S.Expr) -> tuple[str, S.Expr, Loc, bool]:
+        return str(name), value, self._tok(name), False
+
+    @v_args(inline=True)
+    def string_kwarg(self, name: Token, value: S.Expr) -> tuple[str, S.Expr, Loc, bool]:
+        return str(name)[1:-1], value, self._tok(name), True
+
+
+def _check_seq_key(func: str, key: str, loc: Loc) -> None:
+    """A quoted name names a `seq` entry, and must be one PyTorch accepts as a submodule name."""
+    if func != "seq":
+        raise ArchError(
+            "E074",
+            f'a quoted name ("{key}") names a seq entry; `{func}` takes parameter names',
+            loc,
+            f"write `{key} = ...` if it is a parameter" if key.isidentifier() else "use seq(...) for modules named by strings",
+        )
+    if not key or "." in key:
+        raise ArchError(
+            "E074",
+            f'"{key}" cannot name a module: PyTorch\'s module names are not empty and hold no "."',
+            loc,
+            'a "." separates the levels of a state_dict key: nest seq(...)s for nested names',
+        )
 
 
 def _describe_expected(expected: set[str]) -> str:

@@ -100,10 +100,11 @@ def print_summary(compiled: Compiled, depth: int | None = None, batch: int = 1, 
     """The summary as a table on standard output; `depth` folds rows into stages or blocks with subtotals."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text  # names and paths as plain text: a quoted seq name may hold rich's markup brackets
 
     data = summary_data(compiled, batch, dtype)
     rows = fold(data["layers"], depth, {m.path: m.type for m in compiled.arch.modules()}) if depth else data["layers"]
-    table = Table(title=f"{data['name']}  ({data['spec']})", title_justify="left")
+    table = Table(title=Text(f"{data['name']}  ({data['spec']})"), title_justify="left")
     table.add_column("layer")
     table.add_column("op")
     table.add_column("output", justify="right")
@@ -115,7 +116,7 @@ def print_summary(compiled: Compiled, depth: int | None = None, batch: int = 1, 
         size = row["receptive_field"]["size"]
         rf = str(size[0]) if size[0] == size[1] else f"{size[0]}×{size[1]}"
         table.add_row(
-            name, row["op"], fmt_shape(tuple(row["shape"])), f"{row['params']:,}" if row["params"] else "", _count(row["macs"]), rf
+            Text(name), row["op"], fmt_shape(tuple(row["shape"])), f"{row['params']:,}" if row["params"] else "", _count(row["macs"]), rf
         )
     console = Console(width=max(110, Console().width))
     console.print(table)

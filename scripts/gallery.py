@@ -22,6 +22,7 @@ DEPTH_2 = {
     "inception_v4",
     "lenet5",
     "preact_resnet18",
+    "regnet_x_400mf",
     "resnet18",
     "resnet34",
     "resnet50",

@@ -95,6 +95,15 @@ def _graphviz_missing(tmp: Path) -> str:
     return caught.value.render()
 
 
+def _unknown_reference(tmp: Path) -> str:
+    return run_cli("verify", str(RESNET18), "--against", "torchvision:resnet81")[1]
+
+
+def _unusable_weights(tmp: Path) -> str:
+    (tmp / "junk.pt").write_bytes(b"not a state dict")
+    return run_cli("export", str(RESNET18), "--onnx", str(tmp / "net.onnx"), "--weights", str(tmp / "junk.pt"))[1]
+
+
 def _training_data_missing(tmp: Path) -> str:
     return run_cli("train", str(SPECS / "lenet5.arch"), "--data", "cifar10", "--data-dir", str(tmp / "data"))[1]
 
@@ -120,6 +129,8 @@ NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E091": _zoo_not_a_directory,
     "E092": _diagram_direction,
     "E093": _graphviz_missing,
+    "E094": _unknown_reference,
+    "E095": _unusable_weights,
     "E100": _training_data_missing,
     "E101": _nothing_to_resume,
     "E102": _spec_unfit_for_data,

@@ -206,3 +206,43 @@ def test_depthwise_separable_conv_groups_by_input_channels(compile_arch: Any) ->
     assert depthwise.groups == depthwise.in_channels == depthwise.out_channels == 32
     assert compiled.arch.nodes[compiled.arch.outputs[0]].shape == [64, 10, 10]
     assert compiled.params.params == 32 * 3 * 3 + 32 * 64
+
+
+def test_seq_entries_named_by_strings_give_those_module_names(compile_arch: Any) -> None:
+    # torchvision's RegNet names a stage's blocks "block1-0", "block1-1": no identifier can say that.
+    compiled, module = compile_arch(
+        """
+        arch Net() {
+            input (3, 8, 8)
+            stage = seq("block1-0" = conv(4, 3, padding = 1), "block1-1" = relu(), tail = seq("x y" = conv(2, 1)))
+        }
+        """
+    )
+    model = module.model()
+    reference = nn.Sequential()
+    reference.add_module("block1-0", nn.Conv2d(3, 4, 3, padding=1))
+    reference.add_module("block1-1", nn.ReLU())
+    tail = nn.Sequential()
+    tail.add_module("x y", nn.Conv2d(4, 2, 1))
+    reference.add_module("tail", tail)
+    assert list(model.stage.state_dict()) == list(reference.state_dict())
+    assert [m.path for m in compiled.arch.modules()][1:] == ["stage", "stage.block1-0", "stage.block1-1", "stage.tail", "stage.tail.x y"]
+    model.stage.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference(x))
+    assert_pass_matches_module(compiled, model)
+
+
+def test_quoted_names_print_as_written_in_the_summary(tmp_path: Any) -> None:
+    import contextlib
+    import io
+
+    from archc.cli import main
+
+    spec = tmp_path / "net.arch"
+    spec.write_text('arch net() {\n    input (3, 8, 8)\n    body = seq("[/x]" = conv(4, 3), "[red]r" = relu())\n}\n', encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["summary", str(spec)]) == 0
+    assert "body.[/x]" in out.getvalue() and "body.[red]r" in out.getvalue()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from archc.compiler import Compiled, compile_spec
+from archc.runtime import randomize_batchnorm_statistics as randomize_batchnorm_statistics  # shared with archc verify
 from tests.conftest import SPECS, load_source
 
 
@@ -23,17 +24,6 @@ def build_spec(name: str, directory: Path, **params: Any) -> tuple[Compiled, nn.
     compiled = compile_spec(SPECS / f"{name}.arch")
     module = load_source(compiled.python(), name, directory)
     return compiled, getattr(module, name)(**params)
-
-
-def randomize_batchnorm_statistics(model: nn.Module) -> None:
-    """Give BatchNorm layers non-trivial running statistics, so eval mode exercises them."""
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) * 0.2 - 0.1)
-                assert m.running_var is not None
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
 
 
 def assert_same_logits(ours: torch.Tensor, theirs: torch.Tensor, rtol: float = 1e-5) -> None:

@@ -1,0 +1,74 @@
+"""The generated module in memory, for the commands that run it (`archc verify`, `archc export`).
+
+This module imports torch; the compile path never imports it.
+"""
+
+from __future__ import annotations
+
+import linecache
+import sys
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+from archc.compiler import Compiled
+
+# The tolerance of the zoo tests: the largest difference within this fraction of the outputs' largest magnitude.
+RTOL = 1e-5
+
+
+def load_generated(compiled: Compiled) -> types.ModuleType:
+    """Execute the spec's generated source as a fresh module (not written anywhere, not left in sys.modules)."""
+    source = compiled.python()
+    name = f"_archc_generated_{compiled.module_name}"
+    filename = f"<archc {compiled.path.as_posix()}>"
+    # Tracebacks through the generated code show its lines.
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module  # dataclasses and typing look the module up while the classes are made
+    try:
+        exec(compile(source, filename, "exec"), module.__dict__)
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def build_model(compiled: Compiled) -> nn.Module:
+    """The spec's model, built by its generated constructor with the spec's (or -D) defaults, randomly initialised."""
+    model = getattr(load_generated(compiled), compiled.module_name)()
+    assert isinstance(model, nn.Module)
+    return model
+
+
+def randomize_batchnorm_statistics(model: nn.Module, seed: int = 0) -> None:
+    """Give BatchNorm layers non-trivial running statistics, so eval mode exercises them."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) * 0.2 - 0.1)
+                assert m.running_var is not None
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+
+
+def main_output(out: Any) -> torch.Tensor:
+    """The logits of a forward's result (the first of a tuple of outputs)."""
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    assert isinstance(out, torch.Tensor), type(out)
+    return out
+
+
+def difference(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[float, float]:
+    """(largest absolute difference, largest magnitude of `theirs`); an infinite difference if the shapes differ."""
+    if ours.shape != theirs.shape:
+        return float("inf"), theirs.abs().max().item()
+    return (ours - theirs).abs().max().item(), theirs.abs().max().item()
+
+
+def within_tolerance(diff: float, scale: float, rtol: float = RTOL) -> bool:
+    """Whether `diff` is within `rtol` of the outputs' scale."""
+    return diff <= rtol * max(scale, 1e-12)
