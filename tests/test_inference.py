@@ -206,7 +206,7 @@ def _build_both(text: str, name: str, tmp_path: Path) -> tuple[nn.Module, nn.Mod
 def test_a_block_followed_by_batchnorm_everywhere_folds_its_last_conv(tmp_path: Path) -> None:
     text = SHARED_BLOCK.replace("NAME", "both").replace("AFTER", "batchnorm()")
     _, inference, module = _build_both(text, "both", tmp_path)
-    assert isinstance(inference.bn_a, module.FoldedBatchNorm) and inference.bn_a.conv == "conv1"
+    assert isinstance(inference.bn_a, module.FoldedBatchNorm) and inference.bn_a.conv == "a.conv1"
     assert isinstance(inference.after_b, module.FoldedBatchNorm)
 
 

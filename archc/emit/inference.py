@@ -9,6 +9,8 @@ The emitter (archc/emit/torch.py) writes the classes as for training; this modul
 members: a folded convolution gets a bias, a folded BatchNorm becomes a parameter-free `FoldedBatchNorm` (which
 keeps the training module's names and Sequential indices), and dropout becomes `nn.Identity()`. Auxiliary heads
 (`aux` outputs of a forward, and the members only they use) are removed from the definitions before emission.
+The top class converts an image input to channels_last, the memory format oneDNN and cuDNN convolutions run fastest
+in (the values are the same).
 
 Loading: each class holding a `FoldedBatchNorm` or a removed head registers `load_training_state` as a
 `load_state_dict` pre-hook, which folds the BatchNorm entries of a training state_dict into the convolution's
@@ -40,15 +42,16 @@ HELPERS = [
     '''class FoldedBatchNorm(nn.Identity):
     """The place of a BatchNorm folded into the convolution before it, which now computes both.
 
-    Its convolution is the module registered just before it in the same parent (`conv` names it inside that
-    module when it is a block). Loading a training state_dict (load_training_state) folds this BatchNorm's
-    weight, bias and running statistics into that convolution's weight and bias.
+    `conv` is that convolution's path from the parent of both; without it, the convolution is the module
+    registered just before this one, or its submodule `within`. Loading a training state_dict
+    (load_training_state) folds this BatchNorm's weight, bias and running statistics into the convolution.
     """
 
-    def __init__(self, eps: float = 1e-05, conv: str = "") -> None:
+    def __init__(self, conv: str | None = None, within: str = "", eps: float = 1e-05) -> None:
         super().__init__()
-        self.eps = eps
-        self.conv = conv''',
+        self.conv = conv
+        self.within = within
+        self.eps = eps''',
     '''def fold_batchnorm(state_dict: dict[str, Any], conv: str, bn: str, eps: float) -> None:
     """Fold the BatchNorm entries `bn*` of a state_dict into the convolution entries `conv*`: in eval mode
     bn(conv(x)) = conv'(x) with weight w * s and bias (b - mean) * s + beta, where s = gamma / sqrt(var + eps).
@@ -76,17 +79,17 @@ HELPERS = [
         for name, child in parent.named_children():
             bn = f"{path}.{name}." if path else f"{name}."
             if isinstance(child, FoldedBatchNorm) and bn + "running_var" in state_dict:
-                target = ".".join(part for part in (previous, child.conv) if part)
-                if not previous or not isinstance(parent.get_submodule(target), nn.Conv2d):
-                    raise RuntimeError(f"{bn[:-1]}: the BatchNorm to fold follows no convolution")
+                target = child.conv if child.conv is not None else ".".join(part for part in (previous, child.within) if part)
+                if not isinstance(dict(parent.named_modules()).get(target or "-"), nn.Conv2d):
+                    raise RuntimeError(f"{bn[:-1]}: no convolution {target!r} to fold this BatchNorm into")
                 fold_batchnorm(state_dict, f"{path}.{target}." if path else f"{target}.", bn, child.eps)
             previous = name''',
 ]
 
 NOTE = (
     "The inference build: each BatchNorm after a convolution is folded into it, dropout and auxiliary heads are "
-    "gone. Load the training module's state_dict() (strict): the BatchNorm entries are folded at load time, the "
-    "auxiliary heads' entries ignored (docs/inference.md)."
+    "gone, and an image input runs in channels_last. Load the training module's state_dict() (strict): the BatchNorm "
+    "entries are folded at load time, the auxiliary heads' entries ignored (docs/inference.md)."
 )
 
 
@@ -96,20 +99,24 @@ def _key(loc: Loc | Location) -> LocKey:
 
 @dataclass
 class FoldPlan:
-    """Which spec locations fold: convolutions that take a BatchNorm's bias, and each folded BatchNorm's path to
-    its convolution inside its previous sibling ('' when the sibling is the convolution)."""
+    """Which spec locations fold: convolutions that take a BatchNorm's bias, and for each folded BatchNorm how its
+    FoldedBatchNorm finds the convolution: (`conv`, the path from their parent, when every instance agrees on one;
+    else None and `within`, the path inside the module registered just before the BatchNorm, '' for that module)."""
 
     convs: set[LocKey]
-    batchnorms: dict[LocKey, str]
+    batchnorms: dict[LocKey, tuple[str | None, str]]
 
 
 def plan_folds(arch: Architecture) -> FoldPlan:
     """The conv-BatchNorm pairs of the graph that fold exactly, kept where every instance of a location agrees."""
     modules = {m.path: m for m in arch.modules()}
+    parent: dict[str, str] = {}
     previous_sibling: dict[str, str] = {}
     for m in modules.values():
-        for before, child in zip(m.children, m.children[1:], strict=False):
-            previous_sibling[child.path] = before.path
+        for i, child in enumerate(m.children):
+            parent[child.path] = m.path
+            if i:
+                previous_sibling[child.path] = m.children[i - 1].path
     uses = Counter(n.module for n in arch.nodes if n.module is not None)
     consumers: dict[int, list[int]] = {}
     for n in arch.nodes:
@@ -117,36 +124,58 @@ def plan_folds(arch: Architecture) -> FoldPlan:
             consumers.setdefault(i, []).append(n.id)
     nodes = {n.id: n for n in arch.nodes}
     returned = set(arch.outputs) | set(arch.aux_outputs)
-    pairs: list[tuple[LocKey, LocKey, str]] = []
+
+    def inside(path: str, ancestor: str) -> str | None:
+        """`path` relative to `ancestor` ('' if equal), None if it is not inside it."""
+        if path == ancestor:
+            return ""
+        if not ancestor or path.startswith(ancestor + "."):
+            return path[len(ancestor) + 1 :] if ancestor else path
+        return None
+
+    # (conv location, BatchNorm location, conv path from the BatchNorm's parent, from its previous sibling)
+    pairs: list[tuple[LocKey, LocKey, str, str | None]] = []
     for bn in arch.nodes:
         if bn.op != "batchnorm" or bn.module is None or len(bn.inputs) != 1 or not modules[bn.module].attrs.get("track_running_stats"):
             continue
         conv = nodes[bn.inputs[0]]
-        sibling = previous_sibling.get(bn.module)
         if (
             conv.op != "conv"
             or conv.module is None
-            or sibling is None
             or consumers.get(conv.id) != [bn.id]
             or conv.id in returned
             or uses[conv.module] != 1
             or uses[bn.module] != 1
-            or not (conv.module == sibling or conv.module.startswith(sibling + "."))
         ):
             continue
-        pairs.append((_key(modules[conv.module].loc), _key(modules[bn.module].loc), conv.module[len(sibling) + 1 :]))
+        from_parent = inside(conv.module, parent[bn.module])
+        if not from_parent:  # the conv is not beside the BatchNorm, or inside a module beside it
+            continue
+        sibling = previous_sibling.get(bn.module)
+        from_sibling = inside(conv.module, sibling) if sibling is not None else None
+        pairs.append((_key(modules[conv.module].loc), _key(modules[bn.module].loc), from_parent, from_sibling))
     # A location folds only if all its instances do (one class serves them all), and a folded BatchNorm reaches its
     # convolution by one path; dropping a location can unfold its partners, so repeat until nothing changes.
     total = Counter(_key(m.loc) for m in modules.values() if m.kind == "op" and m.type in ("conv", "batchnorm"))
+    appended = {
+        _key(m.loc): m.name.isdigit() and modules[parent[m.path]].kind != "seq"
+        for m in modules.values()
+        if m.kind == "op" and m.type == "batchnorm"
+    }
     while True:
-        conv_count = Counter(c for c, _, _ in pairs)
-        bn_paths: dict[LocKey, set[str]] = {}
-        for _, b, rel in pairs:
-            bn_paths.setdefault(b, set()).add(rel)
-        bn_count = Counter(b for _, b, _ in pairs)
-        kept = [(c, b, rel) for c, b, rel in pairs if conv_count[c] == total[c] and bn_count[b] == total[b] and len(bn_paths[b]) == 1]
+        conv_count = Counter(c for c, _, _, _ in pairs)
+        bn_count = Counter(b for _, b, _, _ in pairs)
+        routes: dict[LocKey, tuple[str | None, str] | None] = {}
+        for _, b, from_parent, from_sibling in pairs:
+            same_parent_path = all(p == from_parent for _, b2, p, _ in pairs if b2 == b)
+            same_sibling_path = all(q is not None and q == from_sibling for _, b2, _, q in pairs if b2 == b)
+            by_sibling = (None, from_sibling or "") if same_sibling_path else None
+            # A BatchNorm appended in a loop (an index in a Sequential block) is found from the module before it,
+            # whose index follows the loop; one with a name, or in a seq(...), by its path.
+            routes[b] = by_sibling if appended[b] and by_sibling else (from_parent, "") if same_parent_path else by_sibling
+        kept = [pair for pair in pairs if conv_count[pair[0]] == total[pair[0]] and bn_count[pair[1]] == total[pair[1]] and routes[pair[1]]]
         if len(kept) == len(pairs):
-            return FoldPlan({c for c, _, _ in kept}, {b: rel for _, b, rel in kept})
+            return FoldPlan({c for c, _, _, _ in kept}, {b: route for b, route in routes.items() if route is not None})
         pairs = kept
 
 
@@ -192,11 +221,22 @@ class InferenceWriter(ClassWriter):
     """Writes a class of the inference build: folded convolutions with a bias, FoldedBatchNorm for folded
     BatchNorms, nn.Identity for dropout, and the load hook where the class needs one."""
 
-    def __init__(self, gen: Generator, defn: S.Definition, plan: FoldPlan, heads: dict[str, list[str]]) -> None:
+    def __init__(self, gen: Generator, defn: S.Definition, plan: FoldPlan, heads: dict[str, list[str]], channels_last: str | None) -> None:
         super().__init__(gen, defn)
         self.plan = plan
         self.heads = heads.get(defn.name, [])
         self.folds = False
+        self.channels_last = defn.name == channels_last
+
+    def run(self, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = super().run(args, in_shape)
+        if self.channels_last and not self.shape_only and not self.sequential and self.forward_lines:
+            arg = self.defn.forward.arg if self.defn.forward is not None else "x"
+            self.forward_lines[:0] = [
+                "# Convolutions run faster on channels_last tensors (oneDNN on CPU, cuDNN); the values are the same.",
+                f"{arg} = {arg}.contiguous(memory_format=torch.channels_last)",
+            ]
+        return out
 
     def ctor(self, spec: MemberSpec, in_shape: tuple[Any, ...], relpath: str) -> tuple[list[str], tuple[Any, ...]]:
         if spec.kind == "op" and not self.shape_only:
@@ -205,9 +245,10 @@ class InferenceWriter(ClassWriter):
                 spec = _with_bias(spec)
             elif spec.type == "batchnorm" and key in self.plan.batchnorms:
                 attrs = bind_op_args(ops.OPS["batchnorm"], spec.args, spec.kwargs, spec.call)
-                keywords: dict[str, Any] = {} if same_value(attrs["eps"], 1e-5) else {"eps": attrs["eps"]}
-                if self.plan.batchnorms[key]:
-                    keywords["conv"] = self.plan.batchnorms[key]
+                conv, within = self.plan.batchnorms[key]
+                keywords: dict[str, Any] = {"conv": conv} if conv is not None else {"within": within} if within else {}
+                if not same_value(attrs["eps"], 1e-5):
+                    keywords["eps"] = attrs["eps"]
                 self.folds = True
                 return [f"FoldedBatchNorm({', '.join(f'{k}={literal(v)}' for k, v in keywords.items())})"], in_shape
             elif spec.type == "dropout":
@@ -251,6 +292,11 @@ def emit_inference(program: Program, arch: Architecture, spec_path: str, functio
             heads[name] = dropped
     main = dataclasses.replace(program.main, definitions=[definitions.get(d.name, d) for d in program.main.definitions])
     stripped = dataclasses.replace(program, main=main, definitions=definitions)
-    writer = partial(InferenceWriter, plan=plan, heads=heads)
+    # The network's top class takes its input in channels_last where that input is an image (C×H×W).
+    arch_def = stripped.arch()
+    root = arch_def.root.func if arch_def.root is not None else arch_def.name
+    has_conv = any(m.kind == "op" and m.type == "conv" for m in arch.modules())
+    channels_last = root if len(arch.input_shape) == 3 and has_conv else None
+    writer = partial(InferenceWriter, plan=plan, heads=heads, channels_last=channels_last)
     helpers = HELPERS if plan.batchnorms or heads else []
     return emit_python(stripped, arch, spec_path, function_name, Variant(writer, helpers, NOTE))
