@@ -269,3 +269,12 @@ def test_compile_inference_does_not_import_torch(tmp_path: Path) -> None:
     imported = [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")]
     assert "archc.emit.inference" in imported
     assert not [m for m in imported if m == "torch" or m.startswith("torch.")]
+
+
+def test_a_spec_name_the_helper_code_uses_is_a_located_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text("block FoldedBatchNorm() {\n    conv(8, 3)\n}\n\narch net() {\n    input (3, 32, 32)\n    FoldedBatchNorm()\n}\n")
+    assert main(["compile", str(spec), "-o", str(tmp_path / "train")]) == 0  # the training module has no such helper
+    assert main(["compile", "--inference", str(spec), "-o", str(tmp_path / "out")]) == 1
+    assert f"{spec}:1:1: error[E070]: `FoldedBatchNorm` cannot be a name in the inference build" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

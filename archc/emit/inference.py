@@ -29,7 +29,7 @@ from typing import Any
 from archc import ops
 from archc import syntax as S
 from archc.elaborate import Program, bind_op_args
-from archc.errors import Loc
+from archc.errors import ArchError, Loc
 from archc.ir import Architecture, Location
 from archc.symbolic import literal, same_value
 
@@ -281,8 +281,26 @@ def _with_bias(spec: MemberSpec) -> MemberSpec:
     return dataclasses.replace(spec, kwargs={**spec.kwargs, "bias": True})
 
 
+# Names the inference build's helper code defines or uses, which a spec's names would shadow.
+HELPER_NAMES = {"FoldedBatchNorm", "fold_batchnorm", "load_training_state", "partial"}
+
+
+def _check_helper_names(program: Program) -> None:
+    for defn in program.definitions.values():
+        names: list[tuple[str, Loc]] = [(defn.name, defn.loc), *((p.name, p.loc) for p in defn.params)]
+        names += [
+            (s.name, s.loc) for s in S.walk([*defn.body, *(defn.forward.body if defn.forward else [])]) if isinstance(s, (S.Let, S.Assign))
+        ]
+        for name, loc in names:
+            if name in HELPER_NAMES:
+                raise ArchError(
+                    "E070", f"`{name}` cannot be a name in the inference build: its helper code uses it", loc, f"rename it, e.g. `{name}_`"
+                )
+
+
 def emit_inference(program: Program, arch: Architecture, spec_path: str, function_name: str) -> str:
     """The inference module for `arch`, as text; its constructor is `function_name`."""
+    _check_helper_names(program)
     plan = plan_folds(arch)
     definitions: dict[str, S.Definition] = {}
     heads: dict[str, list[str]] = {}
