@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -165,14 +166,19 @@ def plan_folds(arch: Architecture) -> FoldPlan:
     while True:
         conv_count = Counter(c for c, _, _, _ in pairs)
         bn_count = Counter(b for _, b, _, _ in pairs)
-        routes: dict[LocKey, tuple[str | None, str] | None] = {}
+        from_parents: dict[LocKey, set[str]] = {}
+        from_siblings: dict[LocKey, set[str | None]] = {}
         for _, b, from_parent, from_sibling in pairs:
-            same_parent_path = all(p == from_parent for _, b2, p, _ in pairs if b2 == b)
-            same_sibling_path = all(q is not None and q == from_sibling for _, b2, _, q in pairs if b2 == b)
-            by_sibling = (None, from_sibling or "") if same_sibling_path else None
+            from_parents.setdefault(b, set()).add(from_parent)
+            from_siblings.setdefault(b, set()).add(from_sibling)
+        routes: dict[LocKey, tuple[str | None, str] | None] = {}
+        for b in from_parents:
+            (within,) = from_siblings[b] if len(from_siblings[b]) == 1 else (None,)
+            by_sibling = (None, within) if within is not None else None
+            by_parent = (next(iter(from_parents[b])), "") if len(from_parents[b]) == 1 else None
             # A BatchNorm appended in a loop (an index in a Sequential block) is found from the module before it,
             # whose index follows the loop; one with a name, or in a seq(...), by its path.
-            routes[b] = by_sibling if appended[b] and by_sibling else (from_parent, "") if same_parent_path else by_sibling
+            routes[b] = by_sibling if appended[b] and by_sibling else by_parent or by_sibling
         kept = [pair for pair in pairs if conv_count[pair[0]] == total[pair[0]] and bn_count[pair[1]] == total[pair[1]] and routes[pair[1]]]
         if len(kept) == len(pairs):
             return FoldPlan({c for c, _, _, _ in kept}, {b: route for b, route in routes.items() if route is not None})
@@ -188,10 +194,10 @@ def without_aux_heads(defn: S.Definition) -> tuple[S.Definition, list[str]]:
     declared = S.declared_members(defn.body)
     aux_names = {s.name for s in aux}
 
-    def called(stmts: list[S.Stmt]) -> set[str]:
+    def called(stmts: Sequence[S.Stmt]) -> set[str]:
         return {c.func for c in S.walk(stmts) if isinstance(c, S.Call) and c.func in declared}
 
-    heads = called(aux) - called(main)  # type: ignore[arg-type]
+    heads = called(aux) - called(main)
     body = []
     for stmt in main:
         if isinstance(stmt, S.Return):
