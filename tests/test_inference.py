@@ -132,7 +132,7 @@ def test_inference_build_gives_the_training_logits(name: str, size: int, tmp_pat
         assert count_params(inference) == count_params(training)
 
 
-def test_the_bn_free_blocks_keep_their_batchnorm_where_it_precedes_the_conv(tmp_path: Path) -> None:
+def test_preactivation_units_keep_the_batchnorm_that_precedes_a_conv(tmp_path: Path) -> None:
     # Pre-activation units: norm1 runs before conv1 (not folded: its zero padding makes folding it into the conv
     # inexact); norm2 follows conv1 (folded).
     compiled = compile_spec(SPECS / "preact_resnet18.arch")
