@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = spec_command("compile", "write the PyTorch module of each spec", True)
     p.add_argument("-o", "--output", type=Path, default=Path("generated"), metavar="DIR", help="output directory (default generated/)")
+    p.add_argument(
+        "--inference",
+        action="store_true",
+        help="write the inference build instead, DIR/SPEC_inference.py: BatchNorm folded into convolutions, no dropout or auxiliary heads",
+    )
     spec_command("check", "parse, elaborate and type-check specs without writing anything", True)
     p = spec_command("summary", "per-layer output shapes, parameters, MACs, receptive fields and memory", False)
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
@@ -176,13 +181,14 @@ def _run(args: argparse.Namespace) -> int:
         for spec in args.specs:
             try:
                 compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes)
-                source = compiled.python()
+                inference = args.command == "compile" and args.inference
+                source = compiled.inference_python() if inference else compiled.python()
             except ArchError as e:
                 print(e.render(), file=sys.stderr)
                 failed = True
                 continue
             if args.command == "compile":
-                target = args.output / f"{compiled.module_name}.py"
+                target = args.output / f"{compiled.inference_name if inference else compiled.module_name}.py"
                 write_atomic(target, source)
                 print(f"{compiled.path} -> {target}")
             else:

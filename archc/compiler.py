@@ -42,6 +42,22 @@ class Compiled:
         except RecursionError:
             raise _too_deep(self.path, self.program) from None
 
+    @property
+    def inference_name(self) -> str:
+        """The inference build's module and constructor name: `<stem>_inference`."""
+        return f"{self.path.stem}_inference"
+
+    def inference_python(self) -> str:
+        """The inference build's source (archc/emit/inference.py, docs/inference.md)."""
+        from archc.emit.inference import emit_inference
+
+        try:
+            return emit_inference(self.program, self.arch, _display_path(self.path), self.inference_name, self.input_shape)
+        except ArchError as e:
+            raise self.program.annotate(e) from None
+        except RecursionError:
+            raise _too_deep(self.path, self.program) from None
+
 
 def _display_path(path: Path) -> str:
     try:

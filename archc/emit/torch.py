@@ -14,6 +14,7 @@ from __future__ import annotations
 import keyword
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -845,10 +846,27 @@ def class_name_for(arch_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in arch_name.split("_"))
 
 
+@dataclass
+class Variant:
+    """A build other than the training module (archc/emit/inference.py): how its classes are written, the helper
+    code placed before them, and a paragraph for the module docstring."""
+
+    writer: Callable[[Generator, S.Definition], ClassWriter]
+    helpers: list[str]
+    note: str
+
+
 def emit_python(
-    program: Program, arch: Architecture, spec_path: str, function_name: str, input_shape: tuple[int, int, int] | None = None
+    program: Program,
+    arch: Architecture,
+    spec_path: str,
+    function_name: str,
+    input_shape: tuple[int, int, int] | None = None,
+    variant: Variant | None = None,
 ) -> str:
-    """The generated Python module for `arch`, as text; `input_shape` replaces the spec's `input` (channels, height, width)."""
+    """The generated Python module for `arch`, as text: the training module unless a `variant` is given;
+    `input_shape` replaces the spec's `input` (channels, height, width)."""
+    make_writer = variant.writer if variant is not None else ClassWriter
     if (
         not (function_name.isascii() and function_name.isidentifier())
         or keyword.iskeyword(function_name)
@@ -871,7 +889,7 @@ def emit_python(
             continue
         _check_identifier(defn.name, defn.loc)
         seen = [m.args for m in gen.instances.get(name, [])]
-        writer = ClassWriter(gen, defn)
+        writer = make_writer(gen, defn)
         args = {p.name: Sym(p.name) for p in defn.params}
         writer.run(args, (Sym("in_channels"), UNKNOWN, UNKNOWN))
         code = writer.class_code(_signature(defn, seen, True, gen.taken), defn.name, _doc(defn))
@@ -892,7 +910,7 @@ def emit_python(
         leading = [dims[0]] if gen.takes_input.get(root.func, True) else []
         body = [*signature.prologue, f"return {_call(root.func, [*leading, *call_args], call_kwargs)}"]
     else:
-        writer = ClassWriter(gen, arch_def)
+        writer = make_writer(gen, arch_def)
         writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
         return_class = class_name_for(arch_def.name)
         if not return_class.isidentifier():
@@ -908,7 +926,8 @@ def emit_python(
         classes.append(writer.class_code(signature, return_class, _doc(arch_def)))
         body = [f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"]
 
-    source = "\n".join([*_all_lines(classes), *signature.params, *body])
+    helpers = variant.helpers if variant is not None else []
+    source = "\n".join([*helpers, *_all_lines(classes), *signature.params, *body])
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False
     )
@@ -919,7 +938,8 @@ def emit_python(
         function_params=signature.params,
         return_class=return_class,
         function_body=body,
-        module_doc=_module_doc(arch.meta),
+        module_doc=_module_doc(arch.meta, variant.note if variant is not None else ""),
+        helpers=helpers,
         input_shape=arch.input_shape,
         imports=_imports(source),
     )
@@ -932,6 +952,8 @@ def _imports(source: str) -> list[str]:
         lines.append("import math")
     if "OrderedDict(" in source:
         lines.append("from collections import OrderedDict")
+    if re.search(r"\bpartial\(", source):
+        lines.append("from functools import partial")
     if re.search(r"\bAny\b", source):
         lines.append("from typing import Any")
     lines.append("")
@@ -980,15 +1002,19 @@ def _escape_doc(text: str) -> str:
     )
 
 
-def _module_doc(meta: dict[str, Any]) -> list[str]:
-    """The generated module's docstring: the paper, its year and the reference implementation from `meta`."""
-    if not meta.get("paper"):
+def _module_doc(meta: dict[str, Any], note: str = "") -> list[str]:
+    """The generated module's docstring: the paper, its year and the reference implementation from `meta`, and a
+    variant's `note` (already valid docstring text)."""
+    lines = []
+    if meta.get("paper"):
+        lines.append(_escape_doc(meta["paper"]) + (f" ({_escape_doc(meta['year'])})" if meta.get("year") else "") + ".")
+        if meta.get("reference"):
+            lines += ["", f"Reference implementation: {_escape_doc(meta['reference'])}."]
+    if note:
+        lines += ["", *textwrap.wrap(note, 110)] if lines else textwrap.wrap(note, 110)
+    if not lines:
         return []
-    head = _escape_doc(meta["paper"]) + (f" ({_escape_doc(meta['year'])})" if meta.get("year") else "") + "."
-    lines = ['"""' + head]
-    if meta.get("reference"):
-        lines += ["", f"Reference implementation: {_escape_doc(meta['reference'])}."]
-    return [*lines, '"""']
+    return ['"""' + lines[0], *lines[1:], '"""']
 
 
 def docstring_lines(text: str, width: int = 100) -> list[str]:
