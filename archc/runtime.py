@@ -5,40 +5,21 @@ This module imports torch; the compile path never imports it.
 
 from __future__ import annotations
 
-import linecache
-import sys
-import types
 from typing import Any
 
 import torch
 from torch import nn
 
+from archc.api import load_module
 from archc.compiler import Compiled
 
 # The tolerance of the zoo tests: the largest difference within this fraction of the outputs' largest magnitude.
 RTOL = 1e-5
 
 
-def load_generated(compiled: Compiled) -> types.ModuleType:
-    """Execute the spec's generated source as a fresh module (not written anywhere, not left in sys.modules)."""
-    source = compiled.python()
-    name = f"_archc_generated_{compiled.module_name}"
-    filename = f"<archc {compiled.path.as_posix()}>"
-    # Tracebacks through the generated code show its lines.
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    module = types.ModuleType(name)
-    module.__file__ = filename
-    sys.modules[name] = module  # dataclasses and typing look the module up while the classes are made
-    try:
-        exec(compile(source, filename, "exec"), module.__dict__)
-    finally:
-        sys.modules.pop(name, None)
-    return module
-
-
 def build_model(compiled: Compiled) -> nn.Module:
     """The spec's model, built by its generated constructor with the spec's (or -D) defaults, randomly initialised."""
-    model = getattr(load_generated(compiled), compiled.module_name)()
+    model = getattr(load_module(compiled), compiled.module_name)()
     assert isinstance(model, nn.Module)
     return model
 
