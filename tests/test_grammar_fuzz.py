@@ -641,7 +641,7 @@ def test_the_generator_makes_valid_specs_often() -> None:
     """The strategy is not vacuous: a good share of what it makes is accepted, and some of it is rejected."""
     codes = []
 
-    @settings(SETTINGS, max_examples=60)
+    @settings(SETTINGS)
     @given(specs())
     def collect(text: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
