@@ -92,6 +92,7 @@ class Mode:
 
 MODES = {
     "eager": Mode("eager"),
+    "bf16": Mode("bf16", autocast=torch.bfloat16),
     "compile": Mode("compile", compile=True),
     "cl_bf16": Mode("channels_last+bf16", channels_last=True, autocast=torch.bfloat16),
 }
