@@ -132,8 +132,9 @@ def rich_table(title: str, rows: list[tuple[str, ...]], width: int) -> str:
 
 def plain_table(title: str, rows: list[tuple[str, ...]], width: int) -> str | None:
     """The same table as `rich_table` where it fits in `width`, drawn directly with rich's box characters
-    (tests/test_summary_table.py holds the two equal): rich measures and pads every cell through its
-    general layout engine, a third of a second on ResNet-152's 520 rows. None where the table would not fit."""
+    (tests/test_startup.py holds the two equal): rich measures and pads every cell through its general layout
+    engine, a third of a second on ResNet-152's 520 rows. None where the table would not fit. Plain text on a
+    terminal too: the title is not set in italics nor the header in bold."""
     from rich.box import HEAVY_HEAD
     from rich.cells import cell_len
 
