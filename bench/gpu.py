@@ -49,12 +49,12 @@ def main() -> None:
     start = time.perf_counter()
     for name in models:
         side = args.size or ((299 if name == "inception_v3" else 224) if cuda else 64)
-        side = max(side, NETWORKS[name].min_size)
         for mode_key in modes:
             mode = MODES[mode_key]
             for step_kind in args.steps:
+                size = max(side, NETWORKS[name].min_train_size if step_kind == "train" else NETWORKS[name].min_size)
                 ours_model, reference = build_pair(name)
-                x, target = make_input(batch, side, mode, device)
+                x, target = make_input(batch, size, mode, device)
                 ours_step = prepare(ours_model, mode, device, train=step_kind == "train")
                 ref_step = prepare(reference, mode, device, train=step_kind == "train")
                 times = alternate(
@@ -66,7 +66,7 @@ def main() -> None:
                 )
                 ours, theirs = batch / median(times["generated"]), batch / median(times["reference"])
                 print(
-                    f"{name:<13} {mode.name:<19} {step_kind:<6} {side:>4}x{side:<3} {ours:>15.1f} {theirs:>15.1f} {ours / theirs:>7.3f}",
+                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>15.1f} {theirs:>15.1f} {ours / theirs:>7.3f}",
                     flush=True,
                 )
                 del ours_model, reference, ours_step, ref_step

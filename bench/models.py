@@ -29,6 +29,7 @@ class Network:
     name: str  # the spec and generated module
     reference: Callable[[], nn.Module]
     min_size: int  # the smallest input side the network takes
+    min_train_size: int = 0  # the smallest in training mode, where an auxiliary head runs (default min_size)
 
 
 def _torchvision(name: str, **kwargs: Any) -> Callable[[], nn.Module]:
@@ -52,7 +53,8 @@ def _timm(name: str) -> Callable[[], nn.Module]:
 NETWORKS = {
     "resnet50": Network("resnet50", _torchvision("resnet50"), 32),
     "vgg16": Network("vgg16", _torchvision("vgg16"), 32),
-    "inception_v3": Network("inception_v3", _torchvision("inception_v3", aux_logits=True, init_weights=False), 75),
+    # The auxiliary head pools 5x5 with stride 3 and then convolves 5x5: it needs 17x17 at Mixed_6e, a 299x299 input.
+    "inception_v3": Network("inception_v3", _torchvision("inception_v3", aux_logits=True, init_weights=False), 75, 299),
     "xception": Network("xception", _timm("legacy_xception"), 64),
 }
 
