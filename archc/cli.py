@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from archc import __version__
-from archc.compiler import compile_spec, parse_overrides
-from archc.errors import ArchError
-from archc.files import write_atomic
-from archc.passes.memory import DTYPE_BYTES
+# pydantic looks for plugins in every installed distribution's entry points when it builds the IR's validators,
+# a twentieth of a second in an environment holding torch; the command line has no use for them.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from archc import __version__  # noqa: E402
+from archc.compiler import compile_spec, parse_overrides  # noqa: E402
+from archc.errors import ArchError  # noqa: E402
+from archc.files import write_atomic  # noqa: E402
+from archc.passes.memory import DTYPE_BYTES  # noqa: E402
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:

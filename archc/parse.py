@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,32 @@ _TOKEN_WORDS = {
 }
 
 
+def _cache_file(grammar: str) -> str | bool:
+    """Where Lark keeps the analysed grammar between runs (building the LALR tables takes longer than parsing
+    ResNet-152): `$XDG_CACHE_HOME/archc/` or `~/.cache/archc/`, private to the user. Lark stores the grammar's
+    hash in the file and rebuilds it when the grammar or Lark changes; without a writable directory, no cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    directory = os.path.join(base, "archc")
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(directory, os.W_OK):
+        return False
+    return os.path.join(directory, f"grammar-{hashlib.sha256(grammar.encode()).hexdigest()[:16]}.lark-cache")
+
+
 @cache
 def _parser() -> Lark:
-    return Lark(GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "texpr"])
+    grammar = GRAMMAR.read_text()
+    return Lark(
+        grammar,
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        start=["start", "texpr"],
+        cache=_cache_file(grammar),
+    )
 
 
 class _ToAst(Transformer[Token, Any]):
