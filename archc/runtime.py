@@ -24,8 +24,9 @@ def build_model(compiled: Compiled) -> nn.Module:
     return model
 
 
-def randomize_batchnorm_statistics(model: nn.Module, seed: int = 0) -> None:
-    """Give BatchNorm layers non-trivial running statistics, so eval mode exercises them."""
+def randomize_batchnorm_statistics(model: nn.Module, seed: int = 0, affine: bool = False) -> None:
+    """Give BatchNorm layers non-trivial running statistics (and with `affine`, weights and biases away from their
+    initial 1 and 0), so eval mode exercises them."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -33,6 +34,9 @@ def randomize_batchnorm_statistics(model: nn.Module, seed: int = 0) -> None:
                 m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) * 0.2 - 0.1)
                 assert m.running_var is not None
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+                if affine and m.affine:
+                    m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
+                    m.bias.copy_(torch.rand(m.bias.shape, generator=generator) - 0.5)
 
 
 def main_output(out: Any) -> torch.Tensor:

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archc.compiler import compile_spec  # noqa: E402
+from archc.runtime import randomize_batchnorm_statistics  # noqa: E402
 
 
 def inference_build(name: str, directory: Path) -> nn.Module:
@@ -40,18 +41,6 @@ def inference_build(name: str, directory: Path) -> nn.Module:
     spec.loader.exec_module(module)
     model: nn.Module = getattr(module, compiled.inference_name)()
     return model
-
-
-def randomize_batchnorms(model: nn.Module) -> None:
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) - 0.5)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=generator) - 0.5)
 
 
 def seconds(model: nn.Module, x: torch.Tensor) -> float:
@@ -77,7 +66,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             reference = getattr(torchvision.models, name)()
-            randomize_batchnorms(reference)
+            randomize_batchnorm_statistics(reference, seed=0, affine=True)
             ours = inference_build(name, Path(tmp))
             ours.load_state_dict(reference.state_dict(), strict=True)
             reference.eval()

@@ -20,6 +20,7 @@ from torch import nn
 
 from archc.cli import main
 from archc.compiler import compile_spec
+from archc.runtime import randomize_batchnorm_statistics
 from tests.conftest import GENERATED, ROOT, SPECS, compile_text, load_source
 
 # (spec, input size for the test: smaller than the spec's where the network allows, to keep the test fast)
@@ -50,19 +51,6 @@ def load_generated(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def randomize_batchnorms(model: nn.Module) -> None:
-    """BatchNorm weight, bias, running mean and variance away from their initial values (1, 0, 0, 1)."""
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                assert m.running_mean is not None and m.running_var is not None
-                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=generator) - 0.5)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
-                m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
-                m.bias.copy_(torch.rand(m.bias.shape, generator=generator) - 0.5)
 
 
 def batchnorms_run(model: nn.Module, x: torch.Tensor) -> tuple[set[str], set[str]]:
@@ -100,7 +88,7 @@ def count_params(model: nn.Module) -> int:
 def test_inference_build_gives_the_training_logits(name: str, size: int, tmp_path: Path) -> None:
     torch.manual_seed(0)
     training = getattr(load_generated(name), name)()
-    randomize_batchnorms(training)
+    randomize_batchnorm_statistics(training, seed=1, affine=True)
     compiled = compile_spec(SPECS / f"{name}.arch")
     module = load_source(compiled.inference_python(), f"{name}_inference", tmp_path)
     inference = getattr(module, f"{name}_inference")()
@@ -148,7 +136,7 @@ def test_inference_build_loads_its_own_state_dict(tmp_path: Path) -> None:
     compiled = compile_spec(SPECS / "resnet18.arch")
     module = load_source(compiled.inference_python(), "resnet18_inference", tmp_path)
     training = load_generated("resnet18").resnet18()
-    randomize_batchnorms(training)
+    randomize_batchnorm_statistics(training, seed=1, affine=True)
     first = module.resnet18_inference()
     first.load_state_dict(training.state_dict(), strict=True)
     second = module.resnet18_inference()
@@ -191,7 +179,7 @@ def _build_both(text: str, name: str, tmp_path: Path) -> tuple[nn.Module, nn.Mod
     compiled, training_module = compile_text(text, tmp_path, name)
     torch.manual_seed(0)
     training = getattr(training_module, name)()
-    randomize_batchnorms(training)
+    randomize_batchnorm_statistics(training, seed=1, affine=True)
     module = load_source(compiled.inference_python(), f"{name}_inference", tmp_path)
     inference = getattr(module, f"{name}_inference")()
     inference.load_state_dict(training.state_dict(), strict=True)
