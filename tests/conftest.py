@@ -1,20 +1,46 @@
-"""Shared helpers: compile a spec (file or text) and import the generated module."""
+"""Shared helpers: compile a spec (file or text) and import the generated module; run the CLI in-process."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from archc.cli import main
 from archc.compiler import Compiled, compile_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 GENERATED = ROOT / "generated"
+
+
+@dataclass
+class Outcome:
+    """What one in-process run of the CLI gave: its exit code (or the exception that escaped `main`), its output."""
+
+    code: int | str
+    out: str
+    err: str
+
+
+def run_cli(*args: str) -> Outcome:
+    """`archc ARGS` in-process; an exception escaping `main` (argparse's SystemExit included) is the outcome's code."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code: int | str = main(list(args))
+        except SystemExit as e:
+            code = f"SystemExit({e.code})"
+        except BaseException as e:  # noqa: BLE001 - the property is that nothing escapes
+            code = f"{type(e).__name__}: {e}"
+    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def load_source(source: str, name: str, directory: Path) -> ModuleType:

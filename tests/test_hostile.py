@@ -19,7 +19,6 @@ by `archc.symbolic.literal`), and comments above definitions (docstrings). The p
 from __future__ import annotations
 
 import ast
-import contextlib
 import importlib.util
 import io
 import json
@@ -37,32 +36,13 @@ from typing import Any
 import pytest
 import torch
 
-from archc.cli import main
 from archc.compiler import compile_spec, parse_overrides
 from archc.errors import ArchError
+from tests.conftest import Outcome
+from tests.conftest import run_cli as cli
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = ROOT / "generated"
-
-
-@dataclass
-class Outcome:
-    code: int | str
-    out: str
-    err: str
-
-
-def cli(*args: str) -> Outcome:
-    """`archc ARGS` in-process; an exception escaping `main` is the outcome's code."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code: int | str = main(list(args))
-        except SystemExit as e:
-            code = f"SystemExit({e.code})"
-        except BaseException as e:  # noqa: BLE001 - the property is that nothing escapes
-            code = f"{type(e).__name__}: {e}"
-    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def assert_located_error(outcome: Outcome, path: Path | str) -> None:

@@ -3,43 +3,25 @@ internal error) and never an exception. Arbitrary bytes, and the real specs muta
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from archc.cli import main
+from tests.conftest import Outcome, run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 LIB = SPECS / "lib" / "resnet.arch"
 
 
-@dataclass
-class Outcome:
-    code: int | str
-    out: str
-    err: str
-
-
 def check(*paths: Path) -> Outcome:
     """`archc check PATHS` in-process; an exception escaping `main` is the outcome's code."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code: int | str = main(["check", *map(str, paths)])
-        except SystemExit as e:  # argparse; cannot happen for a file argument
-            code = f"SystemExit({e.code})"
-        except BaseException as e:  # noqa: BLE001 - the property is that nothing escapes
-            code = f"{type(e).__name__}: {e}"
-    return Outcome(code, out.getvalue(), err.getvalue())
+    return run_cli("check", *map(str, paths))
 
 
 def assert_handled(outcome: Outcome, what: str) -> None:
