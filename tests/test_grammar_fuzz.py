@@ -15,8 +15,6 @@ Deterministic (`derandomize=True`): the same examples run every time, so a failu
 from __future__ import annotations
 
 import ast
-import contextlib
-import io
 import math
 import re
 import tempfile
@@ -28,9 +26,8 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from archc.cli import main
 from archc.compiler import compile_spec
-from tests.conftest import load_source
+from tests.conftest import Outcome, load_source, run_cli
 
 SETTINGS = settings(
     max_examples=150,
@@ -492,23 +489,6 @@ def mutated_specs(draw: st.DrawFn) -> str:
 # The properties.
 
 
-@dataclass
-class Outcome:
-    code: int | str
-    out: str
-    err: str
-
-
-def run_cli(*args: str) -> Outcome:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code: int | str = main(list(args))
-        except BaseException as e:  # noqa: BLE001 - the property is that nothing escapes
-            code = f"{type(e).__name__}: {e}"
-    return Outcome(code, out.getvalue(), err.getvalue())
-
-
 _GUTTER = re.compile(r"^\s*\d+ \| ")
 _MENTIONS_ERROR = re.compile(r"\berror(\[E\d+\])?:")
 _LOCATED = re.compile(r"^\S[^\n]*?:\d+:\d+: error\b")
@@ -715,6 +695,13 @@ FOUND = {
         "arch net() {\n    input (3, 16, 16)\n    conv(8, 3, stride = none)\n}\n",
         "archc bug: exit 3, internal error TypeError (unsupported operand type(s) for //: 'int' and 'NoneType'): "
         "`stride = none` passes the argument check (pools take it), and conv's shape rule divides by it",
+    ),
+    "seq_item_not_a_module_in_an_untaken_branch": (
+        "block B(planes = 8, stride = 1) {\n    c = conv(planes, 3, padding = 1)\n    if stride != 1 {\n"
+        "        d = seq(conv(planes, 1), ())\n    }\n    forward(x) = c(d?(x))\n}\n"
+        "arch net() {\n    input (3, 8, 8)\n    B()\n}\n",
+        "archc bug (found by tests/test_robustness.py): exit 3, internal error AttributeError ('tuple' object has no "
+        "attribute 'kind'): the emitter, writing the branch elaboration did not take, took `()` for a seq item",
     ),
     "repeat_by_negative_huge_count": (
         "arch net(c = [8] * -1000000000000000000000000000000) {\n    input (1, 8, 8)\n    relu()\n}\n",

@@ -215,7 +215,12 @@ class ClassWriter:
         if call.func == SEQ:
             for key in kwargs:
                 _check_identifier(key, arg_loc(call, key), member=True)
-            return MemberSpec("seq", SEQ, call, items=[(None, a) for a in args] + list(kwargs.items()))
+            items: list[tuple[str | None, Any]] = [(None, a) for a in args] + list(kwargs.items())
+            # Checked here too (as elaboration does): a branch the elaborator did not take is still written.
+            for name, item in items:
+                if not isinstance(item, MemberSpec):
+                    raise ArchError("E019", f"seq takes modules, got {item!r}" + (f" for `{name}`" if name else ""), call.loc)
+            return MemberSpec("seq", SEQ, call, items=items)
         # Checked here too: a branch the elaborator did not take is still written into the class.
         callee = resolve_callee(self.gen.program, call)
         if isinstance(callee, ops.Op):
