@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# pydantic looks for plugins in every installed distribution's entry points when it builds the IR's validators,
-# a twentieth of a second in an environment holding torch; the command line has no use for them.
+# pydantic (imported only by `archc ir` and the `--json` report) looks for plugins in every installed distribution's
+# entry points when it builds a validator, a twentieth of a second in an environment holding torch; the command
+# line has no use for them.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from archc import __version__  # noqa: E402
@@ -201,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     compiled = compile_spec(args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes)
     if args.command == "ir":
-        print(compiled.arch.model_dump_json(indent=1))
+        print(compiled.arch.to_json(indent=1))
     elif args.json:
         from archc.summary import summary_data
 

@@ -15,7 +15,7 @@ import time
 from functools import partial
 
 import torch
-from models import MODES, NETWORKS, alternate, build_pair, machine, make_input, median, prepare
+from models import MODES, NETWORKS, alternate, build_pair, machine, make_input, median, paired_ratio, prepare
 
 
 def main() -> None:
@@ -44,7 +44,10 @@ def main() -> None:
     print(f"# {machine()}")
     if not cuda:
         print("# no CUDA device: ran on CPU, at small sizes; these are not GPU figures")
-    print(f"# batch {batch}, {repeat} rounds of {inner} steps, alternating, after 3 warm-up steps each; median images/s")
+    print(
+        f"# batch {batch}, {repeat} rounds of {inner} steps, alternating, after 3 warm-up steps each; median images/s; "
+        "ratio: median of the per-round ratios"
+    )
     print(f"{'network':<13} {'mode':<19} {'step':<6} {'input':>8} {'generated im/s':>15} {'reference im/s':>15} {'ratio':>7}")
     start = time.perf_counter()
     for name in models:
@@ -65,8 +68,9 @@ def main() -> None:
                     inner=inner,
                 )
                 ours, theirs = batch / median(times["generated"]), batch / median(times["reference"])
+                ratio = paired_ratio(times["reference"], times["generated"])[0]  # images/s: the inverse of the times
                 print(
-                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>15.1f} {theirs:>15.1f} {ours / theirs:>7.3f}",
+                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>15.1f} {theirs:>15.1f} {ratio:>7.3f}",
                     flush=True,
                 )
                 del ours_model, reference, ours_step, ref_step

@@ -141,20 +141,33 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def clock(device: torch.device, cpu_time: bool) -> Callable[[], float]:
+    """The clock a step is timed with: wall time (`perf_counter`), or on CPU the process's CPU time
+    (`process_time`), which a shared machine's other work inflates far less (with one torch thread, a step's work
+    runs on the calling thread: forward, backward and compiled kernels alike)."""
+    return time.process_time if cpu_time and device.type == "cpu" else time.perf_counter
+
+
 @contextlib.contextmanager
-def timed(out: list[float], device: torch.device) -> Iterator[None]:
+def timed(out: list[float], device: torch.device, now: Callable[[], float] = time.perf_counter) -> Iterator[None]:
     sync(device)
-    start = time.perf_counter()
+    start = now()
     yield
     sync(device)
-    out.append(time.perf_counter() - start)
+    out.append(now() - start)
 
 
 def alternate(
-    steps: dict[str, Callable[[], Any]], repeat: int, warmup: int, device: torch.device, inner: int = 1
+    steps: dict[str, Callable[[], Any]],
+    repeat: int,
+    warmup: int,
+    device: torch.device,
+    inner: int = 1,
+    now: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
     """Seconds per call of each step, run in turn (ABAB..., the order flipped every round so neither always goes
-    first), after `warmup` untimed calls each; every sample is the mean of `inner` back-to-back calls."""
+    first), after `warmup` untimed calls each; every sample is the mean of `inner` back-to-back calls, timed by
+    `now`. Sample i of every step comes from the same round."""
     for _ in range(warmup):
         for run in steps.values():
             run()
@@ -163,7 +176,7 @@ def alternate(
     for i in range(repeat):
         for key in order if i % 2 == 0 else reversed(order):
             sample: list[float] = []
-            with timed(sample, device):
+            with timed(sample, device, now):
                 for _ in range(inner):
                     steps[key]()
             times[key].append(sample[0] / inner)
@@ -172,6 +185,18 @@ def alternate(
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+def paired_ratio(ours: list[float], theirs: list[float]) -> tuple[float, float, float]:
+    """The median over rounds of ours / theirs, each pair from one round, and the quartiles of those ratios.
+
+    Pairing cancels what drifts between rounds (another job starting, the clock speed changing): each ratio compares
+    two steps run back to back. The quartiles say how far one round's ratio strays."""
+    ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
+    if len(ratios) < 2:
+        return ratios[0], ratios[0], ratios[0]
+    q1, q2, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return q2, q1, q3
 
 
 def machine() -> str:

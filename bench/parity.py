@@ -3,7 +3,10 @@
 For resnet50, vgg16 and inception_v3 (torchvision) and xception (timm's legacy_xception): a training step (forward,
 backward, SGD step) and an inference forward, eager fp32, under torch.compile, and in channels_last with autocast
 to bf16. The generated module holds the reference's weights (strict state_dict load) and both take the same batch.
-Prints the median seconds per step of each and the ratio generated / reference (1.0: as fast).
+Prints the median seconds per step of each and the ratio generated / reference (1.0: as fast): the median over
+rounds of the two steps' ratio within a round, with its quartiles. Steps are timed in the process's CPU time
+(`--clock cpu`, the default; one torch thread), which other work on a shared machine disturbs far less than wall
+time; `--clock wall` times them by the wall clock.
 
     .venv/bin/python bench/parity.py            # --quick: small batch and images, a few repeats, compile on resnet50 only
     .venv/bin/python bench/parity.py --full     # batch 8 at 224 (299 for Inception), more repeats
@@ -18,7 +21,7 @@ import time
 from functools import partial
 
 import torch
-from models import MODES, NETWORKS, alternate, build_pair, machine, make_input, median, prepare
+from models import MODES, NETWORKS, alternate, build_pair, clock, machine, make_input, median, paired_ratio, prepare
 
 
 def main() -> None:
@@ -44,15 +47,25 @@ def main() -> None:
         "training step takes minutes",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared machine, less noise)")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="time steps in the process's CPU time (default) or wall time",
+    )
     args = parser.parse_args()
     batch, side, repeat = (8, 224, 15) if args.full else (2, 64, 5)
     batch, repeat = args.batch or batch, args.repeat or repeat
     compile_models = args.compile_models or (list(NETWORKS) if args.full else ["resnet50"])
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
+    now = clock(device, cpu_time=args.clock == "cpu")
     print(f"# {machine()}")
-    print(f"# batch {batch}, {repeat} rounds alternating after warm-up steps; median seconds per step")
-    print(f"{'network':<13} {'mode':<19} {'step':<6} {'input':>8} {'generated s':>12} {'reference s':>12} {'ratio':>7}")
+    print(
+        f"# batch {batch}, {repeat} rounds alternating after warm-up steps; median {args.clock} seconds per step; "
+        "ratio: median of the per-round ratios [quartiles]"
+    )
+    print(f"{'network':<13} {'mode':<19} {'step':<6} {'input':>8} {'generated s':>12} {'reference s':>12} {'ratio':>7} {'quartiles':>13}")
     ratios: list[float] = []
     start = time.perf_counter()
     for name in args.models:
@@ -73,11 +86,14 @@ def main() -> None:
                     repeat=repeat,
                     warmup=1 if not args.full else 2,
                     device=device,
+                    now=now,
                 )
                 ours, theirs = median(times["generated"]), median(times["reference"])
-                ratios.append(ours / theirs)
+                ratio, q1, q3 = paired_ratio(times["generated"], times["reference"])
+                ratios.append(ratio)
                 print(
-                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>12.4f} {theirs:>12.4f} {ours / theirs:>7.3f}",
+                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>12.4f} {theirs:>12.4f} {ratio:>7.3f}"
+                    f"  {q1:.3f}-{q3:.3f}",
                     flush=True,
                 )
                 torch._dynamo.reset()

@@ -178,7 +178,7 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ir_validates(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(capsys, "ir", str(RESNET18))
     assert code == 0, err
-    arch = Architecture.model_validate_json(out)
+    arch = Architecture.from_json(out)
     assert arch.name == "resnet18"
     assert arch.input_shape == [3, 224, 224]
     assert arch.nodes[arch.outputs[0]].shape == [1000]
@@ -188,7 +188,7 @@ def test_ir_validates(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ir_input_override(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_main(capsys, "ir", "--input", "3x64x64", str(RESNET18))
     assert code == 0, err
-    arch = Architecture.model_validate_json(out)
+    arch = Architecture.from_json(out)
     assert arch.input_shape == [3, 64, 64]
     assert arch.nodes[1].shape == [64, 32, 32]
 
