@@ -164,13 +164,24 @@ def alternate(
     device: torch.device,
     inner: int = 1,
     now: Callable[[], float] = time.perf_counter,
+    budget: float = 0.0,
+    max_repeat: int = 201,
 ) -> dict[str, list[float]]:
     """Seconds per call of each step, run in turn (ABAB..., the order flipped every round so neither always goes
     first), after `warmup` untimed calls each; every sample is the mean of `inner` back-to-back calls, timed by
-    `now`. Sample i of every step comes from the same round."""
+    `now`. Sample i of every step comes from the same round.
+
+    At least `repeat` rounds; with a `budget` (seconds), as many more as fit in it at the speed of the last warm-up
+    round, up to `max_repeat`: quick steps get more samples for the same time."""
+    last_round = 0.0
     for _ in range(warmup):
+        start = now()
         for run in steps.values():
             run()
+        sync(device)
+        last_round = now() - start
+    if budget > 0 and last_round > 0:
+        repeat = max(repeat, min(max_repeat, int(budget / last_round)))
     times: dict[str, list[float]] = {k: [] for k in steps}
     order = list(steps)
     for i in range(repeat):

@@ -38,7 +38,14 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", choices=("train", "infer"), default=["train", "infer"])
     parser.add_argument("--batch", type=int, help="override the batch size")
     parser.add_argument("--size", type=int, help="override the image side")
-    parser.add_argument("--repeat", type=int, help="override the number of timed rounds")
+    parser.add_argument("--repeat", type=int, help="override the least number of timed rounds")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=30.0,
+        help="seconds of timed rounds per comparison: steps quicker than that get more rounds than --repeat, up to 201 "
+        "(default 30; 0: --repeat rounds exactly)",
+    )
     parser.add_argument(
         "--compile-models",
         nargs="+",
@@ -62,10 +69,14 @@ def main() -> None:
     now = clock(device, cpu_time=args.clock == "cpu")
     print(f"# {machine()}")
     print(
-        f"# batch {batch}, {repeat} rounds alternating after warm-up steps; median {args.clock} seconds per step; "
+        f"# batch {batch}, at least {repeat} rounds (more in a {args.budget:g} s budget) alternating after warm-up steps; "
+        f"median {args.clock} seconds per step; "
         "ratio: median of the per-round ratios [quartiles]"
     )
-    print(f"{'network':<13} {'mode':<19} {'step':<6} {'input':>8} {'generated s':>12} {'reference s':>12} {'ratio':>7} {'quartiles':>13}")
+    print(
+        f"{'network':<13} {'mode':<19} {'step':<6} {'input':>8} {'generated s':>12} {'reference s':>12} "
+        f"{'rounds':>6} {'ratio':>7} {'quartiles':>13}"
+    )
     ratios: list[float] = []
     start = time.perf_counter()
     for name in args.models:
@@ -87,12 +98,14 @@ def main() -> None:
                     warmup=1 if not args.full else 2,
                     device=device,
                     now=now,
+                    budget=args.budget,
                 )
                 ours, theirs = median(times["generated"]), median(times["reference"])
                 ratio, q1, q3 = paired_ratio(times["generated"], times["reference"])
                 ratios.append(ratio)
                 print(
-                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>12.4f} {theirs:>12.4f} {ratio:>7.3f}"
+                    f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>12.4f} {theirs:>12.4f} "
+                    f"{len(times['generated']):>6} {ratio:>7.3f}"
                     f"  {q1:.3f}-{q3:.3f}",
                     flush=True,
                 )

@@ -40,12 +40,38 @@ def test_cpu_clock_leaves_out_time_asleep() -> None:
     assert all(t >= 0.05 for t in wall["sleep"]), wall
 
 
+def test_budget_gives_quick_steps_more_rounds() -> None:
+    cpu = torch.device("cpu")
+    steps = {"a": lambda: time.sleep(0.01), "b": lambda: time.sleep(0.01)}
+    times = alternate(steps, repeat=3, warmup=1, device=cpu, budget=0.4, max_repeat=50)
+    assert 10 <= len(times["a"]) == len(times["b"]) <= 20, len(times["a"])  # about 0.4 s / 0.02 s
+    capped = alternate(steps, repeat=3, warmup=1, device=cpu, budget=10.0, max_repeat=7)
+    assert len(capped["a"]) == 7
+    assert len(alternate(steps, repeat=3, warmup=1, device=cpu)["a"]) == 3
+
+
 def test_parity_script_runs_and_prints_a_ratio() -> None:
-    args = ["--models", "resnet50", "--modes", "eager", "--steps", "infer", "--batch", "1", "--size", "32", "--repeat", "3"]
+    args = [
+        "--models",
+        "resnet50",
+        "--modes",
+        "eager",
+        "--steps",
+        "infer",
+        "--batch",
+        "1",
+        "--size",
+        "32",
+        "--repeat",
+        "3",
+        "--budget",
+        "0",
+    ]
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "parity.py"), *args], capture_output=True, text=True, timeout=600, cwd=ROOT
     )
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("resnet50"))
-    ratio = float(row.split()[6])
+    rounds, ratio = int(row.split()[6]), float(row.split()[7])
+    assert rounds == 3, row
     assert 0.2 < ratio < 5.0, row  # the same function on the same input: not wildly apart
