@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# pydantic (imported only by `archc ir` and the `--json` report) looks for plugins in every installed distribution's
+# pydantic (imported only by `archc ir`, for the IR's JSON) looks for plugins in every installed distribution's
 # entry points when it builds a validator, a twentieth of a second in an environment holding torch; the command
 # line has no use for them.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")

@@ -171,26 +171,23 @@ def alternate(
     first), after `warmup` untimed calls each; every sample is the mean of `inner` back-to-back calls, timed by
     `now`. Sample i of every step comes from the same round.
 
-    At least `repeat` rounds; with a `budget` (seconds), as many more as fit in it at the speed of the last warm-up
-    round, up to `max_repeat`: quick steps get more samples for the same time."""
-    last_round = 0.0
+    At least `repeat` rounds; with a `budget` (seconds of samples, by `now`), more until the budget is spent, up to
+    `max_repeat`: quick steps get more samples for the same time."""
     for _ in range(warmup):
-        start = now()
         for run in steps.values():
             run()
-        sync(device)
-        last_round = now() - start
-    if budget > 0 and last_round > 0:
-        repeat = max(repeat, min(max_repeat, int(budget / last_round)))
     times: dict[str, list[float]] = {k: [] for k in steps}
     order = list(steps)
-    for i in range(repeat):
+    spent, i = 0.0, 0
+    while i < repeat or (spent < budget and i < max_repeat):
         for key in order if i % 2 == 0 else reversed(order):
             sample: list[float] = []
             with timed(sample, device, now):
                 for _ in range(inner):
                     steps[key]()
             times[key].append(sample[0] / inner)
+            spent += sample[0]
+        i += 1
     return times
 
 

@@ -30,6 +30,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # torch and torchvision are pinned to the builds this machine's pip takes from local disk
     # (a plain `torch` from PyPI would pull a multi-gigabyte CUDA build).
     .venv/bin/pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1"
-    .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[test,bench]"
     echo "$want" > "$stamp"
 fi

@@ -44,7 +44,7 @@ def test_budget_gives_quick_steps_more_rounds() -> None:
     cpu = torch.device("cpu")
     steps = {"a": lambda: time.sleep(0.01), "b": lambda: time.sleep(0.01)}
     times = alternate(steps, repeat=3, warmup=1, device=cpu, budget=0.4, max_repeat=50)
-    assert 10 <= len(times["a"]) == len(times["b"]) <= 20, len(times["a"])  # about 0.4 s / 0.02 s
+    assert 10 <= len(times["a"]) == len(times["b"]) <= 22, len(times["a"])  # about 0.4 s / 0.02 s
     capped = alternate(steps, repeat=3, warmup=1, device=cpu, budget=10.0, max_repeat=7)
     assert len(capped["a"]) == 7
     assert len(alternate(steps, repeat=3, warmup=1, device=cpu)["a"]) == 3
