@@ -11,6 +11,7 @@ time; `--clock wall` times them by the wall clock.
     .venv/bin/python bench/parity.py            # --quick: small batch and images, a few repeats, compile on resnet50 only
     .venv/bin/python bench/parity.py --full     # batch 8 at 224 (299 for Inception), more repeats
     .venv/bin/python bench/parity.py --models resnet50 --modes eager compile --repeat 21
+    .venv/bin/python bench/parity.py --models vgg16 --modes compile --compile-models vgg16 --control   # + the noise floor
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: on a shared machine, less noise)")
     parser.add_argument(
+        "--control",
+        action="store_true",
+        help="time a second copy of the reference (same weights) too, and print its ratio to the reference: the noise "
+        "floor of the run, measured in it",
+    )
+    parser.add_argument(
         "--clock",
         choices=("cpu", "wall"),
         default="cpu",
@@ -75,7 +82,7 @@ def main() -> None:
     )
     print(
         f"{'network':<13} {'mode':<19} {'step':<6} {'input':>8} {'generated s':>12} {'reference s':>12} "
-        f"{'rounds':>6} {'ratio':>7} {'quartiles':>13}"
+        f"{'rounds':>6} {'ratio':>7} {'quartiles':>13}" + (f" {'control':>8} {'quartiles':>13}" if args.control else "")
     )
     ratios: list[float] = []
     start = time.perf_counter()
@@ -92,8 +99,13 @@ def main() -> None:
                 x, target = make_input(batch, size, mode, device)
                 gen_step = prepare(generated, mode, device, train=step_kind == "train")
                 ref_step = prepare(reference, mode, device, train=step_kind == "train")
+                steps = {"generated": partial(gen_step, x, target), "reference": partial(ref_step, x, target)}
+                if args.control:
+                    copy = NETWORKS[name].reference()
+                    copy.load_state_dict(reference.state_dict(), strict=True)
+                    steps["control"] = partial(prepare(copy, mode, device, train=step_kind == "train"), x, target)
                 times = alternate(
-                    {"generated": partial(gen_step, x, target), "reference": partial(ref_step, x, target)},
+                    steps,
                     repeat=repeat,
                     warmup=1 if not args.full else 2,
                     device=device,
@@ -106,11 +118,16 @@ def main() -> None:
                 print(
                     f"{name:<13} {mode.name:<19} {step_kind:<6} {size:>4}x{size:<3} {ours:>12.4f} {theirs:>12.4f} "
                     f"{len(times['generated']):>6} {ratio:>7.3f}"
-                    f"  {q1:.3f}-{q3:.3f}",
+                    f"  {q1:.3f}-{q3:.3f}" + (_control(times) if args.control else ""),
                     flush=True,
                 )
                 torch._dynamo.reset()
     print(f"# ratios: median {median(ratios):.3f}, min {min(ratios):.3f}, max {max(ratios):.3f}; {time.perf_counter() - start:.0f} s")
+
+
+def _control(times: dict[str, list[float]]) -> str:
+    ratio, q1, q3 = paired_ratio(times["control"], times["reference"])
+    return f" {ratio:>8.3f}  {q1:.3f}-{q3:.3f}"
 
 
 if __name__ == "__main__":

@@ -66,6 +66,7 @@ def test_parity_script_runs_and_prints_a_ratio() -> None:
         "3",
         "--budget",
         "0",
+        "--control",
     ]
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "parity.py"), *args], capture_output=True, text=True, timeout=600, cwd=ROOT
@@ -75,3 +76,5 @@ def test_parity_script_runs_and_prints_a_ratio() -> None:
     rounds, ratio = int(row.split()[6]), float(row.split()[7])
     assert rounds == 3, row
     assert 0.2 < ratio < 5.0, row  # the same function on the same input: not wildly apart
+    control = float(row.split()[9])  # a second copy of the reference against the reference
+    assert 0.2 < control < 5.0, row
