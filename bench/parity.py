@@ -76,7 +76,8 @@ def main() -> None:
     now = clock(device, cpu_time=args.clock == "cpu")
     print(f"# {machine()}")
     print(
-        f"# batch {batch}, at least {repeat} rounds (more in a {args.budget:g} s budget) alternating after warm-up steps; "
+        f"# batch {batch}, at least {repeat} rounds{f' (more in a {args.budget:g} s budget)' if args.budget > 0 else ''} "
+        "alternating after warm-up steps; "
         f"median {args.clock} seconds per step; "
         "ratio: median of the per-round ratios [quartiles]"
     )
