@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,7 @@ class Compiled:
         """The generated PyTorch module's source."""
         from archc.emit.torch import emit_python
 
-        try:
-            return emit_python(self.program, self.arch, _display_path(self.path), self.module_name, self.input_shape)
-        except ArchError as e:
-            raise self.program.annotate(e) from None
-        except RecursionError:
-            raise _too_deep(self.path, self.program) from None
+        return self._emit(emit_python, self.module_name)
 
     @property
     def inference_name(self) -> str:
@@ -51,8 +47,12 @@ class Compiled:
         """The inference build's source (archc/emit/inference.py, docs/inference.md)."""
         from archc.emit.inference import emit_inference
 
+        return self._emit(emit_inference, self.inference_name)
+
+    def _emit(self, emitter: Callable[[Program, Architecture, str, str, tuple[int, int, int] | None], str], name: str) -> str:
+        """Run an emitter on this spec; its errors are located in the spec's sources."""
         try:
-            return emit_inference(self.program, self.arch, _display_path(self.path), self.inference_name, self.input_shape)
+            return emitter(self.program, self.arch, _display_path(self.path), name, self.input_shape)
         except ArchError as e:
             raise self.program.annotate(e) from None
         except RecursionError:
