@@ -136,6 +136,6 @@ def analyze(
     **params: Any,
 ) -> Report:
     """The summary of the spec at `path` (shapes, parameters, MACs, receptive fields, memory) without torch."""
-    from archc.summary import summary_data
+    from archc.tools.summary import summary_data
 
     return Report.model_validate(summary_data(compile_for(path, params, in_channels, input_size), batch, dtype))

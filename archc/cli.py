@@ -132,7 +132,7 @@ def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: ob
 
 
 def _fmt(specs: list[Path], check: bool) -> int:
-    from archc.fmt import format_file
+    from archc.lang.fmt import format_file
 
     failed = False
     changed = 0
@@ -204,11 +204,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "ir":
         print(compiled.arch.to_json(indent=1))
     elif args.json:
-        from archc.summary import summary_data
+        from archc.tools.summary import summary_data
 
         print(json.dumps(summary_data(compiled, args.batch, args.dtype), indent=1))
     else:
-        from archc.summary import print_summary
+        from archc.tools.summary import print_summary
 
         print_summary(compiled, args.depth, args.batch, args.dtype)
     return 0
@@ -252,12 +252,12 @@ def _run_torch_command(args: argparse.Namespace) -> int:
     # export's --input elaborates the spec at that size, so a size the spec cannot take is a located error.
     compiled = compile_spec(args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None))
     if args.command == "verify":
-        from archc.verify import verify
+        from archc.tools.verify import verify
 
         report = verify(compiled, *args.against)
         print(report.render())
         return 0 if report.equal else 1
-    from archc.export import export_onnx
+    from archc.tools.export import export_onnx
 
     export_onnx(compiled, args.onnx, args.weights)
     print(f"{compiled.path} -> {args.onnx}")
@@ -268,7 +268,7 @@ def _run_torch_command(args: argparse.Namespace) -> int:
 
 
 def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
-    from archc.zoo import markdown_table, zoo_chart_svg, zoo_entries
+    from archc.tools.zoo import markdown_table, zoo_chart_svg, zoo_entries
 
     if not directory.is_dir():
         raise ArchError("E091", f"{directory} is not a directory", None, "give the directory holding the .arch specs")
@@ -306,7 +306,7 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
     return 0
 
 
-# ---- archc train (issue 8): the command's arguments and its run; the training itself is archc/train.py ----
+# ---- archc train (issue 8): the command's arguments and its run; the training itself is archc/tools/train.py ----
 
 
 TRAIN_DATA = ("digits", "fashion-mnist", "cifar10", "fake")
@@ -388,7 +388,7 @@ def _train_parser(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from archc.train import TrainConfig, train  # imports torch
+    from archc.tools.train import TrainConfig, train  # imports torch
 
     config = TrainConfig(
         spec=args.spec,

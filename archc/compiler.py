@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archc import syntax as S
-from archc.check import check_program
-from archc.elaborate import MAX_NODES, Program, elaborate, load_program
+from archc.elaborate import MAX_NODES, elaborate
 from archc.errors import SOURCES, ArchError, Loc, raise_all, too_deep
-from archc.evaluate import Scope, evaluate
 from archc.ir import Architecture
-from archc.parse import parse_expression
+from archc.lang import syntax as S
+from archc.lang.parse import parse_expression
 from archc.passes.params import ParamReport, count_params
+from archc.sema.check import check_program
+from archc.sema.evaluate import Scope, evaluate
+from archc.sema.program import Program, load_program
 
 
 @dataclass

@@ -10,105 +10,20 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from archc import ops
-from archc import syntax as S
-from archc.errors import ArchError, ArchErrors, Loc, Note
-from archc.evaluate import BUILTINS, Scope, close_match, did_you_mean, evaluate
+from archc.errors import ArchError, Loc
 from archc.ir import Architecture, Location, ModuleNode, Node
-from archc.parse import parse_file, parse_text
+from archc.lang import syntax as S
 from archc.passes.shapes import infer_shape
+from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
+from archc.sema.evaluate import BUILTINS, Scope, did_you_mean, evaluate
+from archc.sema.program import Program
 
 MAX_NODES = 200_000
 # Blocks nested deeper than this are taken for a block that uses itself.
 MAX_DEPTH = 50
-SEQ = "seq"
-CAT = "cat"
-
-
-@dataclass
-class Program:
-    """Every definition visible from a spec file, by name."""
-
-    main: S.Module
-    definitions: dict[str, S.Definition]
-    # Each imported file (as its locations name it) -> the `import` that first read it.
-    imported_from: dict[str, Loc] = field(default_factory=dict)
-
-    def arch(self) -> S.Definition:
-        archs = [d for d in self.main.definitions if d.kind == "arch"]
-        if len(archs) != 1:
-            loc = archs[1].loc if archs else Loc(self.main.file, 1, 1)
-            raise ArchError(
-                "E028",
-                f"a spec file needs exactly one `arch`, found {len(archs)}",
-                loc,
-                "block libraries are imported by specs, not compiled",
-                [(archs[0].loc, "the first arch is here")] if archs else [],
-            )
-        return archs[0]
-
-    def annotate(self, error: ArchError) -> ArchError:
-        """`error` with notes on the chain of imports that read the file it points into."""
-        return add_import_chain(error, self.imported_from)
-
-
-def add_import_chain(error: ArchError, imported_from: dict[str, Loc]) -> ArchError:
-    """Add `note: imported from FILE:LINE:COL` lines, innermost import first, to an error inside an imported file."""
-    for e in error.errors if isinstance(error, ArchErrors) else [error]:
-        if e.loc is None or any(loc is None and text.startswith("imported from ") for loc, text in e.notes):
-            continue
-        file, seen = e.loc.file, set()
-        while file in imported_from and file not in seen:
-            seen.add(file)
-            at = imported_from[file]
-            e.notes.append((None, f"imported from {at}"))
-            file = at.file
-    if isinstance(error, ArchErrors):
-        error.notes = list(error.errors[0].notes)
-    return error
-
-
-def load_program(path: Path, text: str | None = None) -> Program:
-    """Parse a spec and, transitively, the files it imports."""
-    main = parse_text(text, str(path)) if text is not None else parse_file(path)
-    definitions: dict[str, S.Definition] = {}
-    seen: set[Path] = set()
-    imported_from: dict[str, Loc] = {}
-
-    def add(module: S.Module) -> None:
-        for d in module.definitions:
-            if d.name in definitions:
-                first = definitions[d.name]
-                raise ArchError(
-                    "E026",
-                    f"`{d.name}` is defined twice",
-                    d.loc,
-                    "definition names are global across imports: rename one of them",
-                    [(first.loc, f"the first definition of `{d.name}` is here")],
-                )
-            if d.name in ops.OPS or d.name in BUILTINS or d.name == SEQ:
-                what = "an op" if d.name in ops.OPS else "a builtin" if d.name in BUILTINS else "the built-in `seq`"
-                raise ArchError("E027", f"`{d.name}` is a built-in name ({what})", d.loc, f"give the {d.kind} another name")
-            definitions[d.name] = d
-        for imp in module.imports:
-            target = (Path(module.file).parent / imp.path).resolve()
-            if target in seen:
-                continue
-            seen.add(target)
-            if not target.is_file():
-                raise ArchError("E050", f"cannot import {imp.path!r}: no such file", imp.loc, f"looked for {target}")
-            imported_from[str(target)] = imp.loc
-            add(parse_file(target))
-
-    seen.add(path.resolve())
-    try:
-        add(main)
-    except ArchError as e:
-        raise add_import_chain(e, imported_from) from None
-    return Program(main, definitions, imported_from)
 
 
 @dataclass
@@ -246,106 +161,6 @@ class Elaborator:
         block = BlockInstance(self, module, defn, scope)
         block.run_body(defn.body, scope)
         return block
-
-
-def resolve_callee(program: Program, call: S.Call) -> ops.Op | S.Definition:
-    """The op or block a constructor call names (not `seq`), or a located error with a did-you-mean."""
-    op = ops.lookup(call.func)
-    if op is not None:
-        return op
-    defn = program.definitions.get(call.func)
-    if defn is None or defn.kind != "block":
-        blocks = {n: d for n, d in program.definitions.items() if d.kind == "block"}
-        suggestion = close_match(call.func, set(ops.OPS) | set(blocks) | {SEQ})
-        notes: list[Note] = []
-        if defn is not None:
-            notes.append((defn.loc, f"`{call.func}` is an arch, defined here; only blocks are instantiated"))
-        elif suggestion in blocks:
-            notes.append((blocks[suggestion].loc, f"`{suggestion}` is defined here"))
-        raise ArchError(
-            "E011",
-            f"unknown op or block `{call.func}`",
-            call.loc,
-            f"did you mean `{suggestion}`?" if suggestion else "define it with `block` or import it",
-            notes,
-        )
-    return defn
-
-
-def bind_op_args(op: ops.Op, args: list[Any], kwargs: dict[str, Any], call: S.Call) -> dict[str, Any]:
-    """An op's attributes from call arguments, with defaults; an error located at the argument at fault."""
-    try:
-        return ops.bind_args(op, args, kwargs)
-    except ops.OpError as e:
-        raise ArchError(e.code, e.message, op_arg_loc(op, call, e.arg, len(call.args) - len(args)), e.hint) from None
-
-
-def arg_loc(call: S.Call, arg: str | None) -> Loc:
-    """Where keyword argument `arg` stands in `call`, or the call itself."""
-    if arg is not None and arg in call.kwarg_locs:
-        return call.kwarg_locs[arg]
-    return call.loc
-
-
-def op_arg_loc(op: ops.Op, call: S.Call, arg: str | None, skip: int = 0) -> Loc:
-    """Where argument `arg` of `op` stands in `call`, by keyword or by position (after `skip` leading arguments:
-    an inline op's tensor), or the call itself."""
-    names = [n for n, _ in op.args]
-    if arg is not None and arg not in call.kwarg_locs and arg in names and skip + names.index(arg) < len(call.args):
-        return call.args[skip + names.index(arg)].loc
-    return arg_loc(call, arg)
-
-
-def check_block_call(defn: S.Definition, positional: int, keywords: list[str], call: S.Call) -> None:
-    """The errors a call of block `defn` with `positional` arguments and `keywords` has whatever their values:
-    too many arguments, an unknown or repeated keyword, a parameter without default left out."""
-    names = [p.name for p in defn.params]
-    signature = f"{defn.name}({', '.join(names)})"
-    defined = (defn.loc, f"`{defn.name}` is defined here")
-    if positional > len(names):
-        raise ArchError("E014", f"{defn.name} takes {len(names)} arguments, got {positional}", call.loc, signature, [defined])
-    bound = set(names[:positional])
-    for key in keywords:
-        if key not in names:
-            raise ArchError(
-                "E012", f"{defn.name} has no parameter `{key}`", arg_loc(call, key), did_you_mean(key, set(names)) or signature, [defined]
-            )
-        if key in bound:
-            raise ArchError(
-                "E015",
-                f"{defn.name}: argument `{key}` given twice",
-                arg_loc(call, key),
-                f"`{key}` is also argument {names.index(key) + 1} by position: give it once",
-                [defined],
-            )
-        bound.add(key)
-    for p in defn.params:
-        if p.name not in bound and p.default is None:
-            raise ArchError(
-                "E013",
-                f"{defn.name} needs the argument `{p.name}`",
-                call.loc,
-                signature,
-                [(p.loc, f"parameter `{p.name}` is declared here")],
-            )
-
-
-def bind_block_args(defn: S.Definition, args: list[Any], kwargs: dict[str, Any], call: S.Call) -> dict[str, Any]:
-    """A block's parameters from call arguments, with defaults (which may use earlier parameters)."""
-    check_block_call(defn, len(args), list(kwargs), call)
-    names = [p.name for p in defn.params]
-    bound = {**dict(zip(names, args, strict=False)), **kwargs}
-    # Defaults may refer to earlier parameters.
-    params_scope = Scope()
-    out: dict[str, Any] = {}
-    for p in defn.params:
-        if p.name in bound:
-            out[p.name] = bound[p.name]
-        else:
-            assert p.default is not None  # check_block_call said so
-            out[p.name] = evaluate(p.default, params_scope)
-        params_scope.values[p.name] = out[p.name]
-    return out
 
 
 class Instance:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.symbolic import UNKNOWN, Sym, Unknown, is_symbolic
+from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic
 
 Shape = tuple[Any, ...]
 Attrs = dict[str, Any]

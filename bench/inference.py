@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from archc.compiler import compile_spec  # noqa: E402
-from archc.runtime import randomize_batchnorm_statistics  # noqa: E402
+from archc.tools.runtime import randomize_batchnorm_statistics  # noqa: E402
 
 
 def inference_build(name: str, directory: Path) -> nn.Module:

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from archc.compiler import compile_spec  # noqa: E402
-from archc.summary import summary_data  # noqa: E402
+from archc.tools.summary import summary_data  # noqa: E402
 
 # layers -> (blocks per stage, bottleneck): torchvision's 18 ... 152, He et al.'s ResNet-200 (v2), and deeper
 # ImageNet-style bottleneck ResNets (3 * blocks + 2 layers) for 500 and 1001, the third stage taking the extra blocks.

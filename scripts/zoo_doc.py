@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from archc.zoo import markdown_table, write_zoo_chart, zoo_entries
+from archc.tools.zoo import markdown_table, write_zoo_chart, zoo_entries
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "zoo.md"

@@ -16,9 +16,9 @@ from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
 from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String, _TokenType
 
 from archc.cli import _parser as cli_parser
-from archc.evaluate import BUILTINS
-from archc.lexer import BUILTIN_CALLS, ArchLexer
+from archc.lang.lexer import BUILTIN_CALLS, ArchLexer
 from archc.ops import OPS
+from archc.sema.evaluate import BUILTINS
 from tests.conftest import ROOT, SPECS
 
 ZOO = sorted(SPECS.glob("*.arch")) + sorted((SPECS / "lib").glob("*.arch"))
@@ -27,8 +27,8 @@ TM_GRAMMAR = EDITORS / "arch.tmLanguage.json"
 
 
 def grammar_keywords() -> set[str]:
-    """The words archc/grammar.lark spells out as literals: its keywords."""
-    return set(re.findall(r'"([a-z]+)"', (ROOT / "archc" / "grammar.lark").read_text()))
+    """The words archc/lang/grammar.lark spells out as literals: its keywords."""
+    return set(re.findall(r'"([a-z]+)"', (ROOT / "archc" / "lang" / "grammar.lark").read_text()))
 
 
 def test_the_keyword_list_is_read_from_the_grammar() -> None:

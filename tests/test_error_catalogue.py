@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from archc.check import check_program
 from archc.cli import main
 from archc.compiler import compile_spec
-from archc.elaborate import load_program
 from archc.errors import CODES, ArchError, ArchErrors
+from archc.sema.check import check_program
+from archc.sema.program import load_program
 from tests.test_docs_examples import arch_examples
 from tests.test_errors import read_expectation
 
@@ -34,7 +34,7 @@ SPECS = ROOT / "specs"
 RESNET18 = SPECS / "resnet18.arch"
 BROKEN_SPECS = sorted(ERRORS.glob("*.arch"))
 CODE = re.compile(r"error\[(E\d{3})\]: ")
-# The codes the static check reports (archc/check.py); the others come from elaboration and emission.
+# The codes the static check reports (archc/sema/check.py); the others come from elaboration and emission.
 STATIC = {"E010", "E011", "E012", "E013", "E014", "E015", "E023", "E024", "E081"}
 
 

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from archc.cli import main
 from archc.errors import ArchError
-from archc.fmt import format_text
-from archc.parse import _parser as ast_parser
-from archc.parse import parse_text
+from archc.lang.fmt import format_text
+from archc.lang.parse import _parser as ast_parser
+from archc.lang.parse import parse_text
 from tests.conftest import ROOT, SPECS
 from tests.test_docs_examples import arch_examples
 from tests.test_grammar_fuzz import mutated_specs
@@ -227,7 +227,7 @@ def test_a_one_tuple_keeps_its_comma_and_parentheses_stay() -> None:
 
 
 def test_the_formatter_uses_the_parsers_grammar() -> None:
-    from archc.fmt import _parser as fmt_parser
+    from archc.lang.fmt import _parser as fmt_parser
 
     assert ast_parser().source_grammar == fmt_parser()[0].source_grammar
 

@@ -1,4 +1,4 @@
-"""Specs generated from the grammar (archc/grammar.lark): every construct of the language, with random names and
+"""Specs generated from the grammar (archc/lang/grammar.lark): every construct of the language, with random names and
 numbers and arguments that are sometimes valid, plus token-level mutations of such specs.
 
 The properties, for every generated spec:

@@ -2,7 +2,7 @@
 text as code.
 
 Spec text reaches the generated Python in three ways: names (validated identifiers), strings and numbers (written
-by `archc.symbolic.literal`), and comments above definitions (docstrings). The properties:
+by `archc.sema.symbolic.literal`), and comments above definitions (docstrings). The properties:
 
 - every name that is a Python keyword, a builtin, a dunder name, or a name the generated code uses itself, in every
   place a name can stand, is either rejected with `path:line:col: error` or compiles to a module that imports,

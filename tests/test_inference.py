@@ -20,7 +20,7 @@ from torch import nn
 
 from archc.cli import main
 from archc.compiler import compile_spec
-from archc.runtime import randomize_batchnorm_statistics
+from archc.tools.runtime import randomize_batchnorm_statistics
 from tests.conftest import GENERATED, ROOT, SPECS, compile_text, load_source
 
 # (spec, input size for the test: smaller than the spec's where the network allows, to keep the test fast)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from archc.compiler import compile_spec
-from archc.summary import summary_data
+from archc.tools.summary import summary_data
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))

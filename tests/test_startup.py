@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from archc.compiler import compile_spec
-from archc.summary import _table_rows, plain_table, rich_table, summary_data
+from archc.tools.summary import _table_rows, plain_table, rich_table, summary_data
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from archc.cli import main
-from archc.train import METRIC_KEYS, TrainConfig, adapt, criterion_for, load_data, load_digits
+from archc.tools.train import METRIC_KEYS, TrainConfig, adapt, criterion_for, load_data, load_digits
 from tests.conftest import ROOT, SPECS
 
 LENET = str(SPECS / "lenet5.arch")

@@ -132,7 +132,7 @@ def test_verify_and_export_leave_torch_out_of_the_compile_path() -> None:
     # The CLI module imports neither; only running the commands does.
     import subprocess
 
-    code = "import sys, archc.cli; assert 'torch' not in sys.modules and 'archc.verify' not in sys.modules"
+    code = "import sys, archc.cli; assert 'torch' not in sys.modules and 'archc.tools.verify' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

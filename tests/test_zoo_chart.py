@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from archc.zoo import ZooEntry, write_zoo_chart, zoo_chart_svg, zoo_entries
+from archc.tools.zoo import ZooEntry, write_zoo_chart, zoo_chart_svg, zoo_entries
 from scripts.zoo_doc import CHART
 from tests.conftest import SPECS
 

@@ -12,7 +12,7 @@ def test_zoo_table_is_current() -> None:
 
 def test_archc_zoo_prints_the_same_table(capsys) -> None:  # type: ignore[no-untyped-def]
     from archc.cli import main
-    from archc.zoo import markdown_table, zoo_entries
+    from archc.tools.zoo import markdown_table, zoo_entries
     from tests.conftest import ROOT
 
     assert main(["zoo", str(ROOT / "specs"), "--markdown"]) == 0

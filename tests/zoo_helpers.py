@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from archc.compiler import Compiled, compile_spec
-from archc.runtime import randomize_batchnorm_statistics as randomize_batchnorm_statistics  # shared with archc verify
+from archc.tools.runtime import randomize_batchnorm_statistics as randomize_batchnorm_statistics  # shared with archc verify
 from tests.conftest import SPECS, load_source
 
 

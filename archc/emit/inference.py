@@ -28,11 +28,12 @@ from functools import partial
 from typing import Any
 
 from archc import ops
-from archc import syntax as S
-from archc.elaborate import Program, bind_op_args
 from archc.errors import ArchError, Loc
 from archc.ir import Architecture, Location
-from archc.symbolic import literal, same_value
+from archc.lang import syntax as S
+from archc.sema.calls import bind_op_args
+from archc.sema.program import Program
+from archc.sema.symbolic import literal, same_value
 
 from .torch import ClassCode, ClassWriter, Generator, MemberSpec, Signature, Variant, emit_python
 

@@ -15,7 +15,7 @@ from archc.compiler import Compiled
 from archc.errors import SOURCES
 from archc.files import write_atomic
 from archc.ops import fmt_shape
-from archc.summary import summary_data
+from archc.tools.summary import summary_data
 
 TEMPLATES = Path(__file__).with_name("templates")
 

@@ -4,7 +4,7 @@ Each block definition becomes one `nn.Module` class, reused by every instance, a
 The emitter translates a definition statement by statement: parameters become constructor arguments, `let`s
 become locals, conditionals and loops stay conditionals and loops. What a spec leaves implicit, the input size of
 every member (`nn.Conv2d(in_channels, ...)`), it derives by running the same op-table shape rules on symbolic
-values (archc/symbolic.py) through the forward. Where a size cannot be written as an expression of the
+values (archc/sema/symbolic.py) through the forward. Where a size cannot be written as an expression of the
 constructor's arguments (the channels after a loop over a config list), it takes the value every elaborated
 instance agrees on. The Python side decides everything; the template only lays out text.
 """
@@ -22,12 +22,13 @@ from typing import Any
 import jinja2
 
 from archc import ops
-from archc import syntax as S
-from archc.elaborate import CAT, SEQ, Program, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.errors import SOURCES, ArchError, Loc
-from archc.evaluate import BUILTINS, Scope, evaluate
 from archc.ir import Architecture, ModuleNode
-from archc.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
+from archc.lang import syntax as S
+from archc.sema.calls import CAT, SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
+from archc.sema.evaluate import BUILTINS, Scope, evaluate
+from archc.sema.program import Program
+from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
 
 TEMPLATES = Path(__file__).with_name("templates")
 

@@ -12,10 +12,10 @@ from typing import ClassVar
 from pygments.lexer import RegexLexer, bygroups, words
 from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation, String, Whitespace
 
-from archc.evaluate import BUILTINS
 from archc.ops import OPS
+from archc.sema.evaluate import BUILTINS
 
-# The words of archc/grammar.lark, by role (tests/test_editors.py holds them to the grammar).
+# The words of archc/lang/grammar.lark, by role (tests/test_editors.py holds them to the grammar).
 DECLARATIONS = ("block", "arch")
 KEYWORDS = ("import", "let", "if", "elif", "else", "for", "in", "meta", "input", "forward", "aux", "return")
 WORD_OPERATORS = ("and", "or", "not")

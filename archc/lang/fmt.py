@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Tree
 
-from archc.parse import GRAMMAR, parse_file, parse_text
+from archc.lang.parse import GRAMMAR, parse_file, parse_text
 
 WIDTH = 140  # as the project's Python (pyproject's ruff line-length)
 INDENT = "    "

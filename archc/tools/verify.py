@@ -16,9 +16,9 @@ from torch import nn
 
 from archc.compiler import Compiled
 from archc.errors import ArchError
-from archc.evaluate import close_match
 from archc.ir import ModuleNode
-from archc.runtime import RTOL, build_model, difference, main_output, randomize_batchnorm_statistics, within_tolerance
+from archc.sema.evaluate import close_match
+from archc.tools.runtime import RTOL, build_model, difference, main_output, randomize_batchnorm_statistics, within_tolerance
 
 LIBRARIES = ("torchvision", "timm")
 # Constructor arguments torchvision needs to build these models as the zoo's specs describe them (no weights).

@@ -18,7 +18,7 @@ import jinja2
 from archc.compiler import compile_spec
 from archc.passes.macs import count_macs
 
-TEMPLATES = Path(__file__).parent / "emit" / "templates"
+TEMPLATES = Path(__file__).parent.parent / "emit" / "templates"
 
 
 @dataclass(frozen=True)

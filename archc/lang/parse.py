@@ -1,4 +1,4 @@
-"""Lark parse tree -> AST (archc/syntax.py), every node stamped with its file, line and column."""
+"""Lark parse tree -> AST (archc/lang/syntax.py), every node stamped with its file, line and column."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from archc import syntax as S
 from archc.errors import SOURCES, ArchError, Loc, too_deep
+from archc.lang import syntax as S
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 

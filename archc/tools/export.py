@@ -21,7 +21,7 @@ from torch import nn
 from archc.compiler import Compiled
 from archc.errors import ArchError
 from archc.files import write_atomic
-from archc.runtime import build_model
+from archc.tools.runtime import build_model
 
 OPSET = 17
 _VERIFY_HINT = "archc verify compares a spec with a model"

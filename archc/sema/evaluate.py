@@ -8,10 +8,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from archc import symbolic
-from archc import syntax as S
 from archc.errors import ArchError
-from archc.symbolic import Sym, Unknown
+from archc.lang import syntax as S
+from archc.sema import symbolic
+from archc.sema.symbolic import Sym, Unknown
 
 # A guard against expressions that would build enormous values (`range(10 ** 12)`, `[0] * 10 ** 9`).
 MAX_SEQUENCE = 100_000

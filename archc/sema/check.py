@@ -12,11 +12,12 @@ Errors that depend on values (shapes, arithmetic) are elaboration's, one per spe
 from __future__ import annotations
 
 from archc import ops
-from archc import syntax as S
-from archc.elaborate import CAT, SEQ, Program, check_block_call, op_arg_loc, resolve_callee
 from archc.errors import ArchError, sort_errors
-from archc.evaluate import BUILTINS, did_you_mean
-from archc.symbolic import UNKNOWN
+from archc.lang import syntax as S
+from archc.sema.calls import CAT, SEQ, check_block_call, op_arg_loc, resolve_callee
+from archc.sema.evaluate import BUILTINS, did_you_mean
+from archc.sema.program import Program
+from archc.sema.symbolic import UNKNOWN
 
 
 def check_program(program: Program) -> list[ArchError]:
