@@ -18,7 +18,8 @@ from archc.ir import Architecture, Location, ModuleNode, Node
 from archc.lang import syntax as S
 from archc.passes.shapes import infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
-from archc.sema.evaluate import BUILTINS, Scope, did_you_mean, evaluate
+from archc.sema.evaluate import Scope, did_you_mean, evaluate
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, tensor_arithmetic
 from archc.sema.program import Program
 
 MAX_NODES = 200_000
@@ -344,59 +345,43 @@ class BlockInstance(Instance):
     def eval_tensor(self, expr: S.Expr, scope: Scope) -> Any:
         """Evaluate a forward expression: tensors flow through members and inline ops."""
         match expr:
-            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
-                if func in self.slots or (optional and func in self.declared):
-                    if len(args) != 1 or kwargs:
-                        raise ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`")
-                    x = self.eval_tensor(args[0], scope)
-                    if not isinstance(x, Tensor):
-                        raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
-                    if func not in self.slots:
-                        return x
-                    return self.member(func, x, expr.loc).apply(x, expr.loc)
-                if func in self.declared:
-                    raise ArchError(
-                        "E022",
-                        f"member `{func}` does not exist for these arguments",
-                        expr.loc,
-                        f"write `{func}?(...)` to pass the input through when it is absent",
-                        [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
-                    )
-                if optional:
-                    raise ArchError("E011", f"no member `{func}`", expr.loc, did_you_mean(func, set(self.slots)))
-                if func == CAT:
-                    tensors = [self.eval_tensor(a, scope) for a in args]
-                    if kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
-                        raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                    return self.elab.add_node(
-                        ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
-                    )
-                op = ops.lookup(func)
-                if op is not None:
-                    return self.inline_op(op, expr, scope)
-                if func in BUILTINS:
-                    return evaluate(expr, scope)
-                raise ArchError(
-                    "E011", f"unknown member or op `{func}`", expr.loc, did_you_mean(func, set(self.slots) | set(ops.OPS) | {CAT})
-                )
+            case S.Call():
+                meaning = forward_call(expr, self.declared)
+                match meaning:
+                    case ApplyMember(name=func, optional=optional):
+                        if func not in self.slots and not optional:
+                            raise ArchError(
+                                "E022",
+                                f"member `{func}` does not exist for these arguments",
+                                expr.loc,
+                                f"write `{func}?(...)` to pass the input through when it is absent",
+                                [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
+                            )
+                        x = self.eval_tensor(expr.args[0], scope)
+                        if not isinstance(x, Tensor):
+                            raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", expr.args[0].loc)
+                        if func not in self.slots:
+                            return x
+                        return self.member(func, x, expr.loc).apply(x, expr.loc)
+                    case Join():
+                        tensors = [self.eval_tensor(a, scope) for a in expr.args]
+                        if expr.kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+                            raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                        return self.elab.add_node(
+                            ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
+                        )
+                    case InlineOp(op=op):
+                        return self.inline_op(op, expr, scope)
+                return evaluate(expr, scope)
             case S.BinOp(op=op, left=left, right=right):
                 lv, rv = self.eval_tensor(left, scope), self.eval_tensor(right, scope)
-                if isinstance(lv, Tensor) and isinstance(rv, Tensor):
-                    if op != "+":
-                        raise ArchError(
-                            "E080", f"tensors combine with `+` only, not `{op}`", expr.loc, "scale a tensor by a number with `*`"
-                        )
-                    return self.elab.add_node(
-                        ops.ADD, None, self.elab.inline_name(self.module.path, ops.ADD), {}, [lv, rv], self.module.path, expr.loc
-                    )
-                if isinstance(lv, Tensor) or isinstance(rv, Tensor):
-                    t, k = (lv, rv) if isinstance(lv, Tensor) else (rv, lv)
-                    if op != "*" or isinstance(k, bool) or not isinstance(k, (int, float)):
-                        raise ArchError("E080", f"a tensor can be multiplied by a number, not combined with `{op}` and {k!r}", expr.loc)
-                    return self.elab.add_node(
-                        ops.MUL, None, self.elab.inline_name(self.module.path, ops.MUL), {"scale": k}, [t], self.module.path, expr.loc
-                    )
-                return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
+                if not isinstance(lv, Tensor) and not isinstance(rv, Tensor):
+                    return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
+                arith = tensor_arithmetic(expr, lv, rv, Tensor)
+                inputs = [t for t in (lv, rv) if isinstance(t, Tensor)]
+                return self.elab.add_node(
+                    arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
+                )
             case S.Name(name=name):
                 found, value = scope.lookup(name)
                 if not found:
@@ -406,13 +391,6 @@ class BlockInstance(Instance):
                 return evaluate(expr, scope)
 
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
-        if op.functional is None:
-            raise ArchError(
-                "E082",
-                f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
-                expr.loc,
-                f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
-            )
         if not expr.args:
             raise ArchError("E081", f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
         x = self.eval_tensor(expr.args[0], scope)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic
+from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic, same_value
 
 Shape = tuple[Any, ...]
 Attrs = dict[str, Any]
@@ -428,10 +428,42 @@ OPS: dict[str, Op] = {
     ]
 }
 
-# Data-flow operators of the forward: they have no module form and no arguments of their own.
+# Data-flow operators of the forward: they have no module form. Elementwise arithmetic takes two tensors
+# (broadcast as PyTorch does) or one tensor and `attrs["scalar"]` (`"reverse"` where the number comes first).
 ADD = "add"
+SUB = "sub"
 MUL = "mul"
+DIV = "div"
+ARITHMETIC = (ADD, SUB, MUL, DIV)
+SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
+
+
+def broadcast(a: Shape, b: Shape) -> Shape:
+    """The shape of an elementwise operation on tensors of shapes `a` and `b` (batch left out), by PyTorch's
+    broadcasting: sizes equal, or one of them 1. Symbolic sizes that cannot be compared are taken from the operand
+    that is not 1 (elaboration has checked the concrete shapes already)."""
+    if len(a) != len(b):
+        raise OpError(
+            "E030",
+            f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)}: they have different ranks",
+            "both operands carry the batch first, so their ranks must match: reshape one (a 1×1 map is C×1×1)",
+        )
+    out = []
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if same_value(x, y) or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        elif isinstance(x, int) and isinstance(y, int):
+            raise OpError(
+                "E030",
+                f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)}: dimension {i + 1} is {x} against {y}",
+                "sizes must be equal, or one of them 1 (a squeeze-and-excitation scale is C×1×1)",
+            )
+        else:
+            out.append(y if isinstance(x, Unknown) else x)
+    return tuple(out)
 
 
 def _is_int(v: Any) -> bool:

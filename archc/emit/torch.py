@@ -25,8 +25,9 @@ from archc import ops
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
-from archc.sema.calls import CAT, SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
-from archc.sema.evaluate import BUILTINS, Scope, evaluate
+from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
+from archc.sema.evaluate import Scope, evaluate
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, tensor_arithmetic
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
 
@@ -611,82 +612,89 @@ class ClassWriter:
                 if name in env:
                     return env[name]
                 return self.scalar(expr)
-            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional) if func in self.declared:
-                if len(args) != 1 or kwargs:
-                    raise ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`")
-                x = self.tensor(args[0], env, target)
-                if not isinstance(x, TVal):
-                    raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
-                if func not in self.members:
-                    return x
-                out_shape = self.apply_member(func, x, expr.loc)
-                if optional and func in self.optional_members:
-                    # Absent, the member passes its input on: the size after it depends on whether it exists.
-                    present = self.member_conditions.get(func, True)
-                    when_present = out_shape
-                    out_shape = tuple(
-                        a if same_value(a, b) else conditional(present, a, b) for a, b in zip(out_shape, x.shape, strict=False)
-                    )
-                    for d, a in zip(out_shape, when_present, strict=False):
-                        if isinstance(d, Sym) and isinstance(present, Sym):
-                            self.guarded[d.code] = (present.code, a)
-                if optional:
-                    if x.var != target:
-                        self.line(f"{target} = {x.var}")
-                    self.line(f"if self.{func} is not None:")
-                    self.line(f"    {target} = self.{func}({x.var})")
-                    return TVal(target, out_shape)
-                self.line(f"{target} = self.{func}({x.var})")
-                return TVal(target, out_shape)
-            case S.Call(func=func, args=args) if func == CAT:
-                parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
-                if not parts or not all(isinstance(p, TVal) for p in parts):
-                    raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
-                self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
-                return TVal(target, shape)
-            case S.Call(func=func, args=args, kwargs=kwargs) if func in ops.OPS:
-                row = ops.OPS[func]
-                x = self.tensor(args[0], env, target) if args else None
-                if not isinstance(x, TVal) or row.functional is None:
-                    raise ArchError(
-                        "E082" if row.functional is None else "E081",
-                        f"inline `{func}` needs its input tensor first: {func}(x, ...), and an op without weights",
-                        expr.loc,
-                    )
-                attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
-                try:
-                    shape = row.shape(attrs, x.shape)
-                except ops.OpError as e:
-                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
-                params: list[Any] = [Sym(x.var)]
-                keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
-                if func == "flatten":
-                    params.append(attrs["start_dim"])
-                    keywords = {}
-                if row.uses_training:
-                    keywords["training"] = Sym("self.training")
-                self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
-                return TVal(target, shape)
-            case S.Call(func=func) if func in BUILTINS:
+            case S.Call(args=args):
+                meaning = forward_call(expr, self.declared)
+                if isinstance(meaning, ApplyMember):
+                    return self.apply_call(expr, env, target)
+                if isinstance(meaning, Join):
+                    parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
+                    if not parts or not all(isinstance(p, TVal) for p in parts):
+                        raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                    shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
+                    self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
+                    return TVal(target, shape)
+                if isinstance(meaning, InlineOp):
+                    return self.inline_call(meaning.op, expr, env, target)
                 return self.scalar(expr)
-            case S.BinOp(op=op, left=left, right=right):
+            case S.BinOp(left=left, right=right):
                 right_names = S.names_used(right)
                 left_target = target if target not in right_names else self.fresh(target)
                 lv = self.tensor(left, env, left_target)
                 rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
-                if (isinstance(lv, TVal) or isinstance(rv, TVal)) and op != ("+" if isinstance(lv, TVal) and isinstance(rv, TVal) else "*"):
-                    raise ArchError("E080", f"tensors combine with `+`, and scale by a number with `*`, not `{op}`", expr.loc)
+                if not isinstance(lv, TVal) and not isinstance(rv, TVal):
+                    return self.scalar(expr)
+                arith = tensor_arithmetic(expr, lv, rv, TVal)
+                symbol = ops.SYMBOLS[arith.op]
                 if isinstance(lv, TVal) and isinstance(rv, TVal):
-                    self.line(f"{target} = {lv.var} + {rv.var}")
-                    return TVal(target, lv.shape)
-                if isinstance(lv, TVal) or isinstance(rv, TVal):
-                    t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
-                    self.line(f"{target} = {t.var} * {literal(k)}" if t is lv else f"{target} = {literal(k)} * {t.var}")
-                    return TVal(target, t.shape)
-                return self.scalar(expr)
+                    try:
+                        shape = ops.broadcast(lv.shape, rv.shape)
+                    except ops.OpError as e:
+                        raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                    self.line(f"{target} = {lv.var} {symbol} {rv.var}")
+                    return TVal(target, shape)
+                t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
+                left_code, right_code = (t.var, literal(k)) if t is lv else (literal(k), t.var)
+                self.line(f"{target} = {left_code} {symbol} {right_code}")
+                return TVal(target, t.shape)
             case _:
                 return self.scalar(expr)
+
+    def apply_call(self, expr: S.Call, env: dict[str, Any], target: str) -> Any:
+        """`member(x)` or `member?(x)`: the member's constructor filled in for x's shape, and the line applying it."""
+        func, args, optional = expr.func, expr.args, expr.optional
+        x = self.tensor(args[0], env, target)
+        if not isinstance(x, TVal):
+            raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+        if func not in self.members:
+            return x
+        out_shape = self.apply_member(func, x, expr.loc)
+        if optional and func in self.optional_members:
+            # Absent, the member passes its input on: the size after it depends on whether it exists.
+            present = self.member_conditions.get(func, True)
+            when_present = out_shape
+            out_shape = tuple(a if same_value(a, b) else conditional(present, a, b) for a, b in zip(out_shape, x.shape, strict=False))
+            for d, a in zip(out_shape, when_present, strict=False):
+                if isinstance(d, Sym) and isinstance(present, Sym):
+                    self.guarded[d.code] = (present.code, a)
+        if optional:
+            if x.var != target:
+                self.line(f"{target} = {x.var}")
+            self.line(f"if self.{func} is not None:")
+            self.line(f"    {target} = self.{func}({x.var})")
+            return TVal(target, out_shape)
+        self.line(f"{target} = self.{func}({x.var})")
+        return TVal(target, out_shape)
+
+    def inline_call(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> Any:
+        """An op applied inline: its functional form (`F.relu(x)`)."""
+        func, args, kwargs = expr.func, expr.args, expr.kwargs
+        x = self.tensor(args[0], env, target) if args else None
+        if not isinstance(x, TVal):
+            raise ArchError("E081", f"inline `{func}` needs its input tensor first: {func}(x, ...)", expr.loc)
+        attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+        try:
+            shape = row.shape(attrs, x.shape)
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        params: list[Any] = [Sym(x.var)]
+        keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
+        if func == "flatten":
+            params.append(attrs["start_dim"])
+            keywords = {}
+        if row.uses_training:
+            keywords["training"] = Sym("self.training")
+        self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
+        return TVal(target, shape)
 
     def scalar(self, expr: S.Expr) -> Any:
         """A non-tensor value in the forward; constructor arguments it uses become attributes (`self.scale`)."""

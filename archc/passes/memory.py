@@ -30,7 +30,7 @@ class MemoryReport:
 
 def allocates(node: Node) -> bool:
     """Whether a node's output is a new tensor (not its input, a view of it, or the input updated in place)."""
-    if node.op in (ops.ADD, ops.MUL, ops.CAT):
+    if node.op in (*ops.ARITHMETIC, ops.CAT):
         return True
     return ops.OPS[node.op].allocates_output and node.attrs.get("inplace") is not True
 

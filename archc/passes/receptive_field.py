@@ -101,18 +101,27 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         elif node.op == "flatten" and len(source) == 3 and len(node.shape) == 1:
             fields[node.id] = ReceptiveField(first.h.whole(source[1]), first.w.whole(source[2]))
         elif len(incoming) > 1:
+            shapes = [arch.nodes[i].shape for i in node.inputs]
             fields[node.id] = ReceptiveField(
-                _merge(node, [f.h for f in incoming], "height", warnings), _merge(node, [f.w for f in incoming], "width", warnings)
+                _merge(node, [f.h for f in incoming], _broadcast(shapes, node.shape, 1), "height", warnings),
+                _merge(node, [f.w for f in incoming], _broadcast(shapes, node.shape, 2), "width", warnings),
             )
         else:
             fields[node.id] = first
     return FieldReport(fields, fields[arch.outputs[0]], warnings)
 
 
-def _merge(node: Node, incoming: list[Field], axis: str, warnings: list[str]) -> Field:
+def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]:
+    """Which inputs of an elementwise node are broadcast along `axis` (size 1 against a larger output): each of
+    their values meets every output position, so their fields do not have to line up with the others'."""
+    return [len(s) == len(out) == 3 and s[axis] == 1 and out[axis] > 1 for s in shapes]
+
+
+def _merge(node: Node, incoming: list[Field], broadcast: list[bool], axis: str, warnings: list[str]) -> Field:
     widest = max(incoming, key=lambda f: f.size)
-    centres = {f.start for f in incoming}
-    jumps = {f.jump for f in incoming}
+    aligned = [f for f, b in zip(incoming, broadcast, strict=True) if not b]
+    centres = {f.start for f in aligned}
+    jumps = {f.jump for f in aligned}
     if len(centres) > 1 or len(jumps) > 1:
         warnings.append(
             f"{node.loc.file}:{node.loc.line}:{node.loc.column}: `{node.name}` merges paths whose {axis} fields are misaligned "

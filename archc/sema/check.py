@@ -14,8 +14,9 @@ from __future__ import annotations
 from archc import ops
 from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
-from archc.sema.calls import CAT, SEQ, check_block_call, op_arg_loc, resolve_callee
+from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
+from archc.sema.forward import InlineOp, forward_call
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
 
@@ -150,22 +151,14 @@ class _Checker:
             case S.Name():
                 self.name(expr, bound)
                 return
-            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
-                if func in self.members:
-                    if len(args) != 1 or kwargs:
-                        self.errors.append(ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`"))
-                elif optional:
-                    self.errors.append(ArchError("E011", f"no member `{func}`", expr.loc, did_you_mean(func, self.members)))
-                elif func in ops.OPS:
-                    op = ops.OPS[func]
-                    if op.functional is not None and args:
-                        self.op_args(op, expr, len(args) - 1)
-                elif func != CAT and func not in BUILTINS:
-                    self.errors.append(
-                        ArchError(
-                            "E011", f"unknown member or op `{func}`", expr.loc, did_you_mean(func, self.members | set(ops.OPS) | {CAT})
-                        )
-                    )
+            case S.Call(args=args, kwargs=kwargs):
+                try:
+                    meaning = forward_call(expr, self.members)
+                except ArchError as e:
+                    self.errors.append(e)
+                else:
+                    if isinstance(meaning, InlineOp) and args:
+                        self.op_args(meaning.op, expr, len(args) - 1)
                 for a in [*args, *kwargs.values()]:
                     self.flow(a, bound)
                 return
