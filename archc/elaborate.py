@@ -19,7 +19,7 @@ from archc.lang import syntax as S
 from archc.passes.shapes import infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, tensor_arithmetic
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
 from archc.sema.program import Program
 
 MAX_NODES = 200_000
@@ -307,8 +307,14 @@ class BlockInstance(Instance):
         forward = self.defn.forward
         scope = self.scope.child()
         scope.values[forward.arg] = x
-        aux_names: set[str] = set()
-        for stmt in forward.body:
+        result = self.run_forward_body(forward.body, scope, set())
+        if result is not None:
+            return result
+        raise ArchError("E083", "forward has no `return`", forward.loc, "end it with `return ...`")
+
+    def run_forward_body(self, stmts: list[S.Stmt], scope: Scope, aux_names: set[str]) -> tuple[list[Tensor], list[Tensor]] | None:
+        """Run forward statements; the outputs once a `return` is reached, else None."""
+        for stmt in stmts:
             match stmt:
                 case S.Assign(name=name, value=value, aux=aux):
                     if aux and isinstance(value, S.Call) and value.optional and value.func not in self.slots:
@@ -322,6 +328,10 @@ class BlockInstance(Instance):
                     self.elab.training_only = previous
                     if aux:
                         aux_names.add(name)
+                case S.If(test=test, body=then, orelse=orelse):
+                    result = self.run_forward_body(then if forward_condition(evaluate(test, scope), test) else orelse, scope, aux_names)
+                    if result is not None:
+                        return result
                 case S.Return(values=values):
                     outputs: list[Tensor] = []
                     aux_outputs: list[Tensor] = []
@@ -340,7 +350,7 @@ class BlockInstance(Instance):
                         slot = self.slots[unused[0]]
                         raise ArchError("E021", f"member `{slot.name}` is never used in the forward", slot.loc, "use it or remove it")
                     return outputs, aux_outputs
-        raise ArchError("E083", "forward has no `return`", forward.loc, "end it with `return ...`")
+        return None
 
     def eval_tensor(self, expr: S.Expr, scope: Scope) -> Any:
         """Evaluate a forward expression: tensors flow through members and inline ops."""

@@ -27,7 +27,7 @@ from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, tensor_arithmetic
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
 
@@ -492,7 +492,16 @@ class ClassWriter:
         env: dict[str, Any] = {fwd.arg: TVal(fwd.arg, in_shape)}
         self.forward_vars = {fwd.arg}
         self.scope = scope
-        for stmt in fwd.body:
+        shape, _ = self.forward_stmts(fwd.body, env, in_shape)
+        if shape is not None:
+            return shape
+        raise ArchError("E083", "forward has no `return`", fwd.loc, "end it with `return ...`")
+
+    def forward_stmts(self, stmts: list[S.Stmt], env: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, bool]:
+        """Write forward statements; returns the shape of the first value returned (None if none is) and whether
+        every path through them ends in a `return`."""
+        shape: tuple[Any, ...] | None = None
+        for stmt in stmts:
             if isinstance(stmt, S.Assign):
                 if stmt.name != "x":
                     _check_identifier(stmt.name, stmt.loc, taken=self.gen.taken)
@@ -555,8 +564,48 @@ class ClassWriter:
                         )
                     )
                 first = outs[0]
-                return first.shape if isinstance(first, TVal) else in_shape
-        raise ArchError("E083", "forward has no `return`", fwd.loc, "end it with `return ...`")
+                return (first.shape if isinstance(first, TVal) else in_shape), True
+            elif isinstance(stmt, S.If):
+                branch_shape, ended = self.forward_if(stmt, env, in_shape)
+                if ended:
+                    return branch_shape, True
+                shape = shape if shape is not None else branch_shape
+        return shape, False
+
+    def forward_if(self, stmt: S.If, env: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, bool]:
+        """A forward `if`: only the branch taken where the class fixes the condition, else `if`/`else` in Python
+        on the constructor's values (`if self.use_res_connect:`)."""
+        cond = self.scalar(stmt.test)
+        if not isinstance(cond, Sym):
+            return self.forward_stmts(stmt.body if forward_condition(cond, stmt.test) else stmt.orelse, env, in_shape)
+        results: list[tuple[tuple[Any, ...] | None, bool]] = []
+        envs: list[dict[str, Any]] = []
+        for keyword_, branch in (("if " + cond.code, stmt.body), ("else", stmt.orelse)):
+            if keyword_ == "else" and not branch:
+                envs.append(dict(env))
+                results.append((None, False))
+                break
+            self.line(f"{keyword_}:")
+            mark = len(self.forward_lines)
+            branch_env = dict(env)
+            results.append(self.forward_stmts(branch, branch_env, in_shape))
+            envs.append(branch_env)
+            if len(self.forward_lines) == mark:
+                self.line("pass")
+            self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+        # A tensor assigned on both paths is the same Python variable after the `if`; its size may depend on the path.
+        # A path that returns does not reach what follows: there the other path's names hold.
+        for i, (_, ended) in enumerate(results):
+            if ended:
+                env.update(envs[1 - i])
+        for name in set(envs[0]) & set(envs[1]):
+            a, b = envs[0][name], envs[1][name]
+            if isinstance(a, TVal) and isinstance(b, TVal):
+                env[name] = TVal(
+                    name, tuple(x if same_value(x, y) else conditional(cond, x, y) for x, y in zip(a.shape, b.shape, strict=False))
+                )
+        shapes = [s for s, _ in results if s is not None]
+        return (shapes[0] if shapes else None), all(ended for _, ended in results)
 
     def return_target(self, expr: S.Expr, env: dict[str, Any]) -> str:
         """The variable a returned expression is computed into: the one its chain of calls starts from
@@ -705,7 +754,17 @@ class ClassWriter:
                 if found and isinstance(v, Sym) and name not in self.self_scalars:
                     _check_identifier(name, expr.loc, member=True)
                     self.self_scalars[name] = v.code
-            value = evaluate(expr, Scope({n: Sym(f"self.{n}") for n in self.self_scalars}, parent=self.scope))
+            reads_input = any(isinstance(n, S.InputAttr) for n in S.walk(expr))
+            if reads_input and isinstance(self.scope.in_channels, Sym):
+                self.self_scalars.setdefault("in_channels", self.scope.in_channels.code)
+            value = evaluate(
+                expr,
+                Scope(
+                    {n: Sym(f"self.{n}") for n in self.self_scalars},
+                    parent=self.scope,
+                    in_channels=Sym("self.in_channels") if reads_input else None,
+                ),
+            )
         return value
 
     # Output

@@ -289,7 +289,7 @@ class _Formatter:
                 else:
                     parts.extend(self.expr(k))
             self._emit(parts, indent)
-        elif kind == "if_stmt":
+        elif kind in ("if_stmt", "forward_if"):
             self.if_stmt(kids, indent)
         elif kind == "for_stmt":
             parts = []
@@ -343,7 +343,7 @@ class _Formatter:
             assert isinstance(clause, Tree)
             ckw, *rest = clause.children
             assert isinstance(ckw, Token)
-            if clause.data == "elif_clause":
+            if clause.data in ("elif_clause", "forward_elif"):
                 header = [*line, _T(" elif ", ckw.start_pos), *self.expr(rest[0])]
             else:
                 header = [*line, _T(" else", ckw.start_pos)]

@@ -194,6 +194,12 @@ class _ToAst(Transformer[Token, Any]):
     def else_clause(self, items: list[Any]) -> list[S.Stmt]:
         return list(items[0])
 
+    # A forward's `if` builds the same node as a body's; its branches hold forward statements.
+    forward_if = if_stmt
+    forward_elif = elif_clause
+    forward_else = else_clause
+    forward_body = body
+
     @v_args(meta=True, inline=True)
     def for_stmt(self, meta: Any, first: Token, second: Token | None, iterable: S.Expr, body: list[S.Stmt]) -> S.For:
         if second is None:

@@ -65,14 +65,26 @@ class _Checker:
             for dim in defn.input.dims:
                 self.value(dim, everything)
         if defn.forward is not None:
-            known = everything | {defn.forward.arg}
-            for stmt in defn.forward.body:
-                if isinstance(stmt, S.Assign):
-                    self.flow(stmt.value, known)
-                    known.add(stmt.name)
-                elif isinstance(stmt, S.Return):
-                    for v in stmt.values:
-                        self.flow(v, known)
+            self.forward(defn.forward.body, everything | {defn.forward.arg})
+
+    def forward(self, stmts: list[S.Stmt], known: set[str]) -> None:
+        """Forward statements in order; `known` grows with the names they assign (after an `if`, those its every
+        branch assigns)."""
+        for stmt in stmts:
+            if isinstance(stmt, S.Assign):
+                self.flow(stmt.value, known)
+                known.add(stmt.name)
+            elif isinstance(stmt, S.Return):
+                for v in stmt.values:
+                    self.flow(v, known)
+            elif isinstance(stmt, S.If):
+                self.value(stmt.test, known)
+                then, orelse = set(known), set(known)
+                self.forward(stmt.body, then)
+                self.forward(stmt.orelse, orelse)
+                # A branch that returns does not reach what follows: the other branch's names are bound there.
+                then_returns, else_returns = (bool(b) and isinstance(b[-1], S.Return) for b in (stmt.body, stmt.orelse))
+                known |= orelse if then_returns else then if else_returns else then & orelse
 
     def body(self, stmts: list[S.Stmt], bound: set[str]) -> None:
         """Statements in order; `bound` grows with the names they bind."""

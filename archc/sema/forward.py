@@ -126,3 +126,17 @@ def _symbolic_number(value: Any) -> bool:
     from archc.sema.symbolic import Sym
 
     return isinstance(value, Sym)
+
+
+def forward_condition(value: Any, test: S.Expr) -> bool:
+    """The truth of a forward `if`'s condition, which must be a value known when the module is built."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return bool(value)
+    if isinstance(value, (list, tuple)):
+        return bool(value)
+    raise ArchError(
+        "E042",
+        "a forward's `if` tests a value known when the module is built, not a tensor",
+        test.loc,
+        "test a parameter, a `let` or `in.channels` (torchvision's `use_res_connect`); tensors flow through ops",
+    )
