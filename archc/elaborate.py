@@ -20,6 +20,7 @@ from archc.passes.shapes import infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
 from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
+from archc.sema.names import member_name
 from archc.sema.program import Program
 
 MAX_NODES = 200_000
@@ -239,11 +240,11 @@ class BlockInstance(Instance):
                     scope.values[name] = evaluate(value, scope, self.elab.make_spec)
                     if isinstance(scope.values[name], Spec):
                         raise ArchError("E019", f"`let {name}` holds a module", stmt.loc, f"declare a member instead: `{name} = ...`")
-                case S.Member(name=name, value=value):
+                case S.Member(name=name, value=value, key=key):
                     spec = evaluate(value, scope, self.elab.make_spec)
                     if not isinstance(spec, Spec):
                         raise ArchError("E019", f"a member must be a module, got {spec!r}", stmt.loc, "use `let` for values")
-                    self.declare(name, spec, stmt.loc)
+                    self.declare(name if key is None else member_name(key, scope, stmt.loc), spec, stmt.loc)
                 case S.If(test=test, body=then, orelse=orelse):
                     self.run_body(then if _truth(evaluate(test, scope), test.loc) else orelse, scope)
                 case S.For(index=index, var=var, iterable=iterable, body=loop_body):

@@ -28,6 +28,7 @@ from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
+from archc.sema.names import member_name_code, quoted
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
 
@@ -325,9 +326,9 @@ class ClassWriter:
                     else:
                         self.emit(f"{name} = {result.code}", indent)
                         scope.values[name] = Sym(name)
-                case S.Member(name=name, value=value):
+                case S.Member(name=name, value=value, key=key):
                     spec = evaluate(value, scope, self.member_spec)
-                    self.member(name, spec, stmt.loc, indent)
+                    self.member(name, spec, stmt.loc, indent, None if key is None else member_name_code(key, scope, stmt.loc))
                 case S.If(test=test, body=then, orelse=orelse):
                     cond = evaluate(test, scope)
                     if not isinstance(cond, Sym):
@@ -432,9 +433,13 @@ class ClassWriter:
             self.emit(f"channels = {literal(self.seq_shape[0])}", indent)
             self.seq_shape = (Sym("channels"), *(UNKNOWN for _ in self.seq_shape[1:]))
 
-    def member(self, name: str | None, spec: Any, loc: Loc, indent: int) -> None:
+    def member(self, name: str | None, spec: Any, loc: Loc, indent: int, computed: str | None = None) -> None:
+        """`computed`: the Python expression of a name the spec computes (or quotes: not an identifier)."""
         if not isinstance(spec, MemberSpec):
             raise ArchError("E019", f"a member must be a module, got {spec!r}", loc, "use `let` for values")
+        if name is not None and not name.isidentifier():
+            computed = quoted(name)
+            name = None
         if name is not None:
             _check_identifier(name, loc, member=True)
             present: Any = True
@@ -454,11 +459,14 @@ class ClassWriter:
             self.sequential = True
         if not self.seq_shape:
             self.seq_shape = self.start_shape
-        key = name if name is not None else str(self.item_count)
+        key = name if name is not None else computed.strip('"').strip("'") if computed else str(self.item_count)
         self.item_count += 1
         lines, out = self.ctor(spec, self.seq_shape, key)
         if not self.shape_only:
-            if name is None:
+            if computed is not None:
+                lines = [f"self.add_module({computed}, {lines[0]}", *lines[1:]]
+                lines[-1] += ")"
+            elif name is None:
                 lines = [f"self.append({lines[0]}", *lines[1:]]
                 lines[-1] += ")"
             else:

@@ -93,8 +93,11 @@ class _Checker:
                 case S.Let(name=name, value=value):
                     self.value(value, bound)
                     bound.add(name)
-                case S.Member(value=value):
+                case S.Member(value=value, key=key):
                     self.value(value, bound)
+                    for piece in key or []:
+                        if isinstance(piece, S.Expr):
+                            self.value(piece, bound)
                 case S.If(test=test, body=then, orelse=orelse):
                     self.value(test, bound)
                     self.body(then, bound)
@@ -118,9 +121,18 @@ class _Checker:
                             "members declared in a loop are numbered (a name would be declared twice): drop the name",
                         )
                     )
-                case S.Member(name=None) if has_forward:
+                case S.Member(name=None, key=None) if has_forward:
                     self.errors.append(
                         ArchError("E024", "a block with a forward names its members", stmt.loc, "give it a name: `name = ...`")
+                    )
+                case S.Member(name=None) if has_forward:
+                    self.errors.append(
+                        ArchError(
+                            "E024",
+                            "a block with a forward applies its members by name, so their names are identifiers",
+                            stmt.loc,
+                            'computed names ("layer{i}") are for blocks whose members run in order (no forward)',
+                        )
                     )
                 case S.If(body=then, orelse=orelse):
                     self.member_rules(then, has_forward, in_loop)
