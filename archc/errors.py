@@ -69,7 +69,7 @@ CODES: dict[str, str] = {
     "E035": "feature-map op on flat features",
     "E036": "shared member applied to a different shape",
     "E037": "pooling padding over half the kernel",
-    "E038": "flatten start_dim out of range",
+    "E038": "dimension out of range (flatten, softmax)",
     # Values
     "E040": "division by zero",
     "E041": "index out of range",
