@@ -16,7 +16,7 @@ from archc import ops
 from archc.errors import ArchError, Loc
 from archc.ir import Architecture, Location, ModuleNode, Node
 from archc.lang import syntax as S
-from archc.passes.shapes import infer_shape
+from archc.passes.shapes import infer_axes, infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
 from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
@@ -43,6 +43,7 @@ class Spec:
 class Tensor:
     node: int
     shape: tuple[Any, ...]
+    axes: tuple[str, ...] = ops.MAP_AXES
 
 
 def _location(loc: Loc) -> Location:
@@ -94,7 +95,11 @@ class Elaborator:
             raise ArchError(
                 "E061", f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended"
             )
-        shape = infer_shape(op, attrs, [t.shape for t in inputs], loc, [self.origin(t) for t in inputs])
+        shape = infer_shape(op, attrs, [t.shape for t in inputs], loc, [self.origin(t) for t in inputs], [t.axes for t in inputs])
+        try:
+            axes = infer_axes(op, attrs, [t.axes for t in inputs], shape)
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, loc, e.hint) from None
         node = Node(
             id=len(self.nodes),
             name=name,
@@ -103,12 +108,13 @@ class Elaborator:
             attrs=attrs,
             inputs=[t.node for t in inputs],
             shape=list(shape),
+            axes=list(axes),
             scope=scope,
             training_only=self.training_only,
             loc=_location(loc),
         )
         self.nodes.append(node)
-        return Tensor(node.id, tuple(shape))
+        return Tensor(node.id, tuple(shape), axes)
 
     def origin(self, t: Tensor) -> tuple[Loc, str]:
         """Where the node that made `t` stands in the spec, and what it is: for the notes of a mismatch."""
@@ -487,6 +493,6 @@ def elaborate(
 
 
 def _input_node(elab: Elaborator, dims: list[int], loc: Loc) -> Tensor:
-    node = Node(id=0, name="input", op="input", module=None, inputs=[], shape=dims, scope="", loc=_location(loc))
+    node = Node(id=0, name="input", op="input", module=None, inputs=[], shape=dims, axes=list(ops.MAP_AXES), scope="", loc=_location(loc))
     elab.nodes.append(node)
-    return Tensor(0, tuple(dims))
+    return Tensor(0, tuple(dims), ops.MAP_AXES)

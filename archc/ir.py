@@ -71,6 +71,8 @@ class Node:
     inputs: list[int]
     shape: list[int]
     """output shape without the batch dimension"""
+    axes: list[str] = field(default_factory=list)
+    """what each dimension of the output is: C channels, H and W height and width, L tokens, F flat features"""
     scope: str
     """path of the block the node runs in"""
     training_only: bool = False

@@ -18,6 +18,11 @@ from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic, same_value
 
 Shape = tuple[Any, ...]
 Attrs = dict[str, Any]
+# What each dimension of a sample is: "C" channels, "H" and "W" the image's height and width, "L" positions
+# flattened into tokens, "F" flat features. A feature map is C×H×W; after permute(x, (0, 2, 3, 1)), H×W×C.
+Axes = tuple[str, ...]
+MAP_AXES: Axes = ("C", "H", "W")
+SPATIAL = frozenset({"H", "W"})
 
 REQUIRED = object()
 
@@ -141,8 +146,8 @@ def _conv_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
 
 
 def _linear_shape(a: Attrs, s: Shape) -> Shape:
-    _flat(s, "linear")
-    return (a["out_features"],)
+    """`nn.Linear` maps the last dimension: flat features, tokens (N×L×D) or a channels-last map (N×H×W×C)."""
+    return (*s[:-1], a["out_features"])
 
 
 def _linear_params(a: Attrs) -> Any:
@@ -186,7 +191,26 @@ def _adaptive_shape(a: Attrs, s: Shape) -> Shape:
     return (c, oh, ow)
 
 
-def _flatten_shape(a: Attrs, s: Shape) -> Shape:
+def _dim(value: Any, rank: int, op: str, arg: str) -> int:
+    """A PyTorch dimension of a batched tensor of `rank` dims (the batch is 0), negative counting from the end, as a
+    positive index; the batch itself is refused."""
+    full = rank + 1
+    if is_symbolic(value):
+        raise OpError("E038", f"{op}: `{arg}` must be a number the spec fixes, not a constructor argument", arg=arg)
+    if not _is_int(value) or not -full <= value < full:
+        raise OpError("E038", f"{op}: `{arg}` must be a dimension from 1 to {rank} (or -{rank} to -1), got {value!r}", arg=arg)
+    dim = value % full
+    if dim == 0:
+        raise OpError(
+            "E038",
+            f"{op}: `{arg}` is the batch dimension",
+            "dimensions count the batch as 0, as PyTorch's do: the first dimension of a sample is 1",
+            arg=arg,
+        )
+    return int(dim)
+
+
+def _flatten_range(a: Attrs, s: Shape) -> tuple[int, int]:
     start = a["start_dim"]
     if not isinstance(start, int) or isinstance(start, bool) or not 1 <= start <= len(s):
         raise OpError(
@@ -194,10 +218,93 @@ def _flatten_shape(a: Attrs, s: Shape) -> Shape:
             f"flatten: start_dim must be between 1 and {len(s)} for an input of {fmt_shape(s)}, got {start!r}",
             "start_dim 0 would merge the batch dimension; flatten(1) flattens each sample",
         )
+    end = _dim(a["end_dim"], len(s), "flatten", "end_dim")
+    if end < start:
+        raise OpError("E038", f"flatten: end_dim {a['end_dim']} comes before start_dim {start}", arg="end_dim")
+    return start, end
+
+
+def _flatten_shape(a: Attrs, s: Shape) -> Shape:
+    start, end = _flatten_range(a, s)
     size: Any = 1
-    for d in s[start - 1 :]:
+    for d in s[start - 1 : end]:
         size = size * d
-    return (*s[: start - 1], size)
+    return (*s[: start - 1], size, *s[end:])
+
+
+def _merge_axes(labels: Axes) -> str:
+    """The label of dimensions flattened into one: channels stay channels (a channel shuffle), positions become
+    tokens (`L`), anything else flat features (`F`)."""
+    kinds = set(labels)
+    if kinds == {"C"}:
+        return "C"
+    if kinds <= {"H", "W", "L"}:
+        return "L"
+    return "F"
+
+
+def _flatten_axes(a: Attrs, axes: Axes) -> Axes:
+    start, end = _flatten_range(a, tuple(range(len(axes))))
+    return (*axes[: start - 1], _merge_axes(axes[start - 1 : end]), *axes[end:])
+
+
+def _unflatten_shape(a: Attrs, s: Shape) -> Shape:
+    dim = _dim(a["dim"], len(s), "unflatten", "dim")
+    sizes = a["sizes"]
+    if not isinstance(sizes, tuple) or not sizes or not all(is_symbolic(v) or (_is_int(v) and (v > 0 or v == -1)) for v in sizes):
+        raise OpError("E016", f"unflatten: `sizes` must be a tuple of positive sizes (one may be -1), got {sizes!r}", arg="sizes")
+    known: Any = 1
+    for v in sizes:
+        if is_symbolic(v) or v != -1:
+            known = known * v
+    whole = s[dim - 1]
+    wild = [v for v in sizes if not is_symbolic(v) and v == -1]
+    if len(wild) > 1 or (_is_int(whole) and _is_int(known) and (whole % known if wild else whole != known)):
+        raise OpError("E016", f"unflatten: sizes {sizes} do not multiply to the dimension's {whole}", arg="sizes")
+    out = tuple(whole // known if not is_symbolic(v) and v == -1 else v for v in sizes)
+    return (*s[: dim - 1], *out, *s[dim:])
+
+
+def _unflatten_axes(a: Attrs, axes: Axes) -> Axes:
+    dim = _dim(a["dim"], len(axes), "unflatten", "dim")
+    return (*axes[: dim - 1], *[axes[dim - 1]] * len(a["sizes"]), *axes[dim:])
+
+
+def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
+    dims = a["dims"]
+    if not isinstance(dims, tuple) or sorted(dims) != list(range(rank + 1)):
+        raise OpError(
+            "E038",
+            f"permute: `dims` must order the {rank + 1} dimensions 0 to {rank} (0 is the batch), got {dims!r}",
+            "e.g. permute(x, (0, 2, 3, 1)) puts the channels of an N×C×H×W map last",
+            arg="dims",
+        )
+    if dims[0] != 0:
+        raise OpError("E038", "permute: the batch dimension 0 stays first", "e.g. (0, 2, 3, 1)", arg="dims")
+    return tuple(d - 1 for d in dims[1:])
+
+
+def _permute_shape(a: Attrs, s: Shape) -> Shape:
+    return tuple(s[d] for d in _permutation(a, len(s)))
+
+
+def _permute_axes(a: Attrs, axes: Axes) -> Axes:
+    return tuple(axes[d] for d in _permutation(a, len(axes)))
+
+
+def _swap(a: Attrs, rank: int) -> tuple[int, int]:
+    return _dim(a["dim0"], rank, "transpose", "dim0") - 1, _dim(a["dim1"], rank, "transpose", "dim1") - 1
+
+
+def _transpose_shape(a: Attrs, s: Shape) -> Shape:
+    i, j = _swap(a, len(s))
+    out = list(s)
+    out[i], out[j] = out[j], out[i]
+    return tuple(out)
+
+
+def _transpose_axes(a: Attrs, axes: Axes) -> Axes:
+    return _transpose_shape(a, axes)
 
 
 def _softmax_shape(op: str) -> Callable[[Attrs, Shape], Shape]:
@@ -316,7 +423,8 @@ def _conv_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
 
 
 def _linear_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
-    return Cost(a["in_features"] * a["out_features"], a["out_features"] if a["bias"] else 0)
+    rows = numel(s[:-1])
+    return Cost(rows * a["in_features"] * a["out_features"], rows * a["out_features"] if a["bias"] else 0)
 
 
 def _elementwise(per_element: int) -> Callable[[Attrs, Shape, Shape], Cost]:
@@ -366,6 +474,44 @@ class StochasticDepth(nn.Module):
         return f"{self.__class__.__name__}(p={self.p}, mode={self.mode})"'''
 
 
+LAYERNORM2D = '''class LayerNorm2d(nn.LayerNorm):
+    """Layer normalisation over the channels of an N×C×H×W map at each position, as torchvision's ConvNeXt writes it."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        x = x.permute(0, 3, 1, 2)
+        return x'''
+
+
+def _layernorm_params(a: Attrs) -> Any:
+    if not a["elementwise_affine"]:
+        return 0
+    return a["normalized_shape"] * (2 if a["bias"] else 1)
+
+
+PERMUTE = '''class Permute(nn.Module):
+    """Reorders the dimensions of its input, as torchvision.ops.Permute (a module, so a Sequential can hold it)."""
+
+    def __init__(self, dims: list[int]) -> None:
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.permute(x, self.dims)'''
+
+TRANSPOSE = '''class Transpose(nn.Module):
+    """Swaps two dimensions of its input (a module, so a Sequential can hold it)."""
+
+    def __init__(self, dim0: int, dim1: int) -> None:
+        super().__init__()
+        self.dim0 = dim0
+        self.dim1 = dim1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.transpose(x, self.dim0, self.dim1)'''
+
+
 @dataclass(frozen=True)
 class Op:
     """One primitive op and its rules."""
@@ -391,6 +537,13 @@ class Op:
     # Python source the module or inline form needs in the generated file (a class or function torch lacks),
     # written once before the classes of a module that uses the op.
     helper: str | None = None
+    # What the input's dimensions must be: "map", a C×H×W feature map, channels first; "channels", channels (or
+    # flat features) first; "last": the op maps the last dimension, which must not be a spatial one; "any".
+    layout: str = "any"
+    # The output's dimension labels, for ops that move, merge or split dimensions (default: the input's).
+    axes: Callable[[Attrs, Axes], Axes] | None = None
+    # Arguments the inline form passes by position, in order (`torch.flatten(x, 1)`).
+    positional: tuple[str, ...] = ()
 
 
 OPS: dict[str, Op] = {
@@ -414,6 +567,7 @@ OPS: dict[str, Op] = {
             check=_conv_check,
             params=_conv_params,
             inferred={"in_channels": lambda s: _feature_map(s, "conv")[0]},
+            layout="map",
         ),
         Op(
             "linear",
@@ -423,7 +577,8 @@ OPS: dict[str, Op] = {
             lambda a: ("nn.Linear", [a["in_features"], a["out_features"]], _non_default(a, "linear", skip=("out_features",))),
             _linear_cost,
             params=_linear_params,
-            inferred={"in_features": lambda s: _flat(s, "linear")[0]},
+            inferred={"in_features": lambda s: s[-1]},
+            layout="last",
         ),
         Op(
             "batchnorm",
@@ -435,6 +590,31 @@ OPS: dict[str, Op] = {
             params=_batchnorm_params,
             buffers=_batchnorm_buffers,
             inferred={"num_features": lambda s: s[0], "rank": len},
+            layout="channels",
+        ),
+        Op(
+            "layernorm",
+            "Layer normalisation over the last dimension (`nn.LayerNorm`): tokens, flat features or a channels-last map.",
+            (("eps", 1e-5), ("elementwise_affine", True), ("bias", True)),
+            _same_shape,
+            lambda a: ("nn.LayerNorm", [a["normalized_shape"]], _non_default(a, "layernorm")),
+            _elementwise(2),
+            params=_layernorm_params,
+            inferred={"normalized_shape": lambda s: s[-1]},
+            layout="last",
+        ),
+        Op(
+            "layernorm2d",
+            "Layer normalisation over the channels of a C×H×W map at each position, as torchvision's ConvNeXt "
+            "`LayerNorm2d` (an `nn.LayerNorm` that permutes channels last and back).",
+            (("eps", 1e-5), ("elementwise_affine", True), ("bias", True)),
+            _map_shape("layernorm2d"),
+            lambda a: ("LayerNorm2d", [a["normalized_shape"]], _non_default(a, "layernorm2d")),
+            _elementwise(2),
+            params=_layernorm_params,
+            inferred={"normalized_shape": lambda s: _feature_map(s, "layernorm2d")[0]},
+            layout="map",
+            helper=LAYERNORM2D,
         ),
         Op(
             "groupnorm",
@@ -446,6 +626,7 @@ OPS: dict[str, Op] = {
             check=_groupnorm_check,
             params=_affine_params,
             inferred={"num_channels": lambda s: _feature_map(s, "groupnorm")[0]},
+            layout="map",
         ),
         Op(
             "instancenorm",
@@ -457,6 +638,7 @@ OPS: dict[str, Op] = {
             params=_affine_params,
             buffers=_instancenorm_buffers,
             inferred={"num_features": lambda s: _feature_map(s, "instancenorm")[0]},
+            layout="map",
         ),
         Op(
             "local_response_norm",
@@ -466,6 +648,7 @@ OPS: dict[str, Op] = {
             lambda a: ("nn.LocalResponseNorm", [a["size"]], _non_default(a, "local_response_norm", skip=("size",))),
             lambda a, s, out: Cost(0, (a["size"] + 1) * numel(out)),
             functional="F.local_response_norm",
+            layout="map",
         ),
         Op(
             "relu",
@@ -605,6 +788,7 @@ OPS: dict[str, Op] = {
             _window_cost,
             functional="F.max_pool2d",
             check=_pool_check,
+            layout="map",
         ),
         Op(
             "avgpool",
@@ -615,6 +799,7 @@ OPS: dict[str, Op] = {
             _window_cost,
             functional="F.avg_pool2d",
             check=_pool_check,
+            layout="map",
         ),
         Op(
             "adaptive_avgpool",
@@ -624,6 +809,7 @@ OPS: dict[str, Op] = {
             _simple_module("nn.AdaptiveAvgPool2d", "adaptive_avgpool"),
             _input_cost,
             functional="F.adaptive_avg_pool2d",
+            layout="map",
         ),
         Op(
             "adaptive_maxpool",
@@ -633,16 +819,57 @@ OPS: dict[str, Op] = {
             _simple_module("nn.AdaptiveMaxPool2d", "adaptive_maxpool"),
             _input_cost,
             functional="F.adaptive_max_pool2d",
+            layout="map",
         ),
         Op(
             "flatten",
-            "Flattens C×H×W into one feature dimension.",
-            (("start_dim", 1),),
+            "Flattens dimensions start_dim to end_dim into one (C×H×W into features by default).",
+            (("start_dim", 1), ("end_dim", -1)),
             _flatten_shape,
             _simple_module("nn.Flatten", "flatten"),
             _free,
             functional="torch.flatten",
             allocates_output=False,
+            axes=_flatten_axes,
+            positional=("start_dim", "end_dim"),
+        ),
+        Op(
+            "unflatten",
+            "Splits dimension `dim` into `sizes` (`nn.Unflatten`), e.g. channels into groups for a shuffle.",
+            (("dim", REQUIRED), ("sizes", REQUIRED)),
+            _unflatten_shape,
+            lambda a: ("nn.Unflatten", [a["dim"], a["sizes"]], {}),
+            _free,
+            functional="torch.unflatten",
+            allocates_output=False,
+            axes=_unflatten_axes,
+            positional=("dim", "sizes"),
+        ),
+        Op(
+            "permute",
+            "Reorders the dimensions (PyTorch's, the batch 0 first): `permute(x, (0, 2, 3, 1))` puts channels last.",
+            (("dims", REQUIRED),),
+            _permute_shape,
+            lambda a: ("Permute", [list(a["dims"])], {}),
+            _free,
+            functional="torch.permute",
+            allocates_output=False,
+            axes=_permute_axes,
+            positional=("dims",),
+            helper=PERMUTE,
+        ),
+        Op(
+            "transpose",
+            "Swaps two dimensions (PyTorch's, the batch 0): `transpose(x, 1, 2)`.",
+            (("dim0", REQUIRED), ("dim1", REQUIRED)),
+            _transpose_shape,
+            lambda a: ("Transpose", [a["dim0"], a["dim1"]], {}),
+            _free,
+            functional="torch.transpose",
+            allocates_output=False,
+            axes=_transpose_axes,
+            positional=("dim0", "dim1"),
+            helper=TRANSPOSE,
         ),
         Op(
             "dropout",
@@ -749,6 +976,11 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "momentum": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number between 0 and 1, or none"),
     "p": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),
+    "end_dim": (_is_int, "an integer"),
+    "dim0": (_is_int, "an integer"),
+    "dim1": (_is_int, "an integer"),
+    "dims": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of dimensions, e.g. (0, 2, 3, 1)"),
+    "sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (2, -1)"),
     "mode": (lambda v: v in ("row", "batch"), '"row" (one draw per sample) or "batch" (one for the batch)'),
     "dim": (_is_int, "an integer"),
     "min_val": (_is_number, "a number"),
@@ -764,7 +996,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "size": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     **{
         flag: (lambda v: isinstance(v, bool), "true or false")
-        for flag in ("bias", "affine", "track_running_stats", "inplace", "ceil_mode", "count_include_pad")
+        for flag in ("bias", "affine", "track_running_stats", "inplace", "ceil_mode", "count_include_pad", "elementwise_affine")
     },
 }
 

@@ -30,7 +30,7 @@ from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
 from archc.sema.names import member_name_code, quoted
 from archc.sema.program import Program
-from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
+from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_symbolic, is_unknown, literal, negate, same_value
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -741,15 +741,23 @@ class ClassWriter:
         if not isinstance(x, TVal):
             raise ArchError("E081", f"inline `{func}` needs its input tensor first: {func}(x, ...)", expr.loc)
         attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+        # Sizes are written in the constructor's terms (`groups`), the call in the forward's (`self.groups`).
+        sizes = bind_op_args(
+            row, [evaluate(a, self.scope) for a in args[1:]], {k: evaluate(v, self.scope) for k, v in kwargs.items()}, expr
+        )
         try:
-            shape = row.shape(attrs, x.shape)
+            shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
             raise ArchError(e.code, e.message, expr.loc, e.hint) from None
         params: list[Any] = [Sym(x.var)]
-        keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
-        if func == "flatten":
-            params.append(attrs["start_dim"])
-            keywords = {}
+        defaults = dict(row.args)
+        keywords = {k: v for k, v in attrs.items() if not same_value(v, defaults[k])}
+        # Arguments the function takes by position: the first always (`torch.flatten(x, 1)`), later ones up to the
+        # last that differs from its default.
+        shown = [n for i, n in enumerate(row.positional) if i == 0 or any(k in keywords for k in row.positional[i:])]
+        for name in shown:
+            params.append(attrs[name])
+            keywords.pop(name, None)
         if row.uses_training:
             keywords["training"] = Sym("self.training")
         self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
@@ -758,7 +766,7 @@ class ClassWriter:
     def scalar(self, expr: S.Expr) -> Any:
         """A non-tensor value in the forward; constructor arguments it uses become attributes (`self.scale`)."""
         value = evaluate(expr, self.scope)
-        if isinstance(value, Sym):
+        if is_symbolic(value):
             for name in sorted(S.names_used(expr)):
                 found, v = self.scope.lookup(name)
                 if found and isinstance(v, Sym) and name not in self.self_scalars:

@@ -95,8 +95,10 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
     """The receptive field of every node and of the eval-mode output."""
     unit = Field(1, 1, 0)
     fields: dict[int, ReceptiveField] = {}
+    grids: dict[int, tuple[int, int]] = {}
     warnings: list[str] = []
     for node in arch.nodes:
+        grids[node.id] = _grid(node, grids)
         if node.op == "input":
             fields[node.id] = ReceptiveField(unit, unit)
             continue
@@ -110,8 +112,10 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         elif node.op in ("adaptive_avgpool", "adaptive_maxpool"):
             (kh, sh), (kw, sw) = _adaptive(source[1], node.shape[1]), _adaptive(source[2], node.shape[2])
             fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, 0), first.w.through_window(kw, sw, 0))
-        elif node.op == "flatten" and len(source) == 3 and len(node.shape) == 1:
-            fields[node.id] = ReceptiveField(first.h.whole(source[1]), first.w.whole(source[2]))
+        elif len(node.inputs) == 1 and _positional(arch.nodes[node.inputs[0]]) and not _positional(node):
+            # Positions merged into features (flatten): every unit sees the whole grid the positions lay on.
+            gh, gw = grids[node.inputs[0]]
+            fields[node.id] = ReceptiveField(first.h.whole(gh), first.w.whole(gw))
         elif node.op in SPATIAL_STATISTICS:
             fields[node.id] = ReceptiveField(first.h.everywhere(source[1]), first.w.everywhere(source[2]))
         elif node.op in ("softmax", "log_softmax") and len(source) == 3 and ops.softmax_axis(node.attrs["dim"], tuple(source), node.op) > 0:
@@ -128,6 +132,24 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         else:
             fields[node.id] = first
     return FieldReport(fields, fields[arch.outputs[0]], warnings)
+
+
+def _axes(node: Node) -> list[str]:
+    return node.axes or list(ops.MAP_AXES if len(node.shape) == 3 else ("F",) * len(node.shape))
+
+
+def _positional(node: Node) -> bool:
+    """Whether a node's units stand at positions of the image: a dimension of it is the height, the width or tokens."""
+    return bool(set(_axes(node)) & {"H", "W", "L"})
+
+
+def _grid(node: Node, grids: dict[int, tuple[int, int]]) -> tuple[int, int]:
+    """The height and width of the grid of positions a node's units stand on: its own H and W, else its input's
+    (tokens keep the grid they were flattened from)."""
+    axes = _axes(node)
+    if "H" in axes and "W" in axes:
+        return node.shape[axes.index("H")], node.shape[axes.index("W")]
+    return grids[node.inputs[0]] if node.inputs else (1, 1)
 
 
 def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]:

@@ -10,18 +10,28 @@ from typing import Any
 
 from archc import ops
 from archc.errors import ArchError, Loc, Note
-from archc.ops import OpError, Shape, fmt_shape
+from archc.ops import Axes, OpError, Shape, fmt_shape
 
 # Where an input of a node was made, for the notes of a mismatch: its location and a few words (`bn1` (batchnorm)).
 Origin = tuple[Loc | None, str]
 
 
-def infer_shape(op: str, attrs: dict[str, Any], inputs: list[Shape], loc: Loc, origins: list[Origin] | None = None) -> Shape:
+def infer_shape(
+    op: str,
+    attrs: dict[str, Any],
+    inputs: list[Shape],
+    loc: Loc,
+    origins: list[Origin] | None = None,
+    axes: list[Axes] | None = None,
+) -> Shape:
     """The output shape of `op` with `attrs` applied to `inputs`; ArchError at `loc` if they do not fit.
 
-    `origins`, one per input, say where the inputs were made: a mismatch at `+` or `cat` notes them.
+    `origins`, one per input, say where the inputs were made: a mismatch at `+` or `cat` notes them. `axes`, one
+    per input, say what each dimension is (`ops.Axes`): an op that needs a C×H×W map refuses a permuted one.
     """
     try:
+        if axes is not None and op in ops.OPS:
+            check_layout(ops.OPS[op], inputs[0], axes[0])
         if op in ops.ARITHMETIC:
             if len(inputs) == 1:
                 return inputs[0]
@@ -92,3 +102,42 @@ def _mismatch(
             where, what = origins[index]
             notes.append((where, f"{word}, {fmt_shape(inputs[index])}, is {what}"))
     return ArchError(e.code, e.message, loc, e.hint, notes)
+
+
+def describe(shape: Shape, axes: Axes) -> str:
+    """`N×56×56×96 (H×W×C)`: a shape with what its dimensions are, where that is not the usual C×H×W."""
+    return fmt_shape(shape) + ("" if axes in (ops.MAP_AXES, ("F",)) else f" ({'×'.join(axes)})")
+
+
+def check_layout(row: ops.Op, shape: Shape, axes: Axes) -> None:
+    """OpError where the input's dimensions are not what `row` works on (its `layout`)."""
+    if row.layout == "map" and len(axes) == 3 and axes != ops.MAP_AXES:
+        raise OpError(
+            "E035",
+            f"{row.name} needs a C×H×W feature map, channels first; this is {describe(shape, axes)}",
+            "permute the channels back first: permute(x, (0, 3, 1, 2)) after (0, 2, 3, 1)",
+        )
+    if row.layout == "channels" and axes and axes[0] not in ("C", "F"):
+        raise OpError(
+            "E035",
+            f"{row.name} normalises dimension 1, the channels, and this is {describe(shape, axes)}",
+            "permute the channels to dimension 1 first, or use layernorm for the last dimension",
+        )
+    if row.layout == "last" and axes and axes[-1] in ops.SPATIAL:
+        raise OpError(
+            "E034",
+            f"{row.name} maps the last dimension, and this is a feature map {describe(shape, axes)}: its last is the width",
+            "add `flatten()` before it for a classifier, or permute the channels last (permute(x, (0, 2, 3, 1))) for one per position",
+        )
+
+
+def infer_axes(op: str, attrs: dict[str, Any], axes: list[Axes], shape: Shape) -> Axes:
+    """What each dimension of `op`'s output is, given its inputs' (`ops.Axes`) and its output `shape`."""
+    first = axes[0]
+    row = ops.OPS.get(op)
+    if row is not None and row.axes is not None:
+        return row.axes(attrs, first)
+    if len(first) == len(shape):
+        return first
+    # A rank-changing op without its own rule: nothing is known of its dimensions.
+    return tuple("F" for _ in shape)
