@@ -101,6 +101,8 @@ CODES: dict[str, str] = {
     "E093": "Graphviz missing or failing",
     "E094": "unknown reference model",
     "E095": "weights file unusable",
+    "E096": "output file not written by archc",
+    "E097": "two specs write one output file",
     # Training (`archc train`)
     "E100": "training data not found",
     "E101": "no usable checkpoint to resume from",

@@ -876,6 +876,7 @@ def emit_python(
     if (
         not (function_name.isascii() and function_name.isidentifier())
         or keyword.iskeyword(function_name)
+        or (function_name.startswith("__") and function_name.endswith("__"))  # `__init__`, `__main__`: a package's
         or function_name in RESERVED | {n for n, d in program.definitions.items() if d.kind == "block"}
     ):
         raise ArchError(
