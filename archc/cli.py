@@ -40,6 +40,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _allow_import_outside(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-import-outside",
+        action="store_true",
+        help="let imports name absolute paths and files outside the spec's folder (refused by default: E051)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (.arch) to PyTorch.")
     parser.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -51,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC" if not many else "SPEC", help="a .arch file")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
         p.add_argument("--max-nodes", type=int, default=200_000, help="refuse networks with more graph nodes (default 200000)")
+        _allow_import_outside(p)
         return p
 
     p = spec_command("compile", "write the PyTorch module of each spec", True)
@@ -78,10 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         "-o", "--output", type=Path, metavar="FILE", help="output file (default SPEC-STEM.FORMAT; the .dot is written beside it)"
     )
     p.add_argument("--figures", action="store_true", help="show params and MACs in each box")
+    _allow_import_outside(p)
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--depth", type=_positive, metavar="N", help="fold the diagram below the first N levels of names")
+    _allow_import_outside(p)
     p = sub.add_parser(
         "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
     )
@@ -172,13 +183,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "diagram":
         from archc.emit.dot import diagram_command
 
-        written = diagram_command(args.spec, args.format, args.depth, args.rankdir, args.output, args.figures)
+        written = diagram_command(args.spec, args.format, args.depth, args.rankdir, args.output, args.figures, args.allow_import_outside)
         print(f"{args.spec} -> {written}")
         return 0
     if args.command == "report":
         from archc.emit.report import report_command
 
-        print(f"{args.spec} -> {report_command(args.spec, args.output, args.depth)}")
+        print(f"{args.spec} -> {report_command(args.spec, args.output, args.depth, args.allow_import_outside)}")
         return 0
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
@@ -188,7 +199,7 @@ def _run(args: argparse.Namespace) -> int:
         failed = False
         for spec in specs:
             try:
-                compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes)
+                compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside)
                 source = compiled.inference_python() if inference else compiled.python()
                 if args.command == "compile":
                     target = _output_for(spec, args.output, inference)
@@ -203,7 +214,9 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
         return 1 if failed else 0
-    compiled = compile_spec(args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes)
+    compiled = compile_spec(
+        args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside
+    )
     if args.command == "ir":
         print(compiled.arch.to_json(indent=1))
     elif args.json:
@@ -286,6 +299,7 @@ def _add_torch_commands(sub: Any) -> None:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
+        _allow_import_outside(p)
         return p
 
     p = command("verify", "compare a spec with a torchvision or timm model: counts, state_dict keys and shapes, logits")
@@ -304,7 +318,9 @@ def _add_torch_commands(sub: Any) -> None:
 
 def _run_torch_command(args: argparse.Namespace) -> int:
     # export's --input elaborates the spec at that size, so a size the spec cannot take is a located error.
-    compiled = compile_spec(args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None))
+    compiled = compile_spec(
+        args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None), allow_import_outside=args.allow_import_outside
+    )
     if args.command == "verify":
         from archc.tools.verify import verify
 
@@ -481,6 +497,10 @@ def _train(args: argparse.Namespace) -> int:
 # ---- end of archc train ----
 
 
+# Errors of the command line's arguments rather than of a spec: exit 2, like argparse's.
+USAGE_CODES = {"E098"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `archc` console script."""
     args = _parser().parse_args(argv)
@@ -488,7 +508,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except ArchError as e:
         print(e.render(), file=sys.stderr)
-        return 1
+        return 2 if e.code in USAGE_CODES else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except RecursionError:
         print(ArchError("E060", "the spec nests too deeply to process", None, "nest fewer brackets or blocks").render(), file=sys.stderr)
         return 1

@@ -3,22 +3,61 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
+from archc.errors import ArchError
+
+# The largest spec file archc reads: the zoo's largest is a few kilobytes. A larger file is refused before it is read
+# (a FIFO would block and a device never end, so only regular files are read at all).
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+
+
+def read_spec_bytes(path: Path) -> bytes:
+    """The bytes of a spec file: a regular file of at most MAX_SPEC_BYTES, or E006 saying why not."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+            raise ArchError("E006", f"cannot read {path}: it is {what}", None, "give the path of a .arch file")
+        if info.st_size > MAX_SPEC_BYTES:
+            raise ArchError(
+                "E006",
+                f"cannot read {path}: {info.st_size:,} bytes, over the {_limit()} limit for a spec",
+                None,
+                "give the path of a .arch file",
+            )
+        with path.open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+    except OSError as e:
+        raise ArchError("E006", f"cannot read {path}: {e.strerror}", None, "check the path") from None
+    if len(data) > MAX_SPEC_BYTES:  # it grew since stat
+        raise ArchError("E006", f"cannot read {path}: over the {_limit()} limit for a spec", None, "give the path of a .arch file")
+    return data
+
+
+def _limit() -> str:
+    return f"{MAX_SPEC_BYTES // (1024 * 1024)} MiB"
+
 
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write `data` (text as UTF-8) to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `data` (text as UTF-8) to a temporary file beside `path`, then rename it over `path`; a folder that
+    cannot be made or written to (or a full disk) is E098."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename and str(e.filename) != str(path) else ""
+        raise ArchError("E098", f"cannot write {path}: {e.strerror}{where}", None, "choose a folder you can write to (-o)") from None
 
 
 def _umask() -> int:

@@ -134,6 +134,13 @@ def _two_specs_one_output(tmp: Path) -> str:
     return run_cli("compile", str(SPECS / "lenet5.arch"), str(tmp / "a" / "lenet5.arch"), "-o", str(tmp / "out"))[1]
 
 
+def _output_not_writable(tmp: Path) -> str:
+    (tmp / "file").write_text("", encoding="utf-8")
+    status, err = run_cli("compile", str(SPECS / "lenet5.arch"), "-o", str(tmp / "file" / "out"))
+    assert status == 2, err
+    return err
+
+
 NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E006": _missing_spec,
     "E061": _node_limit,
@@ -145,6 +152,7 @@ NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E095": _unusable_weights,
     "E096": _output_not_archcs,
     "E097": _two_specs_one_output,
+    "E098": _output_not_writable,
     "E100": _training_data_missing,
     "E101": _nothing_to_resume,
     "E102": _spec_unfit_for_data,

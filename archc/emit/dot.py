@@ -562,13 +562,19 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str) -> Path:
 
 
 def diagram_command(
-    spec: Path, fmt: str = "svg", depth: int | None = None, rankdir: str = "TB", output: Path | None = None, figures: bool = False
+    spec: Path,
+    fmt: str = "svg",
+    depth: int | None = None,
+    rankdir: str = "TB",
+    output: Path | None = None,
+    figures: bool = False,
+    allow_import_outside: bool = False,
 ) -> Path:
     """`archc diagram`: compile `spec`, write its diagram (default `<spec stem>.<fmt>` in the current directory) and the
     .dot beside it; returns the path of the diagram."""
     if fmt not in FORMATS:
         raise ArchError("E092", f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
-    compiled = compile_spec(spec)
+    compiled = compile_spec(spec, allow_import_outside=allow_import_outside)
     dot_text = render_dot(compiled, depth, rankdir, figures)
     target = output if output is not None else Path(f"{Path(spec).stem}.{fmt}")
     return write_diagram(dot_text, target, fmt)
