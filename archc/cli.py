@@ -80,12 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
     p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
-    p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), default="svg", help="output format (default svg)")
+    p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), help="output format (default: the output's extension, else svg)")
     p.add_argument("--depth", type=_positive, metavar="N", help="fold modules below the first N levels of names")
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     p.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="output file (default SPEC-STEM.FORMAT; the .dot is written beside it)"
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="output file, its extension naming the format (default SPEC-STEM.FORMAT, the .dot beside it); - for standard output",
     )
+    p.add_argument("--dpi", type=_positive, metavar="N", help="pixels per inch of a png (Graphviz's default 96)")
     p.add_argument("--figures", action="store_true", help="show params and MACs in each box")
     _allow_import_outside(p)
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
@@ -183,8 +188,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "diagram":
         from archc.emit.dot import diagram_command
 
-        written = diagram_command(args.spec, args.format, args.depth, args.rankdir, args.output, args.figures, args.allow_import_outside)
-        print(f"{args.spec} -> {written}")
+        def warn(message: str) -> None:
+            print(f"warning: {message}", file=sys.stderr)
+
+        written = diagram_command(
+            args.spec, args.format, args.depth, args.rankdir, args.output, args.figures, args.allow_import_outside, args.dpi, warn
+        )
+        if str(written) != "-":  # standard output holds the picture
+            print(f"{args.spec} -> {written}")
         return 0
     if args.command == "report":
         from archc.emit.report import report_command
@@ -498,7 +509,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 # Errors of the command line's arguments rather than of a spec: exit 2, like argparse's.
-USAGE_CODES = {"E098"}
+USAGE_CODES = {"E092", "E098"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
