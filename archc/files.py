@@ -1,4 +1,5 @@
-"""Writing outputs: whole or not at all, so a failure never leaves a partial file."""
+"""Reading specs (regular files of bounded size only) and writing outputs (whole or not at all, so a failure never
+leaves a partial file; archc replaces only the modules it wrote)."""
 
 from __future__ import annotations
 
