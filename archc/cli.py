@@ -40,6 +40,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _allow_import_outside(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-import-outside",
+        action="store_true",
+        help="let imports name absolute paths and files outside the spec's folder (refused by default: E051)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (.arch) to PyTorch.")
     parser.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -51,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC" if not many else "SPEC", help="a .arch file")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
         p.add_argument("--max-nodes", type=int, default=200_000, help="refuse networks with more graph nodes (default 200000)")
+        _allow_import_outside(p)
         return p
 
     p = spec_command("compile", "write the PyTorch module of each spec", True)
@@ -71,17 +80,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
     p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
-    p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), default="svg", help="output format (default svg)")
+    p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), help="output format (default: the output's extension, else svg)")
     p.add_argument("--depth", type=_positive, metavar="N", help="fold modules below the first N levels of names")
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     p.add_argument(
-        "-o", "--output", type=Path, metavar="FILE", help="output file (default SPEC-STEM.FORMAT; the .dot is written beside it)"
+        "-o",
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="output file, its extension naming the format (default SPEC-STEM.FORMAT, the .dot beside it); - for standard output",
     )
+    p.add_argument("--dpi", type=_positive, metavar="N", help="pixels per inch of a png (Graphviz's default 96)")
     p.add_argument("--figures", action="store_true", help="show params and MACs in each box")
+    _allow_import_outside(p)
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--depth", type=_positive, metavar="N", help="fold the diagram below the first N levels of names")
+    _allow_import_outside(p)
     p = sub.add_parser(
         "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
     )
@@ -172,35 +188,46 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "diagram":
         from archc.emit.dot import diagram_command
 
-        written = diagram_command(args.spec, args.format, args.depth, args.rankdir, args.output, args.figures)
-        print(f"{args.spec} -> {written}")
+        def warn(message: str) -> None:
+            print(f"warning: {message}", file=sys.stderr)
+
+        written = diagram_command(
+            args.spec, args.format, args.depth, args.rankdir, args.output, args.figures, args.allow_import_outside, args.dpi, warn
+        )
+        if str(written) != "-":  # standard output holds the picture
+            print(f"{args.spec} -> {written}")
         return 0
     if args.command == "report":
         from archc.emit.report import report_command
 
-        print(f"{args.spec} -> {report_command(args.spec, args.output, args.depth)}")
+        print(f"{args.spec} -> {report_command(args.spec, args.output, args.depth, args.allow_import_outside)}")
         return 0
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
+        inference = args.command == "compile" and args.inference
+        specs = _unique_outputs(args.specs, args.output, inference) if args.command == "compile" else args.specs
         # Each spec on its own: a broken one is reported and the others are still checked and written.
         failed = False
-        for spec in args.specs:
+        for spec in specs:
             try:
-                compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes)
-                inference = args.command == "compile" and args.inference
+                compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside)
                 source = compiled.inference_python() if inference else compiled.python()
+                if args.command == "compile":
+                    target = _output_for(spec, args.output, inference)
+                    _check_output(spec, target)
             except ArchError as e:
                 print(e.render(), file=sys.stderr)
                 failed = True
                 continue
             if args.command == "compile":
-                target = args.output / f"{compiled.inference_name if inference else compiled.module_name}.py"
                 write_atomic(target, source)
                 print(f"{compiled.path} -> {target}")
             else:
                 print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
         return 1 if failed else 0
-    compiled = compile_spec(args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes)
+    compiled = compile_spec(
+        args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside
+    )
     if args.command == "ir":
         print(compiled.arch.to_json(indent=1))
     elif args.json:
@@ -212,6 +239,57 @@ def _run(args: argparse.Namespace) -> int:
 
         print_summary(compiled, args.depth, args.batch, args.dtype)
     return 0
+
+
+# --- compile's outputs: archc replaces only what it wrote (issue 16, item 2) --------------------------------------
+
+
+def _output_for(spec: Path, directory: Path, inference: bool) -> Path:
+    """The module `archc compile` writes for `spec` (named as `Compiled.module_name` and `inference_name` are)."""
+    return directory / f"{spec.stem}_inference.py" if inference else directory / f"{spec.stem}.py"
+
+
+def _unique_outputs(specs: list[Path], directory: Path, inference: bool) -> list[Path]:
+    """`specs` without repeats of one file; two different specs that would write one module are an error before
+    anything is written (the second would silently replace the first)."""
+    by_target: dict[Path, Path] = {}
+    unique = []
+    for spec in specs:
+        target = _output_for(spec, directory, inference)
+        first = by_target.get(target)
+        if first is not None:
+            if first.resolve() == spec.resolve():
+                continue
+            raise ArchError(
+                "E097",
+                f"{first} and {spec} would both be written to {target}",
+                None,
+                "compile them into different folders (-o), or rename one of the specs",
+            )
+        by_target[target] = spec
+        unique.append(spec)
+    return unique
+
+
+def _check_output(spec: Path, target: Path) -> None:
+    """Refuse a module name the output package defines itself, and a file there that archc did not write."""
+    from archc.errors import Loc
+    from archc.files import package_names, written_by_archc
+
+    if target.stem in package_names(target.parent):
+        raise ArchError(
+            "E071",
+            f"the file name `{spec.stem}` is a name {target.parent / '__init__.py'} defines; the module would shadow it",
+            Loc(str(spec), 1, 1),
+            "rename the spec file, or compile it into another folder (-o)",
+        )
+    if (target.exists() or target.is_symlink()) and not written_by_archc(target):
+        raise ArchError(
+            "E096",
+            f"{target} exists and archc did not write it (it has no `@generated by archc` first line)",
+            None,
+            f"archc replaces only its own modules: move {target} away, or compile into another folder (-o)",
+        )
 
 
 # --- verify, export: the commands that run the generated module (issue 9, items 2 and 3) -------------------------
@@ -232,6 +310,7 @@ def _add_torch_commands(sub: Any) -> None:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
+        _allow_import_outside(p)
         return p
 
     p = command("verify", "compare a spec with a torchvision or timm model: counts, state_dict keys and shapes, logits")
@@ -250,7 +329,9 @@ def _add_torch_commands(sub: Any) -> None:
 
 def _run_torch_command(args: argparse.Namespace) -> int:
     # export's --input elaborates the spec at that size, so a size the spec cannot take is a located error.
-    compiled = compile_spec(args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None))
+    compiled = compile_spec(
+        args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None), allow_import_outside=args.allow_import_outside
+    )
     if args.command == "verify":
         from archc.tools.verify import verify
 
@@ -427,6 +508,10 @@ def _train(args: argparse.Namespace) -> int:
 # ---- end of archc train ----
 
 
+# Errors of the command line's arguments rather than of a spec: exit 2, like argparse's.
+USAGE_CODES = {"E092", "E098"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `archc` console script."""
     args = _parser().parse_args(argv)
@@ -434,7 +519,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except ArchError as e:
         print(e.render(), file=sys.stderr)
-        return 1
+        return 2 if e.code in USAGE_CODES else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except RecursionError:
         print(ArchError("E060", "the spec nests too deeply to process", None, "nest fewer brackets or blocks").render(), file=sys.stderr)
         return 1

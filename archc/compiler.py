@@ -107,15 +107,17 @@ def compile_spec(
     input_shape: tuple[int, int, int] | None = None,
     text: str | None = None,
     max_nodes: int = MAX_NODES,
+    allow_import_outside: bool = False,
 ) -> Compiled:
     """Parse, check and elaborate a spec file (or `text` under that file name) and count its parameters.
 
     The static check reports every error it finds at once (`ArchErrors` when there are several); elaboration
-    stops at its first. Errors inside imported files carry the chain of imports as notes.
+    stops at its first. Errors inside imported files carry the chain of imports as notes. Imports stay inside the
+    spec's folder unless `allow_import_outside` (E051).
     """
     path = Path(path)
     try:
-        program = load_program(path, text)
+        program = load_program(path, text, allow_import_outside)
     except RecursionError:
         raise _too_deep(path) from None
     try:

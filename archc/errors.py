@@ -79,6 +79,7 @@ CODES: dict[str, str] = {
     "E045": "bad call of a builtin",
     # Imports
     "E050": "imported file missing",
+    "E051": "import outside the spec's folder",
     # Limits
     "E060": "nesting too deep",
     "E061": "too many nodes",
@@ -101,6 +102,9 @@ CODES: dict[str, str] = {
     "E093": "Graphviz missing or failing",
     "E094": "unknown reference model",
     "E095": "weights file unusable",
+    "E096": "output file not written by archc",
+    "E097": "two specs write one output file",
+    "E098": "output not writable",
     # Training (`archc train`)
     "E100": "training data not found",
     "E101": "no usable checkpoint to resume from",
@@ -191,6 +195,8 @@ SOURCES: dict[str, str] = {}
 
 
 def _source_line(loc: Loc) -> str | None:
+    if not loc.file.endswith(".arch") and Path(loc.file).is_file():
+        return None  # never quote a file that is not a spec
     text = SOURCES.get(loc.file)
     if text is None:
         try:

@@ -85,7 +85,7 @@ def _symbolic_window(size: Sym, kernel: Any, stride: Any, padding: Any, dilation
 
 def _check_window(shape: Shape, attrs: Attrs, op: str) -> None:
     """Concrete checks shared by conv and pooling: the window must fit the padded map."""
-    _, h, w = shape
+    _, h, w = _feature_map(shape, op)
     kh, kw = pair(attrs["kernel_size"])
     ph, pw = pair(attrs.get("padding", 0))
     dh, dw = pair(attrs.get("dilation", 1))

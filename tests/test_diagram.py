@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -16,7 +17,7 @@ import pytest
 from archc.compiler import Compiled, compile_spec
 from archc.emit.dot import describe_op, diagram_command, fmt_shape, layers_of_dot_nodes, render_dot, write_diagram
 from archc.errors import ArchError
-from tests.conftest import ROOT, SPECS
+from tests.conftest import ROOT, SPECS, run_cli
 
 ALL_SPECS = sorted(SPECS.glob("*.arch"))
 HAS_DOT = shutil.which("dot") is not None
@@ -304,3 +305,103 @@ def test_missing_dot_binary_gives_an_install_hint_after_writing_the_dot(tmp_path
         diagram_command(SPECS / "googlenet.arch", "png", 1, "TB", None, False)
     assert (tmp_path / "googlenet.dot").exists()
     assert not (tmp_path / "googlenet.png").exists()
+
+
+# Pictures are what their names say (issue 16, item 4).
+
+# The leading bytes of each format's files, from the formats' specifications (PNG signature, PDF header, SVG as XML).
+MAGIC = {".png": (b"\x89PNG\r\n\x1a\n",), ".pdf": (b"%PDF-",), ".svg": (b"<?xml", b"<svg"), ".dot": (b"digraph",)}
+
+
+def _leading_bytes_match(path: Path) -> bool:
+    return path.read_bytes().lstrip().startswith(MAGIC[path.suffix.lower()])
+
+
+@needs_dot
+@pytest.mark.parametrize("name", ["lenet5.png", "lenet5.pdf", "lenet5.svg", "lenet5.dot", "LENET.PNG", "pictures/x.pdf"])
+def test_the_output_extension_names_the_format(name: str, tmp_path: Path) -> None:
+    outcome = run_cli("diagram", str(SPECS / "lenet5.arch"), "--depth", "1", "-o", str(tmp_path / name))
+    assert outcome.code == 0, outcome
+    assert _leading_bytes_match(tmp_path / name), (tmp_path / name).read_bytes()[:20]
+    # An explicit -f that agrees is fine.
+    fmt = Path(name).suffix.lower()[1:]
+    assert run_cli("diagram", str(SPECS / "lenet5.arch"), "--depth", "1", "-f", fmt, "-o", str(tmp_path / name)).code == 0
+    assert _leading_bytes_match(tmp_path / name)
+
+
+@needs_dot
+@pytest.mark.parametrize("fmt", ["svg", "png", "pdf", "dot"])
+def test_every_picture_starts_as_its_extension_says(fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = run_cli("diagram", str(SPECS / "lenet5.arch"), "-f", fmt)
+    assert outcome.code == 0, outcome
+    assert _leading_bytes_match(tmp_path / f"lenet5.{fmt}")
+    if fmt != "dot":
+        assert _leading_bytes_match(tmp_path / "lenet5.dot")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-f", "svg", "-o", "x.png"], "-f svg contradicts the output's name x.png, a png file"),
+        (["-f", "png", "-o", "x.pdf"], "-f png contradicts the output's name x.pdf, a pdf file"),
+        (["-o", "x.jpg"], "cannot draw x.jpg: archc draws no .jpg pictures"),
+        (["-f", "png", "-o", "x.jpeg"], "cannot draw x.jpeg: archc draws no .jpeg pictures"),
+        (["-o", "x.svg", "--dpi", "300"], "--dpi applies to png pictures, not svg"),
+    ],
+)
+def test_a_contradiction_is_a_usage_error_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    outcome = run_cli("diagram", str(SPECS / "lenet5.arch"), *args)
+    assert outcome.code == 2, outcome
+    assert f"error[E092]: {message}" in outcome.err
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_no_extension_takes_the_format_flag_or_svg(tmp_path: Path) -> None:
+    assert run_cli("diagram", str(SPECS / "lenet5.arch"), "-o", str(tmp_path / "picture")).code == 0
+    assert (tmp_path / "picture").read_bytes().lstrip().startswith(b"<?xml")
+    assert run_cli("diagram", str(SPECS / "lenet5.arch"), "-f", "png", "-o", str(tmp_path / "picture")).code == 0
+    assert (tmp_path / "picture").read_bytes().startswith(MAGIC[".png"])
+
+
+@needs_dot
+@pytest.mark.parametrize(("fmt", "suffix"), [(None, ".svg"), ("png", ".png"), ("pdf", ".pdf"), ("dot", ".dot")])
+def test_dash_is_standard_output(fmt: str | None, suffix: str, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "archc", "diagram", str(SPECS / "lenet5.arch"), "-o", "-", *(["-f", fmt] if fmt else [])]
+    proc = subprocess.run(command, capture_output=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.lstrip().startswith(MAGIC[suffix]), proc.stdout[:40]
+    assert list(tmp_path.iterdir()) == []  # no file named `-`, no .dot
+
+
+@needs_dot
+def test_dpi_sets_the_pixels_of_a_png(tmp_path: Path) -> None:
+    from archc.emit.dot import png_size
+
+    sizes = {}
+    for dpi in (48, 192):
+        target = tmp_path / f"lenet5_{dpi}.png"
+        assert run_cli("diagram", str(SPECS / "lenet5.arch"), "--dpi", str(dpi), "-o", str(target)).code == 0
+        sizes[dpi] = png_size(target.read_bytes())
+    assert sizes[48] is not None and sizes[192] is not None
+    # Four times the dots per inch, four times the pixels a side (up to Graphviz's rounding).
+    assert abs(sizes[192][0] - 4 * sizes[48][0]) <= 8 and abs(sizes[192][1] - 4 * sizes[48][1]) <= 8
+
+
+@needs_dot
+def test_a_png_scaled_down_by_graphviz_is_reported(tmp_path: Path) -> None:
+    # resnet152 drawn whole is over 32,767 pixels high: cairo's limit, so Graphviz scales the picture down.
+    target = tmp_path / "resnet152.png"
+    outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "-o", str(target))
+    assert outcome.code == 0, outcome
+    width, height = struct.unpack(">II", target.read_bytes()[16:24])
+    assert max(width, height) >= 32_000
+    assert outcome.err.startswith("warning: the png is too large for Graphviz's cairo renderer"), outcome.err
+    assert f"{width}×{height} pixels" in outcome.err and "SVG" in outcome.err and "--depth" in outcome.err
+    # Folded, it fits: no warning.
+    outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "--depth", "1", "-o", str(tmp_path / "folded.png"))
+    assert outcome.code == 0 and outcome.err == "", outcome

@@ -122,6 +122,25 @@ def _device_missing(tmp: Path) -> str:
     return run_cli("train", str(SPECS / "lenet5.arch"), "--device", "cuda:99")[1]
 
 
+def _output_not_archcs(tmp: Path) -> str:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "resnet18.py").write_text("print('mine')\n", encoding="utf-8")
+    return run_cli("compile", str(RESNET18), "-o", str(tmp / "out"))[1]
+
+
+def _two_specs_one_output(tmp: Path) -> str:
+    (tmp / "a").mkdir()
+    shutil.copyfile(SPECS / "lenet5.arch", tmp / "a" / "lenet5.arch")
+    return run_cli("compile", str(SPECS / "lenet5.arch"), str(tmp / "a" / "lenet5.arch"), "-o", str(tmp / "out"))[1]
+
+
+def _output_not_writable(tmp: Path) -> str:
+    (tmp / "file").write_text("", encoding="utf-8")
+    status, err = run_cli("compile", str(SPECS / "lenet5.arch"), "-o", str(tmp / "file" / "out"))
+    assert status == 2, err
+    return err
+
+
 NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E006": _missing_spec,
     "E061": _node_limit,
@@ -131,6 +150,9 @@ NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E093": _graphviz_missing,
     "E094": _unknown_reference,
     "E095": _unusable_weights,
+    "E096": _output_not_archcs,
+    "E097": _two_specs_one_output,
+    "E098": _output_not_writable,
     "E100": _training_data_missing,
     "E101": _nothing_to_resume,
     "E102": _spec_unfit_for_data,

@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -547,21 +551,69 @@ def _emit_unit(graph: graphviz.Digraph, unit: _Unit, plan: _Plan, figures: _Figu
 # Writing and rendering.
 
 
-def render_bytes(dot_text: str, fmt: str) -> bytes:
-    """The picture in `fmt` (svg, png, pdf) by Graphviz's `dot`; an ArchError with an install hint where it is missing."""
+def render_bytes(dot_text: str, fmt: str, dpi: int | None = None, warn: Callable[[str], None] | None = None) -> bytes:
+    """The picture in `fmt` (svg, png, pdf) by Graphviz's `dot`, at `dpi` (png only); an ArchError with an install hint
+    where `dot` is missing. Graphviz's warnings go to `warn` (a PNG too large for cairo comes out scaled down, its text
+    shrunk: `warn` is told so, with the picture's size)."""
     if fmt not in FORMATS or fmt == "dot":
         raise ArchError("E092", f"cannot render the format {fmt!r}", None, f"use one of {', '.join(FORMATS[1:])}")
+    command = ["dot", f"-T{fmt}", *([f"-Gdpi={dpi}"] if dpi is not None else [])]
     try:
-        data: bytes = graphviz.pipe("dot", fmt, dot_text.encode("utf-8"), quiet=True)
-    except graphviz.ExecutableNotFound as e:
+        # Not graphviz.pipe: it leaves Graphviz's warnings on the terminal or drops them, and they matter here.
+        done = subprocess.run(command, input=dot_text.encode("utf-8"), capture_output=True, check=False)
+    except FileNotFoundError as e:
         raise ArchError("E093", f"cannot render {fmt}: Graphviz's `dot` program was not found", None, INSTALL_HINT) from e
-    except graphviz.CalledProcessError as e:
-        stderr = e.stderr.decode("utf-8", "replace").strip() if isinstance(e.stderr, bytes) else str(e.stderr or "")
-        raise ArchError("E093", f"Graphviz's `dot` failed: {stderr or e}", None, "check the Graphviz installation with `dot -V`") from e
-    return data
+    stderr = done.stderr.decode("utf-8", "replace").strip()
+    if done.returncode != 0:
+        raise ArchError(
+            "E093", f"Graphviz's `dot` failed: {stderr or done.returncode}", None, "check the Graphviz installation with `dot -V`"
+        )
+    scaled = re.search(r"too large for cairo-renderer bitmaps\. Scaling by ([\d.]+)", stderr)
+    if scaled and warn is not None:
+        pixels = png_size(done.stdout)
+        size = f" {pixels[0]}×{pixels[1]} pixels" if pixels else ""
+        warn(
+            f"the {fmt} is too large for Graphviz's cairo renderer, which scaled it by {float(scaled[1]):.2g} to{size}:"
+            " its text may be unreadable; draw it as SVG (-f svg) or fold it with a smaller --depth"
+        )
+    return done.stdout
 
 
-def write_diagram(dot_text: str, path: Path | str, fmt: str) -> Path:
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG, from its IHDR chunk; None for anything else."""
+    if len(data) < 24 or not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+# Each picture format's file extension, and the leading bytes of such a file.
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+EXTENSIONS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".pdf": "pdf"}
+
+
+def diagram_format(fmt: str | None, output: Path | None) -> str:
+    """The format to draw in: `fmt` if given, else the one the output's extension names, else svg. An extension naming
+    another format than `fmt`, or none archc draws, is E092: a picture is what its name says."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ArchError("E092", f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
+    suffix = output.suffix.lower() if output is not None and str(output) != "-" else ""
+    named = EXTENSIONS.get(suffix)
+    if suffix and named is None:
+        raise ArchError(
+            "E092",
+            f"cannot draw {output}: archc draws no {suffix} pictures",
+            None,
+            "name the output .svg, .png, .pdf or .dot (the format follows the extension), or leave the extension out and give -f",
+        )
+    if fmt is not None and named is not None and named != fmt:
+        raise ArchError(
+            "E092", f"-f {fmt} contradicts the output's name {output}, a {named} file", None, "leave out -f: the extension says the format"
+        )
+    return fmt or named or "svg"
+
+
+def write_diagram(dot_text: str, path: Path | str, fmt: str, dpi: int | None = None, warn: Callable[[str], None] | None = None) -> Path:
     """Write the DOT text beside `path` (`path` itself for fmt 'dot') and, for svg, png or pdf, the picture at `path`.
 
     The .dot file is written first, so it is there even when Graphviz's `dot` program is missing (an ArchError).
@@ -575,7 +627,7 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str) -> Path:
     write_atomic(dot_path, dot_text.encode("utf-8"))
     if fmt != "dot":
         try:
-            data = render_bytes(dot_text, fmt)
+            data = render_bytes(dot_text, fmt, dpi, warn)
         except ArchError as e:
             raise ArchError(e.code, f"{e.message}; the DOT text is in {dot_path}", None, e.hint) from e
         write_atomic(path, data)
@@ -583,13 +635,29 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str) -> Path:
 
 
 def diagram_command(
-    spec: Path, fmt: str = "svg", depth: int | None = None, rankdir: str = "TB", output: Path | None = None, figures: bool = False
+    spec: Path,
+    fmt: str | None = None,
+    depth: int | None = None,
+    rankdir: str = "TB",
+    output: Path | None = None,
+    figures: bool = False,
+    allow_import_outside: bool = False,
+    dpi: int | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Path:
     """`archc diagram`: compile `spec`, write its diagram (default `<spec stem>.<fmt>` in the current directory) and the
-    .dot beside it; returns the path of the diagram."""
-    if fmt not in FORMATS:
-        raise ArchError("E092", f"unknown diagram format {fmt!r}", None, f"use one of {', '.join(FORMATS)}")
-    compiled = compile_spec(spec)
+    .dot beside it; returns the path of the diagram. The format is `fmt`, or the one `output`'s extension names, or
+    svg (`diagram_format`); `output` `-` writes the picture (or the DOT text) to standard output, and no .dot file."""
+    fmt = diagram_format(fmt, output)
+    if dpi is not None and fmt != "png":
+        raise ArchError("E092", f"--dpi applies to png pictures, not {fmt}", None, "leave out --dpi, or draw a png")
+    compiled = compile_spec(spec, allow_import_outside=allow_import_outside)
     dot_text = render_dot(compiled, depth, rankdir, figures)
+    if output is not None and str(output) == "-":
+        data = dot_text.encode("utf-8") if fmt == "dot" else render_bytes(dot_text, fmt, dpi, warn)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return Path("-")
     target = output if output is not None else Path(f"{Path(spec).stem}.{fmt}")
-    return write_diagram(dot_text, target, fmt)
+    return write_diagram(dot_text, target, fmt, dpi, warn)

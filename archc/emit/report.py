@@ -110,12 +110,12 @@ def render_report(compiled: Compiled, svg: str, layer_of_dot_node: dict[str, str
     )
 
 
-def report_command(spec: Path, output: Path, depth: int | None = None) -> Path:
+def report_command(spec: Path, output: Path, depth: int | None = None, allow_import_outside: bool = False) -> Path:
     """`archc report`: compile `spec`, draw it (folded to `depth` if given) and write the HTML page to `output`."""
     from archc.compiler import compile_spec
     from archc.emit import dot
 
-    compiled = compile_spec(spec)
+    compiled = compile_spec(spec, allow_import_outside=allow_import_outside)
     svg = dot.render_bytes(dot.render_dot(compiled, depth), "svg").decode("utf-8")
     layer_of_dot_node = dot.layers_of_dot_nodes(compiled.arch, depth)
     write_atomic(output, render_report(compiled, svg, layer_of_dot_node))

@@ -963,6 +963,7 @@ def emit_python(
     if (
         not (function_name.isascii() and function_name.isidentifier())
         or keyword.iskeyword(function_name)
+        or (function_name.startswith("__") and function_name.endswith("__"))  # `__init__`, `__main__`: a package's
         or function_name in RESERVED | {n for n, d in program.definitions.items() if d.kind == "block"}
     ):
         raise ArchError(
@@ -1088,8 +1089,15 @@ def _doc(defn: S.Definition) -> str:
 def _escape_doc(text: str) -> str:
     """Text that cannot end a triple-quoted docstring early: backslashes doubled, and every quote escaped that is
     followed by another quote or ends the text (so no run of three unescaped quotes can form)."""
-    text = re.sub(r'"(?="|$)', r'\\"', str(text).replace("\\", "\\\\"))
-    # Characters that are not printable (NUL, line separators) are written as escapes the docstring decodes back.
+    return _escape_quotes(_escape_unprintable(str(text).replace("\\", "\\\\")))
+
+
+def _escape_quotes(text: str) -> str:
+    return re.sub(r'"(?="|$)', r'\\"', text)
+
+
+def _escape_unprintable(text: str) -> str:
+    """Characters that are not printable (NUL, tabs, line separators) as escapes the docstring decodes back."""
     return "".join(
         ch
         if ch.isprintable()
@@ -1118,7 +1126,10 @@ def docstring_lines(text: str, width: int = 100) -> list[str]:
     if not text:
         return []
     # Never break inside a word: an escape sequence split across lines would no longer be one.
-    lines = textwrap.wrap(_escape_doc(text), width, break_long_words=False, break_on_hyphens=False) or [""]
+    # Quotes are escaped line by line after wrapping: wrapping drops the spaces after a line's last quote, which
+    # would then meet the closing quotes (`"bottleneck" ` would end `bottleneck""""`).
+    escaped = _escape_unprintable(text.replace("\\", "\\\\"))
+    lines = [_escape_quotes(line) for line in textwrap.wrap(escaped, width, break_long_words=False, break_on_hyphens=False)] or [""]
     if len(lines) == 1:
         return [f'"""{lines[0]}"""']
     return ['"""' + lines[0], *lines[1:], '"""']

@@ -11,7 +11,8 @@ from typing import Any
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from archc.errors import SOURCES, ArchError, Loc, too_deep
+from archc.errors import CODES, SOURCES, ArchError, Loc, too_deep
+from archc.files import read_spec_bytes
 from archc.lang import syntax as S
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
@@ -506,11 +507,22 @@ def _deepest(tree: Tree[Token], file: str) -> Loc | None:
 
 
 def parse_file(path: Path) -> S.Module:
-    """Read and parse a spec file."""
+    """Read and parse a spec file. A file not named `.arch` that does not parse is E006, which quotes none of it (a
+    syntax error's snippet would print a line of whatever file it is)."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ArchError("E006", f"cannot read {path}: {e.strerror}", None, "check the path") from None
+        return _parse_file(path)
+    except ArchError as e:
+        if path.suffix == ".arch" or e.code == "E006":
+            raise
+        SOURCES.pop(str(path), None)
+        at = f" ({CODES[e.code]} at line {e.loc.line})" if e.loc is not None else ""
+        raise ArchError(
+            "E006", f"cannot read {path} as a spec: its name does not end in .arch and it does not parse{at}", None, "specs are .arch files"
+        ) from None
+
+
+def _parse_file(path: Path) -> S.Module:
+    data = read_spec_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -45,6 +45,7 @@ class _Checker:
         self.program = program
         self.errors: list[ArchError] = []
         self.members: set[str] = set()
+        self.ambiguous: dict[str, S.Definition] = {}  # names of both a member and a value, where the forward reads them
 
     def definition(self, defn: S.Definition) -> None:
         self.members = S.declared_members(defn.body)
@@ -65,6 +66,10 @@ class _Checker:
             for dim in defn.input.dims:
                 self.value(dim, everything)
         if defn.forward is not None:
+            # A parameter or `let` named like a member cannot be read as a value in the forward: the generated
+            # class would keep both as `self.NAME` (the forward's own variables are locals, so they may).
+            forward_locals = {defn.forward.arg} | {s.name for s in S.walk(defn.forward.body) if isinstance(s, S.Assign)}
+            self.ambiguous = {n: defn for n in (everything & self.members) - forward_locals}
             self.forward(defn.forward.body, everything | {defn.forward.arg})
 
     def forward(self, stmts: list[S.Stmt], known: set[str]) -> None:
@@ -140,6 +145,21 @@ class _Checker:
                 case S.For(body=loop_body):
                     self.member_rules(loop_body, has_forward, in_loop=True)
 
+    def ambiguous_value(self, expr: S.Name, defn: S.Definition) -> None:
+        member = next(m for m in S.walk(defn.body) if isinstance(m, S.Member) and m.name == expr.name)
+        value: list[S.Param | S.Let] = [p for p in defn.params if p.name == expr.name]
+        value += [s for s in S.walk(defn.body) if isinstance(s, S.Let) and s.name == expr.name]
+        what, declared = ("parameter", f"parameter `{expr.name}`") if isinstance(value[0], S.Param) else ("`let`", f"`let {expr.name}`")
+        self.errors.append(
+            ArchError(
+                "E019",
+                f"`{expr.name}` is both a member and a {what}, so the forward cannot read it as a value",
+                expr.loc,
+                f"rename the member or the {what}",
+                [(member.loc, f"member `{expr.name}` is declared here"), (value[0].loc, f"{declared} is declared here")],
+            )
+        )
+
     def name(self, expr: S.Name, bound: set[str]) -> None:
         if expr.name not in bound and expr.name not in self.members and expr.name not in BUILTINS:
             self.errors.append(ArchError("E010", f"unknown name `{expr.name}`", expr.loc, did_you_mean(expr.name, bound)))
@@ -174,6 +194,8 @@ class _Checker:
         match expr:
             case S.Name():
                 self.name(expr, bound)
+                if expr.name in self.ambiguous:
+                    self.ambiguous_value(expr, self.ambiguous[expr.name])
                 return
             case S.Call(args=args, kwargs=kwargs):
                 try:

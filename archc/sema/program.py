@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,9 +57,25 @@ def add_import_chain(error: ArchError, imported_from: dict[str, Loc]) -> ArchErr
     return error
 
 
-def load_program(path: Path, text: str | None = None) -> Program:
-    """Parse a spec and, transitively, the files it imports."""
+def _check_inside(imp: S.Import, target: Path, root: Path) -> None:
+    """An import names a file inside `root`, the folder of the spec being compiled, by a relative path (compared
+    after symbolic links are resolved: a link leading out of the folder leads out)."""
+    if os.path.isabs(imp.path) or not target.is_relative_to(root):
+        where = "an absolute path" if os.path.isabs(imp.path) else f"outside {root}, the folder of the spec being compiled"
+        raise ArchError(
+            "E051",
+            f"import {imp.path!r} reaches {where}",
+            imp.loc,
+            'import files inside the spec\'s folder by relative paths (`import "lib/blocks.arch"`), or allow this with'
+            " --allow-import-outside",
+        )
+
+
+def load_program(path: Path, text: str | None = None, allow_import_outside: bool = False) -> Program:
+    """Parse a spec and, transitively, the files it imports. Imports stay inside the spec's folder (its subfolders
+    included) unless `allow_import_outside`: an absolute path, or one whose `..` leads out of it, is E051."""
     main = parse_text(text, str(path)) if text is not None else parse_file(path)
+    root = path.resolve().parent
     definitions: dict[str, S.Definition] = {}
     seen: set[Path] = set()
     imported_from: dict[str, Loc] = {}
@@ -80,13 +97,21 @@ def load_program(path: Path, text: str | None = None) -> Program:
             definitions[d.name] = d
         for imp in module.imports:
             target = (Path(module.file).parent / imp.path).resolve()
+            if not allow_import_outside:
+                _check_inside(imp, target, root)
             if target in seen:
                 continue
             seen.add(target)
-            if not target.is_file():
+            if not target.exists():
                 raise ArchError("E050", f"cannot import {imp.path!r}: no such file", imp.loc, f"looked for {target}")
             imported_from[str(target)] = imp.loc
-            add(parse_file(target))
+            try:
+                imported = parse_file(target)
+            except ArchError as e:
+                if e.code != "E006" or e.loc is not None:
+                    raise
+                raise ArchError("E006", f"cannot import {imp.path!r}: {e.message}", imp.loc, e.hint) from None
+            add(imported)
 
     seen.add(path.resolve())
     try:
