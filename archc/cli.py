@@ -283,7 +283,7 @@ def _run_torch_command(args: argparse.Namespace) -> int:
 
         library, name = args.against
         report = verify(compiled, library, name, rtol=args.rtol, seeds=args.seeds)
-        print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False, allow_nan=False) if args.json else report.render())
         return 0 if report.equal else 1
     from archc.tools.export import export_onnx
 

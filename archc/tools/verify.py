@@ -483,7 +483,8 @@ class Report:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "same_state_dict": self.same_state_dict, "equal": self.equal}
+        """The report as JSON data (`archc verify --json`); an infinite difference (shapes that differ) is null."""
+        return _finite({**asdict(self), "same_state_dict": self.same_state_dict, "equal": self.equal})
 
     def render(self) -> str:
         lines = [f"{self.spec} against {self.against}"]
@@ -543,6 +544,16 @@ def verify(compiled: Compiled, library: str, name: str, rtol: float = RTOL, seed
             model, reference, compiled.arch.input_shape, locate, locate_key, seeds=seeds, rtol=rtol
         )
     return report
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
 
 
 def _count(tensors: Any) -> int:
