@@ -484,7 +484,8 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON data (`archc verify --json`); an infinite difference (shapes that differ) is null."""
-        return _finite({**asdict(self), "same_state_dict": self.same_state_dict, "equal": self.equal})
+        data: dict[str, Any] = _finite({**asdict(self), "same_state_dict": self.same_state_dict, "equal": self.equal})
+        return data
 
     def render(self) -> str:
         lines = [f"{self.spec} against {self.against}"]
