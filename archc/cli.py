@@ -259,7 +259,6 @@ def _add_torch_commands(sub: Any) -> None:
     p.add_argument(
         "--rtol",
         type=_tolerance,
-        default=1e-5,
         metavar="R",
         help="a tensor differs when its largest absolute difference exceeds R times the reference's largest magnitude (default 1e-5)",
     )
@@ -279,10 +278,11 @@ def _run_torch_command(args: argparse.Namespace) -> int:
     # error.
     compiled = compile_spec(args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None))
     if args.command == "verify":
+        from archc.tools.runtime import RTOL
         from archc.tools.verify import verify
 
         library, name = args.against
-        report = verify(compiled, library, name, rtol=args.rtol, seeds=args.seeds)
+        report = verify(compiled, library, name, rtol=RTOL if args.rtol is None else args.rtol, seeds=args.seeds)
         print(json.dumps(report.to_json(), indent=2, ensure_ascii=False, allow_nan=False) if args.json else report.render())
         return 0 if report.equal else 1
     from archc.tools.export import export_onnx
