@@ -79,6 +79,18 @@ BATTERY = [
         {"eval", "training"},
     ),
     (
+        "relu6-for-relu",
+        "resnet18",
+        "torchvision:resnet18",
+        "lib/resnet.arch",
+        "    relu = relu(inplace = true)\n    maxpool",
+        "    relu = relu6(inplace = true)\n    maxpool",
+        "relu",  # the stem's: at ×1 its inputs mostly stay under 6, at ×10 they do not
+        ("block ResNet(", "relu = relu6("),
+        {"type"},
+        {"eval"},
+    ),
+    (
         "ceil-mode-dropped",
         "googlenet",
         "torchvision:googlenet",
