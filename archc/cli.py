@@ -298,6 +298,16 @@ def _check_output(spec: Path, target: Path) -> None:
 TORCH_COMMANDS = ("verify", "export")
 
 
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, e.g. 1e-5, got {text!r}")
+    return value
+
+
 def _reference(text: str) -> tuple[str, str]:
     library, sep, name = text.partition(":")
     if not sep or library not in ("torchvision", "timm") or not name:
@@ -313,7 +323,11 @@ def _add_torch_commands(sub: Any) -> None:
         _allow_import_outside(p)
         return p
 
-    p = command("verify", "compare a spec with a torchvision or timm model: counts, state_dict keys and shapes, logits")
+    p = command(
+        "verify",
+        "compare a spec with a torchvision or timm model: counts, state_dict keys and shapes, every module's type and"
+        " settings, every module's output (eval and training mode) and one SGD step",
+    )
     p.add_argument(
         "--against",
         type=_reference,
@@ -321,6 +335,17 @@ def _add_torch_commands(sub: Any) -> None:
         metavar="torchvision:NAME|timm:NAME",
         help="the reference model, built without weights",
     )
+    p.add_argument(
+        "--rtol",
+        type=_tolerance,
+        metavar="R",
+        help="a tensor differs when its largest absolute difference exceeds R times the reference's largest magnitude (default 1e-5)",
+    )
+    p.add_argument(
+        "--seeds", type=_positive, default=3, metavar="N", help="BatchNorm randomisations (and batches) in eval mode (default 3)"
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size to compare at instead of the spec's")
     p = command("export", "write the spec's model as an ONNX file (eval mode, batch dimension dynamic)")
     p.add_argument("--onnx", type=Path, required=True, metavar="FILE", help="the .onnx file to write")
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size to build and trace at instead of the spec's")
@@ -328,15 +353,18 @@ def _add_torch_commands(sub: Any) -> None:
 
 
 def _run_torch_command(args: argparse.Namespace) -> int:
-    # export's --input elaborates the spec at that size, so a size the spec cannot take is a located error.
+    # --input (verify's and export's) elaborates the spec at that size, so a size the spec cannot take is a located
+    # error.
     compiled = compile_spec(
         args.spec, parse_overrides(args.defines), input_shape=getattr(args, "input", None), allow_import_outside=args.allow_import_outside
     )
     if args.command == "verify":
+        from archc.tools.runtime import RTOL
         from archc.tools.verify import verify
 
-        report = verify(compiled, *args.against)
-        print(report.render())
+        library, name = args.against
+        report = verify(compiled, library, name, rtol=RTOL if args.rtol is None else args.rtol, seeds=args.seeds)
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False, allow_nan=False) if args.json else report.render())
         return 0 if report.equal else 1
     from archc.tools.export import export_onnx
 

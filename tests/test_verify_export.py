@@ -65,7 +65,11 @@ def test_verify_resnet18_against_torchvision_is_equal() -> None:
     params = sum(p.numel() for p in reference.parameters())
     assert f"parameters: {params:,} in the spec, {params:,} in the reference: equal" in out
     assert f"the same {len(reference.state_dict())} keys with the same shapes" in out
-    assert re.search(r"logits: .*: equal$", out, re.MULTILINE)
+    # Every module of the spec's model sits at a path of torchvision's: its type and settings are compared.
+    assert f"module types and settings: {len(list(reference.named_modules()))} modules at the same paths alike: equal" in out
+    for run in ("eval, seed 0, inputs ×1 and ×10", "eval, seed 2, inputs ×1 and ×10", "training, seed 0, input ×1"):
+        assert re.search(rf"^  {run}: \d+ module outputs alike .*: equal$", out, re.MULTILINE), out
+    assert re.search(rf"^  SGD step: {len(reference.state_dict())} state_dict tensors alike .*: equal$", out, re.MULTILINE), out
     assert out.rstrip().endswith("\nequal")
 
 
@@ -85,7 +89,7 @@ def test_verify_names_each_changed_layer_and_its_spec_line(tmp_path: Path) -> No
         mine = "×".join(map(str, (*reference[key].shape[:2], 1, 1)))
         where = rf"{re.escape(str(library))}:{line}:\d+"
         assert re.search(rf"^      {re.escape(key)}  spec {mine}, reference {shape}  {where}$", out, re.MULTILINE), out
-    assert "logits: not compared" in out
+    assert "modules and outputs: not compared (the state_dicts differ)" in out
     assert out.rstrip().endswith("not equal")
 
 
@@ -103,14 +107,17 @@ def test_verify_lists_a_renamed_layer_as_missing_and_unexpected(tmp_path: Path) 
     assert ": equal" in out.splitlines()[1]
 
 
-def test_verify_reports_different_logits_with_equal_state_dicts(tmp_path: Path) -> None:
-    # The same weights, applied differently: no ReLU after the addition.
+def test_verify_reports_the_first_module_whose_output_differs_with_equal_state_dicts(tmp_path: Path) -> None:
+    # The same weights, applied differently: no ReLU after the addition. torchvision's block calls its one `relu`
+    # twice; the spec's calls it once, so the first block's output is the first to differ, located at the block's
+    # definition (which holds its forward).
     tail = "\n    }\n}\n\n# 1×1"
-    spec, _ = altered_resnet18(tmp_path, "        return relu(out + identity)" + tail, "        return out + identity" + tail)
-    code, out, err = run_cli("verify", str(spec), "--against", "torchvision:resnet18")
+    spec, library = altered_resnet18(tmp_path, "        return relu(out + identity)" + tail, "        return out + identity" + tail)
+    code, out, err = run_cli("verify", str(spec), "--against", "torchvision:resnet18", "--input", "3x64x64", "--seeds", "1")
     assert code == 1, out + err
     assert "the same 122 keys" in out
-    assert re.search(r"logits: .*: differ$", out, re.MULTILINE)
+    where = re.escape(f"{tmp_path / 'lib' / 'resnet.arch'}:{line_of(library, 'block BasicBlock(')}:")
+    assert re.search(rf"^  eval, seed 0, inputs ×1 and ×10: differ, first at layer1\.0  {where}\d+: output: ", out, re.MULTILINE), out
 
 
 def test_verify_unknown_reference_is_a_clean_error() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,9 @@ import torch
 from torch import nn
 
 from archc.compiler import Compiled, compile_spec
+from archc.tools.runtime import RTOL
 from archc.tools.runtime import randomize_batchnorm_statistics as randomize_batchnorm_statistics  # shared with archc verify
+from archc.tools.verify import SCALES, eval_run, settings_differences, spec_locator
 from tests.conftest import SPECS, load_source
 
 
@@ -33,23 +34,16 @@ def assert_same_logits(ours: torch.Tensor, theirs: torch.Tensor, rtol: float = 1
     assert (ours - theirs).abs().max().item() <= rtol * max(scale, 1e-12), ((ours - theirs).abs().max().item(), scale)
 
 
-def assert_equals_reference(
-    compiled: Compiled,
-    model: nn.Module,
-    reference: nn.Module,
-    batch: int = 2,
-    forward: Callable[[nn.Module, torch.Tensor], Any] | None = None,
-) -> None:
-    """Strict state_dict load of the reference into the generated module, then equal eval-mode outputs."""
-    randomize_batchnorm_statistics(reference)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    torch.manual_seed(0)
-    x = torch.randn(batch, *compiled.arch.input_shape)
-    run = forward or (lambda m, t: m(t))
-    with torch.no_grad():
-        assert_same_logits(run(model, x), run(reference, x))
+def assert_equals_reference(compiled: Compiled, model: nn.Module, reference: nn.Module, batch: int = 2) -> None:
+    """archc verify's comparison, at the cost of one forward pass of each model: every module's type and settings
+    equal the reference module's at its path; then a strict state_dict load of the reference (BatchNorm statistics
+    and affine parameters randomised) and every module's output equal in eval mode on inputs at scales ×1 and ×10
+    (`batch` samples in all, at least one per scale)."""
+    locate, _ = spec_locator(compiled)
+    _, settings = settings_differences(model, reference, locate)
+    assert not settings, "\n".join(d.render() for d in settings)
+    run = eval_run(model, reference, compiled.arch.input_shape, locate, seed=0, scales=SCALES, batch=max(1, batch // len(SCALES)))
+    assert run.compared > 0 and run.first is None, run.render(RTOL)
 
 
 def assert_shapes_match_hooks(compiled: Compiled, model: nn.Module, training: bool = False) -> None:

@@ -5,15 +5,14 @@ This module imports torch; the compile path never imports it.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
 from archc.api import load_module
 from archc.compiler import Compiled
 
-# The tolerance of the zoo tests: the largest difference within this fraction of the outputs' largest magnitude.
+# The tolerance of `archc verify` (its --rtol) and the zoo tests: a tensor equals the reference's when their largest
+# difference is within this fraction of the reference's largest magnitude.
 RTOL = 1e-5
 
 
@@ -37,23 +36,3 @@ def randomize_batchnorm_statistics(model: nn.Module, seed: int = 0, affine: bool
                 if affine and m.affine:
                     m.weight.copy_(torch.rand(m.weight.shape, generator=generator) + 0.5)
                     m.bias.copy_(torch.rand(m.bias.shape, generator=generator) - 0.5)
-
-
-def main_output(out: Any) -> torch.Tensor:
-    """The logits of a forward's result (the first of a tuple of outputs)."""
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    assert isinstance(out, torch.Tensor), type(out)
-    return out
-
-
-def difference(ours: torch.Tensor, theirs: torch.Tensor) -> tuple[float, float]:
-    """(largest absolute difference, largest magnitude of `theirs`); an infinite difference if the shapes differ."""
-    if ours.shape != theirs.shape:
-        return float("inf"), theirs.abs().max().item()
-    return (ours - theirs).abs().max().item(), theirs.abs().max().item()
-
-
-def within_tolerance(diff: float, scale: float, rtol: float = RTOL) -> bool:
-    """Whether `diff` is within `rtol` of the outputs' scale."""
-    return diff <= rtol * max(scale, 1e-12)
