@@ -237,7 +237,7 @@ class _ToAst(Transformer[Token, Any]):
         rule = S.InitRule(self._loc(meta), [str(n) for n in names], {})
         if isinstance(value, S.Call):
             rule.params["weight"] = value
-            rule.param_locs["weight"] = value.loc
+            rule.kwarg_locs["weight"] = value.loc
             return rule
         for name, call in value:
             if name in rule.params:
@@ -246,10 +246,10 @@ class _ToAst(Transformer[Token, Any]):
                     f"`{name}` initialised twice",
                     self._tok(name),
                     "give each parameter one init function",
-                    [(rule.param_locs[str(name)], "first given here")],
+                    [(rule.kwarg_locs[str(name)], "first given here")],
                 )
             rule.params[str(name)] = call
-            rule.param_locs[str(name)] = self._tok(name)
+            rule.kwarg_locs[str(name)] = self._tok(name)
         return rule
 
     def init_params(self, items: list[Any]) -> list[tuple[Token, S.Call]]:

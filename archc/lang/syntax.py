@@ -167,7 +167,7 @@ class InitRule(Stmt):
 
     target: list[str]
     params: dict[str, Call]  # "weight" / "bias" -> the init function call; a bare call sets the weight
-    param_locs: dict[str, Loc] = field(default_factory=dict)
+    kwarg_locs: dict[str, Loc] = field(default_factory=dict)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 from archc.errors import ArchError, Loc
 from archc.lang import syntax as S
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
+from archc.sema.symbolic import literal
 
 REQUIRED = object()
 
@@ -171,17 +172,24 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _show(value: Any) -> str:
+    try:
+        return literal(value)
+    except TypeError:
+        return repr(value)
+
+
 def check_value(func: str, name: str, value: Any, loc: Loc) -> None:
     """A concrete argument value of the kind torch.nn.init takes, or ArchError E112."""
     if name == "mode":
         if value not in ("fan_in", "fan_out"):
-            raise ArchError("E112", f"mode of {func} is {value!r}", loc, 'mode is "fan_in" or "fan_out"')
+            raise ArchError("E112", f"mode of {func} is {_show(value)}", loc, 'mode is "fan_in" or "fan_out"')
     elif name == "nonlinearity":
         if value not in NONLINEARITIES:
             hint = did_you_mean(str(value), set(NONLINEARITIES)) or "torch.nn.init.calculate_gain's: " + ", ".join(NONLINEARITIES)
-            raise ArchError("E112", f"nonlinearity of {func} is {value!r}", loc, hint)
+            raise ArchError("E112", f"nonlinearity of {func} is {_show(value)}", loc, hint)
     elif not _number(value):
-        raise ArchError("E112", f"`{name}` of {func} is {value!r}, not a number", loc, f"write a number, e.g. `{name} = 0`")
+        raise ArchError("E112", f"`{name}` of {func} is {_show(value)}, not a number", loc, f"write a number, e.g. `{name} = 0`")
     elif name == "std" and value < 0:
         raise ArchError("E112", f"std of {func} is negative ({value})", loc, "a standard deviation is 0 or more")
 
@@ -190,7 +198,7 @@ def check_rule_params(target: Target, rule: S.InitRule) -> None:
     """The parameters a rule names exist on its op type and take its init functions, or ArchError E110/E112."""
     kind = INIT_TYPES[target.op]
     for param, call in rule.params.items():
-        loc = rule.param_locs.get(param, call.loc)
+        loc = rule.kwarg_locs.get(param, call.loc)
         if param not in kind.params:
             raise ArchError("E112", f"`{target.op}` has no parameter `{param}`", loc, f"its parameters: {', '.join(kind.params)}")
         bound = bind_init(call)
