@@ -99,7 +99,8 @@ def resolve_target(definitions: dict[str, S.Definition], rule: S.InitRule) -> Ta
     defn = definitions.get(head)
     if defn is None or defn.kind != "block":
         blocks = {n for n, d in definitions.items() if d.kind == "block"}
-        raise ArchError("E111", f"no block `{head}` to initialise a member of", rule.loc, did_you_mean(head, blocks))
+        hint = did_you_mean(head, blocks) or "a member path starts at a block the spec defines or imports"
+        raise ArchError("E111", f"no block `{head}` to initialise a member of", rule.loc, hint)
     always: list[bool] = []
     where = head
     for i, name in enumerate(path):
@@ -227,9 +228,7 @@ def check_init(definitions: dict[str, S.Definition], init: S.Init) -> list[ArchE
             key = tuple(entry.target)
             if key in seen:
                 errors.append(
-                    ArchError(
-                        "E111", f"`{'.'.join(key)}` is initialised twice", entry.loc, "merge the rules", [(seen[key], "first here")]
-                    )
+                    ArchError("E111", f"`{'.'.join(key)}` is initialised twice", entry.loc, "merge the rules", [(seen[key], "first here")])
                 )
                 continue
             seen[key] = entry.loc
