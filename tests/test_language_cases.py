@@ -324,3 +324,12 @@ def test_init_errors_are_located_with_a_code(tmp_path: Any, rule: str, code: str
     assert caught.value.code == code and message in caught.value.message, caught.value.render()
     assert caught.value.loc is not None and caught.value.loc.line > 1
     assert caught.value.hint or code == "E010"  # an unknown name's hint is a spelling suggestion, when there is one
+
+
+def test_init_reading_a_parameter_named_m_loops_over_another_name(compile_arch: Any) -> None:
+    """torchvision's loop variable `m` would shadow a parameter `m` that the rules read."""
+    _, module = compile_arch(
+        "arch model(m = 0.05) {\n    input (3, 8, 8)\n    conv(64, 3)\n    init {\n        conv = normal(0, m)\n    }\n}\n"
+    )
+    torch.manual_seed(0)
+    assert abs(module.model(m=0.5)[0].weight.std().item() - 0.5) < 0.05  # 1728 elements

@@ -22,12 +22,16 @@ def init_lines(definitions: dict[str, S.Definition], arch: Architecture, defn: S
     of another block matches nothing and is left out)."""
     if defn.init is None:
         return []
-    return _Writer(definitions, arch, scope, classes | {defn.name}).entries(defn.init.body, 0)
+    # The loop variable is torchvision's `m`, unless the rules read a parameter of that name.
+    used = S.names_used(defn.init)
+    var = next(v for v in ("m", "module", *(f"m{i}" for i in range(len(used) + 1))) if v not in used)
+    return _Writer(definitions, arch, scope, classes | {defn.name}, var).entries(defn.init.body, 0)
 
 
 class _Writer:
-    def __init__(self, definitions: dict[str, S.Definition], arch: Architecture, scope: Scope, classes: set[str]) -> None:
+    def __init__(self, definitions: dict[str, S.Definition], arch: Architecture, scope: Scope, classes: set[str], var: str) -> None:
         self.definitions = definitions
+        self.var = var
         self.scope = scope
         self.classes = classes
         # The module classes each op type has in the elaborated network (BatchNorm1d on flat features).
@@ -62,7 +66,7 @@ class _Writer:
             target = resolve_target(self.definitions, rule)
             check_rule_params(target, rule)
             if target.block is None:
-                body = self.assignments(rule, target, "m")
+                body = self.assignments(rule, target, self.var)
                 classes = sorted(self.op_classes.get(target.op, {INIT_TYPES[target.op].default_class}))
                 if by_type and by_type[-1][1] == body:
                     by_type[-1][0].extend(classes)
@@ -73,19 +77,19 @@ class _Writer:
         lines: list[str] = []
         pad = INDENT * indent
         for tests in (
-            [(_isinstance(classes), body) for classes, body in by_type],
-            [(f"isinstance(m, {block})", body) for block, body in by_member],
+            [(_isinstance(self.var, classes), body) for classes, body in by_type],
+            [(f"isinstance({self.var}, {block})", body) for block, body in by_member],
         ):
             if not tests:
                 continue
-            lines.append(pad + "for m in self.modules():")
+            lines.append(pad + f"for {self.var} in self.modules():")
             for i, (test, body) in enumerate(tests):
                 lines.append(pad + INDENT + ("if " if i == 0 else "elif ") + test + ":")
                 lines += [pad + INDENT * 2 + line for line in body]
         return lines
 
     def member_body(self, rule: S.InitRule, target: Target) -> list[str]:
-        paths = ["m." + ".".join(target.path[: i + 1]) for i in range(len(target.path))]
+        paths = [self.var + "." + ".".join(target.path[: i + 1]) for i in range(len(target.path))]
         guards = [f"{p} is not None" for p, always in zip(paths, target.always, strict=True) if not always]
         body = self.assignments(rule, target, paths[-1])
         if guards:
@@ -114,8 +118,8 @@ class _Writer:
         return literal(value)
 
 
-def _isinstance(classes: list[str]) -> str:
+def _isinstance(var: str, classes: list[str]) -> str:
     unique = list(dict.fromkeys(classes))
     if len(unique) == 1:
-        return f"isinstance(m, {unique[0]})"
-    return f"isinstance(m, ({', '.join(unique)}))"
+        return f"isinstance({var}, {unique[0]})"
+    return f"isinstance({var}, ({', '.join(unique)}))"
