@@ -18,7 +18,9 @@ from archc.ir import Architecture, Location, ModuleNode, Node
 from archc.lang import syntax as S
 from archc.passes.shapes import infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
-from archc.sema.evaluate import BUILTINS, Scope, did_you_mean, evaluate
+from archc.sema.evaluate import Scope, did_you_mean, evaluate
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
+from archc.sema.names import member_name
 from archc.sema.program import Program
 
 MAX_NODES = 200_000
@@ -238,11 +240,11 @@ class BlockInstance(Instance):
                     scope.values[name] = evaluate(value, scope, self.elab.make_spec)
                     if isinstance(scope.values[name], Spec):
                         raise ArchError("E019", f"`let {name}` holds a module", stmt.loc, f"declare a member instead: `{name} = ...`")
-                case S.Member(name=name, value=value):
+                case S.Member(name=name, value=value, key=key):
                     spec = evaluate(value, scope, self.elab.make_spec)
                     if not isinstance(spec, Spec):
                         raise ArchError("E019", f"a member must be a module, got {spec!r}", stmt.loc, "use `let` for values")
-                    self.declare(name, spec, stmt.loc)
+                    self.declare(name if key is None else member_name(key, scope, stmt.loc), spec, stmt.loc)
                 case S.If(test=test, body=then, orelse=orelse):
                     self.run_body(then if _truth(evaluate(test, scope), test.loc) else orelse, scope)
                 case S.For(index=index, var=var, iterable=iterable, body=loop_body):
@@ -306,8 +308,14 @@ class BlockInstance(Instance):
         forward = self.defn.forward
         scope = self.scope.child()
         scope.values[forward.arg] = x
-        aux_names: set[str] = set()
-        for stmt in forward.body:
+        result = self.run_forward_body(forward.body, scope, set())
+        if result is not None:
+            return result
+        raise ArchError("E083", "forward has no `return`", forward.loc, "end it with `return ...`")
+
+    def run_forward_body(self, stmts: list[S.Stmt], scope: Scope, aux_names: set[str]) -> tuple[list[Tensor], list[Tensor]] | None:
+        """Run forward statements; the outputs once a `return` is reached, else None."""
+        for stmt in stmts:
             match stmt:
                 case S.Assign(name=name, value=value, aux=aux):
                     if aux and isinstance(value, S.Call) and value.optional and value.func not in self.slots:
@@ -321,6 +329,10 @@ class BlockInstance(Instance):
                     self.elab.training_only = previous
                     if aux:
                         aux_names.add(name)
+                case S.If(test=test, body=then, orelse=orelse):
+                    result = self.run_forward_body(then if forward_condition(evaluate(test, scope), test) else orelse, scope, aux_names)
+                    if result is not None:
+                        return result
                 case S.Return(values=values):
                     outputs: list[Tensor] = []
                     aux_outputs: list[Tensor] = []
@@ -339,64 +351,48 @@ class BlockInstance(Instance):
                         slot = self.slots[unused[0]]
                         raise ArchError("E021", f"member `{slot.name}` is never used in the forward", slot.loc, "use it or remove it")
                     return outputs, aux_outputs
-        raise ArchError("E083", "forward has no `return`", forward.loc, "end it with `return ...`")
+        return None
 
     def eval_tensor(self, expr: S.Expr, scope: Scope) -> Any:
         """Evaluate a forward expression: tensors flow through members and inline ops."""
         match expr:
-            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
-                if func in self.slots or (optional and func in self.declared):
-                    if len(args) != 1 or kwargs:
-                        raise ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`")
-                    x = self.eval_tensor(args[0], scope)
-                    if not isinstance(x, Tensor):
-                        raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
-                    if func not in self.slots:
-                        return x
-                    return self.member(func, x, expr.loc).apply(x, expr.loc)
-                if func in self.declared:
-                    raise ArchError(
-                        "E022",
-                        f"member `{func}` does not exist for these arguments",
-                        expr.loc,
-                        f"write `{func}?(...)` to pass the input through when it is absent",
-                        [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
-                    )
-                if optional:
-                    raise ArchError("E011", f"no member `{func}`", expr.loc, did_you_mean(func, set(self.slots)))
-                if func == CAT:
-                    tensors = [self.eval_tensor(a, scope) for a in args]
-                    if kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
-                        raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                    return self.elab.add_node(
-                        ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
-                    )
-                op = ops.lookup(func)
-                if op is not None:
-                    return self.inline_op(op, expr, scope)
-                if func in BUILTINS:
-                    return evaluate(expr, scope)
-                raise ArchError(
-                    "E011", f"unknown member or op `{func}`", expr.loc, did_you_mean(func, set(self.slots) | set(ops.OPS) | {CAT})
-                )
+            case S.Call():
+                meaning = forward_call(expr, self.declared)
+                match meaning:
+                    case ApplyMember(name=func, optional=optional):
+                        if func not in self.slots and not optional:
+                            raise ArchError(
+                                "E022",
+                                f"member `{func}` does not exist for these arguments",
+                                expr.loc,
+                                f"write `{func}?(...)` to pass the input through when it is absent",
+                                [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
+                            )
+                        x = self.eval_tensor(expr.args[0], scope)
+                        if not isinstance(x, Tensor):
+                            raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", expr.args[0].loc)
+                        if func not in self.slots:
+                            return x
+                        return self.member(func, x, expr.loc).apply(x, expr.loc)
+                    case Join():
+                        tensors = [self.eval_tensor(a, scope) for a in expr.args]
+                        if expr.kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+                            raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                        return self.elab.add_node(
+                            ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
+                        )
+                    case InlineOp(op=op):
+                        return self.inline_op(op, expr, scope)
+                return evaluate(expr, scope)
             case S.BinOp(op=op, left=left, right=right):
                 lv, rv = self.eval_tensor(left, scope), self.eval_tensor(right, scope)
-                if isinstance(lv, Tensor) and isinstance(rv, Tensor):
-                    if op != "+":
-                        raise ArchError(
-                            "E080", f"tensors combine with `+` only, not `{op}`", expr.loc, "scale a tensor by a number with `*`"
-                        )
-                    return self.elab.add_node(
-                        ops.ADD, None, self.elab.inline_name(self.module.path, ops.ADD), {}, [lv, rv], self.module.path, expr.loc
-                    )
-                if isinstance(lv, Tensor) or isinstance(rv, Tensor):
-                    t, k = (lv, rv) if isinstance(lv, Tensor) else (rv, lv)
-                    if op != "*" or isinstance(k, bool) or not isinstance(k, (int, float)):
-                        raise ArchError("E080", f"a tensor can be multiplied by a number, not combined with `{op}` and {k!r}", expr.loc)
-                    return self.elab.add_node(
-                        ops.MUL, None, self.elab.inline_name(self.module.path, ops.MUL), {"scale": k}, [t], self.module.path, expr.loc
-                    )
-                return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
+                if not isinstance(lv, Tensor) and not isinstance(rv, Tensor):
+                    return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
+                arith = tensor_arithmetic(expr, lv, rv, Tensor)
+                inputs = [t for t in (lv, rv) if isinstance(t, Tensor)]
+                return self.elab.add_node(
+                    arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
+                )
             case S.Name(name=name):
                 found, value = scope.lookup(name)
                 if not found:
@@ -406,13 +402,6 @@ class BlockInstance(Instance):
                 return evaluate(expr, scope)
 
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
-        if op.functional is None:
-            raise ArchError(
-                "E082",
-                f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
-                expr.loc,
-                f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
-            )
         if not expr.args:
             raise ArchError("E081", f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
         x = self.eval_tensor(expr.args[0], scope)

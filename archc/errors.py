@@ -61,7 +61,7 @@ CODES: dict[str, str] = {
     "E028": "not exactly one arch in the spec",
     "E029": "arch without an input shape",
     # Shapes
-    "E030": "shape mismatch at `+`",
+    "E030": "shapes that do not broadcast",
     "E031": "shape mismatch at `cat`",
     "E032": "feature map smaller than the kernel",
     "E033": "groups do not divide the channels",
@@ -69,7 +69,7 @@ CODES: dict[str, str] = {
     "E035": "feature-map op on flat features",
     "E036": "shared member applied to a different shape",
     "E037": "pooling padding over half the kernel",
-    "E038": "flatten start_dim out of range",
+    "E038": "dimension out of range (flatten, softmax)",
     # Values
     "E040": "division by zero",
     "E041": "index out of range",
@@ -90,7 +90,7 @@ CODES: dict[str, str] = {
     "E073": "instances disagree on a size",
     "E074": "quoted name outside seq or unusable as a module name",
     # The forward's data flow
-    "E080": "tensor arithmetic other than `+` and scaling",
+    "E080": "an operator or operand tensors do not take",
     "E081": "member, `cat` or inline op applied to the wrong arguments",
     "E082": "op with weights used inline",
     "E083": "wrong outputs of a forward",

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic
+from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic, same_value
 
 Shape = tuple[Any, ...]
 Attrs = dict[str, Any]
@@ -200,6 +200,70 @@ def _flatten_shape(a: Attrs, s: Shape) -> Shape:
     return (*s[: start - 1], size)
 
 
+def _softmax_shape(op: str) -> Callable[[Attrs, Shape], Shape]:
+    def rule(a: Attrs, s: Shape) -> Shape:
+        softmax_axis(a["dim"], s, op)
+        return s
+
+    return rule
+
+
+def softmax_axis(dim: Any, s: Shape, op: str) -> int:
+    """Which axis of the per-sample shape `s` a PyTorch `dim` (batch counted, negatives from the end) names."""
+    rank = len(s) + 1
+    if not _is_int(dim) or not (1 <= dim < rank or -rank < dim <= -1):
+        raise OpError(
+            "E038",
+            f"{op}: dim must be between 1 and {rank - 1} (or -{rank - 1} and -1) for an input of {fmt_shape(s)}, got {dim!r}",
+            "dim 0 would mix the samples of a batch; dim 1 is the channels (or features)",
+            arg="dim",
+        )
+    return int(dim % rank) - 1
+
+
+def _hardtanh_check(a: Attrs, s: Shape) -> None:
+    low, high = a["min_val"], a["max_val"]
+    if _is_number(low) and _is_number(high) and not low < high:
+        raise OpError(
+            "E016", f"hardtanh: max_val ({high}) must be greater than min_val ({low})", "hardtanh(-1.0, 1.0) clips to [-1, 1]", "max_val"
+        )
+
+
+def _prelu_check(a: Attrs, s: Shape) -> None:
+    n, c = a["num_parameters"], s[0]
+    if _is_int(n) and _is_int(c) and n not in (1, c):
+        raise OpError(
+            "E016",
+            f"prelu: num_parameters must be 1 or the input channels ({c}), got {n}",
+            f"prelu() learns one slope; prelu({c}) one per channel",
+            "num_parameters",
+        )
+
+
+def _groupnorm_check(a: Attrs, s: Shape) -> None:
+    c, _, _ = _feature_map(s, "groupnorm")
+    groups = a["num_groups"]
+    if _is_int(groups) and _is_int(c) and c % groups:
+        raise OpError(
+            "E033",
+            f"groupnorm: num_groups={groups} must divide the input channels ({c})",
+            "choose num_groups dividing the channel count",
+            "num_groups",
+        )
+
+
+def _map_shape(op: str) -> Callable[[Attrs, Shape], Shape]:
+    return lambda a, s: _feature_map(s, op)
+
+
+def _affine_params(a: Attrs) -> Any:
+    return 2 * a["num_channels" if "num_channels" in a else "num_features"] if a["affine"] else 0
+
+
+def _instancenorm_buffers(a: Attrs) -> Any:
+    return 2 * a["num_features"] + 1 if a["track_running_stats"] else 0
+
+
 def _same_shape(a: Attrs, s: Shape) -> Shape:
     return s
 
@@ -340,6 +404,37 @@ OPS: dict[str, Op] = {
             inferred={"num_features": lambda s: s[0], "rank": len},
         ),
         Op(
+            "groupnorm",
+            "Group normalisation (`nn.GroupNorm`): statistics per sample over channel groups and the whole map.",
+            (("num_groups", REQUIRED), ("eps", 1e-5), ("affine", True)),
+            _map_shape("groupnorm"),
+            lambda a: ("nn.GroupNorm", [a["num_groups"], a["num_channels"]], _non_default(a, "groupnorm", skip=("num_groups",))),
+            _elementwise(2),
+            check=_groupnorm_check,
+            params=_affine_params,
+            inferred={"num_channels": lambda s: _feature_map(s, "groupnorm")[0]},
+        ),
+        Op(
+            "instancenorm",
+            "Instance normalisation (`nn.InstanceNorm2d`): statistics per sample and channel over the whole map.",
+            (("eps", 1e-5), ("momentum", 0.1), ("affine", False), ("track_running_stats", False)),
+            _map_shape("instancenorm"),
+            lambda a: ("nn.InstanceNorm2d", [a["num_features"]], _non_default(a, "instancenorm")),
+            _elementwise(2),
+            params=_affine_params,
+            buffers=_instancenorm_buffers,
+            inferred={"num_features": lambda s: _feature_map(s, "instancenorm")[0]},
+        ),
+        Op(
+            "local_response_norm",
+            "Normalisation over `size` neighbouring channels (`nn.LocalResponseNorm`), as AlexNet and GoogLeNet use it.",
+            (("size", REQUIRED), ("alpha", 1e-4), ("beta", 0.75), ("k", 1.0)),
+            _map_shape("local_response_norm"),
+            lambda a: ("nn.LocalResponseNorm", [a["size"]], _non_default(a, "local_response_norm", skip=("size",))),
+            lambda a, s, out: Cost(0, (a["size"] + 1) * numel(out)),
+            functional="F.local_response_norm",
+        ),
+        Op(
             "relu",
             "Rectified linear unit.",
             (("inplace", False),),
@@ -358,6 +453,116 @@ OPS: dict[str, Op] = {
             functional="torch.sigmoid",
         ),
         Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), _elementwise(1), functional="torch.tanh"),
+        Op(
+            "relu6",
+            "ReLU capped at 6 (`nn.ReLU6`), as MobileNet uses it.",
+            (("inplace", False),),
+            _same_shape,
+            _simple_module("nn.ReLU6", "relu6"),
+            _elementwise(1),
+            functional="F.relu6",
+        ),
+        Op(
+            "hardtanh",
+            "Clips to [min_val, max_val] (`nn.Hardtanh`).",
+            (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)),
+            _same_shape,
+            _simple_module("nn.Hardtanh", "hardtanh"),
+            _elementwise(1),
+            functional="F.hardtanh",
+            check=_hardtanh_check,
+        ),
+        Op(
+            "silu",
+            "Sigmoid linear unit x·sigmoid(x), also called swish (`nn.SiLU`).",
+            (("inplace", False),),
+            _same_shape,
+            _simple_module("nn.SiLU", "silu"),
+            _elementwise(1),
+            functional="F.silu",
+        ),
+        Op(
+            "gelu",
+            "Gaussian error linear unit (`nn.GELU`); approximate = 'tanh' for the tanh approximation.",
+            (("approximate", "none"),),
+            _same_shape,
+            _simple_module("nn.GELU", "gelu"),
+            _elementwise(1),
+            functional="F.gelu",
+        ),
+        Op(
+            "hardswish",
+            "x·relu6(x + 3)/6 (`nn.Hardswish`), as MobileNetV3 uses it.",
+            (("inplace", False),),
+            _same_shape,
+            _simple_module("nn.Hardswish", "hardswish"),
+            _elementwise(1),
+            functional="F.hardswish",
+        ),
+        Op(
+            "hardsigmoid",
+            "relu6(x + 3)/6 (`nn.Hardsigmoid`).",
+            (("inplace", False),),
+            _same_shape,
+            _simple_module("nn.Hardsigmoid", "hardsigmoid"),
+            _elementwise(1),
+            functional="F.hardsigmoid",
+        ),
+        Op(
+            "leaky_relu",
+            "Leaky ReLU (`nn.LeakyReLU`).",
+            (("negative_slope", 0.01), ("inplace", False)),
+            _same_shape,
+            _simple_module("nn.LeakyReLU", "leaky_relu"),
+            _elementwise(1),
+            functional="F.leaky_relu",
+        ),
+        Op(
+            "elu",
+            "Exponential linear unit (`nn.ELU`).",
+            (("alpha", 1.0), ("inplace", False)),
+            _same_shape,
+            _simple_module("nn.ELU", "elu"),
+            _elementwise(1),
+            functional="F.elu",
+        ),
+        Op(
+            "mish",
+            "x·tanh(softplus(x)) (`nn.Mish`).",
+            (("inplace", False),),
+            _same_shape,
+            _simple_module("nn.Mish", "mish"),
+            _elementwise(1),
+            functional="F.mish",
+        ),
+        Op(
+            "softmax",
+            "Softmax along `dim` (`nn.Softmax`); dims count the batch as PyTorch's do: 1 is the channels.",
+            (("dim", REQUIRED),),
+            _softmax_shape("softmax"),
+            _simple_module("nn.Softmax", "softmax"),
+            _elementwise(1),
+            functional="F.softmax",
+        ),
+        Op(
+            "log_softmax",
+            "Logarithm of the softmax along `dim` (`nn.LogSoftmax`).",
+            (("dim", REQUIRED),),
+            _softmax_shape("log_softmax"),
+            _simple_module("nn.LogSoftmax", "log_softmax"),
+            _elementwise(1),
+            functional="F.log_softmax",
+        ),
+        Op(
+            "prelu",
+            "Leaky ReLU with learnt slopes (`nn.PReLU`): one, or one per channel.",
+            (("num_parameters", 1), ("init", 0.25)),
+            _same_shape,
+            _simple_module("nn.PReLU", "prelu"),
+            _elementwise(1),
+            check=_prelu_check,
+            params=lambda a: a["num_parameters"],
+        ),
         Op(
             "maxpool",
             "2-D max pooling; stride defaults to the kernel size.",
@@ -428,10 +633,42 @@ OPS: dict[str, Op] = {
     ]
 }
 
-# Data-flow operators of the forward: they have no module form and no arguments of their own.
+# Data-flow operators of the forward: they have no module form. Elementwise arithmetic takes two tensors
+# (broadcast as PyTorch does) or one tensor and `attrs["scalar"]` (`"reverse"` where the number comes first).
 ADD = "add"
+SUB = "sub"
 MUL = "mul"
+DIV = "div"
+ARITHMETIC = (ADD, SUB, MUL, DIV)
+SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
+
+
+def broadcast(a: Shape, b: Shape) -> Shape:
+    """The shape of an elementwise operation on tensors of shapes `a` and `b` (batch left out), by PyTorch's
+    broadcasting: sizes equal, or one of them 1. Symbolic sizes that cannot be compared are taken from the operand
+    that is not 1 (elaboration has checked the concrete shapes already)."""
+    if len(a) != len(b):
+        raise OpError(
+            "E030",
+            f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)}: they have different ranks",
+            "both operands carry the batch first, so their ranks must match: reshape one (a 1×1 map is C×1×1)",
+        )
+    out = []
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if same_value(x, y) or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        elif isinstance(x, int) and isinstance(y, int):
+            raise OpError(
+                "E030",
+                f"cannot broadcast {fmt_shape(a)} and {fmt_shape(b)}: dimension {i + 1} is {x} against {y}",
+                "sizes must be equal, or one of them 1 (a squeeze-and-excitation scale is C×1×1)",
+            )
+        else:
+            out.append(y if isinstance(x, Unknown) else x)
+    return tuple(out)
 
 
 def _is_int(v: Any) -> bool:
@@ -466,6 +703,18 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "momentum": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number between 0 and 1, or none"),
     "p": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),
+    "dim": (_is_int, "an integer"),
+    "min_val": (_is_number, "a number"),
+    "max_val": (_is_number, "a number"),
+    "negative_slope": (_is_number, "a number"),
+    "alpha": (_is_number, "a number"),
+    "beta": (_is_number, "a number"),
+    "k": (_is_number, "a number"),
+    "init": (_is_number, "a number"),
+    "approximate": (lambda v: v in ("none", "tanh"), 'one of "none" (exact) or "tanh" (the tanh approximation)'),
+    "num_groups": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
+    "num_parameters": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
+    "size": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     **{
         flag: (lambda v: isinstance(v, bool), "true or false")
         for flag in ("bias", "affine", "track_running_stats", "inplace", "ceil_mode", "count_include_pad")

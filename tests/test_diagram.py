@@ -147,7 +147,7 @@ def test_op_labels_show_the_key_arguments() -> None:
     assert describe_op("adaptive_avgpool", {"output_size": (1, 1)}) == "global avgpool"
     assert describe_op("adaptive_avgpool", {"output_size": [6, 6]}) == "adaptive avgpool 6×6"
     assert describe_op("linear", {"out_features": 1000, "in_features": 512}) == "linear 1000"
-    assert describe_op("mul", {"scale": 0.17}) == "×0.17"
+    assert describe_op("mul", {"scalar": 0.17}) == "×0.17"
     assert describe_op("dropout", {"p": 0.5}) == "dropout 0.5"
     for op in ("batchnorm", "relu", "add", "cat", "flatten"):
         assert describe_op(op, {}) == op

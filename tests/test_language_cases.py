@@ -333,3 +333,25 @@ def test_init_reading_a_parameter_named_m_loops_over_another_name(compile_arch: 
     )
     torch.manual_seed(0)
     assert abs(module.model(m=0.5)[0].weight.std().item() - 0.5) < 0.05  # 1728 elements
+
+
+def test_init_sets_groupnorm_and_prelu_and_skips_an_instancenorm_without_weights(compile_arch: Any) -> None:
+    text = """
+arch model() {
+    input (3, 8, 8)
+    conv(8, 3)
+    groupnorm(2)
+    instancenorm()
+    prelu()
+    init {
+        groupnorm = (weight = constant(2), bias = constant(3))
+        instancenorm = (weight = constant(2))
+        prelu = constant(0.1)
+    }
+}
+"""
+    _, module = compile_arch(text)
+    model = module.model()
+    assert torch.equal(model[1].weight, torch.full((8,), 2.0)) and torch.equal(model[1].bias, torch.full((8,), 3.0))
+    assert model[2].weight is None  # nn.InstanceNorm2d has no affine parameters by default
+    assert torch.allclose(model[3].weight, torch.full_like(model[3].weight, 0.1))

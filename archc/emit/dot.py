@@ -32,6 +32,7 @@ from archc.compiler import Compiled, compile_spec
 from archc.errors import ArchError
 from archc.files import write_atomic
 from archc.ir import Architecture, ModuleNode, Node
+from archc.ops import ARITHMETIC
 from archc.passes.macs import count_macs
 
 FORMATS = ("dot", "svg", "png", "pdf")
@@ -61,6 +62,21 @@ FAMILIES: dict[str, str] = {
     "relu": "act",
     "sigmoid": "act",
     "tanh": "act",
+    "relu6": "act",
+    "hardtanh": "act",
+    "silu": "act",
+    "gelu": "act",
+    "hardswish": "act",
+    "hardsigmoid": "act",
+    "leaky_relu": "act",
+    "elu": "act",
+    "mish": "act",
+    "prelu": "act",
+    "softmax": "act",
+    "log_softmax": "act",
+    "groupnorm": "norm",
+    "instancenorm": "norm",
+    "local_response_norm": "norm",
     "maxpool": "pool",
     "avgpool": "pool",
     "adaptive_avgpool": "pool",
@@ -68,6 +84,8 @@ FAMILIES: dict[str, str] = {
     "add": "merge",
     "cat": "merge",
     "mul": "merge",
+    "sub": "merge",
+    "div": "merge",
     "flatten": "shape",
     "dropout": "shape",
     "identity": "shape",
@@ -134,8 +152,10 @@ def describe_op(op: str, attrs: dict[str, Any], shape: Iterable[int] = ()) -> st
         return f"linear {a['out_features']}"
     if op == "dropout":
         return f"dropout {_number(a.get('p', 0.5))}"
-    if op == "mul":
-        return f"×{_number(a['scale'])}" if "scale" in a else "mul"
+    if op in ARITHMETIC and "scalar" in a:
+        sign = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}[op]
+        number = _number(a["scalar"]) if isinstance(a["scalar"], (int, float)) else str(a["scalar"])
+        return f"{number}{sign}x" if a.get("reverse") else f"{sign}{number}"
     if op == "input":
         return f"input {fmt_shape(shape)}"
     return op

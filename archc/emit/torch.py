@@ -26,8 +26,10 @@ from archc.emit.init import init_lines
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
-from archc.sema.calls import CAT, SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
-from archc.sema.evaluate import BUILTINS, Scope, evaluate
+from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
+from archc.sema.evaluate import Scope, evaluate
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
+from archc.sema.names import member_name_code, quoted
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_unknown, literal, negate, same_value
 
@@ -327,9 +329,9 @@ class ClassWriter:
                     else:
                         self.emit(f"{name} = {result.code}", indent)
                         scope.values[name] = Sym(name)
-                case S.Member(name=name, value=value):
+                case S.Member(name=name, value=value, key=key):
                     spec = evaluate(value, scope, self.member_spec)
-                    self.member(name, spec, stmt.loc, indent)
+                    self.member(name, spec, stmt.loc, indent, None if key is None else member_name_code(key, scope, stmt.loc))
                 case S.If(test=test, body=then, orelse=orelse):
                     cond = evaluate(test, scope)
                     if not isinstance(cond, Sym):
@@ -434,9 +436,13 @@ class ClassWriter:
             self.emit(f"channels = {literal(self.seq_shape[0])}", indent)
             self.seq_shape = (Sym("channels"), *(UNKNOWN for _ in self.seq_shape[1:]))
 
-    def member(self, name: str | None, spec: Any, loc: Loc, indent: int) -> None:
+    def member(self, name: str | None, spec: Any, loc: Loc, indent: int, computed: str | None = None) -> None:
+        """`computed`: the Python expression of a name the spec computes (or quotes: not an identifier)."""
         if not isinstance(spec, MemberSpec):
             raise ArchError("E019", f"a member must be a module, got {spec!r}", loc, "use `let` for values")
+        if name is not None and not name.isidentifier():
+            computed = quoted(name)
+            name = None
         if name is not None:
             _check_identifier(name, loc, member=True)
             present: Any = True
@@ -456,11 +462,14 @@ class ClassWriter:
             self.sequential = True
         if not self.seq_shape:
             self.seq_shape = self.start_shape
-        key = name if name is not None else str(self.item_count)
+        key = name if name is not None else computed.strip('"').strip("'") if computed else str(self.item_count)
         self.item_count += 1
         lines, out = self.ctor(spec, self.seq_shape, key)
         if not self.shape_only:
-            if name is None:
+            if computed is not None:
+                lines = [f"self.add_module({computed}, {lines[0]}", *lines[1:]]
+                lines[-1] += ")"
+            elif name is None:
                 lines = [f"self.append({lines[0]}", *lines[1:]]
                 lines[-1] += ")"
             else:
@@ -494,7 +503,16 @@ class ClassWriter:
         env: dict[str, Any] = {fwd.arg: TVal(fwd.arg, in_shape)}
         self.forward_vars = {fwd.arg}
         self.scope = scope
-        for stmt in fwd.body:
+        shape, _ = self.forward_stmts(fwd.body, env, in_shape)
+        if shape is not None:
+            return shape
+        raise ArchError("E083", "forward has no `return`", fwd.loc, "end it with `return ...`")
+
+    def forward_stmts(self, stmts: list[S.Stmt], env: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, bool]:
+        """Write forward statements; returns the shape of the first value returned (None if none is) and whether
+        every path through them ends in a `return`."""
+        shape: tuple[Any, ...] | None = None
+        for stmt in stmts:
             if isinstance(stmt, S.Assign):
                 if stmt.name != "x":
                     _check_identifier(stmt.name, stmt.loc, taken=self.gen.taken)
@@ -557,8 +575,48 @@ class ClassWriter:
                         )
                     )
                 first = outs[0]
-                return first.shape if isinstance(first, TVal) else in_shape
-        raise ArchError("E083", "forward has no `return`", fwd.loc, "end it with `return ...`")
+                return (first.shape if isinstance(first, TVal) else in_shape), True
+            elif isinstance(stmt, S.If):
+                branch_shape, ended = self.forward_if(stmt, env, in_shape)
+                if ended:
+                    return branch_shape, True
+                shape = shape if shape is not None else branch_shape
+        return shape, False
+
+    def forward_if(self, stmt: S.If, env: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, bool]:
+        """A forward `if`: only the branch taken where the class fixes the condition, else `if`/`else` in Python
+        on the constructor's values (`if self.use_res_connect:`)."""
+        cond = self.scalar(stmt.test)
+        if not isinstance(cond, Sym):
+            return self.forward_stmts(stmt.body if forward_condition(cond, stmt.test) else stmt.orelse, env, in_shape)
+        results: list[tuple[tuple[Any, ...] | None, bool]] = []
+        envs: list[dict[str, Any]] = []
+        for keyword_, branch in (("if " + cond.code, stmt.body), ("else", stmt.orelse)):
+            if keyword_ == "else" and not branch:
+                envs.append(dict(env))
+                results.append((None, False))
+                break
+            self.line(f"{keyword_}:")
+            mark = len(self.forward_lines)
+            branch_env = dict(env)
+            results.append(self.forward_stmts(branch, branch_env, in_shape))
+            envs.append(branch_env)
+            if len(self.forward_lines) == mark:
+                self.line("pass")
+            self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+        # A tensor assigned on both paths is the same Python variable after the `if`; its size may depend on the path.
+        # A path that returns does not reach what follows: there the other path's names hold.
+        for i, (_, ended) in enumerate(results):
+            if ended:
+                env.update(envs[1 - i])
+        for name in set(envs[0]) & set(envs[1]):
+            a, b = envs[0][name], envs[1][name]
+            if isinstance(a, TVal) and isinstance(b, TVal):
+                env[name] = TVal(
+                    name, tuple(x if same_value(x, y) else conditional(cond, x, y) for x, y in zip(a.shape, b.shape, strict=False))
+                )
+        shapes = [s for s, _ in results if s is not None]
+        return (shapes[0] if shapes else None), all(ended for _, ended in results)
 
     def return_target(self, expr: S.Expr, env: dict[str, Any]) -> str:
         """The variable a returned expression is computed into: the one its chain of calls starts from
@@ -614,82 +672,89 @@ class ClassWriter:
                 if name in env:
                     return env[name]
                 return self.scalar(expr)
-            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional) if func in self.declared:
-                if len(args) != 1 or kwargs:
-                    raise ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`")
-                x = self.tensor(args[0], env, target)
-                if not isinstance(x, TVal):
-                    raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
-                if func not in self.members:
-                    return x
-                out_shape = self.apply_member(func, x, expr.loc)
-                if optional and func in self.optional_members:
-                    # Absent, the member passes its input on: the size after it depends on whether it exists.
-                    present = self.member_conditions.get(func, True)
-                    when_present = out_shape
-                    out_shape = tuple(
-                        a if same_value(a, b) else conditional(present, a, b) for a, b in zip(out_shape, x.shape, strict=False)
-                    )
-                    for d, a in zip(out_shape, when_present, strict=False):
-                        if isinstance(d, Sym) and isinstance(present, Sym):
-                            self.guarded[d.code] = (present.code, a)
-                if optional:
-                    if x.var != target:
-                        self.line(f"{target} = {x.var}")
-                    self.line(f"if self.{func} is not None:")
-                    self.line(f"    {target} = self.{func}({x.var})")
-                    return TVal(target, out_shape)
-                self.line(f"{target} = self.{func}({x.var})")
-                return TVal(target, out_shape)
-            case S.Call(func=func, args=args) if func == CAT:
-                parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
-                if not parts or not all(isinstance(p, TVal) for p in parts):
-                    raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
-                self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
-                return TVal(target, shape)
-            case S.Call(func=func, args=args, kwargs=kwargs) if func in ops.OPS:
-                row = ops.OPS[func]
-                x = self.tensor(args[0], env, target) if args else None
-                if not isinstance(x, TVal) or row.functional is None:
-                    raise ArchError(
-                        "E082" if row.functional is None else "E081",
-                        f"inline `{func}` needs its input tensor first: {func}(x, ...), and an op without weights",
-                        expr.loc,
-                    )
-                attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
-                try:
-                    shape = row.shape(attrs, x.shape)
-                except ops.OpError as e:
-                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
-                params: list[Any] = [Sym(x.var)]
-                keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
-                if func == "flatten":
-                    params.append(attrs["start_dim"])
-                    keywords = {}
-                if row.uses_training:
-                    keywords["training"] = Sym("self.training")
-                self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
-                return TVal(target, shape)
-            case S.Call(func=func) if func in BUILTINS:
+            case S.Call(args=args):
+                meaning = forward_call(expr, self.declared)
+                if isinstance(meaning, ApplyMember):
+                    return self.apply_call(expr, env, target)
+                if isinstance(meaning, Join):
+                    parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
+                    if not parts or not all(isinstance(p, TVal) for p in parts):
+                        raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                    shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
+                    self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
+                    return TVal(target, shape)
+                if isinstance(meaning, InlineOp):
+                    return self.inline_call(meaning.op, expr, env, target)
                 return self.scalar(expr)
-            case S.BinOp(op=op, left=left, right=right):
+            case S.BinOp(left=left, right=right):
                 right_names = S.names_used(right)
                 left_target = target if target not in right_names else self.fresh(target)
                 lv = self.tensor(left, env, left_target)
                 rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
-                if (isinstance(lv, TVal) or isinstance(rv, TVal)) and op != ("+" if isinstance(lv, TVal) and isinstance(rv, TVal) else "*"):
-                    raise ArchError("E080", f"tensors combine with `+`, and scale by a number with `*`, not `{op}`", expr.loc)
+                if not isinstance(lv, TVal) and not isinstance(rv, TVal):
+                    return self.scalar(expr)
+                arith = tensor_arithmetic(expr, lv, rv, TVal)
+                symbol = ops.SYMBOLS[arith.op]
                 if isinstance(lv, TVal) and isinstance(rv, TVal):
-                    self.line(f"{target} = {lv.var} + {rv.var}")
-                    return TVal(target, lv.shape)
-                if isinstance(lv, TVal) or isinstance(rv, TVal):
-                    t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
-                    self.line(f"{target} = {t.var} * {literal(k)}" if t is lv else f"{target} = {literal(k)} * {t.var}")
-                    return TVal(target, t.shape)
-                return self.scalar(expr)
+                    try:
+                        shape = ops.broadcast(lv.shape, rv.shape)
+                    except ops.OpError as e:
+                        raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                    self.line(f"{target} = {lv.var} {symbol} {rv.var}")
+                    return TVal(target, shape)
+                t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
+                left_code, right_code = (t.var, literal(k)) if t is lv else (literal(k), t.var)
+                self.line(f"{target} = {left_code} {symbol} {right_code}")
+                return TVal(target, t.shape)
             case _:
                 return self.scalar(expr)
+
+    def apply_call(self, expr: S.Call, env: dict[str, Any], target: str) -> Any:
+        """`member(x)` or `member?(x)`: the member's constructor filled in for x's shape, and the line applying it."""
+        func, args, optional = expr.func, expr.args, expr.optional
+        x = self.tensor(args[0], env, target)
+        if not isinstance(x, TVal):
+            raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+        if func not in self.members:
+            return x
+        out_shape = self.apply_member(func, x, expr.loc)
+        if optional and func in self.optional_members:
+            # Absent, the member passes its input on: the size after it depends on whether it exists.
+            present = self.member_conditions.get(func, True)
+            when_present = out_shape
+            out_shape = tuple(a if same_value(a, b) else conditional(present, a, b) for a, b in zip(out_shape, x.shape, strict=False))
+            for d, a in zip(out_shape, when_present, strict=False):
+                if isinstance(d, Sym) and isinstance(present, Sym):
+                    self.guarded[d.code] = (present.code, a)
+        if optional:
+            if x.var != target:
+                self.line(f"{target} = {x.var}")
+            self.line(f"if self.{func} is not None:")
+            self.line(f"    {target} = self.{func}({x.var})")
+            return TVal(target, out_shape)
+        self.line(f"{target} = self.{func}({x.var})")
+        return TVal(target, out_shape)
+
+    def inline_call(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> Any:
+        """An op applied inline: its functional form (`F.relu(x)`)."""
+        func, args, kwargs = expr.func, expr.args, expr.kwargs
+        x = self.tensor(args[0], env, target) if args else None
+        if not isinstance(x, TVal):
+            raise ArchError("E081", f"inline `{func}` needs its input tensor first: {func}(x, ...)", expr.loc)
+        attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+        try:
+            shape = row.shape(attrs, x.shape)
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        params: list[Any] = [Sym(x.var)]
+        keywords = {k: v for k, v in attrs.items() if not same_value(v, dict(row.args)[k])}
+        if func == "flatten":
+            params.append(attrs["start_dim"])
+            keywords = {}
+        if row.uses_training:
+            keywords["training"] = Sym("self.training")
+        self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
+        return TVal(target, shape)
 
     def scalar(self, expr: S.Expr) -> Any:
         """A non-tensor value in the forward; constructor arguments it uses become attributes (`self.scale`)."""
@@ -700,7 +765,17 @@ class ClassWriter:
                 if found and isinstance(v, Sym) and name not in self.self_scalars:
                     _check_identifier(name, expr.loc, member=True)
                     self.self_scalars[name] = v.code
-            value = evaluate(expr, Scope({n: Sym(f"self.{n}") for n in self.self_scalars}, parent=self.scope))
+            reads_input = any(isinstance(n, S.InputAttr) for n in S.walk(expr))
+            if reads_input and isinstance(self.scope.in_channels, Sym):
+                self.self_scalars.setdefault("in_channels", self.scope.in_channels.code)
+            value = evaluate(
+                expr,
+                Scope(
+                    {n: Sym(f"self.{n}") for n in self.self_scalars},
+                    parent=self.scope,
+                    in_channels=Sym("self.in_channels") if reads_input else None,
+                ),
+            )
         return value
 
     # Output

@@ -267,11 +267,11 @@ class _Formatter:
         assert isinstance(tree, Tree)
         kind = tree.data
         kids = [c for c in tree.children if c is not None]
-        if kind in ("let_stmt", "member_stmt", "assign_stmt", "aux_stmt"):
+        if kind in ("let_stmt", "member_stmt", "quoted_member_stmt", "assign_stmt", "aux_stmt"):
             parts: list[_Part] = []
             for k in kids[:-2]:  # `let`, `aux` and the name
                 assert isinstance(k, Token)
-                parts.append(_T(f"{k} ", k.start_pos) if k.type != "NAME" else _T(str(k), k.start_pos))
+                parts.append(_T(f"{k} ", k.start_pos) if k.type not in ("NAME", "STRING") else _T(str(k), k.start_pos))
             eq = kids[-2]
             assert isinstance(eq, Token)
             parts.append(_T(" = ", eq.start_pos))
@@ -289,7 +289,7 @@ class _Formatter:
                 else:
                     parts.extend(self.expr(k))
             self._emit(parts, indent)
-        elif kind == "if_stmt":
+        elif kind in ("if_stmt", "forward_if"):
             self.if_stmt(kids, indent)
         elif kind == "for_stmt":
             parts = []
@@ -363,7 +363,7 @@ class _Formatter:
             assert isinstance(clause, Tree)
             ckw, *rest = clause.children
             assert isinstance(ckw, Token)
-            if clause.data == "elif_clause":
+            if clause.data in ("elif_clause", "forward_elif"):
                 header = [*line, _T(" elif ", ckw.start_pos), *self.expr(rest[0])]
             else:
                 header = [*line, _T(" else", ckw.start_pos)]

@@ -187,6 +187,37 @@ class _ToAst(Transformer[Token, Any]):
         return S.Member(self._loc(meta), str(name), value)
 
     @v_args(meta=True, inline=True)
+    def quoted_member_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Member:
+        key = self._name_pieces(name)
+        if all(isinstance(piece, str) for piece in key):
+            literal = "".join(key)  # type: ignore[arg-type]
+            _check_module_name(literal, self._tok(name))
+            return S.Member(self._loc(meta), literal, value)
+        return S.Member(self._loc(meta), None, value, key)
+
+    def _name_pieces(self, token: Token) -> list[str | S.Expr]:
+        """The text and `{expr}` parts of a quoted member name, each expression parsed where it stands."""
+        text = str(token)[1:-1]
+        pieces: list[str | S.Expr] = []
+        at = 0
+        while at < len(text):
+            start = text.find("{", at)
+            if start < 0:
+                pieces.append(text[at:])
+                break
+            end = text.find("}", start)
+            if end < 0:
+                raise ArchError(
+                    "E074", f'"{text}" opens a `{{` it does not close', self._tok(token), "write `{expr}` for a computed part, e.g. {i + 1}"
+                )
+            if start > at:
+                pieces.append(text[at:start])
+            column = (token.column or 1) + 1 + start + 1
+            pieces.append(_parse_piece(text[start + 1 : end], self.file, token.line or 1, column))
+            at = end + 1
+        return pieces
+
+    @v_args(meta=True, inline=True)
     def item_stmt(self, meta: Any, value: S.Expr) -> S.Member:
         return S.Member(self._loc(meta), None, value)
 
@@ -203,6 +234,12 @@ class _ToAst(Transformer[Token, Any]):
 
     def else_clause(self, items: list[Any]) -> list[S.Stmt]:
         return list(items[0])
+
+    # A forward's `if` builds the same node as a body's; its branches hold forward statements.
+    forward_if = if_stmt
+    forward_elif = elif_clause
+    forward_else = else_clause
+    forward_body = body
 
     @v_args(meta=True, inline=True)
     def for_stmt(self, meta: Any, first: Token, second: Token | None, iterable: S.Expr, body: list[S.Stmt]) -> S.For:
@@ -394,6 +431,36 @@ class _ToAst(Transformer[Token, Any]):
         return str(name)[1:-1], value, self._tok(name), True
 
 
+def _parse_piece(text: str, file: str, line: int, column: int) -> S.Expr:
+    """A `{expr}` of a quoted member name, its locations moved to where it stands in the file."""
+    source = SOURCES.get(file)
+    try:
+        expr = _parse(text, file, "texpr")
+    except ArchError as e:
+        loc = e.loc or Loc(file, 1, 1)
+        raise ArchError(e.code, e.message, Loc(file, line, column + loc.column - 1), e.hint) from None
+    finally:
+        if source is not None:
+            SOURCES[file] = source  # the file's text, which errors quote, not the piece's
+    assert isinstance(expr, S.Expr)
+    for node in S.walk(expr):
+        node.loc = Loc(file, line, column + node.loc.column - 1)
+    if isinstance(expr, S.Call):
+        expr.kwarg_locs = {k: Loc(file, line, column + v.column - 1) for k, v in expr.kwarg_locs.items()}
+    return expr
+
+
+def _check_module_name(key: str, loc: Loc) -> None:
+    """A name PyTorch accepts for a submodule: not empty, no "."."""
+    if not key or "." in key:
+        raise ArchError(
+            "E074",
+            f'"{key}" cannot name a module: PyTorch\'s module names are not empty and hold no "."',
+            loc,
+            'a "." separates the levels of a state_dict key: nest seq(...)s for nested names',
+        )
+
+
 def _check_seq_key(func: str, key: str, loc: Loc) -> None:
     """A quoted name names a `seq` entry, and must be one PyTorch accepts as a submodule name."""
     if func != "seq":
@@ -416,8 +483,8 @@ def _describe_expected(expected: set[str]) -> str:
     words = {_TOKEN_WORDS.get(t, repr(t.strip('"').lower()) if t.isupper() else repr(t)) for t in expected}
     # A missing closing bracket is the likeliest fix, so it is named first.
     ordered = sorted(words, key=lambda w: (w not in ("'}'", "')'", "']'"), w))
-    if len(ordered) > 8:
-        ordered = ordered[:8] + ["..."]
+    if len(ordered) > 10:
+        ordered = ordered[:10] + ["..."]
     return ", ".join(ordered)
 
 

@@ -111,10 +111,12 @@ class Let(Stmt):
 
 @dataclass
 class Member(Stmt):
-    """A named (`conv1 = conv(64, 3)`) or anonymous (`conv(64, 3)`, name None) member."""
+    """A named (`conv1 = conv(64, 3)`) or anonymous (`conv(64, 3)`, name None) member, or one named by a string
+    whose `{expr}` parts a loop computes (`"denselayer{i + 1}" = ...`: name None, `key` its pieces)."""
 
     name: str | None
     value: Expr
+    key: list[str | Expr] | None = None
 
 
 @dataclass

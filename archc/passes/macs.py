@@ -26,8 +26,8 @@ class MacReport:
 def node_cost(node: Node, arch: Architecture) -> Cost:
     """The cost rule of the node's op applied to its shapes; every op has one."""
     out = tuple(node.shape)
-    if node.op in (ops.ADD, ops.MUL):
-        return Cost(0, ops.numel(out) * (len(node.inputs) - 1 if node.op == ops.ADD else 1))
+    if node.op in ops.ARITHMETIC:
+        return Cost(0, ops.numel(out))
     if node.op == ops.CAT:
         return Cost()
     row = ops.OPS[node.op]

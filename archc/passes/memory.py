@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from archc import ops
 from archc.ir import Architecture, Node
 
-# Bytes per element of floating-point tensors; BatchNorm's num_batches_tracked stays int64 (8 bytes) whatever the dtype.
+# Bytes per element of floating-point tensors; num_batches_tracked (BatchNorm, InstanceNorm) stays int64 (8 bytes)
+# whatever the dtype.
 DTYPE_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2, "fp64": 8}
 INT64_BYTES = 8
 
@@ -30,7 +31,7 @@ class MemoryReport:
 
 def allocates(node: Node) -> bool:
     """Whether a node's output is a new tensor (not its input, a view of it, or the input updated in place)."""
-    if node.op in (ops.ADD, ops.MUL, ops.CAT):
+    if node.op in (*ops.ARITHMETIC, ops.CAT):
         return True
     return ops.OPS[node.op].allocates_output and node.attrs.get("inplace") is not True
 
@@ -45,7 +46,7 @@ def estimate_memory(arch: Architecture, batch: int = 1, dtype: str = "fp32") -> 
         row = ops.OPS[module.type]
         param_bytes += int(row.params(module.attrs)) * size
         buffers = int(row.buffers(module.attrs))
-        counters = 1 if module.type == "batchnorm" and module.attrs["track_running_stats"] else 0
+        counters = 1 if module.type in ("batchnorm", "instancenorm") and module.attrs["track_running_stats"] else 0
         buffer_bytes += (buffers - counters) * size + counters * INT64_BYTES
     per_node = {n.id: ops.numel(tuple(n.shape)) * batch * size for n in arch.nodes if n.op != "input" and allocates(n)}
     return MemoryReport(dtype, batch, param_bytes, buffer_bytes, sum(per_node.values()), per_node)

@@ -8,7 +8,9 @@ Fields of Convolutional Neural Networks" (Distill, 2019):
 
 The input has size 1, jump 1 and start 0 (the centre of pixel 0). Where paths merge (add, cat) the field is the
 largest of the incoming ones; paths whose centres or jumps disagree give a warning. A global operation (flatten,
-an adaptive pool to 1×1) sees its whole input: its field is that input's field over every position.
+an adaptive pool to 1×1) sees its whole input: its field is that input's field over every position. A normalisation
+with statistics over the whole map (groupnorm, instancenorm), and a softmax along a spatial dimension, give every
+output unit that whole field, the same wherever the unit stands: jump 0, which later windows keep.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ class Field:
     def whole(self, extent: int) -> Field:
         """The field of a unit that sees all `extent` positions of this map."""
         return self.through_window(extent, extent, 0)
+
+    def everywhere(self, extent: int) -> Field:
+        """The field of each unit of a map whose every unit sees all `extent` positions of this map (a normalisation
+        over the whole map): the same field wherever the unit stands, so the jump is 0 and later windows keep it."""
+        whole = self.whole(extent)
+        return Field(whole.size, 0, whole.start)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,10 @@ def _window(node: Node) -> tuple[tuple[int, int], tuple[float, float], tuple[int
     return None
 
 
+# Normalisations whose statistics are taken over the whole map: every output unit sees every input position.
+SPATIAL_STATISTICS = ("groupnorm", "instancenorm")
+
+
 def _adaptive(size_in: int, size_out: int) -> tuple[int, float]:
     """The largest window and the mean stride of PyTorch's adaptive pooling from size_in to size_out."""
     windows = [math.ceil((i + 1) * size_in / size_out) - (i * size_in) // size_out for i in range(size_out)]
@@ -100,19 +112,36 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
             fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, 0), first.w.through_window(kw, sw, 0))
         elif node.op == "flatten" and len(source) == 3 and len(node.shape) == 1:
             fields[node.id] = ReceptiveField(first.h.whole(source[1]), first.w.whole(source[2]))
+        elif node.op in SPATIAL_STATISTICS:
+            fields[node.id] = ReceptiveField(first.h.everywhere(source[1]), first.w.everywhere(source[2]))
+        elif node.op in ("softmax", "log_softmax") and len(source) == 3 and ops.softmax_axis(node.attrs["dim"], tuple(source), node.op) > 0:
+            along_h = ops.softmax_axis(node.attrs["dim"], tuple(source), node.op) == 1
+            h = first.h.everywhere(source[1]) if along_h else first.h
+            w = first.w if along_h else first.w.everywhere(source[2])
+            fields[node.id] = ReceptiveField(h, w)
         elif len(incoming) > 1:
+            shapes = [arch.nodes[i].shape for i in node.inputs]
             fields[node.id] = ReceptiveField(
-                _merge(node, [f.h for f in incoming], "height", warnings), _merge(node, [f.w for f in incoming], "width", warnings)
+                _merge(node, [f.h for f in incoming], _broadcast(shapes, node.shape, 1), "height", warnings),
+                _merge(node, [f.w for f in incoming], _broadcast(shapes, node.shape, 2), "width", warnings),
             )
         else:
             fields[node.id] = first
     return FieldReport(fields, fields[arch.outputs[0]], warnings)
 
 
-def _merge(node: Node, incoming: list[Field], axis: str, warnings: list[str]) -> Field:
+def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]:
+    """Which inputs of an elementwise node are broadcast along `axis` (size 1 against a larger output): each of
+    their values meets every output position, so their fields do not have to line up with the others'."""
+    return [len(s) == len(out) == 3 and s[axis] == 1 and out[axis] > 1 for s in shapes]
+
+
+def _merge(node: Node, incoming: list[Field], broadcast: list[bool], axis: str, warnings: list[str]) -> Field:
     widest = max(incoming, key=lambda f: f.size)
-    centres = {f.start for f in incoming}
-    jumps = {f.jump for f in incoming}
+    # A field that is the same everywhere (jump 0) covers the others' regions: it cannot be misaligned with them.
+    aligned = [f for f, b in zip(incoming, broadcast, strict=True) if not b and f.jump != 0]
+    centres = {f.start for f in aligned}
+    jumps = {f.jump for f in aligned}
     if len(centres) > 1 or len(jumps) > 1:
         warnings.append(
             f"{node.loc.file}:{node.loc.line}:{node.loc.column}: `{node.name}` merges paths whose {axis} fields are misaligned "

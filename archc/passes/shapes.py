@@ -22,25 +22,23 @@ def infer_shape(op: str, attrs: dict[str, Any], inputs: list[Shape], loc: Loc, o
     `origins`, one per input, say where the inputs were made: a mismatch at `+` or `cat` notes them.
     """
     try:
-        if op == ops.ADD:
-            first = inputs[0]
-            for i, other in enumerate(inputs[1:], 1):
-                if tuple(other) != tuple(first):
-                    raise _mismatch(
-                        OpError(
-                            "E030",
-                            f"cannot add tensors of shapes {fmt_shape(first)} and {fmt_shape(other)}",
-                            "both operands of `+` need the same shape: project the shortcut (a 1×1 conv with the same stride)",
-                        ),
-                        loc,
-                        inputs,
-                        origins,
-                        (0, i),
-                        ("the left operand", "the right operand"),
+        if op in ops.ARITHMETIC:
+            if len(inputs) == 1:
+                return inputs[0]
+            first, other = inputs
+            try:
+                return ops.broadcast(first, other)
+            except OpError as e:
+                if op == ops.ADD and len(first) == len(other) == 3 and e.message.startswith("cannot broadcast"):
+                    # A residual whose branches disagree: the common case, with its common fix.
+                    e = OpError(
+                        "E030",
+                        f"cannot add tensors of shapes {fmt_shape(first)} and {fmt_shape(other)}",
+                        "both operands of `+` need the same shape: project the shortcut (a 1×1 conv with the same stride)"
+                        if 1 not in (*first, *other)
+                        else e.hint,
                     )
-            return first
-        if op == ops.MUL:
-            return inputs[0]
+                raise _mismatch(e, loc, inputs, origins, (0, 1), ("the left operand", "the right operand")) from None
         if op == ops.CAT:
             first = inputs[0]
             if len(first) != 3:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from archc import ops
 from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
-from archc.sema.calls import CAT, SEQ, check_block_call, op_arg_loc, resolve_callee
+from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
+from archc.sema.forward import InlineOp, forward_call
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -68,14 +69,26 @@ class _Checker:
             self.init(defn.init.body, everything)
             self.errors.extend(check_init(self.program.definitions, defn.init))
         if defn.forward is not None:
-            known = everything | {defn.forward.arg}
-            for stmt in defn.forward.body:
-                if isinstance(stmt, S.Assign):
-                    self.flow(stmt.value, known)
-                    known.add(stmt.name)
-                elif isinstance(stmt, S.Return):
-                    for v in stmt.values:
-                        self.flow(v, known)
+            self.forward(defn.forward.body, everything | {defn.forward.arg})
+
+    def forward(self, stmts: list[S.Stmt], known: set[str]) -> None:
+        """Forward statements in order; `known` grows with the names they assign (after an `if`, those its every
+        branch assigns)."""
+        for stmt in stmts:
+            if isinstance(stmt, S.Assign):
+                self.flow(stmt.value, known)
+                known.add(stmt.name)
+            elif isinstance(stmt, S.Return):
+                for v in stmt.values:
+                    self.flow(v, known)
+            elif isinstance(stmt, S.If):
+                self.value(stmt.test, known)
+                then, orelse = set(known), set(known)
+                self.forward(stmt.body, then)
+                self.forward(stmt.orelse, orelse)
+                # A branch that returns does not reach what follows: the other branch's names are bound there.
+                then_returns, else_returns = (bool(b) and isinstance(b[-1], S.Return) for b in (stmt.body, stmt.orelse))
+                known |= orelse if then_returns else then if else_returns else then & orelse
 
     def body(self, stmts: list[S.Stmt], bound: set[str]) -> None:
         """Statements in order; `bound` grows with the names they bind."""
@@ -84,8 +97,11 @@ class _Checker:
                 case S.Let(name=name, value=value):
                     self.value(value, bound)
                     bound.add(name)
-                case S.Member(value=value):
+                case S.Member(value=value, key=key):
                     self.value(value, bound)
+                    for piece in key or []:
+                        if isinstance(piece, S.Expr):
+                            self.value(piece, bound)
                 case S.If(test=test, body=then, orelse=orelse):
                     self.value(test, bound)
                     self.body(then, bound)
@@ -120,9 +136,18 @@ class _Checker:
                             "members declared in a loop are numbered (a name would be declared twice): drop the name",
                         )
                     )
-                case S.Member(name=None) if has_forward:
+                case S.Member(name=None, key=None) if has_forward:
                     self.errors.append(
                         ArchError("E024", "a block with a forward names its members", stmt.loc, "give it a name: `name = ...`")
+                    )
+                case S.Member(name=None) if has_forward:
+                    self.errors.append(
+                        ArchError(
+                            "E024",
+                            "a block with a forward applies its members by name, so their names are identifiers",
+                            stmt.loc,
+                            'computed names ("layer{i}") are for blocks whose members run in order (no forward)',
+                        )
                     )
                 case S.If(body=then, orelse=orelse):
                     self.member_rules(then, has_forward, in_loop)
@@ -165,22 +190,14 @@ class _Checker:
             case S.Name():
                 self.name(expr, bound)
                 return
-            case S.Call(func=func, args=args, kwargs=kwargs, optional=optional):
-                if func in self.members:
-                    if len(args) != 1 or kwargs:
-                        self.errors.append(ArchError("E081", f"member `{func}` is applied to one tensor", expr.loc, f"write `{func}(x)`"))
-                elif optional:
-                    self.errors.append(ArchError("E011", f"no member `{func}`", expr.loc, did_you_mean(func, self.members)))
-                elif func in ops.OPS:
-                    op = ops.OPS[func]
-                    if op.functional is not None and args:
-                        self.op_args(op, expr, len(args) - 1)
-                elif func != CAT and func not in BUILTINS:
-                    self.errors.append(
-                        ArchError(
-                            "E011", f"unknown member or op `{func}`", expr.loc, did_you_mean(func, self.members | set(ops.OPS) | {CAT})
-                        )
-                    )
+            case S.Call(args=args, kwargs=kwargs):
+                try:
+                    meaning = forward_call(expr, self.members)
+                except ArchError as e:
+                    self.errors.append(e)
+                else:
+                    if isinstance(meaning, InlineOp) and args:
+                        self.op_args(meaning.op, expr, len(args) - 1)
                 for a in [*args, *kwargs.values()]:
                     self.flow(a, bound)
                 return

@@ -63,6 +63,9 @@ INIT_TYPES: dict[str, InitType] = {
     "conv": InitType("nn.Conv2d", ("weight", "bias"), ("weight",), ("bias",)),
     "linear": InitType("nn.Linear", ("weight", "bias"), ("weight",), ("bias",)),
     "batchnorm": InitType("nn.BatchNorm2d", ("weight", "bias"), (), ()),
+    "groupnorm": InitType("nn.GroupNorm", ("weight", "bias"), (), ("weight", "bias")),  # absent without affine
+    "instancenorm": InitType("nn.InstanceNorm2d", ("weight", "bias"), (), ("weight", "bias")),
+    "prelu": InitType("nn.PReLU", ("weight",), (), ()),
 }
 
 

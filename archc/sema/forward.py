@@ -1,0 +1,142 @@
+"""What the expressions of a forward mean: one home for the rules that the static check, elaboration and the
+emitter each apply to a forward.
+
+A call in a forward applies a member, joins tensors (`cat`), applies an op inline or calls a builtin; a binary
+operator with a tensor operand is elementwise arithmetic. `forward_call` and `tensor_arithmetic` say which, or
+raise the located error; each interpreter then does its own work with the answer: the check nothing more,
+elaboration adds a node to the graph, the emitter writes a line of Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from archc import ops
+from archc.errors import ArchError
+from archc.lang import syntax as S
+from archc.sema.calls import CAT
+from archc.sema.evaluate import BUILTINS, did_you_mean
+
+
+@dataclass(frozen=True)
+class ApplyMember:
+    """`conv1(x)`, `downsample?(x)`: a declared member applied to one tensor."""
+
+    name: str
+    optional: bool
+
+
+@dataclass(frozen=True)
+class Join:
+    """`cat(a, b, ...)`: tensors concatenated on channels."""
+
+
+@dataclass(frozen=True)
+class InlineOp:
+    """`relu(x)`, `max_pool2d`-like ops applied without a member: the op's functional form."""
+
+    op: ops.Op
+
+
+@dataclass(frozen=True)
+class BuiltinCall:
+    """`int(...)`, `len(...)`: a value, not a tensor."""
+
+
+ForwardCall = ApplyMember | Join | InlineOp | BuiltinCall
+
+
+def forward_call(call: S.Call, declared: set[str]) -> ForwardCall:
+    """What `call` means in the forward of a definition declaring the members `declared` (on any path).
+
+    Raises the errors every interpreter reports alike: a member applied to other than one tensor (E081), `?` on a
+    name that is no member (E011), an op with weights used inline (E082), an unknown name (E011)."""
+    func = call.func
+    if func in declared:
+        if len(call.args) != 1 or call.kwargs:
+            raise ArchError("E081", f"member `{func}` is applied to one tensor", call.loc, f"write `{func}(x)`")
+        return ApplyMember(func, call.optional)
+    if call.optional:
+        raise ArchError("E011", f"no member `{func}`", call.loc, did_you_mean(func, declared))
+    if func == CAT:
+        return Join()
+    op = ops.lookup(func)
+    if op is not None:
+        if op.functional is None:
+            raise ArchError(
+                "E082",
+                f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
+                call.loc,
+                f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
+            )
+        return InlineOp(op)
+    if func in BUILTINS:
+        return BuiltinCall()
+    raise ArchError("E011", f"unknown member or op `{func}`", call.loc, did_you_mean(func, declared | set(ops.OPS) | {CAT}))
+
+
+# Elementwise arithmetic: the operators a tensor takes, and the node each makes.
+TENSOR_OPERATORS = {"+": ops.ADD, "-": ops.SUB, "*": ops.MUL, "/": ops.DIV}
+
+
+@dataclass(frozen=True)
+class Arithmetic:
+    """The node a binary operator with a tensor operand makes.
+
+    Two tensors: `op` on both, broadcast as PyTorch does. A tensor and a number: `op` on the tensor with
+    `attrs == {"scalar": k}`, and `"reverse": True` where the number stands on the left (`6 - x`)."""
+
+    op: str
+    attrs: dict[str, Any]
+    tensors: tuple[bool, bool]  # which operands are tensors, left and right
+
+
+def tensor_arithmetic(expr: S.BinOp, left: Any, right: Any, is_tensor: type | tuple[type, ...]) -> Arithmetic:
+    """The arithmetic `expr` means, given its operands' values (`is_tensor` tells tensors from numbers); a located
+    E080 for an operator or operand that tensors do not take."""
+    lt, rt = isinstance(left, is_tensor), isinstance(right, is_tensor)
+    assert lt or rt
+    if expr.op not in TENSOR_OPERATORS:
+        raise ArchError(
+            "E080",
+            f"`{expr.op}` does not apply to tensors",
+            expr.loc,
+            "tensors take + - * / elementwise (with PyTorch's broadcasting), with each other or with a number",
+        )
+    if lt and rt:
+        return Arithmetic(TENSOR_OPERATORS[expr.op], {}, (True, True))
+    number = right if lt else left
+    if isinstance(number, bool) or not isinstance(number, (int, float)) and not _symbolic_number(number):
+        what = "a module" if hasattr(number, "kind") else repr(number)
+        raise ArchError(
+            "E080",
+            f"a tensor combines with a number or another tensor, not with {what}",
+            expr.loc,
+            "write the number (`x * 0.5`, `x + 3`), or apply the module first",
+        )
+    attrs: dict[str, Any] = {"scalar": number}
+    if not lt:
+        attrs["reverse"] = True
+    return Arithmetic(TENSOR_OPERATORS[expr.op], attrs, (lt, rt))
+
+
+def _symbolic_number(value: Any) -> bool:
+    """A constructor argument the emitter carries as a symbol (`scale` of a block): a number once built."""
+    from archc.sema.symbolic import Sym
+
+    return isinstance(value, Sym)
+
+
+def forward_condition(value: Any, test: S.Expr) -> bool:
+    """The truth of a forward `if`'s condition, which must be a value known when the module is built."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return bool(value)
+    if isinstance(value, (list, tuple)):
+        return bool(value)
+    raise ArchError(
+        "E042",
+        "a forward's `if` tests a value known when the module is built, not a tensor",
+        test.loc,
+        "test a parameter, a `let` or `in.channels` (torchvision's `use_res_connect`); tensors flow through ops",
+    )

@@ -1,0 +1,97 @@
+"""Members named by strings (`"block1-0"`) and by names a loop computes (`"denselayer{i + 1}"`): the state_dict keys
+of torchvision's DenseNet, checked against its `_DenseBlock`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torchvision.models.densenet import _DenseBlock
+
+from tests.conftest import run_cli
+from tests.test_language_cases import assert_pass_matches_module
+
+DENSE_BLOCK = """
+# Huang et al., "Densely Connected Convolutional Networks" (2017): each layer's output joins its input.
+block DenseLayer(growth_rate, bn_size) {
+    norm1 = batchnorm()
+    relu1 = relu(inplace = true)
+    conv1 = conv(bn_size * growth_rate, 1, bias = false)
+    norm2 = batchnorm()
+    relu2 = relu(inplace = true)
+    conv2 = conv(growth_rate, 3, padding = 1, bias = false)
+    forward(x) = cat(x, conv2(relu2(norm2(conv1(relu1(norm1(x)))))))
+}
+block DenseBlock(num_layers, bn_size, growth_rate) {
+    for i in range(num_layers) {
+        "denselayer{i + 1}" = DenseLayer(growth_rate, bn_size)
+    }
+}
+arch Net() {
+    input (64, 16, 16)
+    denseblock1 = DenseBlock(4, 4, 32)
+    "tail-1" = conv(8, 1)
+}
+"""
+
+
+def test_a_loop_names_members_as_torchvision_densenet_does(compile_arch: Any) -> None:
+    compiled, module = compile_arch(DENSE_BLOCK)
+    model = module.model().eval()
+    assert_pass_matches_module(compiled, model)
+    reference = _DenseBlock(num_layers=4, num_input_features=64, bn_size=4, growth_rate=32, drop_rate=0.0).eval()
+    torch.manual_seed(0)
+    for m in reference.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.normal_(1, 0.3)
+            m.bias.data.normal_(0, 0.3)
+    model.denseblock1.load_state_dict(reference.state_dict(), strict=True)
+    assert [n for n, _ in model.denseblock1.named_children()] == [f"denselayer{i}" for i in range(1, 5)]
+    assert "tail-1.weight" in model.state_dict()
+    for scale in (1.0, 10.0):
+        x = torch.randn(2, 64, 16, 16) * scale
+        with torch.no_grad():
+            torch.testing.assert_close(model.denseblock1(x), reference(x))
+    source = compiled.python()
+    assert 'self.add_module(f"denselayer{i + 1}", DenseLayer(channels, growth_rate, bn_size))' in source
+    assert 'self.add_module("tail-1", nn.Conv2d(' in source
+
+
+@pytest.mark.parametrize(
+    ("member", "code", "column"),
+    [
+        ('"layer{i // 2}" = conv(3, 1)', "E020", 9),  # two iterations give the same name
+        ('"layer.{i}" = conv(3, 1)', "E074", 9),  # "." separates state_dict levels
+        ('"layer{i * 0.5}" = conv(3, 1)', "E074", 18),  # a float is no part of a name
+        ('"layer{i" = conv(3, 1)', "E074", 9),  # an unclosed brace
+        ('"layer{j}" = conv(3, 1)', "E010", 16),  # the computed part is checked like any expression
+    ],
+)
+def test_computed_name_errors_are_located(tmp_path: Path, member: str, code: str, column: int) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(f"arch Net() {{\n    input (3, 8, 8)\n    for i in range(4) {{\n        {member}\n    }}\n}}\n")
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1
+    assert f"{spec}:4:{column}: error[{code}]" in outcome.err, outcome.err
+
+
+def test_a_block_with_a_forward_cannot_compute_member_names(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        'arch Net() {\n    input (3, 8, 8)\n    for i in range(2) {\n        "c{i}" = conv(3, 1)\n    }\n    forward(x) = x\n}\n'
+    )
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1
+    assert "error[E024]" in outcome.err and "computed names" in outcome.err
+
+
+def test_fmt_lays_out_a_quoted_member(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(DENSE_BLOCK.replace('"denselayer{i + 1}" = ', '"denselayer{i + 1}"   =  '))
+    assert run_cli("fmt", str(spec)).code == 0
+    assert '        "denselayer{i + 1}" = DenseLayer(growth_rate, bn_size)\n' in spec.read_text()
