@@ -336,6 +336,36 @@ def _free(a: Attrs, s: Shape, out: Shape) -> Cost:
     return Cost()
 
 
+STOCHASTIC_DEPTH = '''def stochastic_depth(input: Tensor, p: float, mode: str = "row", training: bool = True) -> Tensor:
+    """Stochastic depth (Huang et al., "Deep Networks with Stochastic Depth", 2016), as torchvision.ops writes it:
+    in training, each sample's (mode "row") or the batch's (mode "batch") input is zeroed with probability p and the
+    rest scaled by 1 / (1 - p); in eval mode the input passes through."""
+    if not training or p == 0.0:
+        return input
+    survival_rate = 1.0 - p
+    size = [input.shape[0]] + [1] * (input.ndim - 1) if mode == "row" else [1] * input.ndim
+    noise = torch.empty(size, dtype=input.dtype, device=input.device)
+    noise = noise.bernoulli_(survival_rate)
+    if survival_rate > 0.0:
+        noise.div_(survival_rate)
+    return input * noise
+
+
+class StochasticDepth(nn.Module):
+    """The module form of `stochastic_depth`, as torchvision.ops.StochasticDepth."""
+
+    def __init__(self, p: float, mode: str = "row") -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        return stochastic_depth(input, self.p, self.mode, self.training)
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(p={self.p}, mode={self.mode})"'''
+
+
 @dataclass(frozen=True)
 class Op:
     """One primitive op and its rules."""
@@ -358,6 +388,9 @@ class Op:
     uses_training: bool = False
     # False where the output shares the input's storage (a view, or the input itself).
     allocates_output: bool = True
+    # Python source the module or inline form needs in the generated file (a class or function torch lacks),
+    # written once before the classes of a module that uses the op.
+    helper: str | None = None
 
 
 OPS: dict[str, Op] = {
@@ -622,6 +655,19 @@ OPS: dict[str, Op] = {
             uses_training=True,
         ),
         Op(
+            "stochastic_depth",
+            "Stochastic depth (Huang et al. 2016), as torchvision.ops.StochasticDepth: in training, zeroes a residual "
+            "branch per sample (`row`) or for the whole batch (`batch`) with probability p and scales the rest by "
+            "1 / (1 - p); the identity in eval mode.",
+            (("p", REQUIRED), ("mode", "row")),
+            _same_shape,
+            lambda a: ("StochasticDepth", [a["p"], a["mode"]], {}),
+            _free,
+            functional="stochastic_depth",
+            uses_training=True,
+            helper=STOCHASTIC_DEPTH,
+        ),
+        Op(
             "identity",
             "Passes its input through.",
             (),
@@ -703,6 +749,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "momentum": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number between 0 and 1, or none"),
     "p": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),
+    "mode": (lambda v: v in ("row", "batch"), '"row" (one draw per sample) or "batch" (one for the batch)'),
     "dim": (_is_int, "an integer"),
     "min_val": (_is_number, "a number"),
     "max_val": (_is_number, "a number"),

@@ -88,6 +88,7 @@ FAMILIES: dict[str, str] = {
     "div": "merge",
     "flatten": "shape",
     "dropout": "shape",
+    "stochastic_depth": "shape",
     "identity": "shape",
     "input": "io",
 }

@@ -40,6 +40,9 @@ from .torch import ClassCode, ClassWriter, Generator, MemberSpec, Signature, Var
 LocKey = tuple[str, int, int]
 
 # The helper code of every inference module, placed before its classes.
+# Ops that act in training only: the inference build writes nn.Identity() for their members and drops them inline.
+IDENTITY_AT_INFERENCE = frozenset({"dropout", "stochastic_depth"})
+
 HELPERS = [
     '''class FoldedBatchNorm(nn.Identity):
     """The place of a BatchNorm folded into the convolution before it, which now computes both.
@@ -258,13 +261,13 @@ class InferenceWriter(ClassWriter):
                     keywords["eps"] = attrs["eps"]
                 self.folds = True
                 return [f"FoldedBatchNorm({', '.join(f'{k}={literal(v)}' for k, v in keywords.items())})"], in_shape
-            elif spec.type == "dropout":
+            elif spec.type in IDENTITY_AT_INFERENCE:
                 return ["nn.Identity()"], in_shape
         return super().ctor(spec, in_shape, relpath)
 
     def tensor(self, expr: S.Expr, env: dict[str, Any], target: str) -> Any:
-        # Inline dropout (`dropout(x, 0.5)`, not a member) is the identity at inference.
-        if isinstance(expr, S.Call) and expr.func == "dropout" and expr.func not in self.declared and expr.args:
+        # Inline dropout (`dropout(x, 0.5)`, not a member) and stochastic depth are the identity at inference.
+        if isinstance(expr, S.Call) and expr.func in IDENTITY_AT_INFERENCE and expr.func not in self.declared and expr.args:
             return self.tensor(expr.args[0], env, target)
         return super().tensor(expr, env, target)
 
@@ -326,4 +329,4 @@ def emit_inference(
     channels_last = root if len(arch.input_shape) == 3 and has_conv else None
     writer = partial(InferenceWriter, plan=plan, heads=heads, channels_last=channels_last)
     helpers = HELPERS if plan.batchnorms or heads else []
-    return emit_python(stripped, arch, spec_path, function_name, input_shape, Variant(writer, helpers, NOTE))
+    return emit_python(stripped, arch, spec_path, function_name, input_shape, Variant(writer, helpers, NOTE, IDENTITY_AT_INFERENCE))

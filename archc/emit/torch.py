@@ -37,6 +37,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
+# Classes and functions a generated file may define beside the spec's (the op table's helpers).
+RESERVED |= {"StochasticDepth", "stochastic_depth"}
 # Python builtins the generated code calls or annotates with (the language's builtins become these, loops use
 # `range` and `enumerate`): a parameter, `let` or loop variable of the same name would shadow them.
 EMITTED_BUILTINS = {"abs", "bool", "enumerate", "float", "int", "len", "list", "max", "min", "range", "str", "super", "tuple"}
@@ -939,6 +941,8 @@ class Variant:
     writer: Callable[[Generator, S.Definition], ClassWriter]
     helpers: list[str]
     note: str
+    # Ops the variant writes as the identity: their helper code is not needed.
+    identity_ops: frozenset[str] = frozenset()
 
 
 def emit_python(
@@ -1011,7 +1015,10 @@ def emit_python(
         classes.append(writer.class_code(signature, return_class, _doc(arch_def)))
         body = [f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"]
 
-    helpers = variant.helpers if variant is not None else []
+    # What the ops the network uses need beyond torch (stochastic depth), then what the variant adds.
+    used = {node.op for node in arch.nodes} - (variant.identity_ops if variant is not None else frozenset())
+    op_helpers = [row.helper for name, row in ops.OPS.items() if name in used and row.helper is not None]
+    helpers = [*op_helpers, *(variant.helpers if variant is not None else [])]
     source = "\n".join([*helpers, *_all_lines(classes), *signature.params, *body])
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False
