@@ -110,6 +110,10 @@ CODES: dict[str, str] = {
     "E101": "no usable checkpoint to resume from",
     "E102": "spec unfit for the training data",
     "E103": "device not available",
+    # Weight initialisation (`init`)
+    "E110": "unknown init function",
+    "E111": "unknown target of an init rule",
+    "E112": "bad argument of an init function",
 }
 
 # A note: where (or None) and what, e.g. where an operand of a mismatched `+` was made.

@@ -77,6 +77,9 @@ class ResNet18(nn.Module):
                 ]
             )
         )
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.net(x)

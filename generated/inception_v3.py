@@ -222,6 +222,15 @@ class Inception3(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.dropout = nn.Dropout(p=dropout)
         self.fc = nn.Linear(2048, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.1, a=-2, b=2)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        for m in self.modules():
+            if isinstance(m, InceptionAux):
+                nn.init.trunc_normal_(m.fc.weight, mean=0.0, std=0.001, a=-2, b=2)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         x = self.Conv2d_1a_3x3(x)

@@ -14,7 +14,8 @@ class LeNet5(nn.Module):
     """LeNet-5 as seed 000 writes it in PyTorch (taken from PyTorch's neural networks tutorial). The 1998
     network used scaled tanh units, trainable average-pooling subsampling, a partially connected C3 and
     a 5×5 convolution for C5; the seed keeps the layer sizes but uses ReLU, 2×2 max pooling, a fully
-    connected C3 and a linear layer for C5 (fc1, on the 16·5·5 flattened features).
+    connected C3 and a linear layer for C5 (fc1, on the 16·5·5 flattened features). Weights: PyTorch's
+    default initialisation, as seed 000's.
     """
 
     def __init__(self, num_classes: int = 10) -> None:

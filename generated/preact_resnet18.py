@@ -138,6 +138,23 @@ class PreActResNet(nn.Module):
         self.stages = PreActStages(64, layers, widths)
         self.norm = nn.BatchNorm2d(512)
         self.head = ClassifierHead(512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, mean=0.0, std=0.01)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, ClassifierHead):
+                nn.init.normal_(m.fc.weight, mean=0.0, std=0.01)
+                if m.fc.bias is not None:
+                    nn.init.zeros_(m.fc.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)

@@ -98,9 +98,12 @@ class ResLayer(nn.Sequential):
 
 
 class ResNet(nn.Module):
-    """The network: a 7×7 stem, four stages, global average pooling and a classifier."""
+    """The network: a 7×7 stem, four stages, global average pooling and a classifier. `zero_init_residual`:
+    the last BatchNorm of each residual branch starts at zero, so each block starts as the identity
+    (Goyal et al., "Accurate, Large Minibatch SGD", 2017), as torchvision's flag.
+    """
 
-    def __init__(self, in_channels: int, layers: list[int], num_classes: int = 1000, bottleneck: bool = False, groups: int = 1, width_per_group: int = 64) -> None:
+    def __init__(self, in_channels: int, layers: list[int], num_classes: int = 1000, zero_init_residual: bool = False, bottleneck: bool = False, groups: int = 1, width_per_group: int = 64) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -112,6 +115,18 @@ class ResNet(nn.Module):
         self.layer4 = ResLayer(1024 if bottleneck else 256, 512, layers[3], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.fc = nn.Linear(2048 if bottleneck else 512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.constant_(m.bn3.weight, 0)
+                elif isinstance(m, BasicBlock):
+                    nn.init.constant_(m.bn2.weight, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
@@ -128,6 +143,6 @@ class ResNet(nn.Module):
         return x
 
 
-def resnext101_32x8d(num_classes: int = 1000) -> ResNet:
+def resnext101_32x8d(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
     """resnext101_32x8d: input 3×224×224."""
-    return ResNet(3, [3, 4, 23, 3], num_classes=num_classes, bottleneck=True, groups=32, width_per_group=8)
+    return ResNet(3, [3, 4, 23, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, bottleneck=True, groups=32, width_per_group=8)

@@ -33,7 +33,7 @@ class VGG(nn.Module):
     features) and two 4096-wide fully connected layers with dropout before the last one.
     """
 
-    def __init__(self, in_channels: int, cfg: list[int | str], batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int, cfg: list[int | str], batch_norm: bool = False, num_classes: int = 1000, dropout: float = 0.5, init_weights: bool = True) -> None:
         super().__init__()
         self.features = VGGFeatures(in_channels, cfg, batch_norm=batch_norm)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(7, 7))
@@ -46,6 +46,19 @@ class VGG(nn.Module):
             nn.Dropout(p=dropout),
             nn.Linear(4096, num_classes),
         )
+        if init_weights:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.constant_(m.bias, 0)
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+                elif isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0, 0.01)
+                    if m.bias is not None:
+                        nn.init.constant_(m.bias, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)

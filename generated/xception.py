@@ -121,6 +121,12 @@ class Xception(nn.Module):
         self.act4 = nn.ReLU(inplace=True)
         self.global_pool = SelectAdaptivePool2d()
         self.fc = nn.Linear(2048, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)

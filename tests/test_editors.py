@@ -19,6 +19,7 @@ from archc.cli import _parser as cli_parser
 from archc.lang.lexer import BUILTIN_CALLS, ArchLexer
 from archc.ops import OPS
 from archc.sema.evaluate import BUILTINS
+from archc.sema.inits import INIT_FUNCTIONS
 from tests.conftest import ROOT, SPECS
 
 ZOO = sorted(SPECS.glob("*.arch")) + sorted((SPECS / "lib").glob("*.arch"))
@@ -79,7 +80,7 @@ def test_every_grammar_keyword_is_highlighted_as_one(word: str) -> None:
 
 
 def test_the_lexer_knows_every_op_and_builtin() -> None:
-    assert set(OPS) | set(BUILTINS) | {"seq", "cat"} == set(BUILTIN_CALLS)
+    assert set(OPS) | set(BUILTINS) | set(INIT_FUNCTIONS) | {"seq", "cat"} == set(BUILTIN_CALLS)
 
 
 def test_the_compile_path_imports_neither_pygments_nor_shtab() -> None:

@@ -9,7 +9,8 @@ import torch
 import torchvision
 from torch import nn
 
-from archc.compiler import Compiled
+from archc.compiler import Compiled, compile_spec
+from archc.errors import ArchError
 
 
 def count(tensors: Any) -> int:
@@ -246,3 +247,111 @@ def test_quoted_names_print_as_written_in_the_summary(tmp_path: Any) -> None:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         assert main(["summary", str(spec)]) == 0
     assert "body.[/x]" in out.getvalue() and "body.[red]r" in out.getvalue()
+
+
+INIT = """
+block Head(num_classes) {
+    proj = conv(32, 1)
+    norm = batchnorm()
+    fc = linear(num_classes)
+    forward(x) = fc(flatten(norm(proj(x)), 1))
+}
+block Net(num_classes = 10, zero_last = false, std = 0.02) {
+    conv1 = conv(64, 3, padding = 1, bias = false)
+    bn1 = batchnorm()
+    pool = adaptive_avgpool((1, 1))
+    head = Head(num_classes)
+    forward(x) = head(pool(relu(bn1(conv1(x)))))
+    init {
+        conv = (weight = kaiming_normal(mode = "fan_out", nonlinearity = "relu"), bias = constant(0.5))
+        linear = (weight = normal(0, std), bias = zeros())
+        batchnorm = (weight = constant(2), bias = constant(0))
+        Head.proj = (weight = uniform(-0.3, 0.3))
+        if zero_last {
+            Head.norm = (weight = zeros())
+        }
+    }
+}
+arch model(zero_last = false, std = 0.02) = Net(zero_last = zero_last, std = std) {
+    input (3, 16, 16)
+}
+"""
+
+
+def test_init_rules_set_each_parameter_as_torch_nn_init_does(compile_arch: Any) -> None:
+    """Op type rules, a member override after them, an argument from a parameter and a rule under `if`: the
+    constructed module's statistics are those of the torch.nn.init functions the rules name."""
+    _, module = compile_arch(INIT)
+    torch.manual_seed(0)
+    model = module.model()
+    fan_out = 64 * 3 * 3
+    assert abs(model.conv1.weight.std().item() - (2 / fan_out) ** 0.5) < 0.005  # 1728 elements
+    proj = model.head.proj
+    assert proj.weight.abs().max().item() <= 0.3 and proj.weight.std().item() > 0.3 / 3**0.5 * 0.8  # uniform(-0.3, 0.3)
+    assert torch.equal(proj.bias, torch.full_like(proj.bias, 0.5))  # the type rule's bias stands: the override sets the weight
+    assert abs(model.head.fc.weight.std().item() - 0.02) < 0.003 and not model.head.fc.bias.any()
+    assert torch.equal(model.bn1.weight, torch.full_like(model.bn1.weight, 2.0))
+    assert torch.equal(model.head.norm.weight, torch.full_like(model.head.norm.weight, 2.0))
+    zeroed = module.model(zero_last=True, std=0.5)
+    assert not zeroed.head.norm.weight.any() and zeroed.bn1.weight.all()
+    assert abs(zeroed.head.fc.weight.std().item() - 0.5) < 0.08
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "message"),
+    [
+        ("Head.missing = zeros()", "E111", "`Head` has no member `missing`"),
+        ("Net.head = zeros()", "E111", "member `head` of `Net` is a `Head` block, not a layer"),
+        ("Net.pool = zeros()", "E111", "is a `adaptive_avgpool`, which has no parameters"),
+        ("Nope.fc = zeros()", "E111", "no block `Nope`"),
+        ("Head.norm = (gamma = ones())", "E112", "`batchnorm` has no parameter `gamma`"),
+        ("Head.fc = normal(0, 0.1, 3)", "E112", "normal takes 2 arguments after the tensor, got 3"),
+        ("Head.fc = normal(sd = 1)", "E112", "normal has no argument `sd`"),
+        ("Head.fc = normal(std = -1)", "E112", "std of normal is negative"),
+        ("Head.fc = constant()", "E112", "constant needs `val`"),
+        ('Head.proj = kaiming_uniform(nonlinearity = "gelu")', "E112", 'nonlinearity of kaiming_uniform is "gelu"'),
+        ("Head.norm = xavier_normal()", "E112", "xavier_normal needs a tensor of 2 or more dimensions"),
+        ("Head.fc = normal(0, undefined)", "E010", "unknown name `undefined`"),
+        ("Head.fc = zeros()\n        Head.fc = ones()", "E111", "`Head.fc` is initialised twice"),
+    ],
+)
+def test_init_errors_are_located_with_a_code(tmp_path: Any, rule: str, code: str, message: str) -> None:
+    text = INIT.replace("        Head.proj = (weight = uniform(-0.3, 0.3))\n", f"        {rule}\n")
+    spec = tmp_path / "model.arch"
+    spec.write_text(text)
+    with pytest.raises(ArchError) as caught:
+        compile_spec(spec)
+    assert caught.value.code == code and message in caught.value.message, caught.value.render()
+    assert caught.value.loc is not None and caught.value.loc.line > 1
+    assert caught.value.hint or code == "E010"  # an unknown name's hint is a spelling suggestion, when there is one
+
+
+def test_init_reading_a_parameter_named_m_loops_over_another_name(compile_arch: Any) -> None:
+    """torchvision's loop variable `m` would shadow a parameter `m` that the rules read."""
+    _, module = compile_arch(
+        "arch model(m = 0.05) {\n    input (3, 8, 8)\n    conv(64, 3)\n    init {\n        conv = normal(0, m)\n    }\n}\n"
+    )
+    torch.manual_seed(0)
+    assert abs(module.model(m=0.5)[0].weight.std().item() - 0.5) < 0.05  # 1728 elements
+
+
+def test_init_sets_groupnorm_and_prelu_and_skips_an_instancenorm_without_weights(compile_arch: Any) -> None:
+    text = """
+arch model() {
+    input (3, 8, 8)
+    conv(8, 3)
+    groupnorm(2)
+    instancenorm()
+    prelu()
+    init {
+        groupnorm = (weight = constant(2), bias = constant(3))
+        instancenorm = (weight = constant(2))
+        prelu = constant(0.1)
+    }
+}
+"""
+    _, module = compile_arch(text)
+    model = module.model()
+    assert torch.equal(model[1].weight, torch.full((8,), 2.0)) and torch.equal(model[1].bias, torch.full((8,), 3.0))
+    assert model[2].weight is None  # nn.InstanceNorm2d has no affine parameters by default
+    assert torch.allclose(model[3].weight, torch.full_like(model[3].weight, 0.1))

@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 
 from archc import ops
+from archc.emit.init import init_lines
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
@@ -211,6 +212,7 @@ class ClassWriter:
         self.extra: list[str] = []
         self._start_shape: tuple[Any, ...] = ()
         self.scope = Scope()
+        self.body_scope = Scope()  # the constructor's names after its body, which `init` reads
 
     # Evaluation of member constructors, symbolically
 
@@ -298,6 +300,7 @@ class ClassWriter:
         """Translate the definition with parameter values `args` on an input of `in_shape`; returns the output shape."""
         scope = Scope(args, in_channels=in_shape[0] if self.defn.kind == "block" else None)
         self._start_shape = in_shape
+        self.body_scope = scope
         self.body(self.defn.body, scope, 0)
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
@@ -802,6 +805,7 @@ class ClassWriter:
             init.append(f"self.{name} = {code}")
         if not any(re.search(r"\bchannels\b", line) for line in init if not line.lstrip().startswith("channels = ")):
             init = [line for line in init if not line.lstrip().startswith("channels = ")]
+        init += init_lines(self.gen.program.definitions, self.gen.arch, self.defn, self.body_scope, set(self.gen.takes_input))
         init = _fill_empty_blocks(init)
         base = "nn.Sequential" if self.sequential else "nn.Module"
         return ClassCode(

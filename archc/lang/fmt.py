@@ -326,6 +326,26 @@ class _Formatter:
                 self._emit([*header, _T(" = ", rest[0].start_pos), *self.expr(rest[1])], indent)
             else:
                 self.body(header, rest, indent)
+        elif kind in ("init_stmt", "init_if"):
+            kw, *rest = kids
+            assert isinstance(kw, Token)
+            opening: list[_Part] = [_T("init", kw.start_pos)]
+            if kind == "init_if":
+                opening = [_T("if ", kw.start_pos), *self.expr(rest[0])]
+                rest = rest[1:]
+            self.body(opening, rest, indent)
+        elif kind == "init_rule":
+            *target, eq, value = kids
+            parts = [_T(str(k), k.start_pos) for k in target if isinstance(k, Token)]
+            assert isinstance(eq, Token) and isinstance(value, Tree)
+            parts.append(_T(" = ", eq.start_pos))
+            if value.data == "init_params":
+                lpar, *params, rpar = value.children
+                assert isinstance(lpar, Token) and isinstance(rpar, Token)
+                parts.append(self._group(lpar, params, rpar, self.arg))
+            else:
+                parts.extend(self.expr(value))
+            self._emit(parts, indent)
         else:  # pragma: no cover - the grammar has no other statement
             raise AssertionError(kind)
 
@@ -410,7 +430,7 @@ class _Formatter:
         raise AssertionError(kind)  # pragma: no cover - the grammar has no other expression
 
     def arg(self, node: object) -> list[_Part]:
-        if isinstance(node, Tree) and node.data in ("kwarg", "string_kwarg"):
+        if isinstance(node, Tree) and node.data in ("kwarg", "string_kwarg", "init_param"):
             name, eq, value = node.children
             assert isinstance(name, Token) and isinstance(eq, Token)
             return [_T(str(name), name.start_pos), _T(" = ", eq.start_pos), *self.expr(value)]

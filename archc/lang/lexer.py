@@ -14,14 +14,15 @@ from pygments.token import Comment, Keyword, Name, Number, Operator, Punctuation
 
 from archc.ops import OPS
 from archc.sema.evaluate import BUILTINS
+from archc.sema.inits import INIT_FUNCTIONS
 
 # The words of archc/lang/grammar.lark, by role (tests/test_editors.py holds them to the grammar).
 DECLARATIONS = ("block", "arch")
-KEYWORDS = ("import", "let", "if", "elif", "else", "for", "in", "meta", "input", "forward", "aux", "return")
+KEYWORDS = ("import", "let", "if", "elif", "else", "for", "in", "meta", "input", "forward", "aux", "return", "init")
 WORD_OPERATORS = ("and", "or", "not")
 CONSTANTS = ("true", "false", "none")
-# What a spec can call without defining it: the ops, `seq`, `cat`, and the value builtins.
-BUILTIN_CALLS = tuple(sorted({*OPS, *BUILTINS, "seq", "cat"}))
+# What a spec can call without defining it: the ops, `seq`, `cat`, the value builtins and the init functions.
+BUILTIN_CALLS = tuple(sorted({*OPS, *BUILTINS, *INIT_FUNCTIONS, "seq", "cat"}))
 
 
 class ArchLexer(RegexLexer):

@@ -106,6 +106,16 @@ class _ToAst(Transformer[Token, Any]):
                 d.forward = stmt
             elif isinstance(stmt, S.Meta):
                 d.meta.update(stmt.entries)
+            elif isinstance(stmt, S.Init):
+                if d.init is not None:
+                    raise ArchError(
+                        "E007",
+                        "a second init in one definition",
+                        stmt.loc,
+                        "put all the rules in one init",
+                        [(d.init.loc, "the first init is here")],
+                    )
+                d.init = stmt
             elif isinstance(stmt, S.InputDecl):
                 if kind != "arch":
                     raise ArchError(
@@ -127,8 +137,8 @@ class _ToAst(Transformer[Token, Any]):
     def arch_def(self, meta: Any, name: Token, params: Any, root: S.Call | None, body: list[S.Stmt]) -> S.Definition:
         d = self._definition("arch", meta, name, params, body)
         d.root = root
-        if root is not None and (d.body or d.forward):
-            first = d.forward or d.body[0]
+        if root is not None and (d.body or d.forward or d.init):
+            first = d.forward or d.init or d.body[0]
             raise ArchError(
                 "E007", "an arch that is a block instance has no members or forward of its own", first.loc, "put them in the block"
             )
@@ -249,6 +259,43 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def input_stmt(self, meta: Any, items: list[S.Expr]) -> S.InputDecl:
         return S.InputDecl(self._loc(meta), items)
+
+    @v_args(meta=True)
+    def init_stmt(self, meta: Any, items: list[Any]) -> S.Init:
+        return S.Init(self._loc(meta), items)
+
+    @v_args(meta=True)
+    def init_if(self, meta: Any, items: list[Any]) -> S.InitIf:
+        test, *body = items
+        return S.InitIf(self._loc(meta), test, body)
+
+    @v_args(meta=True)
+    def init_rule(self, meta: Any, items: list[Any]) -> S.InitRule:
+        *names, value = items
+        rule = S.InitRule(self._loc(meta), [str(n) for n in names], {})
+        if isinstance(value, S.Call):
+            rule.params["weight"] = value
+            rule.kwarg_locs["weight"] = value.loc
+            return rule
+        for name, call in value:
+            if name in rule.params:
+                raise ArchError(
+                    "E015",
+                    f"`{name}` initialised twice",
+                    self._tok(name),
+                    "give each parameter one init function",
+                    [(rule.kwarg_locs[str(name)], "first given here")],
+                )
+            rule.params[str(name)] = call
+            rule.kwarg_locs[str(name)] = self._tok(name)
+        return rule
+
+    def init_params(self, items: list[Any]) -> list[tuple[Token, S.Call]]:
+        return [i for i in items if i is not None]
+
+    @v_args(inline=True)
+    def init_param(self, name: Token, call: S.Call) -> tuple[Token, S.Call]:
+        return name, call
 
     @v_args(meta=True)
     def forward_def(self, meta: Any, items: list[Any]) -> S.Forward:

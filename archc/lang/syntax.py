@@ -163,6 +163,31 @@ class Forward(Stmt):
 
 
 @dataclass
+class InitRule(Stmt):
+    """`conv = kaiming_normal(mode = "fan_out")`, `Bottleneck.bn3 = (weight = constant(0))`: how a parameter of the
+    modules a target names is initialised. `target`: an op type, or a block and a member path under it."""
+
+    target: list[str]
+    params: dict[str, Call]  # "weight" / "bias" -> the init function call; a bare call sets the weight
+    kwarg_locs: dict[str, Loc] = field(default_factory=dict)
+
+
+@dataclass
+class InitIf(Stmt):
+    """`if zero_init_residual { ... }` inside `init`: rules applied when the condition holds."""
+
+    test: Expr
+    body: list[InitRule | InitIf]
+
+
+@dataclass
+class Init(Stmt):
+    """`init { ... }`: the weight initialisation of a definition's modules, written after its members."""
+
+    body: list[InitRule | InitIf]
+
+
+@dataclass
 class Param:
     loc: Loc
     name: str
@@ -182,6 +207,7 @@ class Definition:
     meta: dict[str, Expr] = field(default_factory=dict)
     input: InputDecl | None = None
     root: Call | None = None  # `arch x(...) = Block(...)`
+    init: Init | None = None
 
 
 @dataclass

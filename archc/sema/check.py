@@ -17,6 +17,7 @@ from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
 from archc.sema.forward import InlineOp, forward_call
+from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
 
@@ -65,6 +66,9 @@ class _Checker:
         if defn.input is not None:
             for dim in defn.input.dims:
                 self.value(dim, everything)
+        if defn.init is not None:
+            self.init(defn.init.body, everything)
+            self.errors.extend(check_init(self.program.definitions, defn.init))
         if defn.forward is not None:
             # A parameter or `let` named like a member cannot be read as a value in the forward: the generated
             # class would keep both as `self.NAME` (the forward's own variables are locals, so they may).
@@ -112,6 +116,17 @@ class _Checker:
                     # A later iteration sees what an earlier one bound.
                     bound |= {n for n in (index, var) if n is not None} | _bound_in(loop_body)
                     self.body(loop_body, bound)
+
+    def init(self, body: list[S.InitRule | S.InitIf], bound: set[str]) -> None:
+        """The names an `init` block reads: its conditions and its init functions' arguments."""
+        for entry in body:
+            if isinstance(entry, S.InitIf):
+                self.value(entry.test, bound)
+                self.init(entry.body, bound)
+                continue
+            for call in entry.params.values():
+                for arg in [*call.args, *call.kwargs.values()]:
+                    self.value(arg, bound)
 
     def member_rules(self, stmts: list[S.Stmt], has_forward: bool, in_loop: bool) -> None:
         """Members in a loop are numbered, so they have no names; members of a block with a forward have names."""
