@@ -15,12 +15,20 @@ SPECS = ROOT / "specs"
 GALLERY = ROOT / "docs" / "gallery"
 
 # The folded depth that reads best: 1 (stages, or Inception modules) unless depth 1 hides everything in one or two
-# boxes (VGG's `features`, the D2L model's `net`), or depth 2 stays compact (ResNet stages as blocks and runs).
+# boxes (VGG's and MobileNet's `features`, MNASNet's `layers`, the D2L model's `net`), or depth 2 stays compact
+# (ResNet stages as blocks and runs).
 DEPTH_2 = {
     "alexnet",
     "d2l_resnet18",
     "inception_v4",
     "lenet5",
+    "mnasnet0_5",
+    "mnasnet0_75",
+    "mnasnet1_0",
+    "mnasnet1_3",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
     "preact_resnet18",
     "regnet_x_400mf",
     "resnet18",
