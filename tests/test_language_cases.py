@@ -355,3 +355,29 @@ arch model() {
     assert torch.equal(model[1].weight, torch.full((8,), 2.0)) and torch.equal(model[1].bias, torch.full((8,), 3.0))
     assert model[2].weight is None  # nn.InstanceNorm2d has no affine parameters by default
     assert torch.allclose(model[3].weight, torch.full_like(model[3].weight, 0.1))
+
+
+LIST_BUILT_IN_A_LOOP = """
+block B(alpha) {
+    let depths = []
+    for d in [32, 16] {
+        let v = d * alpha
+        let n = max(8, int(v + 4.0) // 8 * 8)
+        let depths = depths + [(n if n >= 0.9 * v else n + 8)]
+    }
+    conv(depths[0], 1)
+    conv(depths[1], 1)
+}
+arch Net() {
+    input (3, 8, 8)
+    b = B(0.5)
+}
+"""
+
+
+def test_a_list_built_in_a_loop_is_read_after_it_as_the_loop_left_it(compile_arch: Any) -> None:
+    """The generated constructor accumulates the list as elaboration did (it once read the loop's last terms)."""
+    compiled, module = compile_arch(LIST_BUILT_IN_A_LOOP)
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    assert [m.out_channels for m in model.b] == [16, 8]

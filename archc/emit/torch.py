@@ -326,10 +326,12 @@ class ClassWriter:
                             "read it as `in.channels`; name the value otherwise",
                         )
                     result = evaluate(value, scope, self.member_spec)
-                    if self.shape_only or not isinstance(result, Sym):
+                    if self.shape_only or not is_symbolic(result):
                         scope.values[name] = result
                     else:
-                        self.emit(f"{name} = {result.code}", indent)
+                        # A value written in terms of the constructor's variables (or a list holding such values)
+                        # becomes a local, so it is read after a loop as it was left, not as the loop's last terms.
+                        self.emit(f"{name} = {literal(result)}", indent)
                         scope.values[name] = Sym(name)
                 case S.Member(name=name, value=value, key=key):
                     spec = evaluate(value, scope, self.member_spec)
@@ -417,6 +419,13 @@ class ClassWriter:
             used = S.names_used(body)
             shown_var = var if var in used else "_"
             head = f"for {index}, {shown_var} in enumerate({source}):" if index in used else f"for {shown_var} in {source}:"
+            # A `let` the loop assigns again starts as a local before the loop, so each iteration sees the last.
+            for stmt in S.walk(body):
+                if isinstance(stmt, S.Let):
+                    found, before = scope.lookup(stmt.name)
+                    if found and not isinstance(before, Sym) and not isinstance(before, MemberSpec):
+                        self.emit(f"{stmt.name} = {literal(before)}", indent)
+                        scope.values[stmt.name] = Sym(stmt.name)
             self.emit(head, indent)
             if index is not None:
                 scope.values[index] = Sym(index)

@@ -208,6 +208,8 @@ def _binop(expr: S.BinOp, op: str, lv: Any, rv: Any) -> Any:
         return result
     if op == "*" and any(isinstance(v, Sym) for v in (lv, rv)) and any(isinstance(v, (list, tuple)) for v in (lv, rv)):
         return symbolic.binary(op, lv, rv)  # `[8] * n` with n a constructor argument
+    if op == "+" and any(isinstance(v, Sym) for v in (lv, rv)) and any(isinstance(v, (list, tuple)) for v in (lv, rv)):
+        return symbolic.binary(op, lv, rv)  # `depths + [d]`, a list the generated code builds in a loop
     if op == "+" and type(lv) is type(rv) and isinstance(lv, (list, tuple, str)):
         if len(lv) + len(rv) > MAX_SEQUENCE:
             raise ArchError("E062", f"a sequence of over {MAX_SEQUENCE} items", expr.loc)
