@@ -44,6 +44,7 @@ class Tensor:
     node: int
     shape: tuple[Any, ...]
     axes: tuple[str, ...] = ops.MAP_AXES
+    batched: bool = True  # False for a learnable tensor (`param`): its shape is PyTorch's, with no batch dimension
 
 
 def _location(loc: Loc) -> Location:
@@ -95,11 +96,15 @@ class Elaborator:
             raise ArchError(
                 "E061", f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended"
             )
-        shape = infer_shape(op, attrs, [t.shape for t in inputs], loc, [self.origin(t) for t in inputs], [t.axes for t in inputs])
-        try:
-            axes = infer_axes(op, attrs, [t.axes for t in inputs], shape)
-        except ops.OpError as e:
-            raise ArchError(e.code, e.message, loc, e.hint) from None
+        if op == ops.PARAM:
+            shape: tuple[Any, ...] = tuple(attrs["shape"])
+            axes: tuple[str, ...] = ops.MAP_AXES if len(shape) == 3 else ("F",) * len(shape)
+        else:
+            shape = infer_shape(op, attrs, [t.shape for t in inputs], loc, [self.origin(t) for t in inputs], [t.axes for t in inputs])
+            try:
+                axes = infer_axes(op, attrs, [t.axes for t in inputs if t.batched] or [t.axes for t in inputs], shape)
+            except ops.OpError as e:
+                raise ArchError(e.code, e.message, loc, e.hint) from None
         node = Node(
             id=len(self.nodes),
             name=name,
@@ -396,9 +401,18 @@ class BlockInstance(Instance):
                     return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
                 arith = tensor_arithmetic(expr, lv, rv, Tensor)
                 inputs = [t for t in (lv, rv) if isinstance(t, Tensor)]
+                rank = max((len(t.shape) for t in inputs if t.batched), default=None)
+                if rank is not None:
+                    # A learnable tensor broadcasts against the activations as PyTorch aligns them (on the right).
+                    try:
+                        inputs = [t if t.batched else Tensor(t.node, ops.batched(t.shape, rank), t.axes) for t in inputs]
+                    except ops.OpError as e:
+                        raise ArchError(e.code, e.message, expr.loc, e.hint) from None
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
+            case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type == ops.PARAM:
+                return self.read_param(name, expr.loc)
             case S.Name(name=name):
                 found, value = scope.lookup(name)
                 if not found:
@@ -406,6 +420,14 @@ class BlockInstance(Instance):
                 return value
             case _:
                 return evaluate(expr, scope)
+
+    def read_param(self, name: str, loc: Loc) -> Tensor:
+        """A learnable tensor read in the forward: a node of its own, with no input, its shape PyTorch's."""
+        instance = self.member(name, Tensor(-1, ()), loc)
+        module = instance.module
+        shape = tuple(module.attrs["shape"])
+        node = self.elab.add_node(ops.PARAM, module.path, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
+        return Tensor(node.node, shape, node.axes, batched=False)
 
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
         if not expr.args:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic, same_value
+from archc.sema.symbolic import UNKNOWN, Sym, Unknown, is_symbolic, literal, same_value
 
 Shape = tuple[Any, ...]
 Attrs = dict[str, Any]
@@ -895,6 +895,17 @@ OPS: dict[str, Op] = {
             helper=STOCHASTIC_DEPTH,
         ),
         Op(
+            "param",
+            "A learnable tensor of its own (`nn.Parameter`), not inside a module: ConvNeXt's layer scale, a class token. "
+            "Read by name in a forward; its shape is PyTorch's (no batch), broadcast against a batch of activations.",
+            (("shape", REQUIRED), ("fill", 0.0)),
+            lambda a, s: tuple(a["shape"]),
+            lambda a: ("nn.Parameter", [Sym(f"torch.full({literal(tuple(a['shape']))}, {literal(a['fill'])})")], {}),
+            _free,
+            params=lambda a: numel(tuple(a["shape"])),
+            allocates_output=False,
+        ),
+        Op(
             "identity",
             "Passes its input through.",
             (),
@@ -915,6 +926,24 @@ DIV = "div"
 ARITHMETIC = (ADD, SUB, MUL, DIV)
 SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
+
+
+PARAM = "param"
+
+
+def batched(shape: Shape, rank: int) -> Shape:
+    """A learnable tensor's PyTorch shape (no batch dimension) as the shape it broadcasts like, batch left out, against
+    activations of `rank` dimensions (a batch left out): PyTorch aligns shapes on the right, so (C, 1, 1) meets
+    N×C×H×W as C×1×1, and a leading 1 meets the batch."""
+    if len(shape) <= rank:
+        return (*(1,) * (rank - len(shape)), *shape)
+    if len(shape) == rank + 1 and shape[0] == 1:
+        return tuple(shape[1:])
+    raise OpError(
+        "E030",
+        f"a learnable tensor of shape {'×'.join(str(d) for d in shape)} does not broadcast against N×" + "×".join(["?"] * rank),
+        "its dimensions align with the activations' from the right; one more is allowed, of size 1, against the batch",
+    )
 
 
 def broadcast(a: Shape, b: Shape) -> Shape:
@@ -981,6 +1010,11 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dim1": (_is_int, "an integer"),
     "dims": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of dimensions, e.g. (0, 2, 3, 1)"),
     "sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (2, -1)"),
+    "shape": (
+        lambda v: isinstance(v, tuple) and 0 < len(v) <= 8 and all(_is_int(d) and 0 < d <= MAX_SIZE for d in v),
+        "a tuple of positive sizes, e.g. (dim, 1, 1)",
+    ),
+    "fill": (_is_number, "a number"),
     "mode": (lambda v: v in ("row", "batch"), '"row" (one draw per sample) or "batch" (one for the batch)'),
     "dim": (_is_int, "an integer"),
     "min_val": (_is_number, "a number"),

@@ -95,6 +95,7 @@ FAMILIES: dict[str, str] = {
     "stochastic_depth": "shape",
     "identity": "shape",
     "input": "io",
+    "param": "io",
 }
 # Cluster fills by nesting level, darkening inwards.
 CLUSTER_FILLS = ("#f8fafc", "#eef2f7", "#e4eaf2", "#dae2ed")

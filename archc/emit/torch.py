@@ -37,8 +37,9 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
-# Classes and functions a generated file may define beside the spec's (the op table's helpers).
-RESERVED |= {"StochasticDepth", "stochastic_depth"}
+# Classes and functions a generated file may define beside the spec's (the op table's helpers): no local may shadow
+# them (a member, an attribute, may: torchvision's ConvNeXt block has `self.stochastic_depth`).
+HELPER_NAMES = {"StochasticDepth", "stochastic_depth", "Permute", "Transpose", "LayerNorm2d"}
 # Python builtins the generated code calls or annotates with (the language's builtins become these, loops use
 # `range` and `enumerate`): a parameter, `let` or loop variable of the same name would shadow them.
 EMITTED_BUILTINS = {"abs", "bool", "enumerate", "float", "int", "len", "list", "max", "min", "range", "str", "super", "tuple"}
@@ -76,6 +77,7 @@ class TVal:
 
     var: str
     shape: tuple[Any, ...]
+    batched: bool = True  # False for a learnable tensor (`param`), whose shape is PyTorch's, without a batch
 
 
 @dataclass
@@ -115,7 +117,7 @@ def _check_identifier(name: str, loc: Loc, member: bool = False, taken: set[str]
     if member:
         clash = clash or name in MODULE_ATTRIBUTES or name.startswith("_")
     else:
-        clash = clash or name in EMITTED_BUILTINS or name in taken
+        clash = clash or name in EMITTED_BUILTINS or name in taken or name in HELPER_NAMES
     if clash:
         what = "a member" if member else "a name"
         raise ArchError(
@@ -682,6 +684,8 @@ class ClassWriter:
             case S.Name(name=name):
                 if name in env:
                     return env[name]
+                if name in self.members and self.members[name][0].spec.type == ops.PARAM:
+                    return self.read_param(name)
                 return self.scalar(expr)
             case S.Call(args=args):
                 meaning = forward_call(expr, self.declared)
@@ -708,7 +712,9 @@ class ClassWriter:
                 symbol = ops.SYMBOLS[arith.op]
                 if isinstance(lv, TVal) and isinstance(rv, TVal):
                     try:
-                        shape = ops.broadcast(lv.shape, rv.shape)
+                        rank = max((len(v.shape) for v in (lv, rv) if v.batched), default=len(lv.shape))
+                        shapes = [v.shape if v.batched else ops.batched(v.shape, rank) for v in (lv, rv)]
+                        shape = ops.broadcast(shapes[0], shapes[1])
                     except ops.OpError as e:
                         raise ArchError(e.code, e.message, expr.loc, e.hint) from None
                     self.line(f"{target} = {lv.var} {symbol} {rv.var}")
@@ -745,6 +751,16 @@ class ClassWriter:
             return TVal(target, out_shape)
         self.line(f"{target} = self.{func}({x.var})")
         return TVal(target, out_shape)
+
+    def read_param(self, name: str) -> TVal:
+        """A learnable tensor read in the forward: the attribute holding it, its constructor written once."""
+        shapes = []
+        for placeholder in self.members[name]:
+            lines, shape = self.ctor(placeholder.spec, (), name)
+            if placeholder.lines is None:
+                placeholder.lines = lines
+            shapes.append(shape)
+        return TVal(f"self.{name}", shapes[0], batched=False)
 
     def inline_call(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> Any:
         """An op applied inline: its functional form (`F.relu(x)`)."""

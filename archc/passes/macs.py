@@ -28,7 +28,7 @@ def node_cost(node: Node, arch: Architecture) -> Cost:
     out = tuple(node.shape)
     if node.op in ops.ARITHMETIC:
         return Cost(0, ops.numel(out))
-    if node.op == ops.CAT:
+    if node.op in (ops.CAT, ops.PARAM):
         return Cost()
     row = ops.OPS[node.op]
     (source,) = node.inputs

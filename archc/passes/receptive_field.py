@@ -45,6 +45,10 @@ class Field:
         return Field(whole.size, 0, whole.start)
 
 
+# The field of a learnable tensor, which no input position reaches.
+NOTHING = Field(0, 0, 0)
+
+
 @dataclass(frozen=True)
 class ReceptiveField:
     """Height and width fields of a node."""
@@ -101,6 +105,9 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         grids[node.id] = _grid(node, grids)
         if node.op == "input":
             fields[node.id] = ReceptiveField(unit, unit)
+            continue
+        if not node.inputs:  # a learnable tensor: no input position reaches it (jump 0: it lines up with any field)
+            fields[node.id] = ReceptiveField(NOTHING, NOTHING)
             continue
         incoming = [fields[i] for i in node.inputs]
         first = incoming[0]
