@@ -136,9 +136,10 @@ def test_published_top1_is_in_the_meta() -> None:
         assert compile_spec(SPECS / f"{name}.arch").arch.meta["top1"] == weights_meta(name)["_metrics"]["ImageNet-1K"]["acc@1"]
 
 
-def test_constructor_argument_reaches_the_module(tmp_path: Path) -> None:
-    _, model = build_spec("regnet_y_400mf", tmp_path, num_classes=10)
-    reference = torchvision.models.regnet_y_400mf(num_classes=10)
+@pytest.mark.parametrize("name", SMALL)
+def test_constructor_argument_reaches_the_module(name: str, tmp_path: Path) -> None:
+    _, model = build_spec(name, tmp_path, num_classes=10)
+    reference = torchvision.models.get_model(name, num_classes=10)
     assert count(model.parameters()) == count(reference.parameters())
     model.load_state_dict(reference.state_dict(), strict=True)
     model.eval()
