@@ -3,12 +3,12 @@
 
 Reference implementation: torchvision:regnet_x_400mf.
 """
-from collections import OrderedDict
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SimpleStemIN", "ConvNormActivation", "BottleneckTransform", "ResBottleneckBlock", "RegNet", "regnet_x_400mf"]
+__all__ = ["SimpleStemIN", "ConvNormActivation", "SqueezeExcitation", "BottleneckTransform", "ResBottleneckBlock", "AnyStage", "Trunk", "RegNet", "regnet_x_400mf"]
 
 
 class SimpleStemIN(nn.Sequential):
@@ -34,34 +34,60 @@ class ConvNormActivation(nn.Sequential):
             self.append(nn.ReLU(inplace=True))
 
 
-class BottleneckTransform(nn.Module):
-    """The residual branch: 1×1, grouped 3×3 carrying the stride, 1×1 without activation
-    (BottleneckTransform). Each group of the 3×3 convolution has `group_width` channels.
+class SqueezeExcitation(nn.Module):
+    """Squeeze-and-excitation (torchvision.ops.SqueezeExcitation): a per-channel scale in (0, 1), computed
+    from the globally pooled map, multiplies the map.
     """
 
-    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0) -> None:
+    def __init__(self, in_channels: int, squeeze_channels: Any) -> None:
         super().__init__()
-        w_b = int(width_out * bottleneck_multiplier)
-        self.a = ConvNormActivation(in_channels, w_b, 1)
-        self.b = ConvNormActivation(w_b, w_b, 3, stride=stride, groups=w_b // group_width)
-        self.c = ConvNormActivation(w_b, width_out, 1, activation=False)
+        self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
+        self.fc1 = nn.Conv2d(in_channels, squeeze_channels, kernel_size=1)
+        self.fc2 = nn.Conv2d(squeeze_channels, in_channels, kernel_size=1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Sigmoid()
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.a(x)
-        x = self.b(x)
-        x = self.c(x)
-        return x
+        scale = self.avgpool(x)
+        scale = self.fc1(scale)
+        scale = self.activation(scale)
+        scale = self.fc2(scale)
+        scale = self.scale_activation(scale)
+        scale = scale * x
+        return scale
+
+
+class BottleneckTransform(nn.Sequential):
+    """The residual branch: 1×1, grouped 3×3 carrying the stride, squeeze-and-excitation in RegNetY, 1×1
+    without activation (BottleneckTransform). Each group of the 3×3 convolution has `group_width`
+    channels; the SE block squeezes to `se_ratio` of the block's input channels (0: none, torchvision's
+    None). Widths are rounded as Python's round does (half to even).
+    """
+
+    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0, se_ratio: float = 0.0) -> None:
+        super().__init__()
+        w = width_out * bottleneck_multiplier
+        w_b = int(w) + (1 if w - int(w) > 0.5 or w - int(w) == 0.5 and int(w) % 2 == 1 else 0)
+        self.a = ConvNormActivation(in_channels, w_b, 1)
+        self.b = ConvNormActivation(w_b, w_b, 3, stride=stride, groups=w_b // group_width)
+        channels = w_b
+        if se_ratio > 0:
+            s = se_ratio * in_channels
+            self.se = SqueezeExcitation(channels, int(s) + (1 if s - int(s) > 0.5 or s - int(s) == 0.5 and int(s) % 2 == 1 else 0))
+        self.c = ConvNormActivation(channels, width_out, 1, activation=False)
 
 
 class ResBottleneckBlock(nn.Module):
-    """X block: the bottleneck plus a shortcut, projected where the shape changes (ResBottleneckBlock)."""
+    """The residual block: the bottleneck plus a shortcut, projected where the shape changes
+    (ResBottleneckBlock). An X block without `se_ratio`, a Y block with it.
+    """
 
-    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0) -> None:
+    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0, se_ratio: float = 0.0) -> None:
         super().__init__()
         self.proj = None
         if in_channels != width_out or stride != 1:
             self.proj = ConvNormActivation(in_channels, width_out, 1, stride=stride, activation=False)
-        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, bottleneck_multiplier)
+        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, bottleneck_multiplier, se_ratio)
         self.activation = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -74,69 +100,43 @@ class ResBottleneckBlock(nn.Module):
         return x
 
 
-class RegNet(nn.Module):
-    """RegNetX-400MF as torchvision builds it: a stem, four stages of X blocks, global pooling and a
-    classifier. The design space gives the stages: depth 22, w_0 = 24, w_a = 24.48, w_m = 2.54 and group
-    width 16 quantise to widths 32, 64, 160, 400 and depths 1, 2, 7, 12 (torchvision's
-    BlockParams.from_init_params). Each stage's first block halves the resolution. torchvision names a
-    stage's blocks "block<stage>-<index>", so the stages are seqs with quoted entry names.
+class AnyStage(nn.Sequential):
+    """A stage of `depth` blocks of one width; the first halves the resolution (AnyStage). torchvision
+    names them "block<stage>-<index>".
     """
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, in_channels: int, width_out: int, depth: int, group_width: int, bottleneck_multiplier: float, se_ratio: float, stage_index: int) -> None:
         super().__init__()
-        self.stem = SimpleStemIN(3, 32)
-        self.trunk_output = nn.Sequential(
-            OrderedDict(
-                [
-                    ('block1', nn.Sequential(
-                        OrderedDict(
-                            [
-                                ('block1-0', ResBottleneckBlock(32, 32, 2, 16)),
-                            ]
-                        )
-                    )),
-                    ('block2', nn.Sequential(
-                        OrderedDict(
-                            [
-                                ('block2-0', ResBottleneckBlock(32, 64, 2, 16)),
-                                ('block2-1', ResBottleneckBlock(64, 64, 1, 16)),
-                            ]
-                        )
-                    )),
-                    ('block3', nn.Sequential(
-                        OrderedDict(
-                            [
-                                ('block3-0', ResBottleneckBlock(64, 160, 2, 16)),
-                                ('block3-1', ResBottleneckBlock(160, 160, 1, 16)),
-                                ('block3-2', ResBottleneckBlock(160, 160, 1, 16)),
-                                ('block3-3', ResBottleneckBlock(160, 160, 1, 16)),
-                                ('block3-4', ResBottleneckBlock(160, 160, 1, 16)),
-                                ('block3-5', ResBottleneckBlock(160, 160, 1, 16)),
-                                ('block3-6', ResBottleneckBlock(160, 160, 1, 16)),
-                            ]
-                        )
-                    )),
-                    ('block4', nn.Sequential(
-                        OrderedDict(
-                            [
-                                ('block4-0', ResBottleneckBlock(160, 400, 2, 16)),
-                                ('block4-1', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-2', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-3', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-4', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-5', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-6', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-7', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-8', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-9', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-10', ResBottleneckBlock(400, 400, 1, 16)),
-                                ('block4-11', ResBottleneckBlock(400, 400, 1, 16)),
-                            ]
-                        )
-                    )),
-                ]
-            )
-        )
+        channels = in_channels
+        for i in range(depth):
+            self.add_module(f"block{stage_index}-{i}", ResBottleneckBlock(channels, width_out, 2 if i == 0 else 1, group_width, bottleneck_multiplier, se_ratio))
+            channels = width_out
+
+
+class Trunk(nn.Sequential):
+    """The stages, "block1" to "block4". A group is never wider than the stage's bottleneck
+    (BlockParams._adjust_widths_groups_compatibilty).
+    """
+
+    def __init__(self, in_channels: int, depths: list[int], widths: list[int], group_width: int, bottleneck_multiplier: float, se_ratio: float) -> None:
+        super().__init__()
+        channels = in_channels
+        for s, depth in enumerate(depths):
+            w_b = int(widths[s] * bottleneck_multiplier)
+            self.add_module(f"block{s + 1}", AnyStage(channels, widths[s], depth, min(group_width, w_b), bottleneck_multiplier, se_ratio, s + 1))
+            channels = widths[s]
+
+
+class RegNet(nn.Module):
+    """The network: the stem, the stages, global average pooling and a classifier (RegNet). torchvision
+    derives each size's stage depths and widths from the design space's (depth, w_0, w_a, w_m) with
+    BlockParams.from_init_params, a quantisation in log space; the specs give its results.
+    """
+
+    def __init__(self, in_channels: int, depths: list[int], widths: list[int], group_width: int, bottleneck_multiplier: float = 1.0, se_ratio: float = 0.0, num_classes: int = 1000, stem_width: int = 32) -> None:
+        super().__init__()
+        self.stem = SimpleStemIN(in_channels, stem_width)
+        self.trunk_output = Trunk(stem_width, depths, widths, group_width, bottleneck_multiplier, se_ratio)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.fc = nn.Linear(400, num_classes)
         for m in self.modules():
@@ -161,4 +161,4 @@ class RegNet(nn.Module):
 
 def regnet_x_400mf(num_classes: int = 1000) -> RegNet:
     """regnet_x_400mf: input 3×224×224."""
-    return RegNet(num_classes=num_classes)
+    return RegNet(3, [1, 2, 7, 12], [32, 64, 160, 400], 16, num_classes=num_classes)

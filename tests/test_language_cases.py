@@ -381,3 +381,42 @@ def test_a_list_built_in_a_loop_is_read_after_it_as_the_loop_left_it(compile_arc
     model = module.model()
     assert_pass_matches_module(compiled, model)
     assert [m.out_channels for m in model.b] == [16, 8]
+
+
+def test_stages_of_blocks_with_an_optional_shortcut_compile_for_any_widths(compile_arch: Any) -> None:
+    # `proj?(x) + f(x)`: the sum's channels are `w if proj exists else c` by the shortcut and plain `w` by the branch;
+    # elaboration has checked them equal, so the stage after a loop of such blocks has `w` channels, which a trunk
+    # looping over stages of widths given as constructor arguments needs (torchvision's RegNet).
+    compiled, module = compile_arch(
+        """
+        block Res(w, stride) {
+            if in.channels != w or stride != 1 {
+                proj = conv(w, 1, stride = stride)
+            }
+            f = conv(w, 3, stride = stride, padding = 1)
+            forward(x) = relu(proj?(x) + f(x))
+        }
+        block Stage(w, depth) {
+            for i in range(depth) {
+                "b{i}" = Res(w, (2 if i == 0 else 1))
+            }
+        }
+        block Trunk(depths, widths) {
+            for s, depth in depths {
+                "stage{s + 1}" = Stage(widths[s], depth)
+            }
+        }
+        arch model(depths = [1, 2], widths = [4, 6]) = Trunk(depths, widths) {
+            input (3, 16, 16)
+        }
+        """
+    )
+    source = compiled.python()
+    assert "channels = widths[s]" in source and "channels = w\n" in source
+    model = module.model()
+    assert [name for name, _ in model.named_children()] == ["stage1", "stage2"]
+    assert model.stage2.get_submodule("b1").f.in_channels == 6
+    assert_pass_matches_module(compiled, model)
+    other = module.model(depths=[2, 1, 1], widths=[5, 3, 7])
+    assert other.stage3.get_submodule("b0").proj.in_channels == 3
+    assert other(torch.randn(1, 3, 16, 16)).shape == (1, 7, 2, 2)

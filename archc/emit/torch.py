@@ -717,6 +717,12 @@ class ClassWriter:
                         shape = ops.broadcast(shapes[0], shapes[1])
                     except ops.OpError as e:
                         raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                    # Elaboration has checked that the operands' sizes agree, so a size an optional member made
+                    # conditional (`proj?(x) + f(x)`: `w if proj exists else c`) is the other operand's plain one.
+                    shape = tuple(
+                        r if isinstance(d, Sym) and d.code in self.guarded and isinstance(r, Sym) and r.code not in self.guarded else d
+                        for d, r in zip(shape, rv.shape, strict=True)
+                    )
                     self.line(f"{target} = {lv.var} {symbol} {rv.var}")
                     return TVal(target, shape)
                 t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
