@@ -95,3 +95,49 @@ def test_fmt_lays_out_a_quoted_member(tmp_path: Path) -> None:
     spec.write_text(DENSE_BLOCK.replace('"denselayer{i + 1}" = ', '"denselayer{i + 1}"   =  '))
     assert run_cli("fmt", str(spec)).code == 0
     assert '        "denselayer{i + 1}" = DenseLayer(growth_rate, bn_size)\n' in spec.read_text()
+
+
+# Dense blocks of different lengths in a loop: the channels after each depend on the loop's variables, so the class
+# must compute them (`channels + num_layers * growth_rate`), not take one iteration's growth or a shared number.
+DENSE_STAGES = (
+    DENSE_BLOCK.split("arch Net()")[0]
+    + """
+block Transition() {
+    norm = batchnorm()
+    conv = conv(in.channels // 2, 1, bias = false)
+    pool = avgpool(2, stride = 2)
+}
+block Features(block_config, growth_rate) {
+    stem = conv(16, 3, padding = 1, bias = false)
+    for i, num_layers in block_config {
+        "denseblock{i + 1}" = DenseBlock(num_layers, 2, growth_rate)
+        if i != len(block_config) - 1 {
+            "transition{i + 1}" = Transition()
+        }
+    }
+    norm5 = batchnorm()
+}
+block Tail(width, repeats) {
+    for _ in range(repeats) {
+        conv(width, 1)
+    }
+}
+arch Net() {
+    input (3, 16, 16)
+    features = Features((2, 3, 1), 8)
+    tail = Tail(12, 3)
+    last = conv(5, 1)
+}
+"""
+)
+
+
+def test_channels_after_a_loop_of_growing_blocks_follow_the_loop(compile_arch: Any) -> None:
+    compiled, module = compile_arch(DENSE_STAGES)
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    # Counted in PyTorch: 16 -> +2·8 = 32 -> 16 -> +3·8 = 40 -> 20 -> +1·8 = 28 channels into norm5.
+    assert model.features.norm5.num_features == 28
+    source = compiled.python()
+    assert "channels = channels + num_layers * growth_rate" in source
+    assert "nn.Conv2d(12, 5, kernel_size=1)" in source

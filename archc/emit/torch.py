@@ -405,6 +405,8 @@ class ClassWriter:
                     scope.values[index] = i
                 scope.values[var] = item
                 self.body(body, scope, indent)
+        elif self.shape_only:
+            self.symbolic_loop_shape(index, var, iterable, items, body, scope, indent)
         else:
             source = literal(items) if not isinstance(items, Sym) else items.code
             if isinstance(iterable, S.Call) and iterable.func == "range":
@@ -421,6 +423,40 @@ class ClassWriter:
             local = {n for n in (index, var) if n is not None}
             self.seq_shape = tuple(UNKNOWN if _mentions(d, local) else d for d in self.seq_shape)
         self.symbolic_control -= 1
+
+    def symbolic_loop_shape(
+        self, index: str | None, var: str, iterable: S.Expr, items: Any, body: list[S.Stmt], scope: Scope, indent: int
+    ) -> None:
+        """The shape after a loop whose iterations are not known (shape_only): the body runs once on stand-ins for the
+        sizes it starts from. A size the body leaves as it found it stays; one it grows by an amount that does not
+        depend on the iteration (DenseNet's `channels + growth_rate`) grows by that amount times the number of
+        iterations; any other size after the loop is unknown (the instances' consensus then decides, or E073)."""
+        before = self.seq_shape if self.seq_shape else self.start_shape
+        stand_ins = tuple(d if is_unknown(d) else Sym(f"{_LOOP_SIZE}{k}") for k, d in enumerate(before))
+        self.seq_shape = stand_ins
+        if index is not None:
+            scope.values[index] = Sym(index)
+        scope.values[var] = Sym(var)
+        self.body(body, scope, indent)
+        after = self.seq_shape
+        local = {n for n in (index, var) if n is not None}
+        count: Any = UNKNOWN
+        if isinstance(iterable, S.Call) and iterable.func == "range" and len(iterable.args) == 1:
+            count = evaluate(iterable.args[0], scope)
+        elif isinstance(items, Sym):
+            count = Sym(f"len({items.code})")
+        shape = []
+        for start, stand_in, end in zip(before, stand_ins, after, strict=True):
+            if same_value(end, stand_in):
+                shape.append(start)
+            elif not (isinstance(end, Sym) and _LOOP_SIZE in end.code):
+                # Set by the body, whatever it started from: the last iteration's value.
+                shape.append(UNKNOWN if _mentions(end, local) else end)
+            else:
+                step = _growth(end, stand_in)
+                fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
+                shape.append(start + count * step if fixed else UNKNOWN)
+        self.seq_shape = tuple(shape)
 
     def enter_control(self, indent: int) -> None:
         """A sequential body entering a loop or symbolic branch tracks its channels in a variable."""
@@ -818,6 +854,29 @@ def _fill_empty_blocks(lines: list[str]) -> list[str]:
             if len(following) - len(following.lstrip()) <= indent or not following.strip():
                 out.append(" " * (indent + 4) + "pass")
     return out
+
+
+# The stand-in for a size at the start of a loop's body (symbolic_loop_shape): no spec name starts with `__`.
+_LOOP_SIZE = "__loop_size_"
+
+
+def _growth(end: Any, start: Sym) -> Sym | None:
+    """`step` where `end` is the source of `start + step`, else None."""
+    if not isinstance(end, Sym) or not end.code.startswith(f"{start.code} + "):
+        return None
+    step = end.code[len(start.code) + 3 :]
+    # `binary` parenthesised the right operand of `+` unless it binds tighter than `+`.
+    atom = step.isidentifier() or step.isdigit() or (step.startswith("(") and step.endswith(")") and _balanced(step[1:-1]))
+    return Sym(step, 10 if atom else 7)
+
+
+def _balanced(code: str) -> bool:
+    depth = 0
+    for ch in code:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _mentions(value: Any, names: set[str]) -> bool:
