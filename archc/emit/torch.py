@@ -495,7 +495,7 @@ class ClassWriter:
             self.sequential = True
         if not self.seq_shape:
             self.seq_shape = self.start_shape
-        key = name if name is not None else computed.strip('"').strip("'") if computed else str(self.item_count)
+        key = name if name is not None else computed.removeprefix("f").strip('"') if computed else str(self.item_count)
         self.item_count += 1
         lines, out = self.ctor(spec, self.seq_shape, key)
         if not self.shape_only:
@@ -510,7 +510,7 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
-        if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]):
+        if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]) and not is_unknown(out[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
         self.seq_shape = out
@@ -861,13 +861,27 @@ _LOOP_SIZE = "__loop_size_"
 
 
 def _growth(end: Any, start: Sym) -> Sym | None:
-    """`step` where `end` is the source of `start + step`, else None."""
-    if not isinstance(end, Sym) or not end.code.startswith(f"{start.code} + "):
+    """`step` where `end` is the source of `start + step` or `step + start`, else None."""
+    # A sum at the top (precedence of `+`): `+` and `-` associate to the left, so `start + a - b` is `start + (a - b)`
+    # and in `a - b + start` the left operand is `a - b`; a conditional or comparison around the sum is not a sum.
+    if not isinstance(end, Sym) or end.prec != 6:
         return None
-    step = end.code[len(start.code) + 3 :]
-    # `binary` parenthesised the right operand of `+` unless it binds tighter than `+`.
-    atom = step.isidentifier() or step.isdigit() or (step.startswith("(") and step.endswith(")") and _balanced(step[1:-1]))
-    return Sym(step, 10 if atom else 7)
+    if end.code.startswith(f"{start.code} + "):
+        step = end.code[len(start.code) + 3 :]
+    elif end.code.endswith(f" + {start.code}"):
+        step = end.code[: -len(start.code) - 3]
+    else:
+        return None
+    if not _balanced(step):
+        return None
+    if step.isidentifier() or step.isdigit() or (step.startswith("(") and step.endswith(")") and _balanced(step[1:-1])):
+        return Sym(step)
+    # Parenthesised as a sum wherever it is used, unless no `+` or `-` sits outside its brackets.
+    depth, top_level_sum = 0, False
+    for i, ch in enumerate(step):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
+        top_level_sum = top_level_sum or (depth == 0 and step[i : i + 3] in (" + ", " - "))
+    return Sym(step, 6 if top_level_sum else 7)
 
 
 def _balanced(code: str) -> bool:
