@@ -14,7 +14,8 @@ class DenseLayer(nn.Module):
     """A dense layer: BN-ReLU-1×1 bottleneck to bn_size·k channels, BN-ReLU-3×3 to k channels, its output
     joined to its input. torchvision's _DenseLayer returns only the new features and its _DenseBlock
     concatenates the list of all of them; joining each layer's output to its input gives the same
-    tensor, channel for channel.
+    tensor, channel for channel. torchvision's drop_rate (0 in all four constructors) and
+    memory_efficient (checkpointing, the same values) are left out.
     """
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int) -> None:

@@ -53,7 +53,9 @@ class Features1_0(nn.Sequential):
 
 
 class Features1_1(nn.Sequential):
-    """SqueezeNet 1.1: a 3×3 stem of 64 channels and earlier pooling, 2.4× fewer MACs at the same accuracy."""
+    """SqueezeNet 1.1: a 3×3 stem of 64 channels and earlier pooling: 0.35 GMACs against 1.0's 0.82, at the
+    same accuracy.
+    """
 
     def __init__(self, in_channels: int) -> None:
         super().__init__()
