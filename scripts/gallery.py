@@ -20,6 +20,10 @@ GALLERY = ROOT / "docs" / "gallery"
 DEPTH_2 = {
     "alexnet",
     "d2l_resnet18",
+    "densenet121",
+    "densenet161",
+    "densenet169",
+    "densenet201",
     "inception_v4",
     "lenet5",
     "mnasnet0_5",
@@ -52,6 +56,9 @@ DEPTH_2 = {
     "resnet152",
     "resnext50_32x4d",
     "resnext101_32x8d",
+    "resnext101_64x4d",
+    "squeezenet1_0",
+    "squeezenet1_1",
     "vgg11",
     "vgg11_bn",
     "vgg13",
@@ -60,6 +67,8 @@ DEPTH_2 = {
     "vgg16_bn",
     "vgg19",
     "vgg19_bn",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
     "xception_cifar",
 }
 

@@ -95,3 +95,69 @@ def test_fmt_lays_out_a_quoted_member(tmp_path: Path) -> None:
     spec.write_text(DENSE_BLOCK.replace('"denselayer{i + 1}" = ', '"denselayer{i + 1}"   =  '))
     assert run_cli("fmt", str(spec)).code == 0
     assert '        "denselayer{i + 1}" = DenseLayer(growth_rate, bn_size)\n' in spec.read_text()
+
+
+# Dense blocks of different lengths in a loop: the channels after each depend on the loop's variables, so the class
+# must compute them (`channels + num_layers * growth_rate`), not take one iteration's growth or a shared number.
+DENSE_STAGES = (
+    DENSE_BLOCK.split("arch Net()")[0]
+    + """
+block Transition() {
+    norm = batchnorm()
+    conv = conv(in.channels // 2, 1, bias = false)
+    pool = avgpool(2, stride = 2)
+}
+block Features(block_config, growth_rate) {
+    stem = conv(16, 3, padding = 1, bias = false)
+    for i, num_layers in block_config {
+        "denseblock{i + 1}" = DenseBlock(num_layers, 2, growth_rate)
+        if i != len(block_config) - 1 {
+            "transition{i + 1}" = Transition()
+        }
+    }
+    norm5 = batchnorm()
+}
+block Tail(width, repeats) {
+    for _ in range(repeats) {
+        conv(width, 1)
+    }
+}
+arch Net() {
+    input (3, 16, 16)
+    features = Features((2, 3, 1), 8)
+    tail = Tail(12, 3)
+    last = conv(5, 1)
+}
+"""
+)
+
+
+@pytest.mark.parametrize("new_first", [False, True])
+def test_channels_after_a_loop_of_growing_blocks_follow_the_loop(compile_arch: Any, new_first: bool) -> None:
+    spec = DENSE_STAGES
+    if new_first:  # the layer's output before its input: the growth is written `growth_rate + channels`
+        spec = spec.replace("cat(x, conv2(", "cat(conv2(")
+        spec = spec.replace("relu1(norm1(x)))))))", "relu1(norm1(x)))))), x)")
+    compiled, module = compile_arch(spec)
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    # Counted in PyTorch: 16 -> +2·8 = 32 -> 16 -> +3·8 = 40 -> 20 -> +1·8 = 28 channels into norm5.
+    assert model.features.norm5.num_features == 28
+    source = compiled.python()
+    assert "channels = channels + num_layers * growth_rate" in source
+    assert ("channels = growth_rate + channels" in source) is new_first
+    assert "nn.Conv2d(12, 5, kernel_size=1)" in source
+
+
+def test_a_size_a_loop_changes_in_a_way_the_class_cannot_write_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        "block Double() {\n    conv(in.channels * 2, 1)\n}\n"
+        "block Doubling(n) {\n    for _ in range(n) {\n        Double()\n    }\n}\n"
+        'block Stages(cfg) {\n    for i, n in cfg {\n        "stage{i}" = Doubling(n)\n        "head{i}" = conv(8, 1)\n    }\n}\n'
+        "arch net() {\n    input (3, 8, 8)\n    s = Stages([1, 2])\n}\n"
+    )
+    outcome = run_cli("compile", str(spec), "-o", str(tmp_path / "out"))
+    assert outcome.code == 1
+    assert f"{spec}:12:21: error[E073]: the in_channels of `head{{i}}` cannot be written" in outcome.err, outcome.err
+    assert not (tmp_path / "out" / "net.py").exists()

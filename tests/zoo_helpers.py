@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from archc.compiler import Compiled, compile_spec
 from archc.tools.runtime import RTOL
@@ -86,3 +87,32 @@ def assert_counts(
         assert compiled.params.params == params
     if buffers is not None:
         assert compiled.params.buffers == buffers
+
+
+def leaves(model: nn.Module) -> list[tuple[str, str]]:
+    """Every leaf module's path and repr: its class and every setting PyTorch prints (eps, momentum, inplace, p,
+    ceil_mode, ...)."""
+    return [(path, repr(m)) for path, m in model.named_modules() if not list(m.children())]
+
+
+def assert_logits_match_at_two_scales(model: nn.Module, reference: nn.Module, input_shape: tuple[int, ...], batch: int = 2) -> None:
+    """Strict state_dict load of the reference (BatchNorm statistics and affine parameters randomised) into the
+    generated module, then equal eval-mode outputs on one input and on it times 10."""
+    randomize_batchnorm_statistics(reference, affine=True)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    torch.manual_seed(0)
+    x = torch.randn(batch, *input_shape)
+    with torch.no_grad():
+        for scale in (1.0, 10.0):
+            assert_same_logits(model(x * scale), reference(x * scale))
+
+
+def reference_flops(reference: nn.Module, input_shape: tuple[int, ...] | list[int]) -> int:
+    """FLOPs of one eval-mode forward of the reference on one image, as PyTorch's FlopCounterMode counts them."""
+    counter = FlopCounterMode(display=False)
+    reference.eval()
+    with torch.no_grad(), counter:
+        reference(torch.randn(1, *input_shape))
+    return int(counter.get_total_flops())

@@ -414,6 +414,8 @@ class ClassWriter:
                     scope.values[index] = i
                 scope.values[var] = item
                 self.body(body, scope, indent)
+        elif self.shape_only:
+            self.symbolic_loop_shape(index, var, iterable, items, body, scope, indent)
         else:
             source = literal(items) if not isinstance(items, Sym) else items.code
             if isinstance(iterable, S.Call) and iterable.func == "range":
@@ -437,6 +439,40 @@ class ClassWriter:
             local = {n for n in (index, var) if n is not None}
             self.seq_shape = tuple(UNKNOWN if _mentions(d, local) else d for d in self.seq_shape)
         self.symbolic_control -= 1
+
+    def symbolic_loop_shape(
+        self, index: str | None, var: str, iterable: S.Expr, items: Any, body: list[S.Stmt], scope: Scope, indent: int
+    ) -> None:
+        """The shape after a loop whose iterations are not known (shape_only): the body runs once on stand-ins for the
+        sizes it starts from. A size the body leaves as it found it stays; one it grows by an amount that does not
+        depend on the iteration (DenseNet's `channels + growth_rate`) grows by that amount times the number of
+        iterations; any other size after the loop is unknown (the instances' consensus then decides, or E073)."""
+        before = self.seq_shape if self.seq_shape else self.start_shape
+        stand_ins = tuple(d if is_unknown(d) else Sym(f"{_LOOP_SIZE}{k}") for k, d in enumerate(before))
+        self.seq_shape = stand_ins
+        if index is not None:
+            scope.values[index] = Sym(index)
+        scope.values[var] = Sym(var)
+        self.body(body, scope, indent)
+        after = self.seq_shape
+        local = {n for n in (index, var) if n is not None}
+        count: Any = UNKNOWN
+        if isinstance(iterable, S.Call) and iterable.func == "range" and len(iterable.args) == 1:
+            count = evaluate(iterable.args[0], scope)
+        elif isinstance(items, Sym):
+            count = Sym(f"len({items.code})")
+        shape = []
+        for start, stand_in, end in zip(before, stand_ins, after, strict=True):
+            if same_value(end, stand_in):
+                shape.append(start)
+            elif not (isinstance(end, Sym) and _LOOP_SIZE in end.code):
+                # Set by the body, whatever it started from: the last iteration's value.
+                shape.append(UNKNOWN if _mentions(end, local) else end)
+            else:
+                step = _growth(end, stand_in)
+                fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
+                shape.append(start + count * step if fixed else UNKNOWN)
+        self.seq_shape = tuple(shape)
 
     def enter_control(self, indent: int) -> None:
         """A sequential body entering a loop or symbolic branch tracks its channels in a variable."""
@@ -475,7 +511,7 @@ class ClassWriter:
             self.sequential = True
         if not self.seq_shape:
             self.seq_shape = self.start_shape
-        key = name if name is not None else computed.strip('"').strip("'") if computed else str(self.item_count)
+        key = name if name is not None else computed.removeprefix("f").strip('"') if computed else str(self.item_count)
         self.item_count += 1
         lines, out = self.ctor(spec, self.seq_shape, key)
         if not self.shape_only:
@@ -490,7 +526,7 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
-        if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]):
+        if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]) and not is_unknown(out[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
         self.seq_shape = out
@@ -863,6 +899,43 @@ def _fill_empty_blocks(lines: list[str]) -> list[str]:
             if len(following) - len(following.lstrip()) <= indent or not following.strip():
                 out.append(" " * (indent + 4) + "pass")
     return out
+
+
+# The stand-in for a size at the start of a loop's body (symbolic_loop_shape): no spec name starts with `__`.
+_LOOP_SIZE = "__loop_size_"
+
+
+def _growth(end: Any, start: Sym) -> Sym | None:
+    """`step` where `end` is the source of `start + step` or `step + start`, else None."""
+    # A sum at the top (precedence of `+`): `+` and `-` associate to the left, so `start + a - b` is `start + (a - b)`
+    # and in `a - b + start` the left operand is `a - b`; a conditional or comparison around the sum is not a sum.
+    if not isinstance(end, Sym) or end.prec != 6:
+        return None
+    if end.code.startswith(f"{start.code} + "):
+        step = end.code[len(start.code) + 3 :]
+    elif end.code.endswith(f" + {start.code}"):
+        step = end.code[: -len(start.code) - 3]
+    else:
+        return None
+    if not _balanced(step):
+        return None
+    if step.isidentifier() or step.isdigit() or (step.startswith("(") and step.endswith(")") and _balanced(step[1:-1])):
+        return Sym(step)
+    # Parenthesised as a sum wherever it is used, unless no `+` or `-` sits outside its brackets.
+    depth, top_level_sum = 0, False
+    for i, ch in enumerate(step):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
+        top_level_sum = top_level_sum or (depth == 0 and step[i : i + 3] in (" + ", " - "))
+    return Sym(step, 6 if top_level_sum else 7)
+
+
+def _balanced(code: str) -> bool:
+    depth = 0
+    for ch in code:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def _mentions(value: Any, names: set[str]) -> bool:

@@ -205,6 +205,8 @@ def conditional(test: Any, then: Any, orelse: Any) -> Any:
     """`then if test else orelse`."""
     if not isinstance(test, Sym):
         return then if test else orelse
+    if isinstance(then, Unknown) or isinstance(orelse, Unknown):
+        return UNKNOWN
     if isinstance(then, Sym) and then.same(orelse) or (not is_symbolic(then) and not is_symbolic(orelse) and then == orelse):
         return then
     prec = _PREC["if"]
