@@ -426,7 +426,8 @@ class BlockInstance(Instance):
         instance = self.member(name, Tensor(-1, ()), loc)
         module = instance.module
         shape = tuple(module.attrs["shape"])
-        node = self.elab.add_node(ops.PARAM, module.path, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
+        # Not a module applied (no forward hook sees it): a node of its own, named by its state_dict key.
+        node = self.elab.add_node(ops.PARAM, None, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
         return Tensor(node.node, shape, node.axes, batched=False)
 
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
