@@ -36,8 +36,10 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 # Names the generated code itself uses; spec names that collide are rejected.
 RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x"}
-# Classes and functions a generated file may define beside the spec's (the op table's helpers).
-RESERVED |= {"StochasticDepth", "stochastic_depth"}
+# Classes and functions a generated file may define beside the spec's (the op table's helpers). A member is an
+# attribute (`self.stochastic_depth`, as torchvision's MBConv names its StochasticDepth), which cannot shadow them.
+HELPERS = {"StochasticDepth", "stochastic_depth"}
+RESERVED |= HELPERS
 # Python builtins the generated code calls or annotates with (the language's builtins become these, loops use
 # `range` and `enumerate`): a parameter, `let` or loop variable of the same name would shadow them.
 EMITTED_BUILTINS = {"abs", "bool", "enumerate", "float", "int", "len", "list", "max", "min", "range", "str", "super", "tuple"}
@@ -110,7 +112,7 @@ def _check_identifier(name: str, loc: Loc, member: bool = False, taken: set[str]
     (`taken`). A member (an attribute of the module, or a key of a `seq`): also nn.Module's attributes and any name
     starting with `_`.
     """
-    clash = keyword.iskeyword(name) or name in RESERVED or name.startswith("__")
+    clash = keyword.iskeyword(name) or name in (RESERVED - HELPERS if member else RESERVED) or name.startswith("__")
     if member:
         clash = clash or name in MODULE_ATTRIBUTES or name.startswith("_")
     else:
@@ -199,6 +201,15 @@ class ClassWriter:
         # declared under the same `if` sees `a`.
         self.guarded: dict[str, tuple[str, Any]] = {}
         self.declared = S.declared_members(defn.body)
+        # `let`s bound inside an `if` or a `for`: their value depends on the branch taken or the iteration (an
+        # accumulator like `let total = total + d`), so the class computes them in Python variables.
+        self.variable_lets = {
+            let.name
+            for stmt in S.walk(defn.body)
+            if isinstance(stmt, (S.If, S.For))
+            for let in S.walk(stmt.body + stmt.orelse if isinstance(stmt, S.If) else stmt.body)
+            if isinstance(let, S.Let)
+        }
         self.sequential = False  # emitted as an nn.Sequential subclass
         self.seq_shape: tuple[Any, ...] = ()
         self.item_count = 0
@@ -323,10 +334,10 @@ class ClassWriter:
                             "read it as `in.channels`; name the value otherwise",
                         )
                     result = evaluate(value, scope, self.member_spec)
-                    if self.shape_only or not isinstance(result, Sym):
+                    if self.shape_only or not (isinstance(result, Sym) or name in self.variable_lets):
                         scope.values[name] = result
                     else:
-                        self.emit(f"{name} = {result.code}", indent)
+                        self.emit(f"{name} = {literal(result)}", indent)
                         scope.values[name] = Sym(name)
                 case S.Member(name=name, value=value, key=key):
                     spec = evaluate(value, scope, self.member_spec)
@@ -355,13 +366,21 @@ class ClassWriter:
         self.enter_control(indent)
         if self.shape_only:
             start = self.seq_shape
+            before = dict(scope.values)
             self.conditions.append(cond)
             self.body(then, scope, indent)
             self.conditions[-1] = negate(cond)
             then_shape = self.seq_shape
+            then_values = dict(scope.values)
+            scope.values.clear()
+            scope.values.update(before)
             self.seq_shape = start
             self.body(orelse, scope, indent)
             self.conditions.pop()
+            # A `let` either branch binds holds whichever the condition picks.
+            for name in self.variable_lets & (then_values.keys() | scope.values.keys()):
+                a, b = then_values.get(name, UNKNOWN), scope.values.get(name, UNKNOWN)
+                scope.values[name] = UNKNOWN if is_unknown(a) or is_unknown(b) else conditional(cond, a, b)
             if then_shape and self.seq_shape:
                 self.seq_shape = tuple(
                     conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False)
@@ -422,6 +441,11 @@ class ClassWriter:
             # Sizes after the loop that depend on the loop's own variables are unknown outside it.
             local = {n for n in (index, var) if n is not None}
             self.seq_shape = tuple(UNKNOWN if _mentions(d, local) else d for d in self.seq_shape)
+            if self.shape_only:
+                # Over a list known only at run time, what the body's `let`s hold after the loop is unknown here.
+                for let in S.walk(body):
+                    if isinstance(let, S.Let):
+                        scope.values[let.name] = UNKNOWN
         self.symbolic_control -= 1
 
     def enter_control(self, indent: int) -> None:
