@@ -69,6 +69,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "inception": ("Inception / GoogLeNet", "#59a14f"),
     "xception": ("Xception", "#b07aa1"),
     "alexnet": ("AlexNet", "#e15759"),
+    "efficientnet": ("EfficientNet", "#76b7b2"),
     "other": ("other", "#8c8c8c"),
 }
 FAMILY_MATCH: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -77,6 +78,7 @@ FAMILY_MATCH: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("resnet", ("resnet", "resnext")),
     ("vgg", ("vgg",)),
     ("alexnet", ("alexnet",)),
+    ("efficientnet", ("efficientnet",)),
 )
 
 WIDTH, HEIGHT = 1060, 720
