@@ -125,9 +125,7 @@ def test_macs_equal_half_the_flop_counter_on_the_reference_at_a_reduced_input(ca
     assert count_macs(reduced.arch).macs * 2 == counter.get_total_flops()
 
 
-@pytest.mark.parametrize(
-    "name", ["efficientnet_b0", *(pytest.param(n, marks=pytest.mark.full) for n in ["efficientnet_v2_s", *LARGE])]
-)
+@pytest.mark.parametrize("name", ["efficientnet_b0", *(pytest.param(n, marks=pytest.mark.full) for n in ["efficientnet_v2_s", *LARGE])])
 def test_macs_at_the_specs_input_equal_half_the_flop_counter(name: str) -> None:
     compiled = compile_spec(SPECS / f"{name}.arch")
     meta = torchvision.models.get_model_weights(name).IMAGENET1K_V1
@@ -167,9 +165,7 @@ def test_constructor_arguments_reach_the_module(name: str, tmp_path: Path) -> No
     _, model = build_spec(name, tmp_path, **params)
     reference = reference_model(name, **params)
     assert count(model.parameters()) == count(reference.parameters())
-    assert [repr(m) for m in model.modules() if not list(m.children())] == [
-        repr(m) for m in reference.modules() if not list(m.children())
-    ]
+    assert [repr(m) for m in model.modules() if not list(m.children())] == [repr(m) for m in reference.modules() if not list(m.children())]
     model.load_state_dict(reference.state_dict(), strict=True)
     model.eval()
     reference.eval()
