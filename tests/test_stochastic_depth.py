@@ -110,3 +110,10 @@ def test_a_member_no_branch_applies_or_one_with_weights_is_still_unused(compile_
     with pytest.raises(ArchError, match="E021|never used") as info:
         compile_arch(spec)
     assert info.value.code == "E021"
+
+
+def test_a_weightless_member_of_a_branch_no_instance_takes_is_unused(compile_arch: Any) -> None:
+    spec = RESIDUAL_ONLY.replace("let use_res_connect = stride == 1 and in.channels == out_channels", "let use_res_connect = false")
+    with pytest.raises(ArchError) as info:
+        compile_arch(spec)
+    assert info.value.code == "E021"
