@@ -357,12 +357,31 @@ class BlockInstance(Instance):
                         (aux_outputs if is_aux else outputs).append(t)
                     if len(outputs) != 1:
                         raise ArchError("E083", "forward returns exactly one main output", stmt.loc, "other outputs are `aux` ones")
+                    self.build_members_of_other_branches()
                     unused = [n for n, s in self.slots.items() if s.instance is None]
                     if unused:
                         slot = self.slots[unused[0]]
                         raise ArchError("E021", f"member `{slot.name}` is never used in the forward", slot.loc, "use it or remove it")
                     return outputs, aux_outputs
         return None
+
+    def build_members_of_other_branches(self) -> None:
+        """Build the weightless members that only a forward branch not taken here applies.
+
+        torchvision builds such a module in every instance and calls it on one path only (MBConv's
+        `self.stochastic_depth`, applied where `use_res_connect`): the member exists in each instance, as its
+        module, but adds no node. Only ops without weights and without arguments inferred from an input qualify, so
+        the module is the same whatever it would have been applied to; it records the block's input shape.
+        """
+        assert self.defn is not None and self.defn.forward is not None
+        applied = {c.func for c in S.walk(self.defn.forward.body) if isinstance(c, S.Call)}
+        for name, slot in self.slots.items():
+            if slot.instance is not None or name not in applied or slot.spec.kind != "op":
+                continue
+            op = ops.OPS[slot.spec.type]
+            if op.inferred or op.functional is None:
+                continue
+            self.member(name, Tensor(-1, tuple(self.module.input_shape)), slot.loc)
 
     def eval_tensor(self, expr: S.Expr, scope: Scope) -> Any:
         """Evaluate a forward expression: tensors flow through members and inline ops."""

@@ -114,8 +114,8 @@ class Features(nn.Sequential):
             nn.Conv2d(in_channels, dims[0], kernel_size=4, stride=4),
             LayerNorm2d(dims[0], eps=1e-06),
         ))
-        channels = dims[0]
         total = 0
+        channels = dims[0]
         for d in depths:
             total = total + d
         first = 0

@@ -202,6 +202,15 @@ class ClassWriter:
         # declared under the same `if` sees `a`.
         self.guarded: dict[str, tuple[str, Any]] = {}
         self.declared = S.declared_members(defn.body)
+        # `let`s bound inside an `if` or a `for`: their value depends on the branch taken or the iteration (an
+        # accumulator like `let total = total + d`), so the class computes them in Python variables.
+        self.variable_lets = {
+            let.name
+            for stmt in S.walk(defn.body)
+            if isinstance(stmt, (S.If, S.For))
+            for let in S.walk(stmt.body + stmt.orelse if isinstance(stmt, S.If) else stmt.body)
+            if isinstance(let, S.Let)
+        }
         self.sequential = False  # emitted as an nn.Sequential subclass
         self.seq_shape: tuple[Any, ...] = ()
         self.item_count = 0
@@ -328,11 +337,11 @@ class ClassWriter:
                             "read it as `in.channels`; name the value otherwise",
                         )
                     result = evaluate(value, scope, self.member_spec)
-                    if self.shape_only or not is_symbolic(result):
+                    if self.shape_only or not (is_symbolic(result) or name in self.variable_lets):
                         scope.values[name] = result
                     else:
-                        # A value written in terms of the constructor's variables (or a list holding such values)
-                        # becomes a local, so it is read after a loop as it was left, not as the loop's last terms.
+                        # A value written in terms of the constructor's variables (or a list holding such values), or
+                        # one a branch or loop sets, becomes a local: it is read after as it was left.
                         self.emit(f"{name} = {literal(result)}", indent)
                         scope.values[name] = Sym(name)
                 case S.Member(name=name, value=value, key=key):
@@ -362,13 +371,21 @@ class ClassWriter:
         self.enter_control(indent)
         if self.shape_only:
             start = self.seq_shape
+            before = dict(scope.values)
             self.conditions.append(cond)
             self.body(then, scope, indent)
             self.conditions[-1] = negate(cond)
             then_shape = self.seq_shape
+            then_values = dict(scope.values)
+            scope.values.clear()
+            scope.values.update(before)
             self.seq_shape = start
             self.body(orelse, scope, indent)
             self.conditions.pop()
+            # A `let` either branch binds holds whichever the condition picks.
+            for name in self.variable_lets & (then_values.keys() | scope.values.keys()):
+                a, b = then_values.get(name, UNKNOWN), scope.values.get(name, UNKNOWN)
+                scope.values[name] = UNKNOWN if is_unknown(a) or is_unknown(b) else conditional(cond, a, b)
             if then_shape and self.seq_shape:
                 self.seq_shape = tuple(
                     conditional(cond, a, b) if not same_value(a, b) else a for a, b in zip(then_shape, self.seq_shape, strict=False)
@@ -438,6 +455,11 @@ class ClassWriter:
             # Sizes after the loop that depend on the loop's own variables are unknown outside it.
             local = {n for n in (index, var) if n is not None}
             self.seq_shape = tuple(UNKNOWN if _mentions(d, local) else d for d in self.seq_shape)
+            if self.shape_only:
+                # Over a list known only at run time, what the body's `let`s hold after the loop is unknown here.
+                for let in S.walk(body):
+                    if isinstance(let, S.Let):
+                        scope.values[let.name] = UNKNOWN
         self.symbolic_control -= 1
 
     def symbolic_loop_shape(

@@ -70,6 +70,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "xception": ("Xception", "#b07aa1"),
     "alexnet": ("AlexNet", "#e15759"),
     "mobilenet": ("MobileNet / MnasNet", "#76b7b2"),
+    "efficientnet": ("EfficientNet", "#edc948"),
+    "regnet": ("RegNet", "#ff9da7"),
+    "densenet": ("DenseNet / SqueezeNet", "#9c755f"),
+    "convnext": ("ConvNeXt", "#bab0ac"),
     "other": ("other", "#8c8c8c"),
 }
 FAMILY_MATCH: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -79,6 +83,10 @@ FAMILY_MATCH: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("vgg", ("vgg",)),
     ("alexnet", ("alexnet",)),
     ("mobilenet", ("mobilenet", "mnasnet")),
+    ("efficientnet", ("efficientnet",)),
+    ("regnet", ("regnet",)),
+    ("densenet", ("densenet", "squeezenet")),
+    ("convnext", ("convnext",)),
 )
 
 WIDTH, HEIGHT = 1060, 720
