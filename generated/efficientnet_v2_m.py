@@ -239,7 +239,7 @@ class EfficientNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout, inplace=True),
-            nn.Linear(last_channel or 4 * (max(8, int(stage[5] * width_mult + 4) // 8 * 8) + 8 if max(8, int(stage[5] * width_mult + 4) // 8 * 8) < 0.9 * (stage[5] * width_mult) else max(8, int(stage[5] * width_mult + 4) // 8 * 8)), num_classes),
+            nn.Linear(1280, num_classes),
         )
 
     def forward(self, x: Tensor) -> Tensor:

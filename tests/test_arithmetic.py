@@ -51,7 +51,11 @@ def test_squeeze_excitation_broadcasts_like_torchvision(compile_arch: Any) -> No
     with torch.no_grad(), counter:
         model(torch.randn(1, 16, 12, 12))
     assert count_macs(compiled.arch).macs * 2 == counter.get_total_flops()
-    # The scale reaches every position: the output's field is the whole input.
+    # The scale reaches every position: the output's field is the whole input. Small positive weights keep the
+    # sigmoid away from saturation, where float arithmetic would make the gradient exactly 0.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.uniform_(0.01, 0.05)
     x = torch.ones(1, 16, 12, 12, requires_grad=True)
     model.double()(x.double()).sum(1)[0, 6, 6].backward()
     assert x.grad is not None

@@ -455,11 +455,6 @@ class ClassWriter:
             # Sizes after the loop that depend on the loop's own variables are unknown outside it.
             local = {n for n in (index, var) if n is not None}
             self.seq_shape = tuple(UNKNOWN if _mentions(d, local) else d for d in self.seq_shape)
-            if self.shape_only:
-                # Over a list known only at run time, what the body's `let`s hold after the loop is unknown here.
-                for let in S.walk(body):
-                    if isinstance(let, S.Let):
-                        scope.values[let.name] = UNKNOWN
         self.symbolic_control -= 1
 
     def symbolic_loop_shape(
@@ -495,6 +490,10 @@ class ClassWriter:
                 fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
                 shape.append(start + count * step if fixed else UNKNOWN)
         self.seq_shape = tuple(shape)
+        # Over a list known only at run time, what the body's `let`s hold after the loop is unknown here.
+        for let in S.walk(body):
+            if isinstance(let, S.Let):
+                scope.values[let.name] = UNKNOWN
 
     def enter_control(self, indent: int) -> None:
         """A sequential body entering a loop or symbolic branch tracks its channels in a variable."""
