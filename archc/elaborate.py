@@ -19,7 +19,7 @@ from archc.lang import syntax as S
 from archc.passes.shapes import infer_axes, infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic, unpack_call
 from archc.sema.names import member_name
 from archc.sema.program import Program
 
@@ -340,6 +340,20 @@ class BlockInstance(Instance):
                     self.elab.training_only = previous
                     if aux:
                         aux_names.add(name)
+                case S.Unpack(names=names, value=value):
+                    op = unpack_call(stmt, self.declared)
+                    assert isinstance(value, S.Call)
+                    pieces = self.inline_op(op, value, scope)
+                    assert isinstance(pieces, tuple)
+                    if len(pieces) != len(names):
+                        raise ArchError(
+                            "E081",
+                            f"`{op.name}` gives {len(pieces)} tensors here, and {len(names)} names take them",
+                            stmt.loc,
+                            f"name each of the {len(pieces)} tensors",
+                        )
+                    for name, piece in zip(names, pieces, strict=True):
+                        scope.values[name] = piece
                 case S.If(test=test, body=then, orelse=orelse):
                     result = self.run_forward_body(then if forward_condition(evaluate(test, scope), test) else orelse, scope, aux_names)
                     if result is not None:
@@ -370,13 +384,20 @@ class BlockInstance(Instance):
 
         torchvision builds such a module in every instance and calls it on one path only (MBConv's
         `self.stochastic_depth`, applied where `use_res_connect`): the member exists in each instance, as its
-        module, but adds no node. Only ops without weights and without arguments inferred from an input qualify, so
-        the module is the same whatever it would have been applied to; it records the block's input shape.
+        module, but adds no node. Only ops without weights and without arguments inferred from an input, and empty
+        seqs, qualify, so the module is the same whatever it would have been applied to; it records the block's input
+        shape.
         """
         assert self.defn is not None and self.defn.forward is not None
         applied = {c.func for c in S.walk(self.defn.forward.body) if isinstance(c, S.Call)}
         for name, slot in self.slots.items():
-            if slot.instance is not None or name not in applied or slot.spec.kind != "op":
+            if slot.instance is not None or name not in applied:
+                continue
+            # An empty seq (ShuffleNetV2's `branch1 = nn.Sequential()` in its stride-1 units) is weightless too.
+            if slot.spec.kind == "seq" and not slot.spec.items:
+                self.member(name, Tensor(-1, tuple(self.module.input_shape)), slot.loc)
+                continue
+            if slot.spec.kind != "op":
                 continue
             op = ops.OPS[slot.spec.type]
             if op.inferred or op.functional is None:
@@ -449,7 +470,7 @@ class BlockInstance(Instance):
         node = self.elab.add_node(ops.PARAM, None, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
         return Tensor(node.node, shape, node.axes, batched=False)
 
-    def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
+    def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Any:
         if not expr.args:
             raise ArchError("E081", f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
         x = self.eval_tensor(expr.args[0], scope)
@@ -458,6 +479,14 @@ class BlockInstance(Instance):
         args = [evaluate(a, scope) for a in expr.args[1:]]
         kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
         attrs = bind_op_args(op, args, kwargs, expr)
+        if op.multi:
+            # One node per tensor returned, each knowing which piece it is.
+            return tuple(
+                self.elab.add_node(
+                    op.name, None, self.elab.inline_name(self.module.path, op.name), {**attrs, "index": i}, [x], self.module.path, expr.loc
+                )
+                for i in range(attrs["chunks"])
+            )
         return self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
 
 

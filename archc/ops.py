@@ -270,6 +270,21 @@ def _unflatten_axes(a: Attrs, axes: Axes) -> Axes:
     return (*axes[: dim - 1], *[axes[dim - 1]] * len(a["sizes"]), *axes[dim:])
 
 
+def _chunk_shape(a: Attrs, s: Shape) -> Shape:
+    dim = _dim(a["dim"], len(s), "chunk", "dim")
+    chunks, size = a["chunks"], s[dim - 1]
+    if not _is_int(chunks) or chunks < 1:
+        raise OpError("E016", f"chunk: `chunks` must be a positive integer, got {chunks!r}", arg="chunks")
+    if _is_int(size) and size % chunks:
+        raise OpError(
+            "E016",
+            f"chunk: dimension {dim} of {fmt_shape(s)} has {size}, which does not split into {chunks} equal parts",
+            "archc splits into equal parts only: choose `chunks` dividing the size",
+            arg="chunks",
+        )
+    return (*s[: dim - 1], size // chunks, *s[dim:])
+
+
 def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
     dims = a["dims"]
     if not isinstance(dims, tuple) or sorted(dims) != list(range(rank + 1)):
@@ -544,6 +559,9 @@ class Op:
     axes: Callable[[Attrs, Axes], Axes] | None = None
     # Arguments the inline form passes by position, in order (`torch.flatten(x, 1)`).
     positional: tuple[str, ...] = ()
+    # The number of tensors it returns is its `chunks` argument (`x1, x2 = chunk(x, 2, dim = 1)`): inline only, each
+    # piece a node of its own with `attrs["index"]`.
+    multi: bool = False
 
 
 OPS: dict[str, Op] = {
@@ -846,6 +864,19 @@ OPS: dict[str, Op] = {
             positional=("dim", "sizes"),
         ),
         Op(
+            "chunk",
+            "Splits a tensor into `chunks` equal parts along `dim` (PyTorch's, the batch 0), unpacked in a forward: "
+            "`x1, x2 = chunk(x, 2, dim = 1)`, as ShuffleNetV2 splits its channels.",
+            (("chunks", REQUIRED), ("dim", REQUIRED)),
+            _chunk_shape,
+            lambda a: ("", [], {}),  # never a member: sema.calls refuses one
+            _free,
+            functional="torch.chunk",
+            allocates_output=False,
+            positional=("chunks", "dim"),
+            multi=True,
+        ),
+        Op(
             "permute",
             "Reorders the dimensions (PyTorch's, the batch 0 first): `permute(x, (0, 2, 3, 1))` puts channels last.",
             (("dims", REQUIRED),),
@@ -1008,6 +1039,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "end_dim": (_is_int, "an integer"),
     "dim0": (_is_int, "an integer"),
     "dim1": (_is_int, "an integer"),
+    "chunks": (lambda v: _is_int(v) and 0 < v <= 1024, "a positive integer"),
     "dims": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of dimensions, e.g. (0, 2, 3, 1)"),
     "sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (2, -1)"),
     "shape": (

@@ -135,3 +135,52 @@ def test_layout_errors_are_located(tmp_path: Path, forward: str, line: int, code
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1, outcome.err
     assert f"{spec}:{line}:" in outcome.err and f"error[{code}]" in outcome.err and words in outcome.err, outcome.err
+
+
+CHUNK = """
+arch Net() {
+    input (4, 8, 8)
+    c = conv(2, 1)
+    forward(x) {
+        a, b = chunk(x, 2, dim = 1)
+        return cat(a, c(b))
+    }
+}
+"""
+
+
+def test_chunk_unpacks_as_torch_chunk(compile_arch: Any) -> None:
+    compiled, module = compile_arch(CHUNK)
+    model = module.model().eval()
+    assert_pass_matches_module(compiled, model)
+    x = torch.randn(2, 4, 8, 8)
+    a, b = x.chunk(2, dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), torch.cat([a, model.c(b)], 1))
+    assert "a, b = torch.chunk(x, 2, 1)" in compiled.python()
+
+
+@pytest.mark.parametrize(
+    ("statement", "line", "code", "words"),
+    [
+        ("a, b = chunk(x, 3, dim = 1)", 5, "E081", "gives 3 tensors here, and 2 names"),
+        ("a, b = chunk(x, 2, dim = 2)", 5, "E016", "does not split into 2 equal parts"),
+        ("a = chunk(x, 2, dim = 1)", 5, "E081", "returns several tensors: unpack them"),
+        ("a, b = c(x)", 5, "E081", "names take the tensors of an op that returns several"),
+    ],
+)
+def test_unpacking_errors_are_located(tmp_path: Path, statement: str, line: int, code: str, words: str) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        f"arch Net() {{\n    input (6, 7, 8)\n    c = conv(2, 1)\n    forward(x) {{\n        {statement}\n        return x\n    }}\n}}\n"
+    )
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1, outcome.err
+    assert f"{spec}:{line}:" in outcome.err and f"error[{code}]" in outcome.err and words in outcome.err, outcome.err
+
+
+def test_chunk_is_no_member(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text("arch Net() {\n    input (4, 8, 8)\n    s = chunk(2, dim = 1)\n}\n")
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1 and "error[E082]" in outcome.err and "x1, x2 = chunk(x, 2, dim = 1)" in outcome.err

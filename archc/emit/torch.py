@@ -28,7 +28,7 @@ from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic
+from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic, unpack_call
 from archc.sema.names import member_name_code, quoted
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_symbolic, is_unknown, literal, negate, same_value
@@ -90,6 +90,9 @@ class Placeholder:
     optional: bool
     lines: list[str] | None = None
     condition: Any = True  # the symbolic `if`s it is declared under, joined with `and`
+    # Where a forward applies it first: the input shape, and the forward `if`s (in the constructor's terms) around it.
+    applied: tuple[Any, ...] | None = None
+    applied_under: Any = True
 
 
 @dataclass
@@ -202,6 +205,7 @@ class ClassWriter:
         # declared under the same `if` sees `a`.
         self.guarded: dict[str, tuple[str, Any]] = {}
         self.declared = S.declared_members(defn.body)
+        self.forward_conditions: list[Any] = []  # the forward `if`s being written, in the constructor's terms
         # `let`s bound inside an `if` or a `for`: their value depends on the branch taken or the iteration (an
         # accumulator like `let total = total + d`), so the class computes them in Python variables.
         self.variable_lets = {
@@ -646,6 +650,8 @@ class ClassWriter:
                     )
                 first = outs[0]
                 return (first.shape if isinstance(first, TVal) else in_shape), True
+            elif isinstance(stmt, S.Unpack):
+                self.unpack(stmt, env)
             elif isinstance(stmt, S.If):
                 branch_shape, ended = self.forward_if(stmt, env, in_shape)
                 if ended:
@@ -661,11 +667,14 @@ class ClassWriter:
             return self.forward_stmts(stmt.body if forward_condition(cond, stmt.test) else stmt.orelse, env, in_shape)
         results: list[tuple[tuple[Any, ...] | None, bool]] = []
         envs: list[dict[str, Any]] = []
+        # The condition in the constructor's terms (`stride == 1`), for sizes that depend on the path.
+        test = evaluate(stmt.test, self.scope)
         for keyword_, branch in (("if " + cond.code, stmt.body), ("else", stmt.orelse)):
             if keyword_ == "else" and not branch:
                 envs.append(dict(env))
                 results.append((None, False))
                 break
+            self.forward_conditions.append(test if keyword_ != "else" else negate(test))
             self.line(f"{keyword_}:")
             mark = len(self.forward_lines)
             branch_env = dict(env)
@@ -674,6 +683,7 @@ class ClassWriter:
             if len(self.forward_lines) == mark:
                 self.line("pass")
             self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+            self.forward_conditions.pop()
         # A tensor assigned on both paths is the same Python variable after the `if`; its size may depend on the path.
         # A path that returns does not reach what follows: there the other path's names hold.
         for i, (_, ended) in enumerate(results):
@@ -731,6 +741,14 @@ class ClassWriter:
             lines, out = self.ctor(placeholder.spec, shape, name)
             if placeholder.lines is None:
                 placeholder.lines = lines
+                placeholder.applied, placeholder.applied_under = shape, self.forward_condition()
+            elif placeholder.applied is not None and not all(map(same_value, shape, placeholder.applied)):
+                # Applied on two paths of a forward `if` to inputs of different sizes (ShuffleNetV2's branch2 takes
+                # the whole input where the unit has stride 2, half of it otherwise): sizes conditional on the path,
+                # as torchvision writes `inp if (self.stride > 1) else branch_features`.
+                first = placeholder.applied_under
+                merged = tuple(a if same_value(a, b) else conditional(first, a, b) for a, b in zip(placeholder.applied, shape, strict=True))
+                placeholder.lines, _ = self.ctor(placeholder.spec, merged, name)
             outs.append(out)
         first = outs[0]
         return tuple(d if all(same_value(d, o[i]) for o in outs) else UNKNOWN for i, d in enumerate(first))
@@ -814,6 +832,37 @@ class ClassWriter:
             return TVal(target, out_shape)
         self.line(f"{target} = self.{func}({x.var})")
         return TVal(target, out_shape)
+
+    def unpack(self, stmt: S.Unpack, env: dict[str, Any]) -> None:
+        """`x1, x2 = chunk(x, 2, dim = 1)`: one line, as torchvision writes `x1, x2 = x.chunk(2, dim=1)`."""
+        row = unpack_call(stmt, self.declared)
+        call = stmt.value
+        assert isinstance(call, S.Call)
+        for name in stmt.names:
+            if name != "x":
+                _check_identifier(name, stmt.loc, taken=self.gen.taken)
+        x = self.tensor(call.args[0], env, self.fresh("t")) if call.args else None
+        if not isinstance(x, TVal):
+            raise ArchError("E081", f"inline `{row.name}` needs its input tensor first: {row.name}(x, ...)", call.loc)
+        attrs = bind_op_args(row, [self.scalar(a) for a in call.args[1:]], {k: self.scalar(v) for k, v in call.kwargs.items()}, call)
+        sizes = bind_op_args(
+            row, [evaluate(a, self.scope) for a in call.args[1:]], {k: evaluate(v, self.scope) for k, v in call.kwargs.items()}, call
+        )
+        try:
+            shape = row.shape(sizes, x.shape)
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, call.loc, e.hint) from None
+        self.line(f"{', '.join(stmt.names)} = {_call(row.functional or row.name, [Sym(x.var), *(attrs[n] for n in row.positional)], {})}")
+        for name in stmt.names:
+            env[name] = TVal(name, shape)
+            self.forward_vars.add(name)
+
+    def forward_condition(self) -> Any:
+        """The forward `if`s around the statement being written, joined with `and` (True outside any)."""
+        present: Any = True
+        for cond in self.forward_conditions:
+            present = boolean("and", present, cond)
+        return present
 
     def read_param(self, name: str) -> TVal:
         """A learnable tensor read in the forward: the attribute holding it, its constructor written once."""

@@ -277,6 +277,14 @@ class _Formatter:
             parts.append(_T(" = ", eq.start_pos))
             parts.extend(self.expr(kids[-1]))
             self._emit(parts, indent)
+        elif kind == "unpack_stmt":
+            parts = []
+            for k in kids[:-1]:
+                assert isinstance(k, Token)
+                text = {"COMMA": ", ", "EQUAL": " = "}.get(k.type, str(k))
+                parts.append(_T(text, k.start_pos))
+            parts.extend(self.expr(kids[-1]))
+            self._emit(parts, indent)
         elif kind == "item_stmt":
             self._emit(self.expr(kids[0]), indent)
         elif kind == "return_stmt":

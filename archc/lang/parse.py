@@ -309,6 +309,11 @@ class _ToAst(Transformer[Token, Any]):
     def assign_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Assign:
         return S.Assign(self._loc(meta), str(name), value)
 
+    @v_args(meta=True)
+    def unpack_stmt(self, meta: Any, items: list[Any]) -> S.Unpack:
+        *names, value = items
+        return S.Unpack(self._loc(meta), [str(n) for n in names], value)
+
     @v_args(meta=True, inline=True)
     def aux_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Assign:
         return S.Assign(self._loc(meta), str(name), value, aux=True)

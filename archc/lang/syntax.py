@@ -152,6 +152,14 @@ class Assign(Stmt):
 
 
 @dataclass
+class Unpack(Stmt):
+    """`x1, x2 = chunk(x, 2)`: the tensors an op returns, one name each."""
+
+    names: list[str]
+    value: Expr
+
+
+@dataclass
 class Return(Stmt):
     values: list[Expr]
 

@@ -25,6 +25,13 @@ def resolve_callee(program: Program, call: S.Call) -> ops.Op | S.Definition:
     """The op or block a constructor call names (not `seq`), or a located error with a did-you-mean."""
     op = ops.lookup(call.func)
     if op is not None:
+        if op.multi:
+            raise ArchError(
+                "E082",
+                f"`{op.name}` returns several tensors, so it is no member",
+                call.loc,
+                f"apply it in a forward and unpack them: `x1, x2 = {op.name}(x, 2, dim = 1)`",
+            )
         return op
     defn = program.definitions.get(call.func)
     if defn is None or defn.kind != "block":

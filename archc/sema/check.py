@@ -16,7 +16,7 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call
+from archc.sema.forward import InlineOp, forward_call, unpack_call
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -73,6 +73,7 @@ class _Checker:
             # A parameter or `let` named like a member cannot be read as a value in the forward: the generated
             # class would keep both as `self.NAME` (the forward's own variables are locals, so they may).
             forward_locals = {defn.forward.arg} | {s.name for s in S.walk(defn.forward.body) if isinstance(s, S.Assign)}
+            forward_locals |= {n for s in S.walk(defn.forward.body) if isinstance(s, S.Unpack) for n in s.names}
             self.ambiguous = {n: defn for n in (everything & self.members) - forward_locals}
             self.forward(defn.forward.body, everything | {defn.forward.arg})
 
@@ -86,6 +87,17 @@ class _Checker:
             elif isinstance(stmt, S.Return):
                 for v in stmt.values:
                     self.flow(v, known)
+            elif isinstance(stmt, S.Unpack):
+                try:
+                    op = unpack_call(stmt, self.members)
+                except ArchError as e:
+                    self.errors.append(e)
+                else:
+                    assert isinstance(stmt.value, S.Call)
+                    self.op_args(op, stmt.value, len(stmt.value.args) - 1)
+                    for a in [*stmt.value.args, *stmt.value.kwargs.values()]:
+                        self.flow(a, known)
+                known |= set(stmt.names)
             elif isinstance(stmt, S.If):
                 self.value(stmt.test, known)
                 then, orelse = set(known), set(known)

@@ -47,7 +47,7 @@ class BuiltinCall:
 ForwardCall = ApplyMember | Join | InlineOp | BuiltinCall
 
 
-def forward_call(call: S.Call, declared: set[str]) -> ForwardCall:
+def forward_call(call: S.Call, declared: set[str], unpacked: bool = False) -> ForwardCall:
     """What `call` means in the forward of a definition declaring the members `declared` (on any path).
 
     Raises the errors every interpreter reports alike: a member applied to other than one tensor (E081), `?` on a
@@ -69,6 +69,13 @@ def forward_call(call: S.Call, declared: set[str]) -> ForwardCall:
                 f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
                 call.loc,
                 f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
+            )
+        if op.multi and not unpacked:
+            raise ArchError(
+                "E081",
+                f"`{op.name}` returns several tensors: unpack them",
+                call.loc,
+                f"write `x1, x2 = {op.name}(...)` as a statement of its own",
             )
         return InlineOp(op)
     if func in BUILTINS:
@@ -139,4 +146,19 @@ def forward_condition(value: Any, test: S.Expr) -> bool:
         "a forward's `if` tests a value known when the module is built, not a tensor",
         test.loc,
         "test a parameter, a `let` or `in.channels` (torchvision's `use_res_connect`); tensors flow through ops",
+    )
+
+
+def unpack_call(stmt: S.Unpack, declared: set[str]) -> ops.Op:
+    """The op an unpacking statement applies: one that returns several tensors, called directly; E081 otherwise."""
+    value = stmt.value
+    if isinstance(value, S.Call):
+        meaning = forward_call(value, declared, unpacked=True)
+        if isinstance(meaning, InlineOp) and meaning.op.multi:
+            return meaning.op
+    raise ArchError(
+        "E081",
+        f"{len(stmt.names)} names take the tensors of an op that returns several, such as `chunk`",
+        stmt.loc,
+        f"write `{', '.join(stmt.names)} = chunk(x, {len(stmt.names)}, dim = 1)`, or assign one name",
     )
