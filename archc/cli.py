@@ -219,6 +219,8 @@ def _run(args: argparse.Namespace) -> int:
                 print(e.render(), file=sys.stderr)
                 failed = True
                 continue
+            for warning in compiled.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
             if args.command == "compile":
                 write_atomic(target, source)
                 print(f"{compiled.path} -> {target}")

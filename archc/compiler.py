@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from archc.ir import Architecture
 from archc.lang import syntax as S
 from archc.lang.parse import parse_expression
 from archc.passes.params import ParamReport, count_params
-from archc.sema.check import check_program
+from archc.sema.check import check_program, unused_values
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.program import Program, load_program
 
@@ -27,6 +27,7 @@ class Compiled:
     arch: Architecture
     params: ParamReport
     input_shape: tuple[int, int, int] | None = None  # the input that replaced the spec's, if any
+    warnings: list[str] = field(default_factory=list)  # located, for the CLI to print; the spec compiles
 
     @property
     def module_name(self) -> str:
@@ -127,4 +128,4 @@ def compile_spec(
         raise program.annotate(e) from None
     except RecursionError:
         raise _too_deep(path, program) from None
-    return Compiled(path, program, arch, count_params(arch), input_shape)
+    return Compiled(path, program, arch, count_params(arch), input_shape, unused_values(program))

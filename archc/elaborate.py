@@ -451,6 +451,13 @@ class BlockInstance(Instance):
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
+            case S.Index(target=target) if isinstance(self.eval_tensor(target, scope), Tensor):
+                raise ArchError(
+                    "E042",
+                    "a tensor cannot be indexed in a forward",
+                    expr.loc,
+                    "split it with `chunk(x, n, dim = d)` and unpack the parts; indexing and slicing tensors is not in the language yet",
+                )
             case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type == ops.PARAM:
                 return self.read_param(name, expr.loc)
             case S.Name(name=name):

@@ -239,3 +239,30 @@ class _Checker:
             for item in child if isinstance(child, list) else [child]:
                 if isinstance(item, S.Expr):
                     self.flow(item, bound)
+
+
+def unused_values(program: Program) -> list[str]:
+    """Warnings for values a forward computes and never reads: their layers still run and are counted."""
+    warnings: list[str] = []
+    for defn in program.definitions.values():
+        if defn.forward is None:
+            continue
+        stmts = list(S.walk(defn.forward.body))
+        read: set[str] = set()
+        for stmt in stmts:
+            if isinstance(stmt, (S.Assign, S.Unpack)):
+                read |= S.names_used(stmt.value)
+            elif isinstance(stmt, S.Return):
+                read |= S.names_used(stmt.values)
+            elif isinstance(stmt, S.If):
+                read |= S.names_used(stmt.test)
+        for stmt in stmts:
+            names = [stmt.name] if isinstance(stmt, S.Assign) else stmt.names if isinstance(stmt, S.Unpack) else []
+            for name in names:
+                if name not in read:
+                    warnings.append(
+                        f"{stmt.loc}: `{name}` is computed in the forward of `{defn.name}` and never used"
+                        " (its layers still run and are counted): use it or remove it"
+                    )
+                    read.add(name)  # once per name
+    return warnings
