@@ -22,6 +22,7 @@ from archc.passes.macs import count_macs
 from archc.passes.memory import estimate_memory
 from archc.passes.receptive_field import compute_receptive_fields
 from tests.conftest import SPECS, load_source
+from tests.zoo_helpers import zoo_params
 
 SPEC_FILES = sorted(SPECS.glob("*.arch"))
 
@@ -32,7 +33,7 @@ def generated_model(spec: Path, directory: Path, **overrides: Any) -> tuple[Any,
     return compiled, getattr(module, spec.stem)()
 
 
-@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("spec", zoo_params(SPEC_FILES))
 def test_macs_equal_half_the_flop_counter_in_eval_mode(spec: Path, tmp_path: Path) -> None:
     compiled, model = generated_model(spec, tmp_path)
     model.eval()

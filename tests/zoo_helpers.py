@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -116,3 +117,24 @@ def reference_flops(reference: nn.Module, input_shape: tuple[int, ...] | list[in
     with torch.no_grad(), counter:
         reference(torch.randn(1, *input_shape))
     return int(counter.get_total_flops())
+
+
+# Specs too large to build as models in every every-spec test of the default run: each family's smallest stays in it,
+# the rest run with `pytest -m full` (their own family tests mark them alike).
+FULL_ONLY = frozenset(
+    {
+        "mobilenet_v2", "mobilenet_v3_large", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
+        "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf", "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf",
+        "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf",
+        "regnet_y_128gf", "densenet161", "densenet169", "densenet201", "wide_resnet50_2", "wide_resnet101_2",
+        "resnext101_64x4d", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
+        "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
+        "convnext_small", "convnext_base", "convnext_large", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
+        "shufflenet_v2_x2_0",
+    }
+)  # fmt: skip
+
+
+def zoo_params(paths: list[Path]) -> list[Any]:
+    """Spec paths as pytest parameters, those of FULL_ONLY marked `full`."""
+    return [pytest.param(p, marks=pytest.mark.full, id=p.stem) if p.stem in FULL_ONLY else pytest.param(p, id=p.stem) for p in paths]
