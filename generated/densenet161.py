@@ -99,6 +99,15 @@ class DenseNet(nn.Module):
         super().__init__()
         self.features = DenseFeatures(in_channels, growth_rate, block_config, num_init_features, bn_size)
         self.classifier = nn.Linear(2208, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.Linear):
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.features(x)

@@ -241,6 +241,18 @@ class EfficientNet(nn.Module):
             nn.Dropout(p=dropout, inplace=True),
             nn.Linear(1792, num_classes),
         )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.uniform_(m.weight, -1.0 / math.sqrt(num_classes), 1.0 / math.sqrt(num_classes))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)

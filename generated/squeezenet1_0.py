@@ -91,6 +91,14 @@ class SqueezeNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(output_size=(1, 1)),
         )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+        for m in self.modules():
+            if isinstance(m, SqueezeNet):
+                nn.init.normal_(m.classifier[1].weight, mean=0.0, std=0.01)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)

@@ -420,3 +420,38 @@ def test_stages_of_blocks_with_an_optional_shortcut_compile_for_any_widths(compi
     other = module.model(depths=[2, 1, 1], widths=[5, 3, 7])
     assert other.stage3.get_submodule("b0").proj.in_channels == 3
     assert other(torch.randn(1, 3, 16, 16)).shape == (1, 7, 2, 2)
+
+
+SEQ_ITEM_INIT = """
+block Net(num_classes = 3) {
+    conv1 = conv(4, 1)
+    head = seq(flatten(), linear(num_classes))
+    forward(x) = head(conv1(x))
+    init {
+        linear = (weight = zeros(), bias = zeros())
+        Net.head.1 = (weight = constant(0.5))
+    }
+}
+arch net() = Net() {
+    input (2, 2, 2)
+}
+"""
+
+
+def test_an_init_path_names_a_seq_item_by_number(compile_arch: Any) -> None:
+    """torchvision's SqueezeNet initialises `classifier[1]` apart: the path reaches into a seq by item number."""
+    compiled, module = compile_arch(SEQ_ITEM_INIT)
+    model = module.model()
+    assert bool((model.head[1].weight == 0.5).all()) and bool((model.head[1].bias == 0).all())
+    assert "m.head[1].weight" in compiled.python()
+
+
+def test_an_init_path_to_a_missing_seq_item_is_located(tmp_path: Any) -> None:
+    from archc.compiler import compile_spec
+    from archc.errors import ArchError
+
+    spec = tmp_path / "net.arch"
+    spec.write_text(SEQ_ITEM_INIT.replace("Net.head.1 =", "Net.head.5 ="))
+    with pytest.raises(ArchError, match="has no item `5`") as caught:
+        compile_spec(spec)
+    assert caught.value.code == "E111" and caught.value.loc is not None and caught.value.loc.line == 8

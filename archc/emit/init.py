@@ -89,7 +89,7 @@ class _Writer:
         return lines
 
     def member_body(self, rule: S.InitRule, target: Target) -> list[str]:
-        paths = [self.var + "." + ".".join(target.path[: i + 1]) for i in range(len(target.path))]
+        paths = [self.var + "".join(f"[{n}]" if n.isdigit() else f".{n}" for n in target.path[: i + 1]) for i in range(len(target.path))]
         guards = [f"{p} is not None" for p, always in zip(paths, target.always, strict=True) if not always]
         body = self.assignments(rule, target, paths[-1])
         if guards:

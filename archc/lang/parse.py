@@ -272,7 +272,8 @@ class _ToAst(Transformer[Token, Any]):
     @v_args(meta=True)
     def init_rule(self, meta: Any, items: list[Any]) -> S.InitRule:
         *names, value = items
-        rule = S.InitRule(self._loc(meta), [str(n) for n in names], {})
+        # `a.1.0` lexes as a name and the number 1.0: each number is a seq item's index.
+        rule = S.InitRule(self._loc(meta), [part for n in names for part in str(n).split(".")], {})
         if isinstance(value, S.Call):
             rule.params["weight"] = value
             rule.kwarg_locs["weight"] = value.loc

@@ -79,6 +79,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "abs": _numeric("abs", abs),
     "len": _numeric("len", len),
     "ceil": _numeric("math.ceil", math.ceil),
+    "sqrt": _numeric("math.sqrt", math.sqrt),
     "range": _range,
 }
 

@@ -106,17 +106,33 @@ def resolve_target(definitions: dict[str, S.Definition], rule: S.InitRule) -> Ta
         raise ArchError("E111", f"no block `{head}` to initialise a member of", rule.loc, hint)
     always: list[bool] = []
     where = head
+    value: S.Expr | None = None
     for i, name in enumerate(path):
-        stmt, every = _member(defn, name)
-        if stmt is None:
-            raise ArchError(
-                "E111", f"`{where}` has no member `{name}`", rule.loc, did_you_mean(name, S.declared_members(defn.body)) or "name a member"
-            )
-        always.append(every)
-        value = stmt.value
-        if not isinstance(value, S.Call) or value.func == "seq":
-            raise ArchError("E111", f"member `{name}` of `{where}` is not one op or block", rule.loc, "name a member that is one layer")
         last = i == len(path) - 1
+        if isinstance(value, S.Call) and value.func == "seq":
+            # An item of the seq the path reached, by its number.
+            if not name.isdigit() or int(name) >= len(value.args):
+                raise ArchError("E111", f"`{where}` has no item `{name}`", rule.loc, f"its items are numbered 0 to {len(value.args) - 1}")
+            value = value.args[int(name)]
+            always.append(True)
+        else:
+            stmt, every = _member(defn, name)
+            if stmt is None:
+                raise ArchError(
+                    "E111",
+                    f"`{where}` has no member `{name}`",
+                    rule.loc,
+                    did_you_mean(name, S.declared_members(defn.body)) or "name a member",
+                )
+            always.append(every)
+            value = stmt.value
+        if isinstance(value, S.Call) and value.func == "seq":
+            if last:
+                raise ArchError("E111", f"`{name}` of `{where}` is a seq, not a layer", rule.loc, "name its item by number: `.0`")
+            where = f"{where}.{name}"
+            continue
+        if not isinstance(value, S.Call):
+            raise ArchError("E111", f"member `{name}` of `{where}` is not one op or block", rule.loc, "name a member that is one layer")
         if value.func in definitions and definitions[value.func].kind == "block":
             if last:
                 raise ArchError(
