@@ -56,6 +56,11 @@ NETWORKS = {
     # The auxiliary head pools 5x5 with stride 3 and then convolves 5x5: it needs 17x17 at Mixed_6e, a 299x299 input.
     "inception_v3": Network("inception_v3", _torchvision("inception_v3", aux_logits=True, init_weights=False), 75, 299),
     "xception": Network("xception", _timm("legacy_xception"), 64),
+    # Issue 14's three: depthwise convolutions with squeeze-and-excitation and hard-swish, stochastic depth, channels-last
+    # blocks with layer scale.
+    "mobilenet_v3_large": Network("mobilenet_v3_large", _torchvision("mobilenet_v3_large"), 32),
+    "efficientnet_b0": Network("efficientnet_b0", _torchvision("efficientnet_b0"), 32),
+    "convnext_tiny": Network("convnext_tiny", _torchvision("convnext_tiny"), 32),
 }
 
 
