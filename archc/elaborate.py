@@ -441,13 +441,11 @@ class BlockInstance(Instance):
                     return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
                 arith = tensor_arithmetic(expr, lv, rv, Tensor)
                 inputs = [t for t in (lv, rv) if isinstance(t, Tensor)]
-                rank = max((len(t.shape) for t in inputs if t.batched), default=None)
-                if rank is not None:
-                    # A learnable tensor broadcasts against the activations as PyTorch aligns them (on the right).
-                    try:
-                        inputs = [t if t.batched else Tensor(t.node, ops.batched(t.shape, rank), t.axes) for t in inputs]
-                    except ops.OpError as e:
-                        raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                try:
+                    shapes = ops.operand_shapes([t.shape for t in inputs], [t.batched for t in inputs])
+                except ops.OpError as e:
+                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                inputs = [Tensor(t.node, s, t.axes, t.batched) for t, s in zip(inputs, shapes, strict=True)]
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )

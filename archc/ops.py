@@ -962,7 +962,7 @@ CAT = "cat"
 PARAM = "param"
 
 
-def batched(shape: Shape, rank: int) -> Shape:
+def batched_shape(shape: Shape, rank: int) -> Shape:
     """A learnable tensor's PyTorch shape (no batch dimension) as the shape it broadcasts like, batch left out, against
     activations of `rank` dimensions (a batch left out): PyTorch aligns shapes on the right, so (C, 1, 1) meets
     N×C×H×W as C×1×1, and a leading 1 meets the batch."""
@@ -975,6 +975,15 @@ def batched(shape: Shape, rank: int) -> Shape:
         f"a learnable tensor of shape {'×'.join(str(d) for d in shape)} does not broadcast against N×" + "×".join(["?"] * rank),
         "its dimensions align with the activations' from the right; one more is allowed, of size 1, against the batch",
     )
+
+
+def operand_shapes(shapes: list[Shape], batched: list[bool]) -> list[Shape]:
+    """The shapes elementwise operands meet in, batch left out: a learnable tensor's (`batched` False) aligned on
+    the right against the activations' rank, as PyTorch aligns it."""
+    rank = max((len(s) for s, b in zip(shapes, batched, strict=True) if b), default=None)
+    if rank is None:
+        return shapes
+    return [s if b else batched_shape(s, rank) for s, b in zip(shapes, batched, strict=True)]
 
 
 def broadcast(a: Shape, b: Shape) -> Shape:

@@ -787,8 +787,7 @@ class ClassWriter:
                 symbol = ops.SYMBOLS[arith.op]
                 if isinstance(lv, TVal) and isinstance(rv, TVal):
                     try:
-                        rank = max((len(v.shape) for v in (lv, rv) if v.batched), default=len(lv.shape))
-                        shapes = [v.shape if v.batched else ops.batched(v.shape, rank) for v in (lv, rv)]
+                        shapes = ops.operand_shapes([lv.shape, rv.shape], [lv.batched, rv.batched])
                         shape = ops.broadcast(shapes[0], shapes[1])
                     except ops.OpError as e:
                         raise ArchError(e.code, e.message, expr.loc, e.hint) from None
