@@ -843,10 +843,7 @@ class ClassWriter:
         x = self.tensor(call.args[0], env, self.fresh("t")) if call.args else None
         if not isinstance(x, TVal):
             raise ArchError("E081", f"inline `{row.name}` needs its input tensor first: {row.name}(x, ...)", call.loc)
-        attrs = bind_op_args(row, [self.scalar(a) for a in call.args[1:]], {k: self.scalar(v) for k, v in call.kwargs.items()}, call)
-        sizes = bind_op_args(
-            row, [evaluate(a, self.scope) for a in call.args[1:]], {k: evaluate(v, self.scope) for k, v in call.kwargs.items()}, call
-        )
+        attrs, sizes = self.inline_args(row, call)
         try:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
@@ -863,6 +860,14 @@ class ClassWriter:
             present = boolean("and", present, cond)
         return present
 
+    def inline_args(self, row: ops.Op, call: S.Call) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An inline op's arguments after its tensor, twice: in the forward's terms (`self.groups`, for the call)
+        and in the constructor's (`groups`, for the sizes of the members it feeds)."""
+        args, kwargs = call.args[1:], call.kwargs
+        attrs = bind_op_args(row, [self.scalar(a) for a in args], {k: self.scalar(v) for k, v in kwargs.items()}, call)
+        sizes = bind_op_args(row, [evaluate(a, self.scope) for a in args], {k: evaluate(v, self.scope) for k, v in kwargs.items()}, call)
+        return attrs, sizes
+
     def read_param(self, name: str) -> TVal:
         """A learnable tensor read in the forward: the attribute holding it, its constructor written once."""
         shapes = []
@@ -875,15 +880,11 @@ class ClassWriter:
 
     def inline_call(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> Any:
         """An op applied inline: its functional form (`F.relu(x)`)."""
-        func, args, kwargs = expr.func, expr.args, expr.kwargs
+        func, args = expr.func, expr.args
         x = self.tensor(args[0], env, target) if args else None
         if not isinstance(x, TVal):
             raise ArchError("E081", f"inline `{func}` needs its input tensor first: {func}(x, ...)", expr.loc)
-        attrs = bind_op_args(row, [self.scalar(a) for a in args[1:]], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
-        # Sizes are written in the constructor's terms (`groups`), the call in the forward's (`self.groups`).
-        sizes = bind_op_args(
-            row, [evaluate(a, self.scope) for a in args[1:]], {k: evaluate(v, self.scope) for k, v in kwargs.items()}, expr
-        )
+        attrs, sizes = self.inline_args(row, expr)
         try:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:

@@ -17,6 +17,7 @@ from archc.errors import ArchError
 from archc.lang import syntax as S
 from archc.sema.calls import CAT
 from archc.sema.evaluate import BUILTINS, did_you_mean
+from archc.sema.symbolic import Sym
 
 
 @dataclass(frozen=True)
@@ -114,11 +115,11 @@ def tensor_arithmetic(expr: S.BinOp, left: Any, right: Any, is_tensor: type | tu
     if lt and rt:
         return Arithmetic(TENSOR_OPERATORS[expr.op], {}, (True, True))
     number = right if lt else left
-    if isinstance(number, bool) or not isinstance(number, (int, float)) and not _symbolic_number(number):
-        what = "a module" if hasattr(number, "kind") else repr(number)
+    # A constructor argument the emitter carries as a symbol (a block's `scale`) is a number once the module is built.
+    if isinstance(number, bool) or not isinstance(number, (int, float, Sym)):
         raise ArchError(
             "E080",
-            f"a tensor combines with a number or another tensor, not with {what}",
+            f"a tensor combines with a number or another tensor, not with {number!r}",
             expr.loc,
             "write the number (`x * 0.5`, `x + 3`), or apply the module first",
         )
@@ -126,13 +127,6 @@ def tensor_arithmetic(expr: S.BinOp, left: Any, right: Any, is_tensor: type | tu
     if not lt:
         attrs["reverse"] = True
     return Arithmetic(TENSOR_OPERATORS[expr.op], attrs, (lt, rt))
-
-
-def _symbolic_number(value: Any) -> bool:
-    """A constructor argument the emitter carries as a symbol (`scale` of a block): a number once built."""
-    from archc.sema.symbolic import Sym
-
-    return isinstance(value, Sym)
 
 
 def forward_condition(value: Any, test: S.Expr) -> bool:
