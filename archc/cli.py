@@ -48,6 +48,13 @@ def _allow_import_outside(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _spec_options(p: argparse.ArgumentParser) -> None:
+    """`-D`, `--input` and `--allow-import-outside`, for the commands that take one spec beyond `spec_command`'s."""
+    p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
+    _allow_import_outside(p)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (.arch) to PyTorch.")
     parser.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -56,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def spec_command(name: str, help_text: str, many: bool) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC" if not many else "SPEC", help="a .arch file")
+        where = ", or a folder: every .arch file under it" if name == "check" else ""
+        p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC", help=f"a .arch file{where}")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
         p.add_argument("--max-nodes", type=int, default=200_000, help="refuse networks with more graph nodes (default 200000)")
         _allow_import_outside(p)
@@ -92,12 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dpi", type=_positive, metavar="N", help="pixels per inch of a png (Graphviz's default 96)")
     p.add_argument("--figures", action="store_true", help="show params and MACs in each box")
-    _allow_import_outside(p)
+    _spec_options(p)
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--depth", type=_positive, metavar="N", help="fold the diagram below the first N levels of names")
-    _allow_import_outside(p)
+    _spec_options(p)
     p = sub.add_parser(
         "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
     )
@@ -117,7 +125,7 @@ def _add_tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p = sub.add_parser(
         "fmt", help="rewrite specs in the canonical layout", description="rewrite specs in the canonical layout (docs/language.md)"
     )
-    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("specs", nargs="+", type=Path, metavar="SPEC", help="a .arch file, or a folder: every .arch file under it")
     p.add_argument("--check", action="store_true", help="write nothing; list the files that would change and exit 1 if any would")
     p = sub.add_parser("completion", help="print a shell completion script", description="print a completion script for bash or zsh")
     p.add_argument("shell", choices=("bash", "zsh"), help="the shell")
@@ -126,7 +134,7 @@ def _add_tool_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def _run_tool_command(args: argparse.Namespace) -> int | None:
     """Run `fmt` or `completion`; None for any other command."""
     if args.command == "fmt":
-        return _fmt(args.specs, args.check)
+        return _fmt(spec_files(args.specs), args.check)
     if args.command == "completion":
         import shtab
 
@@ -145,6 +153,42 @@ def _complete_paths(parser: argparse.ArgumentParser, file: object, directory: ob
                 _complete_paths(sub, file, directory)
         elif action.type is Path:
             action.complete = directory if action.metavar == "DIR" or action.dest == "directory" else file  # type: ignore[attr-defined]
+
+
+def spec_files(paths: list[Path]) -> list[Path]:
+    """`check`'s and `fmt`'s arguments with each folder replaced by the `.arch` files under it, at any depth, sorted by
+    path (hidden folders and files, whose names start with `.`, skipped). A folder holding none is an error (E091)."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            f for f in path.rglob("*.arch") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        )
+        if not found:
+            raise ArchError("E091", f"{path} holds no .arch files", None, "give .arch files, or a folder with .arch files under it")
+        files.extend(found)
+    return list(dict.fromkeys(files))
+
+
+def _check_library(spec: Path, allow_import_outside: bool) -> bool:
+    """For `check` of a folder: a file there without an `arch` is a block library, which cannot be elaborated alone;
+    it is parsed with its imports and statically checked (names, calls), and True returned. False for a spec."""
+    from archc.errors import raise_all
+    from archc.sema.check import check_program
+    from archc.sema.program import load_program
+
+    program = load_program(spec, None, allow_import_outside)
+    if any(d.kind == "arch" for d in program.main.definitions):
+        return False
+    try:
+        raise_all(check_program(program))
+    except ArchError as e:
+        raise program.annotate(e) from None
+    blocks = sum(d.kind == "block" for d in program.main.definitions)
+    print(f"{spec}: ok (a library of {blocks} block{'s' if blocks != 1 else ''}, checked without elaboration)")
+    return True
 
 
 def _fmt(specs: list[Path], check: bool) -> int:
@@ -192,7 +236,17 @@ def _run(args: argparse.Namespace) -> int:
             print(f"warning: {message}", file=sys.stderr)
 
         written = diagram_command(
-            args.spec, args.format, args.depth, args.rankdir, args.output, args.figures, args.allow_import_outside, args.dpi, warn
+            args.spec,
+            args.format,
+            args.depth,
+            args.rankdir,
+            args.output,
+            args.figures,
+            args.allow_import_outside,
+            args.dpi,
+            warn,
+            overrides=parse_overrides(args.defines),
+            input_shape=args.input,
         )
         if str(written) != "-":  # standard output holds the picture
             print(f"{args.spec} -> {written}")
@@ -200,16 +254,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "report":
         from archc.emit.report import report_command
 
-        print(f"{args.spec} -> {report_command(args.spec, args.output, args.depth, args.allow_import_outside)}")
+        page = report_command(
+            args.spec, args.output, args.depth, args.allow_import_outside, overrides=parse_overrides(args.defines), input_shape=args.input
+        )
+        print(f"{args.spec} -> {page}")
         return 0
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
         inference = args.command == "compile" and args.inference
-        specs = _unique_outputs(args.specs, args.output, inference) if args.command == "compile" else args.specs
+        specs = _unique_outputs(args.specs, args.output, inference) if args.command == "compile" else spec_files(args.specs)
+        in_folders = set(specs) - set(args.specs)
         # Each spec on its own: a broken one is reported and the others are still checked and written.
         failed = False
         for spec in specs:
             try:
+                if spec in in_folders and _check_library(spec, args.allow_import_outside):
+                    continue
                 compiled = compile_spec(spec, overrides, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside)
                 source = compiled.inference_python() if inference else compiled.python()
                 if args.command == "compile":
@@ -392,28 +452,41 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{len(entries)} specs in {directory}", title_justify="left")
-    for column, justify in (
-        ("spec", "left"),
-        ("paper", "left"),
-        ("year", "right"),
-        ("reference", "left"),
-        ("input", "left"),
-        ("params", "right"),
-        ("GMACs", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for e in entries:
-        table.add_row(
-            e.name,
-            str(e.meta.get("paper", "")),
-            str(e.meta.get("year", "")),
-            str(e.meta.get("reference", "")),
-            "×".join(map(str, e.input_shape)),
-            f"{e.params:,}",
-            f"{e.macs / 1e9:.2f}",
-        )
-    Console().print(table)
+    # On a terminal, every column at the terminal's width; on a pipe (or a terminal under 100 columns), one line per
+    # spec within 80 columns (or $COLUMNS): no paper, and the reference cut to the room left.
+    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 80)
+    wide = console.width >= 100
+    columns = [("spec", "left"), ("paper", "left"), ("year", "right"), ("reference", "left"), ("input", "left")]
+    columns += [("params", "right"), ("GMACs", "right")]
+    rows = [
+        {
+            "spec": e.name,
+            "paper": str(e.meta.get("paper", "")),
+            "year": str(e.meta.get("year", "")),
+            "reference": str(e.meta.get("reference", "")),
+            "input": "×".join(map(str, e.input_shape)),
+            "params": f"{e.params:,}",
+            "GMACs": f"{e.macs / 1e9:.2f}",
+        }
+        for e in entries
+    ]
+    title = f"{len(entries)} specs in {directory}"
+    if wide:
+        table = Table(title=title, title_justify="left")
+        for column, justify in columns:
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    else:
+        columns = [c for c in columns if c[0] != "paper"]
+        table = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+        widths = {c: max([len(c), *(len(r[c]) for r in rows)]) for c, _ in columns}
+        # Each column but the last is followed by a padding of 2 (no box, no vertical lines).
+        room = console.width - 2 * (len(columns) - 1) - sum(w for c, w in widths.items() if c != "reference")
+        widths["reference"] = max(len("reference"), min(widths["reference"], room))
+        for column, justify in columns:
+            table.add_column(column, justify=justify, no_wrap=True, width=widths[column], overflow="ellipsis")  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(row[c] for c, _ in columns))
+    console.print(table)
     return 0
 
 
@@ -421,12 +494,16 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
 
 
 TRAIN_DATA = ("digits", "fashion-mnist", "cifar10", "fake")
+FAKE_SIZE = 512  # training images of `--data fake` (and a quarter as many for validation)
 
 
 def _data_name(text: str) -> str:
     if text in TRAIN_DATA or (text.startswith("imagefolder:") and len(text) > len("imagefolder:")):
         return text
-    raise argparse.ArgumentTypeError(f"unknown data {text!r}: use digits, fashion-mnist, cifar10, imagefolder:PATH or fake")
+    size = text.partition(":")[2]
+    if text.startswith("fake:") and size.isdigit() and int(size) > 0:
+        return text
+    raise argparse.ArgumentTypeError(f"unknown data {text!r}: use digits, fashion-mnist, cifar10, imagefolder:PATH, fake or fake:N")
 
 
 def _non_negative(text: str) -> int:
@@ -468,11 +545,18 @@ def _train_parser(sub: Any) -> None:
         type=_data_name,
         default="digits",
         metavar="NAME",
-        help="digits (default), fashion-mnist, cifar10, imagefolder:PATH or fake",
+        help=f"digits (default), fashion-mnist, cifar10, imagefolder:PATH, or fake:N (N random images, N/4 to validate; fake: {FAKE_SIZE})",
     )
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's (the data is fitted to it)")
     p.add_argument("--data-dir", type=Path, default=Path("data"), metavar="DIR", help="where fashion-mnist and cifar10 are (default data/)")
     p.add_argument("--download", action="store_true", help="download fashion-mnist or cifar10 into --data-dir if missing")
     p.add_argument("--epochs", type=_positive, default=10, metavar="N", help="total epochs, counting resumed ones (default 10)")
+    p.add_argument(
+        "--max-steps",
+        type=_positive,
+        metavar="N",
+        help="stop after N training steps in all, counting resumed ones; the epoch it stops in is validated and recorded",
+    )
     p.add_argument("--batch-size", type=_positive, default=64, metavar="B", help="images per step on each process (default 64)")
     p.add_argument(
         "--lr", type=_positive_float, default=0.05, metavar="LR", help="peak learning rate of SGD, decayed by a cosine (default 0.05)"
@@ -499,11 +583,23 @@ def _train_parser(sub: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.resume and args.checkpoint is not None:  # a finished run is answered before torch is imported
+        from archc.tools.run_state import finished_message, read_state
+
+        run = read_state(args.checkpoint)
+        message = finished_message(args.checkpoint, run, args.epochs, args.max_steps) if run is not None else None
+        if message is not None:
+            print(message)
+            return 0
     from archc.tools.train import TrainConfig, train  # imports torch
 
+    fake = args.data.startswith("fake")
     config = TrainConfig(
         spec=args.spec,
-        data=args.data,
+        data="fake" if fake else args.data,
+        fake_size=int(args.data.partition(":")[2] or FAKE_SIZE) if fake else FAKE_SIZE,
+        max_steps=args.max_steps,
+        input_shape=args.input,
         data_dir=args.data_dir,
         download=args.download,
         epochs=args.epochs,

@@ -645,14 +645,17 @@ def diagram_command(
     allow_import_outside: bool = False,
     dpi: int | None = None,
     warn: Callable[[str], None] | None = None,
+    overrides: dict[str, Any] | None = None,
+    input_shape: tuple[int, int, int] | None = None,
 ) -> Path:
-    """`archc diagram`: compile `spec`, write its diagram (default `<spec stem>.<fmt>` in the current directory) and the
-    .dot beside it; returns the path of the diagram. The format is `fmt`, or the one `output`'s extension names, or
-    svg (`diagram_format`); `output` `-` writes the picture (or the DOT text) to standard output, and no .dot file."""
+    """`archc diagram`: compile `spec` (with `-D` `overrides` and `--input` `input_shape`), write its diagram (default
+    `<spec stem>.<fmt>` in the current directory) and the .dot beside it; returns the path of the diagram. The format
+    is `fmt`, or the one `output`'s extension names, or svg (`diagram_format`); `output` `-` writes the picture (or the
+    DOT text) to standard output, and no .dot file."""
     fmt = diagram_format(fmt, output)
     if dpi is not None and fmt != "png":
         raise ArchError("E092", f"--dpi applies to png pictures, not {fmt}", None, "leave out --dpi, or draw a png")
-    compiled = compile_spec(spec, allow_import_outside=allow_import_outside)
+    compiled = compile_spec(spec, overrides, input_shape=input_shape, allow_import_outside=allow_import_outside)
     dot_text = render_dot(compiled, depth, rankdir, figures)
     if output is not None and str(output) == "-":
         data = dot_text.encode("utf-8") if fmt == "dot" else render_bytes(dot_text, fmt, dpi, warn)

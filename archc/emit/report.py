@@ -110,12 +110,20 @@ def render_report(compiled: Compiled, svg: str, layer_of_dot_node: dict[str, str
     )
 
 
-def report_command(spec: Path, output: Path, depth: int | None = None, allow_import_outside: bool = False) -> Path:
-    """`archc report`: compile `spec`, draw it (folded to `depth` if given) and write the HTML page to `output`."""
+def report_command(
+    spec: Path,
+    output: Path,
+    depth: int | None = None,
+    allow_import_outside: bool = False,
+    overrides: dict[str, Any] | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+) -> Path:
+    """`archc report`: compile `spec` (with `-D` `overrides` and `--input` `input_shape`), draw it (folded to `depth` if
+    given) and write the HTML page to `output`."""
     from archc.compiler import compile_spec
     from archc.emit import dot
 
-    compiled = compile_spec(spec, allow_import_outside=allow_import_outside)
+    compiled = compile_spec(spec, overrides, input_shape=input_shape, allow_import_outside=allow_import_outside)
     svg = dot.render_bytes(dot.render_dot(compiled, depth), "svg").decode("utf-8")
     layer_of_dot_node = dot.layers_of_dot_nodes(compiled.arch, depth)
     write_atomic(output, render_report(compiled, svg, layer_of_dot_node))

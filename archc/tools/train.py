@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
 
 from archc import __version__
-from archc.api import compile_for, load_module
+from archc.api import load_module
 from archc.compiler import compile_spec
 from archc.errors import ArchError
 from archc.files import write_atomic
+from archc.tools.run_state import STATE_FILE, finished_message, read_state, state_text
 
 # Mean and standard deviation per channel, as each dataset's usual recipes normalise it.
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -46,7 +47,7 @@ STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 # torchvision's reference training weighs auxiliary classifiers so: GoogLeNet's two 0.3 each, Inception v3's one 0.4.
 AUX_WEIGHT_ONE, AUX_WEIGHT_SEVERAL = 0.4, 0.3
-METRIC_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s")
+METRIC_KEYS = ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s")
 
 
 @dataclass
@@ -77,6 +78,8 @@ class TrainConfig:
     defines: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     fake_size: int = 512
+    max_steps: int | None = None
+    input_shape: tuple[int, int, int] | None = None
 
     def curves_path(self) -> Path | None:
         """The learning-curve PNG: `--curves`, else beside the metrics file, else in the checkpoint directory."""
@@ -410,11 +413,11 @@ class _Bar:
 def build_model(config: TrainConfig, num_classes: int) -> tuple[nn.Module, tuple[int, int, int]]:
     """The spec's model with `num_classes` outputs (when the arch has that parameter), and its input shape."""
     params = dict(config.defines)
-    compiled = compile_spec(config.spec, params)
+    compiled = compile_spec(config.spec, params, input_shape=config.input_shape)
     names = {p.name for p in compiled.program.arch().params}
     if "num_classes" in names and compiled.arch.params.get("num_classes") != num_classes:
         params["num_classes"] = num_classes
-        compiled = compile_for(config.spec, params)
+        compiled = compile_spec(config.spec, params, input_shape=config.input_shape)
     elif "num_classes" in names:
         params["num_classes"] = num_classes
     output = compiled.arch.nodes[compiled.arch.outputs[0]].shape
@@ -437,13 +440,15 @@ def _lr_factor(epochs: int) -> Any:
 
 def input_shape_of(config: TrainConfig) -> tuple[int, int, int]:
     """The spec's input (channels, height, width), checking the spec before any data is read."""
-    shape = compile_spec(config.spec, dict(config.defines)).arch.input_shape
+    shape = compile_spec(config.spec, dict(config.defines), input_shape=config.input_shape).arch.input_shape
     return shape[0], shape[1], shape[2]
 
 
 def train(config: TrainConfig) -> list[dict[str, float]]:
     """Train as `config` says; returns the metrics of every epoch (rank 0's view of the whole run)."""
     input_shape = input_shape_of(config)
+    if config.resume and config.checkpoint is not None and (run := read_state(config.checkpoint)) is not None:
+        finished_message(config.checkpoint, run, config.epochs, config.max_steps)  # E101 for a run cut inside an epoch
     world = join_world(config.device)
     try:
         return _train(config, world, input_shape)
@@ -483,7 +488,7 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
     scaler = torch.amp.GradScaler(world.device.type, enabled=use_scaler)
     amp_dtype = torch.float16 if world.device.type == "cuda" else torch.bfloat16
     history: list[dict[str, float]] = []
-    start = 0
+    start = steps = 0
     if state is not None:
         try:
             model.load_state_dict(state["model"])
@@ -521,10 +526,15 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
     val_loader = DataLoader(Subset(data.val, val_indices), batch_size=config.batch_size, num_workers=config.workers)
     loss_fn = criterion_for(config.label_smoothing, config.aux_weight)
     eval_loss = nn.CrossEntropyLoss()
-    if world.main and start >= config.epochs:
-        print(f"{config.checkpoint}: already trained {start} epochs (--epochs {config.epochs})")
+    if state is not None:  # checkpoints from before archc counted steps hold whole epochs
+        steps = int(state.get("step", start * len(loader)))
+    if world.main and (start >= config.epochs or (config.max_steps is not None and steps >= config.max_steps)):
+        bound = f"--epochs {config.epochs}" + (f", --max-steps {config.max_steps}" if config.max_steps is not None else "")
+        print(f"{config.checkpoint}: run already finished at step {steps} (epoch {start}; {bound}); nothing to do")
 
     for epoch in range(start, config.epochs):
+        if config.max_steps is not None and steps >= config.max_steps:
+            break
         sampler.set_epoch(epoch)
         net.train()
         totals = Totals(world.device)
@@ -542,11 +552,15 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
             scaler.update()
             totals.add(loss, main_output(outputs).detach(), target)
             step += 1
-            if bar.enabled and (step % refresh == 0 or step == len(loader)):  # reading the sums synchronises
+            steps += 1
+            cut = config.max_steps is not None and steps >= config.max_steps and step < len(loader)
+            if bar.enabled and (step % refresh == 0 or step == len(loader) or cut):  # reading the sums synchronises
                 mean_loss, accuracy, count = totals.means()
                 bar.update(
                     f"loss {mean_loss:.4f}  acc {accuracy:.3f}  {count * world.size / (time.perf_counter() - began):,.0f} img/s", step
                 )
+            if cut:  # every rank counts the same steps: they stop together
+                break
         if world.device.type == "cuda":
             torch.cuda.synchronize(world.device)
         elapsed = time.perf_counter() - began
@@ -565,6 +579,7 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
         val_loss, val_acc, _ = val.reduce(world)
         row = {
             "epoch": epoch + 1,
+            "step": steps,
             "train_loss": train_loss,
             "train_acc": train_acc,
             "val_loss": val_loss,
@@ -576,13 +591,31 @@ def _train(config: TrainConfig, world: World, input_shape: tuple[int, int, int])
         if world.distributed:
             dist.all_gather_object(rngs, _rng_state())
         if world.main:
+            cut_at = f" (--max-steps {config.max_steps}: stopped at step {step} of {len(loader)})" if step < len(loader) else ""
             print(
                 f"epoch {epoch + 1}/{config.epochs}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-                f"val loss {val_loss:.4f} acc {val_acc:.4f}  {_rate(row['images_per_s'])} images/s",
+                f"val loss {val_loss:.4f} acc {val_acc:.4f}  {_rate(row['images_per_s'])} images/s{cut_at}",
                 flush=True,
             )
-            _write_outputs(config, raw, optimizer, scheduler, scaler, epoch + 1, history, rngs, data)
+            _write_outputs(config, raw, optimizer, scheduler, scaler, epoch + 1, history, rngs, data, steps, step < len(loader))
+    if world.main and len(history) > start:
+        print_written(config)
     return history
+
+
+def print_written(config: TrainConfig) -> None:
+    """Where the run's files are (rank 0, after training)."""
+    curves = config.curves_path()
+    written = [
+        ("checkpoint", checkpoint_file(config.checkpoint) if config.checkpoint is not None else None),
+        ("metrics", config.metrics),
+        ("curves", curves),
+    ]
+    for what, path in written:
+        if path is not None:
+            print(f"{what}: {path}")
+    if all(path is None for _, path in written):
+        print("nothing written: --checkpoint DIR keeps the weights, --metrics FILE the metrics and their curves")
 
 
 def _rate(images_per_s: float) -> str:
@@ -599,6 +632,8 @@ def _write_outputs(
     history: list[dict[str, float]],
     rngs: list[Any],
     data: Data,
+    steps: int,
+    partial: bool,
 ) -> None:
     """Rank 0's files after an epoch, each written whole: metrics, learning curves, checkpoint."""
     if config.metrics is not None:
@@ -619,12 +654,15 @@ def _write_outputs(
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "epoch": epoch,
+                "step": steps,
                 "history": history,
                 "rng": rngs,
             },
             buffer,
         )
         write_atomic(checkpoint_file(config.checkpoint), buffer.getvalue())
+        # After last.pt, so that it never claims more than the checkpoint holds.
+        write_atomic(config.checkpoint / STATE_FILE, state_text(epoch, config.epochs, steps, config.max_steps, partial))
 
 
 def learning_curves_png(history: list[dict[str, float]], title: str) -> bytes:
