@@ -51,6 +51,6 @@ class AlexNet(nn.Module):
         return x
 
 
-def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
+def alexnet(num_classes: int = 1000, dropout: float = 0.5, in_channels: int = 3) -> AlexNet:
     """alexnet: input 3×224×224."""
-    return AlexNet(3, num_classes=num_classes, dropout=dropout)
+    return AlexNet(in_channels, num_classes=num_classes, dropout=dropout)

@@ -164,6 +164,6 @@ class BNInception(nn.Module):
         return x
 
 
-def bn_inception(num_classes: int = 1000) -> BNInception:
+def bn_inception(num_classes: int = 1000, in_channels: int = 3) -> BNInception:
     """bn_inception: input 3×224×224."""
-    return BNInception(3, num_classes)
+    return BNInception(in_channels, num_classes)

@@ -154,6 +154,6 @@ class ConvNeXt(nn.Module):
         return x
 
 
-def convnext_base(num_classes: int = 1000, stochastic_depth_prob: float = 0.5) -> ConvNeXt:
+def convnext_base(num_classes: int = 1000, stochastic_depth_prob: float = 0.5, in_channels: int = 3) -> ConvNeXt:
     """convnext_base: input 3×224×224."""
-    return ConvNeXt(3, [128, 256, 512, 1024], [3, 3, 27, 3], stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)
+    return ConvNeXt(in_channels, [128, 256, 512, 1024], [3, 3, 27, 3], stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)

@@ -154,6 +154,6 @@ class ConvNeXt(nn.Module):
         return x
 
 
-def convnext_large(num_classes: int = 1000, stochastic_depth_prob: float = 0.5) -> ConvNeXt:
+def convnext_large(num_classes: int = 1000, stochastic_depth_prob: float = 0.5, in_channels: int = 3) -> ConvNeXt:
     """convnext_large: input 3×224×224."""
-    return ConvNeXt(3, [192, 384, 768, 1536], [3, 3, 27, 3], stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)
+    return ConvNeXt(in_channels, [192, 384, 768, 1536], [3, 3, 27, 3], stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)

@@ -154,6 +154,6 @@ class ConvNeXt(nn.Module):
         return x
 
 
-def convnext_small(num_classes: int = 1000, stochastic_depth_prob: float = 0.4) -> ConvNeXt:
+def convnext_small(num_classes: int = 1000, stochastic_depth_prob: float = 0.4, in_channels: int = 3) -> ConvNeXt:
     """convnext_small: input 3×224×224."""
-    return ConvNeXt(3, [96, 192, 384, 768], [3, 3, 27, 3], stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)
+    return ConvNeXt(in_channels, [96, 192, 384, 768], [3, 3, 27, 3], stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)

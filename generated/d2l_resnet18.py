@@ -54,13 +54,13 @@ class ResidualStage(nn.Sequential):
 
 
 class ResNet18(nn.Module):
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         self.net = nn.Sequential(
             OrderedDict(
                 [
                     ('0', nn.Sequential(
-                        nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3),
+                        nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
                         nn.BatchNorm2d(64),
                         nn.ReLU(),
                         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
@@ -86,6 +86,6 @@ class ResNet18(nn.Module):
         return x
 
 
-def d2l_resnet18(num_classes: int = 10) -> ResNet18:
+def d2l_resnet18(num_classes: int = 10, in_channels: int = 1) -> ResNet18:
     """d2l_resnet18: input 1×96×96."""
-    return ResNet18(num_classes=num_classes)
+    return ResNet18(num_classes=num_classes, in_channels=in_channels)

@@ -118,6 +118,6 @@ class DenseNet(nn.Module):
         return out
 
 
-def densenet161(num_classes: int = 1000) -> DenseNet:
+def densenet161(num_classes: int = 1000, in_channels: int = 3) -> DenseNet:
     """densenet161: input 3×224×224."""
-    return DenseNet(3, 48, (6, 12, 36, 24), 96, num_classes=num_classes)
+    return DenseNet(in_channels, 48, (6, 12, 36, 24), 96, num_classes=num_classes)

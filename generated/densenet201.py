@@ -118,6 +118,6 @@ class DenseNet(nn.Module):
         return out
 
 
-def densenet201(num_classes: int = 1000) -> DenseNet:
+def densenet201(num_classes: int = 1000, in_channels: int = 3) -> DenseNet:
     """densenet201: input 3×224×224."""
-    return DenseNet(3, 32, (6, 12, 48, 32), 64, num_classes=num_classes)
+    return DenseNet(in_channels, 32, (6, 12, 48, 32), 64, num_classes=num_classes)

@@ -262,6 +262,6 @@ class EfficientNet(nn.Module):
         return x
 
 
-def efficientnet_b1(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2) -> EfficientNet:
+def efficientnet_b1(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2, in_channels: int = 3) -> EfficientNet:
     """efficientnet_b1: input 3×240×240."""
-    return EfficientNet(3, "v1", dropout, width_mult=1.0, depth_mult=1.1, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)
+    return EfficientNet(in_channels, "v1", dropout, width_mult=1.0, depth_mult=1.1, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)

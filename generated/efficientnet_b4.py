@@ -262,6 +262,6 @@ class EfficientNet(nn.Module):
         return x
 
 
-def efficientnet_b4(num_classes: int = 1000, dropout: float = 0.4, stochastic_depth_prob: float = 0.2) -> EfficientNet:
+def efficientnet_b4(num_classes: int = 1000, dropout: float = 0.4, stochastic_depth_prob: float = 0.2, in_channels: int = 3) -> EfficientNet:
     """efficientnet_b4: input 3×380×380."""
-    return EfficientNet(3, "v1", dropout, width_mult=1.4, depth_mult=1.8, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)
+    return EfficientNet(in_channels, "v1", dropout, width_mult=1.4, depth_mult=1.8, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes)

@@ -262,6 +262,6 @@ class EfficientNet(nn.Module):
         return x
 
 
-def efficientnet_b6(num_classes: int = 1000, dropout: float = 0.5, stochastic_depth_prob: float = 0.2) -> EfficientNet:
+def efficientnet_b6(num_classes: int = 1000, dropout: float = 0.5, stochastic_depth_prob: float = 0.2, in_channels: int = 3) -> EfficientNet:
     """efficientnet_b6: input 3×528×528."""
-    return EfficientNet(3, "v1", dropout, width_mult=1.8, depth_mult=2.6, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes, eps=0.001, momentum=0.01)
+    return EfficientNet(in_channels, "v1", dropout, width_mult=1.8, depth_mult=2.6, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes, eps=0.001, momentum=0.01)

@@ -262,6 +262,6 @@ class EfficientNet(nn.Module):
         return x
 
 
-def efficientnet_v2_s(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2) -> EfficientNet:
+def efficientnet_v2_s(num_classes: int = 1000, dropout: float = 0.2, stochastic_depth_prob: float = 0.2, in_channels: int = 3) -> EfficientNet:
     """efficientnet_v2_s: input 3×384×384."""
-    return EfficientNet(3, "v2_s", dropout, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes, last_channel=1280, eps=0.001)
+    return EfficientNet(in_channels, "v2_s", dropout, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes, last_channel=1280, eps=0.001)

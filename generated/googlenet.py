@@ -89,9 +89,9 @@ class GoogLeNet(nn.Module):
     training mode only.
     """
 
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2, dropout_aux: float = 0.7) -> None:
+    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2, dropout_aux: float = 0.7, in_channels: int = 3) -> None:
         super().__init__()
-        self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
+        self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, kernel_size=1)
         self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
@@ -162,6 +162,6 @@ class GoogLeNet(nn.Module):
         return out  # type: ignore[return-value]
 
 
-def googlenet(num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2, dropout_aux: float = 0.7) -> GoogLeNet:
+def googlenet(num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.2, dropout_aux: float = 0.7, in_channels: int = 3) -> GoogLeNet:
     """googlenet: input 3×224×224."""
-    return GoogLeNet(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, dropout_aux=dropout_aux)
+    return GoogLeNet(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, dropout_aux=dropout_aux, in_channels=in_channels)

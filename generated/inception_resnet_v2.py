@@ -302,6 +302,6 @@ class InceptionResnetV2(nn.Module):
         return x
 
 
-def inception_resnet_v2(num_classes: int = 1000, drop_rate: float = 0.0, global_pool: str = "avg") -> InceptionResnetV2:
+def inception_resnet_v2(num_classes: int = 1000, drop_rate: float = 0.0, global_pool: str = "avg", in_channels: int = 3) -> InceptionResnetV2:
     """inception_resnet_v2: input 3×299×299."""
-    return InceptionResnetV2(3, num_classes=num_classes, drop_rate=drop_rate, global_pool=global_pool)
+    return InceptionResnetV2(in_channels, num_classes=num_classes, drop_rate=drop_rate, global_pool=global_pool)

@@ -196,9 +196,9 @@ class Inception3(nn.Module):
     training mode only.
     """
 
-    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5, in_channels: int = 3) -> None:
         super().__init__()
-        self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
+        self.Conv2d_1a_3x3 = BasicConv2d(in_channels, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
         self.maxpool1 = nn.MaxPool2d(kernel_size=3, stride=2)
@@ -271,6 +271,6 @@ class Inception3(nn.Module):
         return out  # type: ignore[return-value]
 
 
-def inception_v3(num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5) -> Inception3:
+def inception_v3(num_classes: int = 1000, aux_logits: bool = True, dropout: float = 0.5, in_channels: int = 3) -> Inception3:
     """inception_v3: input 3×299×299."""
-    return Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout)
+    return Inception3(num_classes=num_classes, aux_logits=aux_logits, dropout=dropout, in_channels=in_channels)

@@ -302,6 +302,6 @@ class InceptionV4(nn.Module):
         return x
 
 
-def inception_v4(num_classes: int = 1000, drop_rate: float = 0.0, global_pool: str = "avg") -> InceptionV4:
+def inception_v4(num_classes: int = 1000, drop_rate: float = 0.0, global_pool: str = "avg", in_channels: int = 3) -> InceptionV4:
     """inception_v4: input 3×299×299."""
-    return InceptionV4(3, num_classes=num_classes, drop_rate=drop_rate, global_pool=global_pool)
+    return InceptionV4(in_channels, num_classes=num_classes, drop_rate=drop_rate, global_pool=global_pool)

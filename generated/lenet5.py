@@ -18,9 +18,9 @@ class LeNet5(nn.Module):
     default initialisation, as seed 000's.
     """
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, kernel_size=5)
+        self.conv1 = nn.Conv2d(in_channels, 6, kernel_size=5)
         self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
         self.fc1 = nn.Linear(400, 120)
         self.fc2 = nn.Linear(120, 84)
@@ -42,6 +42,6 @@ class LeNet5(nn.Module):
         return x
 
 
-def lenet5(num_classes: int = 10) -> LeNet5:
+def lenet5(num_classes: int = 10, in_channels: int = 1) -> LeNet5:
     """lenet5: input 1×32×32."""
-    return LeNet5(num_classes=num_classes)
+    return LeNet5(num_classes=num_classes, in_channels=in_channels)

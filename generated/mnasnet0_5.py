@@ -122,6 +122,6 @@ class MNASNet(nn.Module):
         return x
 
 
-def mnasnet0_5(num_classes: int = 1000, dropout: float = 0.2) -> MNASNet:
+def mnasnet0_5(num_classes: int = 1000, dropout: float = 0.2, in_channels: int = 3) -> MNASNet:
     """mnasnet0_5: input 3×224×224."""
-    return MNASNet(3, 0.5, num_classes=num_classes, dropout=dropout)
+    return MNASNet(in_channels, 0.5, num_classes=num_classes, dropout=dropout)

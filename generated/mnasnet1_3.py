@@ -122,6 +122,6 @@ class MNASNet(nn.Module):
         return x
 
 
-def mnasnet1_3(num_classes: int = 1000, dropout: float = 0.2) -> MNASNet:
+def mnasnet1_3(num_classes: int = 1000, dropout: float = 0.2, in_channels: int = 3) -> MNASNet:
     """mnasnet1_3: input 3×224×224."""
-    return MNASNet(3, 1.3, num_classes=num_classes, dropout=dropout)
+    return MNASNet(in_channels, 1.3, num_classes=num_classes, dropout=dropout)

@@ -114,6 +114,6 @@ class MobileNetV2(nn.Module):
         return x
 
 
-def mobilenet_v2(num_classes: int = 1000, dropout: float = 0.2) -> MobileNetV2:
+def mobilenet_v2(num_classes: int = 1000, dropout: float = 0.2, in_channels: int = 3) -> MobileNetV2:
     """mobilenet_v2: input 3×224×224."""
-    return MobileNetV2(3, num_classes=num_classes, dropout=dropout)
+    return MobileNetV2(in_channels, num_classes=num_classes, dropout=dropout)

@@ -146,6 +146,6 @@ class MobileNetV3(nn.Module):
         return x
 
 
-def mobilenet_v3_large(num_classes: int = 1000, dropout: float = 0.2) -> MobileNetV3:
+def mobilenet_v3_large(num_classes: int = 1000, dropout: float = 0.2, in_channels: int = 3) -> MobileNetV3:
     """mobilenet_v3_large: input 3×224×224."""
-    return MobileNetV3(3, [[3, 16, 16, False, "relu", 1], [3, 64, 24, False, "relu", 2], [3, 72, 24, False, "relu", 1], [5, 72, 40, True, "relu", 2], [5, 120, 40, True, "relu", 1], [5, 120, 40, True, "relu", 1], [3, 240, 80, False, "hardswish", 2], [3, 200, 80, False, "hardswish", 1], [3, 184, 80, False, "hardswish", 1], [3, 184, 80, False, "hardswish", 1], [3, 480, 112, True, "hardswish", 1], [3, 672, 112, True, "hardswish", 1], [5, 672, 160, True, "hardswish", 2], [5, 960, 160, True, "hardswish", 1], [5, 960, 160, True, "hardswish", 1]], 1280, num_classes=num_classes, dropout=dropout)
+    return MobileNetV3(in_channels, [[3, 16, 16, False, "relu", 1], [3, 64, 24, False, "relu", 2], [3, 72, 24, False, "relu", 1], [5, 72, 40, True, "relu", 2], [5, 120, 40, True, "relu", 1], [5, 120, 40, True, "relu", 1], [3, 240, 80, False, "hardswish", 2], [3, 200, 80, False, "hardswish", 1], [3, 184, 80, False, "hardswish", 1], [3, 184, 80, False, "hardswish", 1], [3, 480, 112, True, "hardswish", 1], [3, 672, 112, True, "hardswish", 1], [5, 672, 160, True, "hardswish", 2], [5, 960, 160, True, "hardswish", 1], [5, 960, 160, True, "hardswish", 1]], 1280, num_classes=num_classes, dropout=dropout)

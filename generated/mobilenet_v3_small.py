@@ -146,6 +146,6 @@ class MobileNetV3(nn.Module):
         return x
 
 
-def mobilenet_v3_small(num_classes: int = 1000, dropout: float = 0.2) -> MobileNetV3:
+def mobilenet_v3_small(num_classes: int = 1000, dropout: float = 0.2, in_channels: int = 3) -> MobileNetV3:
     """mobilenet_v3_small: input 3×224×224."""
-    return MobileNetV3(3, [[3, 16, 16, True, "relu", 2], [3, 72, 24, False, "relu", 2], [3, 88, 24, False, "relu", 1], [5, 96, 40, True, "hardswish", 2], [5, 240, 40, True, "hardswish", 1], [5, 240, 40, True, "hardswish", 1], [5, 120, 48, True, "hardswish", 1], [5, 144, 48, True, "hardswish", 1], [5, 288, 96, True, "hardswish", 2], [5, 576, 96, True, "hardswish", 1], [5, 576, 96, True, "hardswish", 1]], 1024, num_classes=num_classes, dropout=dropout)
+    return MobileNetV3(in_channels, [[3, 16, 16, True, "relu", 2], [3, 72, 24, False, "relu", 2], [3, 88, 24, False, "relu", 1], [5, 96, 40, True, "hardswish", 2], [5, 240, 40, True, "hardswish", 1], [5, 240, 40, True, "hardswish", 1], [5, 120, 48, True, "hardswish", 1], [5, 144, 48, True, "hardswish", 1], [5, 288, 96, True, "hardswish", 2], [5, 576, 96, True, "hardswish", 1], [5, 576, 96, True, "hardswish", 1]], 1024, num_classes=num_classes, dropout=dropout)

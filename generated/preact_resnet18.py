@@ -165,6 +165,6 @@ class PreActResNet(nn.Module):
         return x
 
 
-def preact_resnet18(num_classes: int = 1000) -> PreActResNet:
+def preact_resnet18(num_classes: int = 1000, in_channels: int = 3) -> PreActResNet:
     """preact_resnet18: input 3×224×224."""
-    return PreActResNet(3, [2, 2, 2, 2], num_classes=num_classes)
+    return PreActResNet(in_channels, [2, 2, 2, 2], num_classes=num_classes)

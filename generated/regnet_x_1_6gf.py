@@ -159,6 +159,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_x_1_6gf(num_classes: int = 1000) -> RegNet:
+def regnet_x_1_6gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_x_1_6gf: input 3×224×224."""
-    return RegNet(3, [2, 4, 10, 2], [72, 168, 408, 912], 24, num_classes=num_classes)
+    return RegNet(in_channels, [2, 4, 10, 2], [72, 168, 408, 912], 24, num_classes=num_classes)

@@ -159,6 +159,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_x_32gf(num_classes: int = 1000) -> RegNet:
+def regnet_x_32gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_x_32gf: input 3×224×224."""
-    return RegNet(3, [2, 7, 13, 1], [336, 672, 1344, 2520], 168, num_classes=num_classes)
+    return RegNet(in_channels, [2, 7, 13, 1], [336, 672, 1344, 2520], 168, num_classes=num_classes)

@@ -159,6 +159,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_x_3_2gf(num_classes: int = 1000) -> RegNet:
+def regnet_x_3_2gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_x_3_2gf: input 3×224×224."""
-    return RegNet(3, [2, 6, 15, 2], [96, 192, 432, 1008], 48, num_classes=num_classes)
+    return RegNet(in_channels, [2, 6, 15, 2], [96, 192, 432, 1008], 48, num_classes=num_classes)

@@ -159,6 +159,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_x_400mf(num_classes: int = 1000) -> RegNet:
+def regnet_x_400mf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_x_400mf: input 3×224×224."""
-    return RegNet(3, [1, 2, 7, 12], [32, 64, 160, 400], 16, num_classes=num_classes)
+    return RegNet(in_channels, [1, 2, 7, 12], [32, 64, 160, 400], 16, num_classes=num_classes)

@@ -159,6 +159,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_x_800mf(num_classes: int = 1000) -> RegNet:
+def regnet_x_800mf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_x_800mf: input 3×224×224."""
-    return RegNet(3, [1, 3, 7, 5], [64, 128, 288, 672], 16, num_classes=num_classes)
+    return RegNet(in_channels, [1, 3, 7, 5], [64, 128, 288, 672], 16, num_classes=num_classes)

@@ -159,6 +159,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_x_8gf(num_classes: int = 1000) -> RegNet:
+def regnet_x_8gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_x_8gf: input 3×224×224."""
-    return RegNet(3, [2, 5, 15, 1], [80, 240, 720, 1920], 120, num_classes=num_classes)
+    return RegNet(in_channels, [2, 5, 15, 1], [80, 240, 720, 1920], 120, num_classes=num_classes)

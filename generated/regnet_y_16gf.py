@@ -157,6 +157,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_y_16gf(num_classes: int = 1000) -> RegNet:
+def regnet_y_16gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_y_16gf: input 3×224×224."""
-    return RegNet(3, [2, 4, 11, 1], [224, 448, 1232, 3024], 112, se_ratio=0.25, num_classes=num_classes)
+    return RegNet(in_channels, [2, 4, 11, 1], [224, 448, 1232, 3024], 112, se_ratio=0.25, num_classes=num_classes)

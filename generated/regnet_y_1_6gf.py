@@ -157,6 +157,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_y_1_6gf(num_classes: int = 1000) -> RegNet:
+def regnet_y_1_6gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_y_1_6gf: input 3×224×224."""
-    return RegNet(3, [2, 6, 17, 2], [48, 120, 336, 888], 24, se_ratio=0.25, num_classes=num_classes)
+    return RegNet(in_channels, [2, 6, 17, 2], [48, 120, 336, 888], 24, se_ratio=0.25, num_classes=num_classes)

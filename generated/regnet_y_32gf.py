@@ -157,6 +157,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_y_32gf(num_classes: int = 1000) -> RegNet:
+def regnet_y_32gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_y_32gf: input 3×224×224."""
-    return RegNet(3, [2, 5, 12, 1], [232, 696, 1392, 3712], 232, se_ratio=0.25, num_classes=num_classes)
+    return RegNet(in_channels, [2, 5, 12, 1], [232, 696, 1392, 3712], 232, se_ratio=0.25, num_classes=num_classes)

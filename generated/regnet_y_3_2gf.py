@@ -157,6 +157,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_y_3_2gf(num_classes: int = 1000) -> RegNet:
+def regnet_y_3_2gf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_y_3_2gf: input 3×224×224."""
-    return RegNet(3, [2, 5, 13, 1], [72, 216, 576, 1512], 24, se_ratio=0.25, num_classes=num_classes)
+    return RegNet(in_channels, [2, 5, 13, 1], [72, 216, 576, 1512], 24, se_ratio=0.25, num_classes=num_classes)

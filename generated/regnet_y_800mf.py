@@ -157,6 +157,6 @@ class RegNet(nn.Module):
         return x
 
 
-def regnet_y_800mf(num_classes: int = 1000) -> RegNet:
+def regnet_y_800mf(num_classes: int = 1000, in_channels: int = 3) -> RegNet:
     """regnet_y_800mf: input 3×224×224."""
-    return RegNet(3, [1, 3, 8, 2], [64, 144, 320, 784], 16, se_ratio=0.25, num_classes=num_classes)
+    return RegNet(in_channels, [1, 3, 8, 2], [64, 144, 320, 784], 16, se_ratio=0.25, num_classes=num_classes)

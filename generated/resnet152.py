@@ -143,6 +143,6 @@ class ResNet(nn.Module):
         return x
 
 
-def resnet152(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+def resnet152(num_classes: int = 1000, zero_init_residual: bool = False, in_channels: int = 3) -> ResNet:
     """resnet152: input 3×224×224."""
-    return ResNet(3, [3, 8, 36, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, bottleneck=True)
+    return ResNet(in_channels, [3, 8, 36, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, bottleneck=True)

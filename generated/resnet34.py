@@ -143,6 +143,6 @@ class ResNet(nn.Module):
         return x
 
 
-def resnet34(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+def resnet34(num_classes: int = 1000, zero_init_residual: bool = False, in_channels: int = 3) -> ResNet:
     """resnet34: input 3×224×224."""
-    return ResNet(3, [3, 4, 6, 3], num_classes=num_classes, zero_init_residual=zero_init_residual)
+    return ResNet(in_channels, [3, 4, 6, 3], num_classes=num_classes, zero_init_residual=zero_init_residual)

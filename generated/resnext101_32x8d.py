@@ -143,6 +143,6 @@ class ResNet(nn.Module):
         return x
 
 
-def resnext101_32x8d(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+def resnext101_32x8d(num_classes: int = 1000, zero_init_residual: bool = False, in_channels: int = 3) -> ResNet:
     """resnext101_32x8d: input 3×224×224."""
-    return ResNet(3, [3, 4, 23, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, bottleneck=True, groups=32, width_per_group=8)
+    return ResNet(in_channels, [3, 4, 23, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, bottleneck=True, groups=32, width_per_group=8)

@@ -143,6 +143,6 @@ class ResNet(nn.Module):
         return x
 
 
-def resnext101_64x4d(num_classes: int = 1000) -> ResNet:
+def resnext101_64x4d(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     """resnext101_64x4d: input 3×224×224."""
-    return ResNet(3, [3, 4, 23, 3], num_classes=num_classes, bottleneck=True, groups=64, width_per_group=4)
+    return ResNet(in_channels, [3, 4, 23, 3], num_classes=num_classes, bottleneck=True, groups=64, width_per_group=4)

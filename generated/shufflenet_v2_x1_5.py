@@ -112,6 +112,6 @@ class ShuffleNetV2(nn.Module):
         return x
 
 
-def shufflenet_v2_x1_5(num_classes: int = 1000) -> ShuffleNetV2:
+def shufflenet_v2_x1_5(num_classes: int = 1000, in_channels: int = 3) -> ShuffleNetV2:
     """shufflenet_v2_x1_5: input 3×224×224."""
-    return ShuffleNetV2(3, [4, 8, 4], [24, 176, 352, 704, 1024], num_classes=num_classes)
+    return ShuffleNetV2(in_channels, [4, 8, 4], [24, 176, 352, 704, 1024], num_classes=num_classes)

@@ -107,6 +107,6 @@ class SqueezeNet(nn.Module):
         return x
 
 
-def squeezenet1_1(num_classes: int = 1000, dropout: float = 0.5) -> SqueezeNet:
+def squeezenet1_1(num_classes: int = 1000, dropout: float = 0.5, in_channels: int = 3) -> SqueezeNet:
     """squeezenet1_1: input 3×224×224."""
-    return SqueezeNet(3, "1_1", num_classes=num_classes, dropout=dropout)
+    return SqueezeNet(in_channels, "1_1", num_classes=num_classes, dropout=dropout)

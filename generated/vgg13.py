@@ -68,6 +68,6 @@ class VGG(nn.Module):
         return x
 
 
-def vgg13(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+def vgg13(num_classes: int = 1000, dropout: float = 0.5, in_channels: int = 3) -> VGG:
     """vgg13: input 3×224×224."""
-    return VGG(3, [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"], num_classes=num_classes, dropout=dropout)
+    return VGG(in_channels, [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"], num_classes=num_classes, dropout=dropout)

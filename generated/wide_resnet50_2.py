@@ -143,6 +143,6 @@ class ResNet(nn.Module):
         return x
 
 
-def wide_resnet50_2(num_classes: int = 1000) -> ResNet:
+def wide_resnet50_2(num_classes: int = 1000, in_channels: int = 3) -> ResNet:
     """wide_resnet50_2: input 3×224×224."""
-    return ResNet(3, [3, 4, 6, 3], num_classes=num_classes, bottleneck=True, width_per_group=128)
+    return ResNet(in_channels, [3, 4, 6, 3], num_classes=num_classes, bottleneck=True, width_per_group=128)

@@ -158,6 +158,6 @@ class Xception(nn.Module):
         return x
 
 
-def xception(num_classes: int = 1000) -> Xception:
+def xception(num_classes: int = 1000, in_channels: int = 3) -> Xception:
     """xception: input 3×299×299."""
-    return Xception(3, num_classes)
+    return Xception(in_channels, num_classes)

@@ -204,6 +204,6 @@ class Xception(nn.Module):
         return x
 
 
-def xception_cifar(num_classes: int = 100) -> Xception:
+def xception_cifar(num_classes: int = 100, in_channels: int = 3) -> Xception:
     """xception_cifar: input 3×32×32."""
-    return Xception(3, num_classes)
+    return Xception(in_channels, num_classes)

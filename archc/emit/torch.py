@@ -1174,16 +1174,23 @@ def emit_python(
     assert arch_def.input is not None
     dims = input_shape if input_shape is not None else tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
     signature = _signature(arch_def, [arch.params], False, gen.taken, arch.params)
+    # The input's channels as a constructor argument (timm's `in_chans`), the spec's count its default, where the spec
+    # writes a number there (an arch parameter there already is one). Every size after the input is derived from it.
+    channels_param = isinstance(dims[0], int) and "in_channels" not in {p.name for p in arch_def.params}
+    in_channels: Any = Sym("in_channels") if channels_param else dims[0]
     if arch_def.root is not None:
         root = arch_def.root
         call_args = [evaluate(a, top_scope) for a in root.args]
         call_kwargs = {k: evaluate(v, top_scope) for k, v in root.kwargs.items()}
         return_class = root.func
-        leading = [dims[0]] if gen.takes_input.get(root.func, True) else []
+        takes_input = gen.takes_input.get(root.func, True)
+        if takes_input and channels_param:
+            signature.params.append(f"in_channels: int = {dims[0]}")
+        leading = [in_channels] if takes_input else []
         body = [*signature.prologue, f"return {_call(root.func, [*leading, *call_args], call_kwargs)}"]
     else:
         writer = make_writer(gen, arch_def)
-        writer.run({p.name: Sym(p.name) for p in arch_def.params}, dims)
+        writer.run({p.name: Sym(p.name) for p in arch_def.params}, (in_channels, *dims[1:]))
         return_class = class_name_for(arch_def.name)
         if not return_class.isidentifier():
             raise ArchError(
@@ -1195,8 +1202,13 @@ def emit_python(
         if return_class in program.definitions and return_class != arch_def.name or return_class == function_name:
             raise ArchError("E072", f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
         _check_identifier(return_class, arch_def.loc)
-        classes.append(writer.class_code(signature, return_class, _doc(arch_def)))
-        body = [f"return {return_class}(" + ", ".join(f"{p.name}={p.name}" for p in arch_def.params) + ")"]
+        code = writer.class_code(signature, return_class, _doc(arch_def))
+        names = [p.name for p in arch_def.params]
+        if channels_param and any(re.search(r"\bin_channels\b", line) for line in code.init):
+            names.append("in_channels")
+            signature.params.append(f"in_channels: int = {dims[0]}")
+        classes.append(code)
+        body = [f"return {return_class}(" + ", ".join(f"{name}={name}" for name in names) + ")"]
 
     # What the ops the network uses need beyond torch (stochastic depth), then what the variant adds.
     used = {node.op for node in arch.nodes} - (variant.identity_ops if variant is not None else frozenset())
