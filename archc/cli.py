@@ -449,12 +449,16 @@ def _zoo(directory: Path, markdown: bool, chart: Path | None) -> int:
     if markdown:
         print(markdown_table(entries), end="")
         return 0
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
     # On a terminal, every column at the terminal's width; on a pipe (or a terminal under 100 columns), one line per
-    # spec within 80 columns (or $COLUMNS): no paper, and the reference cut to the room left.
-    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 80)
+    # spec within 80 columns (or $COLUMNS, if a positive number): no paper, and the reference cut to the room left.
+    env_columns = os.environ.get("COLUMNS", "")
+    given = env_columns.isdigit() and int(env_columns) > 0
+    console = Console(width=shutil.get_terminal_size().columns if sys.stdout.isatty() or given else 80)
     wide = console.width >= 100
     columns = [("spec", "left"), ("paper", "left"), ("year", "right"), ("reference", "left"), ("input", "left")]
     columns += [("params", "right"), ("GMACs", "right")]

@@ -105,8 +105,11 @@ def test_fmt_recurses_into_folders(tmp_path: Path) -> None:
 # zoo on a pipe
 
 
-def test_zoo_fits_80_columns_on_a_pipe() -> None:
+@pytest.mark.parametrize("columns", [None, "0", "wide"])
+def test_zoo_fits_80_columns_on_a_pipe(columns: str | None) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    if columns is not None:  # not a positive number: ignored
+        env["COLUMNS"] = columns
     r = subprocess.run([sys.executable, "-m", "archc", "zoo"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
