@@ -42,7 +42,7 @@ def test_archcs_own_module_is_replaced(tmp_path: Path) -> None:
     assert run_cli("compile", str(spec), "-o", str(tmp_path / "out")).code == 0
     write(spec, NET.replace("conv(4, 3)", "conv(6, 3)"))
     assert run_cli("compile", str(spec), "-o", str(tmp_path / "out")).code == 0
-    assert "nn.Conv2d(3, 6, kernel_size=3)" in (tmp_path / "out" / "net.py").read_text(encoding="utf-8")
+    assert "nn.Conv2d(in_channels, 6, kernel_size=3)" in (tmp_path / "out" / "net.py").read_text(encoding="utf-8")
 
 
 def test_a_packages_init_is_kept(tmp_path: Path) -> None:

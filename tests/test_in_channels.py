@@ -109,3 +109,10 @@ def test_an_arch_whose_input_is_a_parameter_keeps_that_parameter(tmp_path: Path)
     _, module = compile_text(text, tmp_path, "net")
     assert "in_channels" not in inspect.signature(module.net).parameters
     assert count(module.net(c=5)) == 4 * 5 * 9 + 4
+
+
+def test_an_arch_that_binds_the_name_itself_has_no_in_channels_argument(tmp_path: Path) -> None:
+    text = "arch net(w = 2) {\n    input (3, 8, 8)\n    let in_channels = w * 2\n    conv(in_channels, 3)\n}\n"
+    _, module = compile_text(text, tmp_path, "net")
+    assert "in_channels" not in inspect.signature(module.net).parameters
+    assert count(module.net(w=3)) == 6 * 3 * 9 + 6  # conv(3 -> w·2 = 6, 3×3)

@@ -1100,6 +1100,12 @@ def _signature(
     return Signature(parts, prologue)
 
 
+def _names_bound(stmt: S.Let | S.For) -> list[str]:
+    if isinstance(stmt, S.Let):
+        return [stmt.name]
+    return [n for n in (stmt.index, stmt.var) if n is not None]
+
+
 def _annotations(values: list[Any]) -> str:
     """One annotation for all the values a parameter takes."""
     kinds = sorted({_annotation(v) for v in values})
@@ -1176,7 +1182,9 @@ def emit_python(
     signature = _signature(arch_def, [arch.params], False, gen.taken, arch.params)
     # The input's channels as a constructor argument (timm's `in_chans`), the spec's count its default, where the spec
     # writes a number there (an arch parameter there already is one). Every size after the input is derived from it.
-    channels_param = isinstance(dims[0], int) and "in_channels" not in {p.name for p in arch_def.params}
+    # Not where the spec uses the name itself (an arch parameter, a block, a `let` or loop variable of the arch's).
+    bound_in_arch = {n for st in S.walk(arch_def.body) if isinstance(st, (S.Let, S.For)) for n in _names_bound(st)}
+    channels_param = isinstance(dims[0], int) and "in_channels" not in {p.name for p in arch_def.params} | gen.taken | bound_in_arch
     in_channels: Any = Sym("in_channels") if channels_param else dims[0]
     if arch_def.root is not None:
         root = arch_def.root
