@@ -19,7 +19,17 @@ from archc.lang import syntax as S
 from archc.passes.shapes import infer_axes, infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic, unpack_call
+from archc.sema.forward import (
+    ApplyMember,
+    InlineOp,
+    Join,
+    forward_call,
+    forward_condition,
+    join_dim,
+    tensor_arithmetic,
+    tensor_subscripts,
+    unpack_call,
+)
 from archc.sema.names import member_name
 from archc.sema.program import Program
 
@@ -427,10 +437,19 @@ class BlockInstance(Instance):
                         return self.member(func, x, expr.loc).apply(x, expr.loc)
                     case Join():
                         tensors = [self.eval_tensor(a, scope) for a in expr.args]
-                        if expr.kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+                        if not tensors or not all(isinstance(t, Tensor) for t in tensors):
                             raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                        dim = join_dim(expr, lambda e: evaluate(e, scope))
+                        try:
+                            shapes = ops.joined_shapes([t.shape for t in tensors], [t.batched for t in tensors])
+                        except ops.OpError as e:
+                            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                        tensors = [
+                            Tensor(t.node, sh, t.axes if t.batched else t.axes[1:], t.batched)
+                            for t, sh in zip(tensors, shapes, strict=True)
+                        ]
                         return self.elab.add_node(
-                            ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
+                            ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": dim}, tensors, self.module.path, expr.loc
                         )
                     case InlineOp(op=op):
                         return self.inline_op(op, expr, scope)
@@ -449,12 +468,10 @@ class BlockInstance(Instance):
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
-            case S.Index(target=target) if isinstance(self.eval_tensor(target, scope), Tensor):
-                raise ArchError(
-                    "E042",
-                    "a tensor cannot be indexed in a forward",
-                    expr.loc,
-                    "split it with `chunk(x, n, dim = d)` and unpack the parts; indexing and slicing tensors is not in the language yet",
+            case S.Index(target=target) if isinstance(x := self.eval_tensor(target, scope), Tensor):
+                items = tensor_subscripts(expr, lambda e: evaluate(e, scope))
+                return self.elab.add_node(
+                    "index", None, self.elab.inline_name(self.module.path, "index"), {"items": items}, [x], self.module.path, expr.loc
                 )
             case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type == ops.PARAM:
                 return self.read_param(name, expr.loc)
@@ -490,7 +507,7 @@ class BlockInstance(Instance):
                 self.elab.add_node(
                     op.name, None, self.elab.inline_name(self.module.path, op.name), {**attrs, "index": i}, [x], self.module.path, expr.loc
                 )
-                for i in range(attrs["chunks"])
+                for i in range(ops.pieces(op, attrs))
             )
         return self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
 

@@ -22,7 +22,7 @@ from archc.passes.macs import count_macs
 from archc.passes.memory import estimate_memory
 from archc.passes.receptive_field import compute_receptive_fields
 from tests.conftest import SPECS, load_source
-from tests.zoo_helpers import zoo_params
+from tests.zoo_helpers import counted_attention, zoo_params
 
 SPEC_FILES = sorted(SPECS.glob("*.arch"))
 
@@ -38,7 +38,7 @@ def test_macs_equal_half_the_flop_counter_in_eval_mode(spec: Path, tmp_path: Pat
     compiled, model = generated_model(spec, tmp_path)
     model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    with torch.no_grad(), counted_attention(), counter:
         model(torch.randn(1, *compiled.arch.input_shape))
     assert count_macs(compiled.arch).macs * 2 == counter.get_total_flops()
     del model

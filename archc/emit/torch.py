@@ -28,7 +28,17 @@ from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic, unpack_call
+from archc.sema.forward import (
+    ApplyMember,
+    InlineOp,
+    Join,
+    forward_call,
+    forward_condition,
+    join_dim,
+    tensor_arithmetic,
+    tensor_subscripts,
+    unpack_call,
+)
 from archc.sema.names import member_name_code, quoted
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_symbolic, is_unknown, literal, negate, same_value
@@ -564,7 +574,7 @@ class ClassWriter:
 
     def chain_forward(self, scope: Scope, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
         """A forward that applies the named members in order."""
-        self.forward_lines = [f"x = self.{name}(x)" for name in self.members]
+        self.forward_lines = [self.apply_line(name, "x", "x") for name in self.members]
         self.forward_vars = {"x"}
         self.forward_lines.append("return x")
         return self.seq_shape if self.seq_shape else in_shape
@@ -770,12 +780,38 @@ class ClassWriter:
                     parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
                     if not parts or not all(isinstance(p, TVal) for p in parts):
                         raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                    shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
-                    self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
+                    dim = join_dim(expr, self.scalar)
+                    try:
+                        shapes = ops.joined_shapes([p.shape for p in parts], [p.batched for p in parts])
+                        batch = next(p.var for p in parts if p.batched)
+                        axis = ops.dimension(dim, len(shapes[0]), "cat", "dim") - 1
+                    except (ops.OpError, StopIteration) as e:
+                        if isinstance(e, ops.OpError):
+                            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                        raise ArchError("E031", "cat joins activations, not learnable tensors alone", expr.loc) from None
+                    # A learnable tensor joins each sample: expanded to the batch, as torchvision's ViT expands its class token.
+                    names = [
+                        p.var if p.batched else f"{p.var}.expand({batch}.shape[0], {', '.join(['-1'] * len(s))})"
+                        for p, s in zip(parts, shapes, strict=True)
+                    ]
+                    joined = sum_channels([s[axis] for s in shapes])
+                    shape = (*shapes[0][:axis], joined, *shapes[0][axis + 1 :])
+                    self.line(f"{target} = torch.cat([{', '.join(names)}], {literal(dim)})")
                     return TVal(target, shape)
                 if isinstance(meaning, InlineOp):
                     return self.inline_call(meaning.op, expr, env, target)
                 return self.scalar(expr)
+            case S.Index(target=target_expr) if isinstance(x := self.tensor(target_expr, env, target), TVal):
+                row = ops.OPS["index"]
+                attrs = {"items": tensor_subscripts(expr, self.scalar)}
+                sizes = {"items": tensor_subscripts(expr, lambda e: evaluate(e, self.scope))}
+                try:
+                    shape = row.shape(sizes, x.shape)
+                except ops.OpError as e:
+                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                assert row.code is not None
+                self.line(f"{target} = {row.code(x.var, attrs)}")
+                return TVal(target, shape)
             case S.BinOp(left=left, right=right):
                 right_names = S.names_used(right)
                 left_target = target if target not in right_names else self.fresh(target)
@@ -795,7 +831,7 @@ class ClassWriter:
                     # conditional (`proj?(x) + f(x)`: `w if proj exists else c`) is the other operand's plain one.
                     shape = tuple(
                         r if isinstance(d, Sym) and d.code in self.guarded and isinstance(r, Sym) and r.code not in self.guarded else d
-                        for d, r in zip(shape, rv.shape, strict=True)
+                        for d, r in zip(shape, shapes[1], strict=True)
                     )
                     self.line(f"{target} = {lv.var} {symbol} {rv.var}")
                     return TVal(target, shape)
@@ -829,8 +865,16 @@ class ClassWriter:
             self.line(f"if self.{func} is not None:")
             self.line(f"    {target} = self.{func}({x.var})")
             return TVal(target, out_shape)
-        self.line(f"{target} = self.{func}({x.var})")
+        self.line(self.apply_line(func, target, x.var))
         return TVal(target, out_shape)
+
+    def apply_line(self, member: str, out: str, x: str) -> str:
+        """The statement applying a member: `out = self.m(x)`, or the op's own form (`mha`'s query, key and value)."""
+        spec = self.members[member][0].spec
+        row = ops.OPS.get(spec.type) if spec.kind == "op" else None
+        if row is not None and row.apply is not None:
+            return row.apply.format(out=out, module=f"self.{member}", x=x)
+        return f"{out} = self.{member}({x})"
 
     def unpack(self, stmt: S.Unpack, env: dict[str, Any]) -> None:
         """`x1, x2 = chunk(x, 2, dim = 1)`: one line, as torchvision writes `x1, x2 = x.chunk(2, dim=1)`."""
@@ -845,11 +889,11 @@ class ClassWriter:
             raise ArchError("E081", f"inline `{row.name}` needs its input tensor first: {row.name}(x, ...)", call.loc)
         attrs, sizes = self.inline_args(row, call)
         try:
-            shape = row.shape(sizes, x.shape)
+            shapes = [row.shape({**sizes, "index": i}, x.shape) for i in range(len(stmt.names))]
         except ops.OpError as e:
             raise ArchError(e.code, e.message, call.loc, e.hint) from None
         self.line(f"{', '.join(stmt.names)} = {_call(row.functional or row.name, [Sym(x.var), *(attrs[n] for n in row.positional)], {})}")
-        for name in stmt.names:
+        for name, shape in zip(stmt.names, shapes, strict=True):
             env[name] = TVal(name, shape)
             self.forward_vars.add(name)
 
@@ -889,6 +933,9 @@ class ClassWriter:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
             raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        if row.code is not None:
+            self.line(f"{target} = {row.code(x.var, attrs)}")
+            return TVal(target, shape)
         params: list[Any] = [Sym(x.var)]
         defaults = dict(row.args)
         keywords = {k: v for k, v in attrs.items() if not same_value(v, defaults[k])}

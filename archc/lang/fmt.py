@@ -410,6 +410,23 @@ class _Formatter:
             target, lsqb, index, rsqb = kids
             assert isinstance(lsqb, Token) and isinstance(rsqb, Token)
             return [*self.expr(target), _T("[", lsqb.start_pos), *self.expr(index), _T("]", rsqb.start_pos)]
+        if kind == "subscripts":
+            target, lsqb, *items, rsqb = kids
+            assert isinstance(lsqb, Token) and isinstance(rsqb, Token)
+            parts = [*self.expr(target), _T("[", lsqb.start_pos)]
+            values = [k for k in items if not (isinstance(k, Token) and k.type == "COMMA")]
+            for i, value in enumerate(values):
+                parts += [*([_T(", ", None)] if i else []), *self.expr(value)]
+            return [*parts, _T("]", rsqb.start_pos)]
+        if kind in ("slice", "slice_step"):
+            # `a:b`, `::2`: bounds and colons without spaces, as Python's formatters write a simple slice.
+            parts = []
+            for kid in node.children:
+                if isinstance(kid, Token) and kid.type == "COLON":
+                    parts.append(_T(":", kid.start_pos))
+                elif kid is not None:
+                    parts += self.expr(kid)
+            return parts
         if kind == "atom":  # parentheses
             lpar, inner, rpar = kids
             assert isinstance(rpar, Token)

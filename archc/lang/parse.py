@@ -357,6 +357,20 @@ class _ToAst(Transformer[Token, Any]):
     def index(self, meta: Any, target: S.Expr, index: S.Expr) -> S.Index:
         return S.Index(self._loc(meta), target, index)
 
+    @v_args(meta=True)
+    def subscripts(self, meta: Any, items: list[S.Expr | None]) -> S.Index:
+        target, *subscripts = items
+        assert target is not None
+        return S.Index(self._loc(meta), target, S.TupleLit(self._loc(meta), [i for i in subscripts if i is not None]))
+
+    @v_args(meta=True, inline=True)
+    def slice(self, meta: Any, start: S.Expr | None, stop: S.Expr | None) -> S.Slice:
+        return S.Slice(self._loc(meta), start, stop, None)
+
+    @v_args(meta=True, inline=True)
+    def slice_step(self, meta: Any, start: S.Expr | None, stop: S.Expr | None, step: S.Expr | None) -> S.Slice:
+        return S.Slice(self._loc(meta), start, stop, step)
+
     @v_args(inline=True)
     def number(self, tok: Token) -> S.Const:
         text = str(tok)

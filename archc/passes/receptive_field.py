@@ -9,8 +9,9 @@ Fields of Convolutional Neural Networks" (Distill, 2019):
 The input has size 1, jump 1 and start 0 (the centre of pixel 0). Where paths merge (add, cat) the field is the
 largest of the incoming ones; paths whose centres or jumps disagree give a warning. A global operation (flatten,
 an adaptive pool to 1×1) sees its whole input: its field is that input's field over every position. A normalisation
-with statistics over the whole map (groupnorm, instancenorm), and a softmax along a spatial dimension, give every
-output unit that whole field, the same wherever the unit stands: jump 0, which later windows keep.
+with statistics over the whole map (groupnorm, instancenorm), a softmax along a spatial dimension, self-attention
+(`mha`: every token attends to all) and a mean or maximum over positions give every output unit that whole field,
+the same wherever the unit stands: jump 0, which later windows keep.
 """
 
 from __future__ import annotations
@@ -119,6 +120,10 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         elif node.op in ("adaptive_avgpool", "adaptive_maxpool"):
             (kh, sh), (kw, sw) = _adaptive(source[1], node.shape[1]), _adaptive(source[2], node.shape[2])
             fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, 0), first.w.through_window(kw, sw, 0))
+        elif node.op == "mha" or (node.op in ops.REDUCTIONS and _reduces_positions(node, arch.nodes[node.inputs[0]])):
+            # Attention: every token attends to every token. A mean or maximum over positions: each unit sees them all.
+            gh, gw = grids[node.inputs[0]]
+            fields[node.id] = ReceptiveField(first.h.everywhere(gh), first.w.everywhere(gw))
         elif len(node.inputs) == 1 and _positional(arch.nodes[node.inputs[0]]) and not _positional(node):
             # Positions merged into features (flatten): every unit sees the whole grid the positions lay on.
             gh, gw = grids[node.inputs[0]]
@@ -153,10 +158,19 @@ def _positional(node: Node) -> bool:
 def _grid(node: Node, grids: dict[int, tuple[int, int]]) -> tuple[int, int]:
     """The height and width of the grid of positions a node's units stand on: its own H and W, else its input's
     (tokens keep the grid they were flattened from)."""
+    if node.op == ops.PARAM:  # a learnable tensor stands at no position of the image
+        return (1, 1)
     axes = _axes(node)
     if "H" in axes and "W" in axes:
         return node.shape[axes.index("H")], node.shape[axes.index("W")]
-    return grids[node.inputs[0]] if node.inputs else (1, 1)
+    # A learnable tensor (a class token joined to the tokens) stands on no grid: the first input that does decides.
+    return next((grids[i] for i in node.inputs if grids[i] != (1, 1)), grids[node.inputs[0]] if node.inputs else (1, 1))
+
+
+def _reduces_positions(node: Node, source: Node) -> bool:
+    """Whether a reduction (`mean`, `amax`) runs over a dimension of positions (height, width or tokens)."""
+    axes = _axes(source)
+    return any(axes[d] in ("H", "W", "L") for d in ops.reduced_axes(node.attrs, len(axes)))
 
 
 def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]:

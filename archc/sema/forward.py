@@ -9,6 +9,7 @@ elaboration adds a node to the graph, the emitter writes a line of Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ class ApplyMember:
 
 @dataclass(frozen=True)
 class Join:
-    """`cat(a, b, ...)`: tensors concatenated on channels."""
+    """`cat(a, b, ...)`, `cat(a, b, dim = 1)`: tensors concatenated on channels, or on `dim` (PyTorch's, batch 0)."""
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,31 @@ def unpack_call(stmt: S.Unpack, declared: set[str]) -> ops.Op:
         stmt.loc,
         f"write `{', '.join(stmt.names)} = chunk(x, {len(stmt.names)}, dim = 1)`, or assign one name",
     )
+
+
+def join_dim(call: S.Call, value: Callable[[S.Expr], Any]) -> Any:
+    """The dimension `cat(..., dim = d)` joins on (1, the channels, by default); E012 for any other keyword."""
+    for key in call.kwargs:
+        if key != "dim":
+            raise ArchError("E012", f"cat has no argument `{key}`", call.kwarg_locs.get(key, call.loc), "cat(a, b, ..., dim = 1)")
+    return value(call.kwargs["dim"]) if "dim" in call.kwargs else 1
+
+
+def tensor_subscripts(expr: S.Index, value: Callable[[S.Expr], Any]) -> tuple[Any, ...]:
+    """The `items` of the `index` op `x[...]` means: an integer per indexed dimension, (start, stop, step) per slice
+    (None where left out). `value` evaluates a bound; each must be an integer known when the module is built."""
+    parts = expr.index.items if isinstance(expr.index, S.TupleLit) else [expr.index]
+    items: list[Any] = []
+
+    def bound(e: S.Expr) -> Any:
+        v = value(e)
+        if isinstance(v, bool) or not isinstance(v, (int, Sym)):
+            raise ArchError("E042", f"a tensor's subscript is an integer or a slice, not {v!r}", e.loc, "e.g. x[:, 0] or x[:, 1:]")
+        return v
+
+    for part in parts:
+        if isinstance(part, S.Slice):
+            items.append(tuple(None if e is None else bound(e) for e in (part.start, part.stop, part.step)))
+        else:
+            items.append(bound(part))
+    return tuple(items)

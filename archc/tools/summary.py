@@ -109,7 +109,9 @@ def _table_rows(compiled: Compiled, data: dict[str, Any], depth: int | None) -> 
         size = row["receptive_field"]["size"]
         rf = str(size[0]) if size[0] == size[1] else f"{size[0]}×{size[1]}"
         params = f"{row['params']:,}" if row["params"] else ""
-        out.append((name, row["op"], fmt_shape(tuple(row["shape"])), params, _count(row["macs"]), rf))
+        # A learnable tensor's shape is PyTorch's own, with no batch dimension.
+        shape = "×".join(str(d) for d in row["shape"]) if row["op"] == "param" else fmt_shape(tuple(row["shape"]))
+        out.append((name, row["op"], shape, params, _count(row["macs"]), rf))
     return out
 
 
