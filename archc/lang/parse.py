@@ -598,13 +598,15 @@ def _torch_hint(prefix: str, rest: str) -> str:
     """The help line for `nn.Conv2d(...)`: ops are called by archc's names."""
     from archc.ops import OPS
 
-    following = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", rest)
-    name = following[1] if following else ""
+    # `rest` follows the first ".": `Conv2d(...)`, or `nn.ReLU()` after `torch.`; the op is the chain's last name.
+    chain = re.match(r"\s*[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*", rest)
+    written = re.sub(r"\s+", "", chain[0]) if chain else ""
+    name = written.rpartition(".")[2]
     key = re.sub(r"[123]d$", "", name.lower()).replace("_", "")
     spelling = {op.replace("_", ""): op for op in [*OPS, "cat"]}
     spelling["sequential"] = "seq"
     if key in spelling:
-        return f"archc calls ops by its own names: `{spelling[key]}(...)` for `{prefix}.{name}` (docs/language.md lists them)"
+        return f"archc calls ops by its own names: `{spelling[key]}(...)` for `{prefix}.{written}` (docs/language.md lists them)"
     return f"archc calls ops by its own names, without `{prefix}.`: `conv(...)` for `nn.Conv2d` (docs/language.md lists them)"
 
 
