@@ -266,3 +266,22 @@ def test_a_member_passed_to_seq_is_not_aliased_either(tmp_path: Path) -> None:
     )
     assert f"note: {spec}:3:9: member `c` is declared here" in lines
     assert lines[-1].startswith("help: to share its weights, apply `c` more than once in a forward")
+
+
+def test_an_import_path_holding_a_nul_byte_is_a_located_error(tmp_path: Path) -> None:
+    spec, outcome = check(tmp_path, b'import "lib/a\x00b.arch"\n\narch net() {\n    input (3, 8, 8)\n    relu()\n}\n')
+    lines = error_lines(outcome)
+    assert lines[0] == f"{spec}:1:8: error[E050]: cannot import 'lib/a\\x00b.arch': a path holds no NUL character"
+    assert lines[1] == '1 | import "lib/a\\x00b.arch"'
+    assert lines[-1] == "help: check the path"
+
+
+def test_a_member_aliased_in_a_forward_is_explained_and_a_param_may_be_read(tmp_path: Path) -> None:
+    text = "arch net() {\n    input (3, 8, 8)\n    c = conv(8, 3)\n    forward(x) {\n        y = c\n        return y(x)\n    }\n}\n"
+    spec, outcome = check(tmp_path, text.encode())
+    lines = error_lines(outcome)
+    assert lines[0] == f"{spec}:5:13: error[E019]: `y = c` would give member `c` a second name: members cannot be aliased"
+    assert "help: apply the member where it is needed, `c(x)`, by its own name" in lines
+    text = "arch net() {\n    input (3, 8, 8)\n    w = param((3, 1, 1))\n    forward(x) {\n        y = w\n        return x * y\n    }\n}\n"
+    spec, outcome = check(tmp_path, text.encode())
+    assert outcome.code == 0, outcome.err

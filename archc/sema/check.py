@@ -137,6 +137,7 @@ class _Checker:
         for stmt in stmts:
             if isinstance(stmt, S.Assign):
                 self.flow(stmt.value, known)
+                self.no_forward_alias(stmt, known)
                 known.add(stmt.name)
             elif isinstance(stmt, S.Return):
                 for v in stmt.values:
@@ -206,6 +207,24 @@ class _Checker:
                     [(made.loc, f"member `{node.name}` is declared here")] if made is not None else [],
                 )
             )
+
+    def no_forward_alias(self, stmt: S.Assign, known: set[str]) -> None:
+        """`y = c` in a forward, for a member `c` that is a module (a `param` is a tensor, and may be read so)."""
+        value = stmt.value
+        if not isinstance(value, S.Name) or value.name not in self.members or value.name in known:
+            return
+        made = next((m.value for m in S.walk(self.body_of) if isinstance(m, S.Member) and m.name == value.name), None)
+        if not isinstance(made, S.Call) or made.func == ops.PARAM:
+            return
+        self.errors.append(
+            ArchError(
+                "E019",
+                f"`{stmt.name} = {value.name}` would give member `{value.name}` a second name: members cannot be aliased",
+                value.loc,
+                f"apply the member where it is needed, `{value.name}(x)`, by its own name",
+                [(made.loc, f"member `{value.name}` is declared here")],
+            )
+        )
 
     def init(self, body: list[S.InitRule | S.InitIf], bound: set[str]) -> None:
         """The names an `init` block reads: its conditions and its init functions' arguments."""
