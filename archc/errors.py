@@ -141,14 +141,14 @@ class ArchError(Exception):
         """The error as the CLI prints it: the spec's text in it (names, strings, the quoted line) with control and
         formatting characters escaped, so none reaches the terminal, and overlong words cut."""
         head = f"error[{self.code}]: {_printable(self.message)}"
-        lines = [head if self.loc is None else f"{_printable(str(self.loc))}: {head}"]
+        lines = [head if self.loc is None else f"{_escaped(str(self.loc))}: {head}"]
         if self.loc is not None:
             lines += _snippet(self.loc)
         for loc, text in self.notes:
             if loc is None:
                 lines.append(f"note: {_printable(text)}")
             else:
-                lines.append(f"note: {_printable(str(loc))}: {_printable(text)}")
+                lines.append(f"note: {_escaped(str(loc))}: {_printable(text)}")
                 lines += _snippet(loc)
         if self.hint:
             lines.append(f"help: {_printable(self.hint)}")
@@ -191,9 +191,10 @@ def raise_all(errors: list[ArchError]) -> None:
 # characters (bidirectional overrides, zero-width joiners) and line or paragraph separators. Tabs stay.
 _HIDDEN = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
 # A quoted line longer than this is shown as a window of it around the column; a word of a message longer than
-# _LONG_WORD is cut to its start.
+# _LONG_WORD (a name of a megabyte, not a long path) is cut to its first _WORD_KEPT characters.
 _LINE_WINDOW = 160
-_LONG_WORD = 200
+_LONG_WORD = 1000
+_WORD_KEPT = 100
 _WORD = re.compile(rf"\S{{{_LONG_WORD + 1},}}")
 
 
@@ -205,10 +206,14 @@ def _visible(ch: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def _escaped(text: str) -> str:
+    """`text` with hidden characters escaped, line breaks kept."""
+    return "".join(ch if ch == "\n" else _visible(ch) for ch in text)
+
+
 def _printable(text: str) -> str:
     """A message's text with hidden characters escaped (line breaks kept) and words over _LONG_WORD cut."""
-    text = "".join(ch if ch == "\n" else _visible(ch) for ch in text)
-    return _WORD.sub(lambda m: f"{m[0][:60]}… ({len(m[0]) - 60:,} more characters)", text)
+    return _WORD.sub(lambda m: f"{m[0][:_WORD_KEPT]}… ({len(m[0]) - _WORD_KEPT:,} more characters)", _escaped(text))
 
 
 def _snippet(loc: Loc) -> list[str]:

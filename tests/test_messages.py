@@ -133,7 +133,7 @@ def test_a_megabyte_line_is_shown_cut_once(tmp_path: Path) -> None:
     spec, outcome = check(tmp_path, f"arch net() {{\n    input (3, 8, 8)\n    relu({name})\n}}\n".encode())
     lines = error_lines(outcome)
     assert len(outcome.err) < 2000, len(outcome.err)
-    assert lines[0] == f"{spec}:3:10: error[E010]: unknown name `{'a' * 59}… (999,942 more characters)"
+    assert lines[0] == f"{spec}:3:10: error[E010]: unknown name `{'a' * 99}… (999,902 more characters)"
     assert lines[1].startswith("3 |     relu(aaa") and lines[1].endswith("a…")
     assert caret_cell(lines, 1) == len("    relu(")
     # The error far along the line: the part of the line around the column, the caret under it.
@@ -285,3 +285,11 @@ def test_a_member_aliased_in_a_forward_is_explained_and_a_param_may_be_read(tmp_
     text = "arch net() {\n    input (3, 8, 8)\n    w = param((3, 1, 1))\n    forward(x) {\n        y = w\n        return x * y\n    }\n}\n"
     spec, outcome = check(tmp_path, text.encode())
     assert outcome.code == 0, outcome.err
+
+
+def test_a_long_path_is_never_cut(tmp_path: Path) -> None:
+    folder = tmp_path / ("d" * 200) / ("e" * 200)
+    folder.mkdir(parents=True)
+    spec, outcome = check(folder, "\n".join([*LINES, ""]).encode())
+    assert len(str(spec)) > 400
+    assert error_lines(outcome)[0] == f"{spec}:4:5: error[E011]: unknown op or block `convv`"
