@@ -28,14 +28,14 @@ from archc.passes.memory import DTYPE_BYTES  # noqa: E402
 
 def _input_shape(text: str) -> tuple[int, int, int]:
     parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, e.g. 3x224x224, got {text!r}")
+    if len(parts) != 3 or not all(p.strip().isascii() and p.strip().isdigit() and 0 < int(p) <= 2**31 - 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers up to 2**31 - 1, e.g. 3x224x224, got {text!r}")
     c, h, w = (int(p) for p in parts)
     return c, h, w
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
 
@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC" if not many else "SPEC", help="a .arch file")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
-        p.add_argument("--max-nodes", type=int, default=200_000, help="refuse networks with more graph nodes (default 200000)")
+        p.add_argument("--max-nodes", type=_positive, default=200_000, help="refuse networks with more graph nodes (default 200000)")
         _allow_import_outside(p)
         return p
 

@@ -73,6 +73,7 @@ class Elaborator:
         self.training_only = False
         self.inline_counts: dict[str, int] = {}
         self.depth = 0
+        self.input_given = False  # the input size is the caller's (--input), not the spec's `input`
         self.iterations = 0  # loop iterations so far, bounded like the nodes
 
     # Constructors
@@ -131,12 +132,13 @@ class Elaborator:
         self.nodes.append(node)
         return Tensor(node.id, tuple(shape), axes)
 
-    def origin(self, t: Tensor) -> tuple[Loc, str]:
+    def origin(self, t: Tensor) -> tuple[Loc | None, str]:
         """Where the node that made `t` stands in the spec, and what it is: for the notes of a mismatch."""
         node = self.nodes[t.node]
         loc = Loc(node.loc.file, node.loc.line, node.loc.column)
         if node.op == "input":
-            return loc, "the network's input"
+            # An input size given by the caller (--input) is not the one the spec's `input` line shows.
+            return (None, "the network's input, its size given by --input") if self.input_given else (loc, "the network's input")
         kind = "" if node.name.rpartition(".")[2].startswith(node.op) else f" ({node.op})"
         return loc, f"the output of `{node.name}`{kind}, made here"
 
@@ -553,6 +555,13 @@ def elaborate(
     dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]
     for d, e in zip(dims, arch.input.dims, strict=True):
         if not isinstance(d, int) or isinstance(d, bool) or not 0 < d <= ops.MAX_SIZE:
+            if input_shape is not None:  # the caller's size, not the spec's `input`
+                raise ArchError(
+                    "E044",
+                    f"the input size given (--input) must be positive integers up to 2**31 - 1, got {d!r}",
+                    None,
+                    "channels, height and width, e.g. --input 3x224x224",
+                )
             raise ArchError(
                 "E044",
                 f"input sizes must be positive integers up to 2**31 - 1, got {d!r}",
@@ -561,6 +570,7 @@ def elaborate(
             )
     meta = {k: evaluate(v, scope) for k, v in arch.meta.items()}
     elab = Elaborator(program, max_nodes)
+    elab.input_given = input_shape is not None
     x = _input_node(elab, dims, arch.input.loc)
     if arch.root is not None:
         spec = elab.make_spec(arch.root, scope)

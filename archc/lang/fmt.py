@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Tree
 
+from archc.errors import normalize_newlines
 from archc.lang.parse import GRAMMAR, parse_file, parse_text
 
 WIDTH = 140  # as the project's Python (pyproject's ruff line-length)
@@ -539,7 +540,9 @@ def _render(lines: list[_Line], tree: Tree[Token], comments: list[Token]) -> str
 
 
 def format_text(text: str, file: str = "<spec>") -> str:
-    """The canonical layout of a spec's text; raises ArchError (with its location) if it does not parse."""
+    """The canonical layout of a spec's text; raises ArchError (with its location) if it does not parse. Lines end
+    with "\n" in it, whatever ended them in `text`, and a byte-order mark is dropped."""
+    text = normalize_newlines(text).removeprefix("\ufeff")
     parse_text(text, file)
     tree, comments = _concrete(text)
     f = _Formatter(comments)
