@@ -125,7 +125,7 @@ def test_cluster_and_node_labels_name_the_path_and_the_type() -> None:
     assert "label=<layer1.0: BasicBlock>" in dot
     assert "label=<downsample: seq>" in dot
     nodes = dot_nodes(dot)
-    assert "label=<input 3×224×224>" in nodes["n0"]
+    assert "label=<input>" in nodes["n0"]  # its shape is on the edge below it
     assert "label=<conv 7×7 /2, 64>" in nodes["n1"]
     assert "label=<batchnorm>" in nodes["n2"]
     assert "label=<relu>" in nodes["n3"]
@@ -174,7 +174,7 @@ def test_depth_1_folds_resnet18_into_its_stages() -> None:
         assert f"m_layer{k}" in nodes
         assert f"layer{k}: ResLayer" in nodes[f"m_layer{k}"]
     assert "BasicBlock ×2" in nodes["m_layer1"]
-    assert "64×56×56" in nodes["m_layer1"]  # its output shape
+    assert "64×56×56" not in nodes["m_layer1"]  # its output shape is on the edge leaving it
     assert not CLUSTER.findall(dot)
     assert set(nodes) == {"n0", "n1", "n2", "n3", "n4", "m_layer1", "m_layer2", "m_layer3", "m_layer4", "n67", "n68", "n69", "output"}
     edges = dot_edges(dot)
@@ -185,10 +185,10 @@ def test_depth_1_folds_resnet18_into_its_stages() -> None:
 def test_depth_2_draws_blocks_in_their_stages_and_folds_identical_runs() -> None:
     dot = render_dot(compiled("resnet18"), 2, "TB", False)
     nodes = dot_nodes(dot)
-    # layer1's two blocks are identical and chained: the stage is one box; layer2's differ in stride.
-    assert "BasicBlock ×2" in nodes["m_layer1"]
+    # layer1's two blocks are identical and chained: one box in its stage; layer2's differ in stride.
+    assert "layer1.0–1: BasicBlock ×2" in nodes["r_layer1.0"]
     assert "layer2.0: BasicBlock" in nodes["m_layer2.0"] and "layer2.1: BasicBlock" in nodes["m_layer2.1"]
-    assert set(CLUSTER.findall(dot)) == {"layer2", "layer3", "layer4"}
+    assert set(CLUSTER.findall(dot)) == {"layer1", "layer2", "layer3", "layer4"}
     assert len(nodes) < 20
     resnet50 = dot_nodes(render_dot(compiled("resnet50"), 2, "TB", False))
     assert "layer3.1–5: Bottleneck ×5" in resnet50["r_layer3.1"]
@@ -257,7 +257,7 @@ def test_direction_and_arguments_are_checked() -> None:
 @pytest.mark.parametrize(
     ("name", "depth", "labels"),
     [
-        ("resnet18", 1, ["layer1: ResLayer", "BasicBlock ×2", "layer4: ResLayer", "input 3×224×224"]),
+        ("resnet18", 1, ["layer1: ResLayer", "BasicBlock ×2", "layer4: ResLayer", "input", "3×224×224"]),
         ("resnet18", None, ["layer1: ResLayer", "layer1.0: BasicBlock", "conv 7×7 /2, 64"]),
         ("googlenet", 1, ["inception3a: Inception", "inception5b: Inception", "aux1 (training)", "aux2 (training)"]),
         ("inception_v3", 1, ["Mixed_5b: InceptionA", "Mixed_7c: InceptionE", "AuxLogits (training)"]),
@@ -396,7 +396,7 @@ def test_dpi_sets_the_pixels_of_a_png(tmp_path: Path) -> None:
 def test_a_png_scaled_down_by_graphviz_is_reported(tmp_path: Path) -> None:
     # resnet152 drawn whole is over 32,767 pixels high: cairo's limit, so Graphviz scales the picture down.
     target = tmp_path / "resnet152.png"
-    outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "-o", str(target))
+    outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "-o", str(target), "--depth", "all")
     assert outcome.code == 0, outcome
     width, height = struct.unpack(">II", target.read_bytes()[16:24])
     assert max(width, height) >= 32_000

@@ -135,7 +135,7 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def describe_op(op: str, attrs: dict[str, Any], shape: Iterable[int] = ()) -> str:
+def describe_op(op: str, attrs: dict[str, Any]) -> str:
     """The op and its key arguments, as a box shows them: `conv 3×3 /2, 64`, `maxpool 3×3 /2`, `linear 1000`, `×0.17`."""
     a = attrs
     if op == "conv":
@@ -162,8 +162,6 @@ def describe_op(op: str, attrs: dict[str, Any], shape: Iterable[int] = ()) -> st
         sign = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}[op]
         number = _number(a["scalar"]) if isinstance(a["scalar"], (int, float)) else str(a["scalar"])
         return f"{number}{sign}x" if a.get("reverse") else f"{sign}{number}"
-    if op == "input":
-        return f"input {fmt_shape(shape)}"
     return op
 
 
@@ -177,7 +175,8 @@ def _count(n: int) -> str:
 
 def _html(lines: list[tuple[str, str]], left: bool = False) -> str:
     """An HTML-like label: one (style, text) per line; style is 'title', 'main', 'muted' or 'light'. Lines are
-    centred, or aligned left."""
+    centred, or aligned left. Each line is a table row, so that lines are a font's line height apart (with `<br/>`
+    Graphviz sets them one font size apart, and an underscore touches the line below)."""
     out = []
     for style, text in lines:
         text = html.escape(text, quote=False)
@@ -189,9 +188,11 @@ def _html(lines: list[tuple[str, str]], left: bool = False) -> str:
             out.append(f'<font point-size="9" color="#e5e7eb">{text}</font>')
         else:
             out.append(text)
-    if left:
-        return "<" + "".join(line + '<br align="left"/>' for line in out) + ">"
-    return "<" + "<br/>".join(out) + ">"
+    if len(out) == 1 and not left:
+        return f"<{out[0]}>"
+    align = ' align="left"' if left else ""
+    rows = "".join(f"<tr><td{align}>{line}</td></tr>" for line in out)
+    return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{rows}</table>>'
 
 
 # Folding.
@@ -235,6 +236,13 @@ class _Plan:
         for n in arch.nodes:
             for i in n.inputs:
                 self.consumers[i].append(n.id)
+        # Module path -> the IR nodes that run in it or below it.
+        self._under: dict[str, list[int]] = {}
+        for n in arch.nodes:
+            path = n.module if n.module is not None else n.scope
+            parts = path.split(".") if path else []
+            for k in range(1, len(parts) + 1):
+                self._under.setdefault(".".join(parts[:k]), []).append(n.id)
         # IR node id -> unit key; unit key -> unit.
         self.unit_of: dict[int, str] = {}
         self.units: dict[str, _Unit] = {}
@@ -264,12 +272,16 @@ class _Plan:
         unit.nodes.append(node_id)
         self.unit_of[node_id] = unit.key
 
+    def under(self, path: str) -> list[int]:
+        """IR nodes that run in the module at `path` or below it."""
+        return self._under.get(path, [])
+
     def _members(self, path: str) -> list[int]:
         """IR nodes drawn in the folded module at `path` (empty when it is not a box)."""
         unit = self.units.get(f"m_{path}")
         return unit.nodes if unit is not None else []
 
-    def _chained(self, first: list[int], second: list[int]) -> bool:
+    def chained(self, first: list[int], second: list[int]) -> bool:
         """Whether `first` feeds only `second` and `second` reads only `first` (from outside themselves)."""
         a, b = set(first), set(second)
         outputs = set(self.arch.outputs) | set(self.arch.aux_outputs)
@@ -280,7 +292,7 @@ class _Plan:
         return leaves <= b and reads <= a and bool(reads)
 
     def _merge_runs(self, depth: int) -> None:
-        """Consecutive identical sibling blocks at the fold level become one box; a stage made of one such run, one box."""
+        """Consecutive identical sibling blocks at the fold level, each feeding only the next, become one box."""
         for parent in list(self.modules.values()):
             if parent.kind == "op" or _depth(parent.path) != depth - 1:
                 continue
@@ -291,7 +303,7 @@ class _Plan:
                     continue
                 last = runs[-1] if runs else []
                 nodes = self._members(child.path)
-                if last and _signature(last[-1]) == _signature(child) and self._chained(self._members(last[-1].path), nodes):
+                if last and _signature(last[-1]) == _signature(child) and self.chained(self._members(last[-1].path), nodes):
                     last.append(child)
                 else:
                     runs.append([child])
@@ -299,19 +311,56 @@ class _Plan:
                 if len(run) < 2:
                     continue
                 nodes = sorted(i for m in run for i in self._members(m.path))
-                own = [n.id for n in self.arch.nodes if n.scope == parent.path and n.op != "input"]
-                whole = parent.path != "" and len(run) == len(parent.children) and not own
                 for m in run:
                     del self.units[f"m_{m.path}"]
-                if whole:
-                    unit = _Unit(f"m_{parent.path}", _parent(parent.path), module=parent)
-                else:
-                    unit = _Unit(f"r_{run[0].path}", parent.path, run=run)
+                unit = _Unit(f"r_{run[0].path}", parent.path, run=run)
                 for i in nodes:
                     self._assign(i, unit)
 
     def ordered_units(self) -> list[_Unit]:
         return sorted(self.units.values(), key=lambda u: min(u.nodes))
+
+    def ranks(self) -> int:
+        """Boxes on the longest path of the picture, from the input box to an output box (the output box counted):
+        how tall a top-to-bottom drawing is."""
+        level: dict[int, int] = {}
+        for n in self.arch.nodes:
+            level[n.id] = max((level[i] + (self.unit_of[i] != self.unit_of[n.id]) for i in n.inputs), default=0)
+        ends = [*self.arch.outputs, *self.arch.aux_outputs]
+        return max(level[o] for o in ends) + 2 if ends else max(level.values()) + 1
+
+
+# The default depth: the deepest whose picture fits a page. A box and the edge below it take about 54 points of
+# height, so 24 of them make a picture some 1,300 points tall, readable (its text 7 points or more) when fitted to an
+# A4 page or a screen; 60 boxes keep it narrow enough too.
+PAGE_RANKS = 24
+PAGE_BOXES = 60
+ALL = "all"
+
+
+def fit_depth(arch: Architecture) -> int | None:
+    """The deepest fold whose picture has at most PAGE_RANKS boxes from input to output and PAGE_BOXES boxes in all:
+    None (every layer) where the whole graph fits, else a depth from 1 down, 1 where nothing fits."""
+    paths = [n.module if n.module is not None else n.scope for n in arch.nodes]
+    deepest = max((p.count(".") + 1 for p in paths if p), default=0)
+    best: int | None = 1
+    for depth in [*range(1, deepest + 1), None]:
+        plan = _Plan(arch, depth)
+        if plan.ranks() > PAGE_RANKS or len(plan.units) > PAGE_BOXES:
+            break
+        best = depth
+    return best
+
+
+def resolve_depth(arch: Architecture, depth: int | str | None) -> int | None:
+    """The depth to draw at: `depth` itself, every layer (None) for `all`, the fitted one (`fit_depth`) for None."""
+    if depth is None:
+        return fit_depth(arch)
+    if depth == ALL:
+        return None
+    if isinstance(depth, str):
+        raise ArchError("E092", f"unknown depth {depth!r}", None, f"give a number of levels from 1, or {ALL} to draw every layer")
+    return depth
 
 
 def _short_name(path: str) -> str:
@@ -324,14 +373,18 @@ def _short_name(path: str) -> str:
     return ".".join(parts[k:])
 
 
-def _contents_line(m: ModuleNode) -> str | None:
-    """What a folded module holds: `BasicBlock ×2`, `Bottleneck → Bottleneck ×5` for a stage of one block type,
-    `maxpool 3×3 → BasicConv2d` for a short seq."""
+def _contents_line(m: ModuleNode, plan: _Plan) -> str | None:
+    """What a folded module holds: `BasicBlock ×2` (a chain of two identical blocks), `Bottleneck → Bottleneck ×5`
+    for a stage of one block type, `maxpool 3×3 → BasicConv2d` for a short seq, `7 BasicConv2d` for blocks that do not
+    form a chain (Inception's branches). `×N` always stands for N blocks each feeding the next."""
     children = m.children
     if m.kind == "seq" and 0 < len(children) <= 3 and len({c.type for c in children}) > 1:
         return " → ".join(describe_op(c.type, c.attrs) if c.kind == "op" else c.type for c in children)
     if not children or any(c.kind != "block" for c in children) or len({c.type for c in children}) != 1:
         return None
+    chain = all(plan.chained(plan.under(a.path), plan.under(b.path)) for a, b in zip(children, children[1:], strict=False))
+    if not chain:
+        return f"{len(children)} {children[0].type}"
     runs: list[list[ModuleNode]] = []
     for c in children:
         if runs and _signature(runs[-1][-1]) == _signature(c):
@@ -508,28 +561,26 @@ class _Figures:
 def _emit_unit(graph: graphviz.Digraph, unit: _Unit, plan: _Plan, figures: _Figures | None) -> None:
     arch = plan.arch
     nodes = [arch.nodes[i] for i in unit.nodes]
-    last = nodes[-1]
     training = all(n.training_only for n in nodes)
     lines: list[tuple[str, str]]
     if unit.module is None and not unit.run:
         (node,) = nodes
         family = FAMILIES.get(node.op, "shape")
-        lines = [("main", describe_op(node.op, node.attrs, node.shape))]
+        lines = [("main", describe_op(node.op, node.attrs))]
         where = f"line {node.loc.line} of {Path(node.loc.file).name}"
         tooltip = f"{node.name}: {fmt_shape(node.shape)} ({where})" if node.op != "input" else f"input: {fmt_shape(node.shape)}"
     elif unit.module is not None:
         family = "block"
         m = unit.module
         lines = [("main", f"{_short_name(m.path)}: {m.type}")]
-        stage = _contents_line(m)
+        stage = _contents_line(m, plan)
         if stage is not None:
             lines.append(("main", stage))
-        lines.append(("muted", fmt_shape(last.shape)))
         tooltip = f"{m.path}: {m.type}({_args_text(m.args)}), {len(nodes)} nodes"
     else:
         family = "block"
         first = unit.run[0]
-        lines = [("main", f"{_run_name(unit.run)}: {first.type} ×{len(unit.run)}"), ("muted", fmt_shape(last.shape))]
+        lines = [("main", f"{_run_name(unit.run)}: {first.type} ×{len(unit.run)}")]
         tooltip = f"{len(unit.run)} × {first.type}({_args_text(first.args)}), {len(nodes)} nodes"
     if figures is not None:
         extra = figures.line(arch, unit.nodes)
@@ -638,7 +689,7 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str, dpi: int | None = N
 def diagram_command(
     spec: Path,
     fmt: str | None = None,
-    depth: int | None = None,
+    depth: int | str | None = None,
     rankdir: str = "TB",
     output: Path | None = None,
     figures: bool = False,
@@ -648,12 +699,13 @@ def diagram_command(
 ) -> Path:
     """`archc diagram`: compile `spec`, write its diagram (default `<spec stem>.<fmt>` in the current directory) and the
     .dot beside it; returns the path of the diagram. The format is `fmt`, or the one `output`'s extension names, or
-    svg (`diagram_format`); `output` `-` writes the picture (or the DOT text) to standard output, and no .dot file."""
+    svg (`diagram_format`); `output` `-` writes the picture (or the DOT text) to standard output, and no .dot file.
+    `depth` is a number of levels, `all` for every layer, or None for the deepest that fits a page (`fit_depth`)."""
     fmt = diagram_format(fmt, output)
     if dpi is not None and fmt != "png":
         raise ArchError("E092", f"--dpi applies to png pictures, not {fmt}", None, "leave out --dpi, or draw a png")
     compiled = compile_spec(spec, allow_import_outside=allow_import_outside)
-    dot_text = render_dot(compiled, depth, rankdir, figures)
+    dot_text = render_dot(compiled, resolve_depth(compiled.arch, depth), rankdir, figures)
     if output is not None and str(output) == "-":
         data = dot_text.encode("utf-8") if fmt == "dot" else render_bytes(dot_text, fmt, dpi, warn)
         sys.stdout.flush()
