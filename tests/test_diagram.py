@@ -19,11 +19,11 @@ from archc.compiler import Compiled, compile_spec
 from archc.emit.dot import (
     PAGE_BOXES,
     PAGE_RANKS,
+    boxes_of_dot_nodes,
     describe_op,
     diagram_command,
     fit_depth,
     fmt_shape,
-    layers_of_dot_nodes,
     render_bytes,
     render_dot,
     write_diagram,
@@ -223,13 +223,19 @@ def test_every_node_is_drawn_once_at_every_depth(spec: Path) -> None:
             assert tail in nodes and head in nodes
 
 
-def test_each_box_maps_to_the_layer_it_shows() -> None:
+def test_each_box_maps_to_the_layers_it_holds() -> None:
     arch = compiled("resnet18").arch
-    full = layers_of_dot_nodes(arch, None)
-    assert full == {f"n{n.id}": n.name for n in arch.nodes}
-    folded = layers_of_dot_nodes(arch, 1)
-    assert set(folded) == set(dot_nodes(render_dot(compiled("resnet18"), 1))) - {"output"}
-    assert folded["m_layer1"] == "layer1.1.relu"  # the block's output leaves through its last node
+    full = boxes_of_dot_nodes(arch, None)
+    assert full == {f"n{n.id}": (n.name, [n.name]) for n in arch.nodes}
+    for depth in (1, 2):
+        folded = boxes_of_dot_nodes(arch, depth)
+        assert set(folded) == set(dot_nodes(render_dot(compiled("resnet18"), depth))) - {"output"}
+        held = [name for _, names in folded.values() for name in names]
+        assert sorted(held) == sorted(n.name for n in arch.nodes)  # every layer in exactly one box
+    title, names = boxes_of_dot_nodes(arch, 1)["m_layer1"]
+    assert title == "layer1" and names == [n.name for n in arch.nodes if n.name.startswith("layer1.")]
+    title, names = boxes_of_dot_nodes(arch, 2)["r_layer1.0"]
+    assert title == "layer1.0–1" and names == [n.name for n in arch.nodes if n.name.startswith("layer1.")]
 
 
 def test_auxiliary_heads_are_training_outputs() -> None:

@@ -513,11 +513,22 @@ def render_dot(compiled: Compiled, depth: int | None = None, rankdir: str = "TB"
     return source
 
 
-def layers_of_dot_nodes(arch: Architecture, depth: int | None = None) -> dict[str, str]:
-    """DOT node name -> the name of the layer (IR node) its box shows, as `render_dot` draws at `depth`: the node
-    itself, or for a folded box the last node it holds (whose output leaves the box). Output nodes are left out."""
+def boxes_of_dot_nodes(arch: Architecture, depth: int | None = None) -> dict[str, tuple[str, list[str]]]:
+    """DOT node name -> (what the box is called, the names of the layers it holds), as `render_dot` draws at `depth`:
+    a layer's name for a layer's box, the module's path for a folded module (`layer2.0`), the run's for a run of
+    blocks (`layer3.1–5`). Output nodes are left out."""
     plan = _Plan(arch, depth)
-    return {unit.key: arch.nodes[max(unit.nodes)].name for unit in plan.ordered_units()}
+    out: dict[str, tuple[str, list[str]]] = {}
+    for unit in plan.ordered_units():
+        names = [arch.nodes[i].name for i in unit.nodes]
+        if unit.module is not None:
+            title = unit.module.path
+        elif unit.run:
+            title = f"{unit.run[0].path}–{unit.run[-1].name}"
+        else:
+            title = names[0]
+        out[unit.key] = (title, names)
+    return out
 
 
 def _aux_names(arch: Architecture) -> list[str]:
