@@ -10,11 +10,12 @@ The picture is the graph of the IR (`Architecture.nodes`) drawn inside the modul
 - an input node (`input 3×224×224`), an output node, and one output node per auxiliary head (`aux1 (training)`),
   training-only nodes and edges dashed.
 
-`depth` folds the module tree: modules `depth` levels down (and deeper) become one box each, labelled with path, type
-and output shape (`layer1.0: BasicBlock`); consecutive sibling blocks that are identical (same type, arguments, input
-shape and structure) and chained one into the next become one box (`layer3.1–5: Bottleneck ×5`), and a stage made
-only of such a run becomes one box (`layer1: ResLayer`, `BasicBlock ×2`). The DOT text is deterministic: the same
-spec gives the same bytes. Nothing here imports torch.
+`depth` folds the module tree: modules `depth` levels down (and deeper) become one box each, labelled with path and
+type (`layer1.0: BasicBlock`), every module at the same depth alike (those above it stay clusters); consecutive
+sibling blocks that are identical (same type, arguments, input shape and structure) and chained one into the next
+become one box (`layer3.1–5: Bottleneck ×5`). `×N` always stands for N blocks in a chain. A box does not repeat the
+shape its outgoing edges carry. `fit_depth` picks the default depth: the deepest whose picture fits a page. The DOT
+text is deterministic: the same spec gives the same bytes. Nothing here imports torch.
 """
 
 from __future__ import annotations
