@@ -7,7 +7,7 @@ The picture is the graph of the IR (`Architecture.nodes`) drawn inside the modul
 - each block or seq instance a cluster (`subgraph cluster_<path>`) labelled with its path and type
   (`layer1: ResLayer`, `layer1.0: BasicBlock`);
 - each edge labelled with the shape of the tensor it carries, batch left out (`64×56×56`);
-- an input node (`input 3×224×224`), an output node, and one output node per auxiliary head (`aux1 (training)`),
+- an input node (`input`, its shape on the edge below it), an output node, and one output node per auxiliary head (`aux1 (training)`),
   training-only nodes and edges dashed.
 
 `depth` folds the module tree: modules `depth` levels down (and deeper) become one box each, labelled with path and
