@@ -40,6 +40,21 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _fold_depth(text: str) -> int | str:
+    """`--depth` of diagram and report: a positive number of levels, or `all`."""
+    if text == "all":
+        return text
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or all, got {text!r}")
+    return int(text)
+
+
+FOLD_HELP = (
+    "fold modules below the first N levels of names (1: stages, 2: blocks); all: draw every layer; "
+    "default: the deepest N whose picture fits a page (at most 24 boxes from input to output, 60 in all)"
+)
+
+
 def _allow_import_outside(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-import-outside",
@@ -81,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), help="output format (default: the output's extension, else svg)")
-    p.add_argument("--depth", type=_positive, metavar="N", help="fold modules below the first N levels of names")
+    p.add_argument("--depth", type=_fold_depth, metavar="N|all", help=FOLD_HELP)
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     p.add_argument(
         "-o",
@@ -96,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
-    p.add_argument("--depth", type=_positive, metavar="N", help="fold the diagram below the first N levels of names")
+    p.add_argument("--depth", type=_fold_depth, metavar="N|all", help=FOLD_HELP + "; the table follows it")
     _allow_import_outside(p)
     p = sub.add_parser(
         "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
