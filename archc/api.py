@@ -98,7 +98,6 @@ class Layer(_Frozen):
     shape: list[int]
     params: int
     macs: int
-    other_ops: int
     receptive_field: ReceptiveField
     activation_bytes: int
     training_only: bool
@@ -118,7 +117,6 @@ class Report(_Frozen):
     trainable_params: int
     buffers: int
     macs: int
-    other_ops: int
     training_only_macs: int
     receptive_field: ReceptiveField
     memory: Memory

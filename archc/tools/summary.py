@@ -33,7 +33,6 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
                 "shape": node.shape,
                 "params": params,
                 "macs": costs.per_node[node.id].macs,
-                "other_ops": costs.per_node[node.id].other,
                 "receptive_field": fields.per_node[node.id].as_dict(),
                 "activation_bytes": memory.per_node.get(node.id, 0),
                 "training_only": node.training_only,
@@ -51,7 +50,6 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
         "trainable_params": report.trainable_params,
         "buffers": report.buffers,
         "macs": costs.macs,
-        "other_ops": costs.other,
         "training_only_macs": costs.training_only_macs,
         "receptive_field": fields.output.as_dict(),
         "memory": {
@@ -171,7 +169,7 @@ def print_summary(compiled: Compiled, depth: int | None = None, batch: int = 1, 
     out.append(f"input: {fmt_shape(tuple(data['input']))}   output: {fmt_shape(tuple(data['output']))}\n")
     out.append(f"params: {data['params']:,} (trainable {data['trainable_params']:,})   buffers: {data['buffers']:,}\n")
     extra = f" (+{data['training_only_macs']:,} in training-only outputs)" if data["training_only_macs"] else ""
-    out.append(f"MACs: {data['macs']:,} per image{extra}   other ops: {data['other_ops']:,}\n")
+    out.append(f"MACs: {data['macs']:,} per image{extra}\n")
     m = data["memory"]
     out.append(
         f"memory ({m['dtype']}, batch {m['batch']}): params {_bytes(m['param_bytes'])}, buffers {_bytes(m['buffer_bytes'])}, "
