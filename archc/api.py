@@ -119,6 +119,11 @@ class Report(_Frozen):
     macs: int
     training_only_macs: int
     receptive_field: ReceptiveField
+    """the headline: of the last spatial feature map (docs/analysis.md)"""
+    receptive_field_at: str
+    """the name of that map's node"""
+    output_receptive_field: ReceptiveField
+    """of the eval-mode output: through global pooling, for a classifier"""
     memory: Memory
     warnings: list[str]
     layers: list[Layer]

@@ -96,7 +96,8 @@ def render_report(compiled: Compiled, svg: str, layer_of_dot_node: dict[str, str
         ("input", fmt_shape(tuple(data["input"]))),
         ("params", f"{data['params']:,}"),
         ("MACs", f"{data['macs']:,}"),
-        ("receptive field", "×".join(str(s) for s in data["receptive_field"]["size"])),
+        ("receptive field", f"{'×'.join(str(s) for s in data['receptive_field']['size'])} at {data['receptive_field_at']}"),
+        ("at the output", "×".join(str(s) for s in data["output_receptive_field"]["size"])),
     ]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(
