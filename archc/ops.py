@@ -544,10 +544,10 @@ def _mha_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
 
 def _mha_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     """Projections of queries, keys and values (3·L·D²), the scores and their weighted sum (2·L²·D), the output
-    projection (L·D²); the softmax and the biases are counted apart."""
+    projection (L·D²); the softmax and the biases are no multiply-accumulates of a matrix product."""
     tokens, d = s
     macs = 4 * tokens * d * d + 2 * tokens * tokens * d
-    return Cost(macs, tokens * tokens * a["num_heads"] + (4 * tokens * d if a["bias"] else 0))
+    return Cost(macs)
 
 
 def _hardtanh_check(a: Attrs, s: Shape) -> None:
@@ -620,15 +620,12 @@ def _simple_module(cls: str, op: str) -> Callable[[Attrs], tuple[str, list[Any],
 
 @dataclass(frozen=True)
 class Cost:
-    """The arithmetic of one application to one image.
-
-    `macs`: multiply-accumulates of matrix products (convolution, linear), the figure FLOP counters report as
-    FLOPs / 2. `other`: everything else, one per elementwise operation or window element (normalisation,
-    activations, pooling, bias and residual additions), counted apart because counters disagree about it.
-    """
+    """The arithmetic of one application to one image: `macs`, the multiply-accumulates of matrix products
+    (convolution, linear), the figure FLOP counters report as FLOPs / 2. Other operations (normalisation,
+    activations, pooling, additions) are not counted: counters disagree about them and none measures them
+    independently (docs/analysis.md)."""
 
     macs: int = 0
-    other: int = 0
 
 
 def numel(shape: Shape) -> int:
@@ -641,25 +638,12 @@ def numel(shape: Shape) -> int:
 def _conv_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     kh, kw = pair(a["kernel_size"])
     macs = numel(out) * (a["in_channels"] // a["groups"]) * kh * kw
-    return Cost(macs, numel(out) if a["bias"] else 0)
+    return Cost(macs)
 
 
 def _linear_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     rows = numel(s[:-1])
-    return Cost(rows * a["in_features"] * a["out_features"], rows * a["out_features"] if a["bias"] else 0)
-
-
-def _elementwise(per_element: int) -> Callable[[Attrs, Shape, Shape], Cost]:
-    return lambda a, s, out: Cost(0, per_element * numel(out))
-
-
-def _window_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
-    kh, kw = pair(a["kernel_size"])
-    return Cost(0, numel(out) * kh * kw)
-
-
-def _input_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
-    return Cost(0, numel(s))
+    return Cost(rows * a["in_features"] * a["out_features"])
 
 
 def _free(a: Attrs, s: Shape, out: Shape) -> Cost:
@@ -743,7 +727,8 @@ class Op:
     args: tuple[tuple[str, Any], ...]
     shape: Callable[[Attrs, Shape], Shape]
     module: Callable[[Attrs], tuple[str, list[Any], Attrs]]
-    # Arithmetic of one application to one image, from the attributes and the input and output shapes.
+    # Multiply-accumulates of one application to one image, from the attributes and the input and output shapes
+    # (`_free` for ops without a matrix product).
     cost: Callable[[Attrs, Shape, Shape], Cost]
     # Inline form: function name and the keyword arguments it takes, or None when the op has weights.
     functional: str | None = None
@@ -819,7 +804,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("momentum", 0.1), ("affine", True), ("track_running_stats", True)),
             _same_shape,
             _batchnorm_module,
-            _elementwise(2),
+            _free,
             params=_batchnorm_params,
             buffers=_batchnorm_buffers,
             inferred={"num_features": lambda s: s[0], "rank": len},
@@ -831,7 +816,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("elementwise_affine", True), ("bias", True)),
             _same_shape,
             lambda a: ("nn.LayerNorm", [a["normalized_shape"]], _non_default(a, "layernorm")),
-            _elementwise(2),
+            _free,
             params=_layernorm_params,
             inferred={"normalized_shape": lambda s: s[-1]},
             layout="last",
@@ -843,7 +828,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("elementwise_affine", True), ("bias", True)),
             _map_shape("layernorm2d"),
             lambda a: ("LayerNorm2d", [a["normalized_shape"]], _non_default(a, "layernorm2d")),
-            _elementwise(2),
+            _free,
             params=_layernorm_params,
             inferred={"normalized_shape": lambda s: _feature_map(s, "layernorm2d")[0]},
             layout="map",
@@ -855,7 +840,7 @@ OPS: dict[str, Op] = {
             (("num_groups", REQUIRED), ("eps", 1e-5), ("affine", True)),
             _map_shape("groupnorm"),
             lambda a: ("nn.GroupNorm", [a["num_groups"], a["num_channels"]], _non_default(a, "groupnorm", skip=("num_groups",))),
-            _elementwise(2),
+            _free,
             check=_groupnorm_check,
             params=_affine_params,
             inferred={"num_channels": lambda s: _feature_map(s, "groupnorm")[0]},
@@ -867,7 +852,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("momentum", 0.1), ("affine", False), ("track_running_stats", False)),
             _map_shape("instancenorm"),
             lambda a: ("nn.InstanceNorm2d", [a["num_features"]], _non_default(a, "instancenorm")),
-            _elementwise(2),
+            _free,
             params=_affine_params,
             buffers=_instancenorm_buffers,
             inferred={"num_features": lambda s: _feature_map(s, "instancenorm")[0]},
@@ -879,7 +864,7 @@ OPS: dict[str, Op] = {
             (("size", REQUIRED), ("alpha", 1e-4), ("beta", 0.75), ("k", 1.0)),
             _map_shape("local_response_norm"),
             lambda a: ("nn.LocalResponseNorm", [a["size"]], _non_default(a, "local_response_norm", skip=("size",))),
-            lambda a, s, out: Cost(0, (a["size"] + 1) * numel(out)),
+            _free,
             functional="F.local_response_norm",
             layout="map",
         ),
@@ -889,7 +874,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.ReLU", "relu"),
-            _elementwise(1),
+            _free,
             functional="F.relu",
         ),
         Op(
@@ -898,17 +883,17 @@ OPS: dict[str, Op] = {
             (),
             _same_shape,
             _simple_module("nn.Sigmoid", "sigmoid"),
-            _elementwise(1),
+            _free,
             functional="torch.sigmoid",
         ),
-        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), _elementwise(1), functional="torch.tanh"),
+        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), _free, functional="torch.tanh"),
         Op(
             "relu6",
             "ReLU capped at 6 (`nn.ReLU6`), as MobileNet uses it.",
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.ReLU6", "relu6"),
-            _elementwise(1),
+            _free,
             functional="F.relu6",
         ),
         Op(
@@ -917,7 +902,7 @@ OPS: dict[str, Op] = {
             (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)),
             _same_shape,
             _simple_module("nn.Hardtanh", "hardtanh"),
-            _elementwise(1),
+            _free,
             functional="F.hardtanh",
             check=_hardtanh_check,
         ),
@@ -927,7 +912,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.SiLU", "silu"),
-            _elementwise(1),
+            _free,
             functional="F.silu",
         ),
         Op(
@@ -936,7 +921,7 @@ OPS: dict[str, Op] = {
             (("approximate", "none"),),
             _same_shape,
             _simple_module("nn.GELU", "gelu"),
-            _elementwise(1),
+            _free,
             functional="F.gelu",
         ),
         Op(
@@ -945,7 +930,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.Hardswish", "hardswish"),
-            _elementwise(1),
+            _free,
             functional="F.hardswish",
         ),
         Op(
@@ -954,7 +939,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.Hardsigmoid", "hardsigmoid"),
-            _elementwise(1),
+            _free,
             functional="F.hardsigmoid",
         ),
         Op(
@@ -963,7 +948,7 @@ OPS: dict[str, Op] = {
             (("negative_slope", 0.01), ("inplace", False)),
             _same_shape,
             _simple_module("nn.LeakyReLU", "leaky_relu"),
-            _elementwise(1),
+            _free,
             functional="F.leaky_relu",
         ),
         Op(
@@ -972,7 +957,7 @@ OPS: dict[str, Op] = {
             (("alpha", 1.0), ("inplace", False)),
             _same_shape,
             _simple_module("nn.ELU", "elu"),
-            _elementwise(1),
+            _free,
             functional="F.elu",
         ),
         Op(
@@ -981,7 +966,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.Mish", "mish"),
-            _elementwise(1),
+            _free,
             functional="F.mish",
         ),
         Op(
@@ -990,7 +975,7 @@ OPS: dict[str, Op] = {
             (("dim", REQUIRED),),
             _softmax_shape("softmax"),
             _simple_module("nn.Softmax", "softmax"),
-            _elementwise(1),
+            _free,
             functional="F.softmax",
         ),
         Op(
@@ -999,7 +984,7 @@ OPS: dict[str, Op] = {
             (("dim", REQUIRED),),
             _softmax_shape("log_softmax"),
             _simple_module("nn.LogSoftmax", "log_softmax"),
-            _elementwise(1),
+            _free,
             functional="F.log_softmax",
         ),
         Op(
@@ -1008,7 +993,7 @@ OPS: dict[str, Op] = {
             (("num_parameters", 1), ("init", 0.25)),
             _same_shape,
             _simple_module("nn.PReLU", "prelu"),
-            _elementwise(1),
+            _free,
             check=_prelu_check,
             params=lambda a: a["num_parameters"],
         ),
@@ -1018,7 +1003,7 @@ OPS: dict[str, Op] = {
             (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False)),
             _pool_shape,
             _simple_module("nn.MaxPool2d", "maxpool"),
-            _window_cost,
+            _free,
             functional="F.max_pool2d",
             check=_pool_check,
             layout="map",
@@ -1029,7 +1014,7 @@ OPS: dict[str, Op] = {
             (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True)),
             _pool_shape,
             _simple_module("nn.AvgPool2d", "avgpool"),
-            _window_cost,
+            _free,
             functional="F.avg_pool2d",
             check=_pool_check,
             layout="map",
@@ -1040,7 +1025,7 @@ OPS: dict[str, Op] = {
             (("output_size", REQUIRED),),
             _adaptive_shape,
             _simple_module("nn.AdaptiveAvgPool2d", "adaptive_avgpool"),
-            _input_cost,
+            _free,
             functional="F.adaptive_avg_pool2d",
             layout="map",
         ),
@@ -1050,7 +1035,7 @@ OPS: dict[str, Op] = {
             (("output_size", REQUIRED),),
             _adaptive_shape,
             _simple_module("nn.AdaptiveMaxPool2d", "adaptive_maxpool"),
-            _input_cost,
+            _free,
             functional="F.adaptive_max_pool2d",
             layout="map",
         ),
@@ -1098,7 +1083,7 @@ OPS: dict[str, Op] = {
             (("dim", REQUIRED), ("keepdim", False)),
             _reduce_shape("mean"),
             lambda a: ("", [], {}),
-            _input_cost,
+            _free,
             functional="torch.mean",
             axes=_reduce_axes,
             positional=("dim",),
@@ -1110,7 +1095,7 @@ OPS: dict[str, Op] = {
             (("dim", REQUIRED), ("keepdim", False)),
             _reduce_shape("amax"),
             lambda a: ("", [], {}),
-            _input_cost,
+            _free,
             functional="torch.amax",
             axes=_reduce_axes,
             positional=("dim",),

@@ -139,7 +139,8 @@ def render_report(compiled: Compiled, svg: str, boxes: dict[str, tuple[str, list
         ("input", fmt_shape(tuple(data["input"]))),
         ("params", f"{data['params']:,}"),
         ("MACs", f"{data['macs']:,}"),
-        ("receptive field", "×".join(str(s) for s in data["receptive_field"]["size"])),
+        ("receptive field", f"{'×'.join(str(s) for s in data['receptive_field']['size'])} at {data['receptive_field_at']}"),
+        ("at the output", "×".join(str(s) for s in data["output_receptive_field"]["size"])),
     ]
     if depth is not None:
         figures.append(("folded to depth", str(depth)))
