@@ -26,6 +26,7 @@ from archc.sema.forward import (
     forward_call,
     forward_condition,
     join_dim,
+    members_loop,
     tensor_arithmetic,
     tensor_subscripts,
     unpack_call,
@@ -242,6 +243,7 @@ class BlockInstance(Instance):
         self.slots: dict[str, Slot] = {}
         self.child_orders: list[int] = []
         self.declared = S.declared_members(defn.body) if defn else set()
+        self.loop_members: dict[str, str] = {}  # a forward loop's name -> the member it stands for now
 
     def declare(self, name: str | None, spec: Spec, loc: Loc) -> None:
         order = len(self.slots)
@@ -329,6 +331,7 @@ class BlockInstance(Instance):
                 )
             return [x], []
         forward = self.defn.forward
+        members_loop(forward)  # E084 for a loop in a form archc does not take
         scope = self.scope.child()
         scope.values[forward.arg] = x
         result = self.run_forward_body(forward.body, scope, set())
@@ -366,6 +369,15 @@ class BlockInstance(Instance):
                         )
                     for name, piece in zip(names, pieces, strict=True):
                         scope.values[name] = piece
+                case S.For(var=var, body=loop_body):
+                    # `for layer in members`: the body once per member, in the order declared.
+                    declared = self.declared
+                    self.declared = declared | {var}
+                    for member in list(self.slots):
+                        self.loop_members[var] = member
+                        self.run_forward_body(loop_body, scope, aux_names)
+                    self.loop_members.pop(var, None)
+                    self.declared = declared
                 case S.If(test=test, body=then, orelse=orelse):
                     result = self.run_forward_body(then if forward_condition(evaluate(test, scope), test) else orelse, scope, aux_names)
                     if result is not None:
@@ -423,6 +435,7 @@ class BlockInstance(Instance):
                 meaning = forward_call(expr, self.declared)
                 match meaning:
                     case ApplyMember(name=func, optional=optional):
+                        func = self.loop_members.get(func, func)
                         if func not in self.slots and not optional:
                             raise ArchError(
                                 "E022",

@@ -97,6 +97,7 @@ CODES: dict[str, str] = {
     "E081": "member, `cat` or inline op applied to the wrong arguments",
     "E082": "op with weights used inline",
     "E083": "wrong outputs of a forward",
+    "E084": "a forward loop archc does not take",
     # Command-line usage
     "E090": "malformed -D definition",
     "E091": "not a directory",

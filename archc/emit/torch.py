@@ -35,6 +35,7 @@ from archc.sema.forward import (
     forward_call,
     forward_condition,
     join_dim,
+    members_loop,
     tensor_arithmetic,
     tensor_subscripts,
     unpack_call,
@@ -215,6 +216,12 @@ class ClassWriter:
         # declared under the same `if` sees `a`.
         self.guarded: dict[str, tuple[str, Any]] = {}
         self.declared = S.declared_members(defn.body)
+        # A forward that runs over the members (`for layer in members`): the members are built in order, as in a block
+        # without a forward, each on the tensor the loop carries to it, and the loop's name applies each in turn.
+        self.members_loop = members_loop(defn.forward)
+        if self.members_loop is not None:
+            self.declared = self.declared | {self.members_loop.var}
+        self.loop_member_shape: tuple[Any, ...] = ()
         self.forward_conditions: list[Any] = []  # the forward `if`s being written, in the constructor's terms
         # `let`s bound inside an `if` or a `for`: their value depends on the branch taken or the iteration (an
         # accumulator like `let total = total + d`), so the class computes them in Python variables.
@@ -326,7 +333,10 @@ class ClassWriter:
         scope = Scope(args, in_channels=in_shape[0] if self.defn.kind == "block" else None)
         self._start_shape = in_shape
         self.body_scope = scope
+        self.scope = scope
         self.body(self.defn.body, scope, 0)
+        if self.members_loop is not None:
+            return self.loop_forward(in_shape)
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
                 self.sequential = True
@@ -511,7 +521,7 @@ class ClassWriter:
 
     def enter_control(self, indent: int) -> None:
         """A sequential body entering a loop or symbolic branch tracks its channels in a variable."""
-        if self.defn.forward is not None or self.shape_only:
+        if (self.defn.forward is not None and self.members_loop is None) or self.shape_only:
             return
         self.sequential = True
         if not self.seq_shape:
@@ -533,7 +543,7 @@ class ClassWriter:
             for cond in self.conditions:
                 present = boolean("and", present, cond)
             self.member_conditions[name] = present
-        if self.defn.forward is not None:
+        if self.defn.forward is not None and self.members_loop is None:
             if name is None:
                 raise ArchError("E024", "a block with a forward names its members", loc, "give it a name: `name = ...`")
             placeholder = Placeholder(indent, name, spec, name in self.optional_members, condition=self.member_conditions[name])
@@ -561,6 +571,9 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
+        if self.members_loop is not None:
+            # The next member takes what the forward's loop makes of this one's input and output.
+            out = self.loop_step(self.seq_shape, out)
         if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]) and not is_unknown(out[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
@@ -571,6 +584,36 @@ class ClassWriter:
         return self._start_shape
 
     # Forward
+
+    def loop_step(self, running: tuple[Any, ...], member_out: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The shape the forward's loop over the members carries on, given the shape it carried to a member and that
+        member's output shape: its body run on them, symbolically, writing nothing."""
+        assert self.members_loop is not None and self.defn.forward is not None
+        saved = self.forward_lines, set(self.forward_vars)
+        self.forward_lines = []
+        self.loop_member_shape = member_out
+        arg = self.defn.forward.arg
+        env: dict[str, Any] = {arg: TVal(arg, running)}
+        self.forward_stmts(self.members_loop.body, env, running)
+        self.forward_lines, self.forward_vars = saved
+        carried = env[arg]
+        return carried.shape if isinstance(carried, TVal) else running
+
+    def loop_forward(self, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`for layer in members { ... } return x`: a Python loop over the module's children."""
+        assert self.members_loop is not None and self.defn.forward is not None
+        arg, var = self.defn.forward.arg, self.members_loop.var
+        if arg != "x":
+            _check_identifier(arg, self.defn.forward.loc, taken=self.gen.taken)
+        _check_identifier(var, self.defn.forward.loc, taken=self.gen.taken)
+        self.forward_vars = {arg, var}
+        self.line(f"for {var} in self.children():")
+        mark = len(self.forward_lines)
+        self.loop_member_shape = tuple(UNKNOWN for _ in in_shape)
+        self.forward_stmts(self.members_loop.body, {arg: TVal(arg, tuple(UNKNOWN for _ in in_shape))}, in_shape)
+        self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+        self.line(f"return {arg}")
+        return self.seq_shape if self.seq_shape else in_shape
 
     def chain_forward(self, scope: Scope, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
         """A forward that applies the named members in order."""
@@ -848,6 +891,9 @@ class ClassWriter:
         x = self.tensor(args[0], env, target)
         if not isinstance(x, TVal):
             raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+        if self.members_loop is not None and func == self.members_loop.var:
+            self.line(f"{target} = {func}({x.var})")
+            return TVal(target, self.loop_member_shape)
         if func not in self.members:
             return x
         out_shape = self.apply_member(func, x, expr.loc)
@@ -998,7 +1044,7 @@ class ClassWriter:
             docstring_lines(doc),
             signature.params,
             init,
-            [] if self.sequential else self.forward_lines,
+            [] if self.sequential and self.members_loop is None else self.forward_lines,
             self.returns,
             self.defn.forward.arg if self.defn.forward else "x",
             self.extra,

@@ -300,7 +300,7 @@ class _Formatter:
             self._emit(parts, indent)
         elif kind in ("if_stmt", "forward_if"):
             self.if_stmt(kids, indent)
-        elif kind == "for_stmt":
+        elif kind in ("for_stmt", "forward_for"):
             parts = []
             for k in kids[:-2]:
                 assert isinstance(k, Token)

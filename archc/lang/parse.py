@@ -249,6 +249,8 @@ class _ToAst(Transformer[Token, Any]):
             return S.For(self._loc(meta), None, str(first), iterable, body)
         return S.For(self._loc(meta), str(first), str(second), iterable, body)
 
+    forward_for = for_stmt
+
     @v_args(meta=True)
     def meta_stmt(self, meta: Any, items: list[Any]) -> S.Meta:
         return S.Meta(self._loc(meta), dict(i for i in items if i is not None))

@@ -16,7 +16,7 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call, unpack_call
+from archc.sema.forward import InlineOp, forward_call, members_loop, unpack_call
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -110,7 +110,14 @@ class _Checker:
                 self.value(p.default, bound)
             bound.add(p.name)
         params = set(bound)
-        self.member_rules(defn.body, defn.forward is not None, in_loop=False)
+        loops = False
+        try:
+            loops = members_loop(defn.forward) is not None
+        except ArchError as e:
+            self.errors.append(e)
+            loops = True  # a loop meant to run over the members: its members' names are not what is wrong
+        # A forward that runs over the members takes them in order, as a block without a forward: numbered or named.
+        self.member_rules(defn.body, defn.forward is not None and not loops, in_loop=False)
         if defn.root is not None:
             self.value(defn.root, params)
         self.body(defn.body, set(params))
@@ -153,6 +160,14 @@ class _Checker:
                     for a in [*stmt.value.args, *stmt.value.kwargs.values()]:
                         self.flow(a, known)
                 known |= set(stmt.names)
+            elif isinstance(stmt, S.For):
+                # `for layer in members`: the loop's name applies each member (members_loop checks the form).
+                members = self.members
+                self.members = members | {stmt.var}
+                inside = known | {stmt.var}
+                self.forward(stmt.body, inside)
+                self.members = members
+                known |= inside - {stmt.var}
             elif isinstance(stmt, S.If):
                 self.value(stmt.test, known)
                 then, orelse = set(known), set(known)
@@ -260,7 +275,8 @@ class _Checker:
                             "E024",
                             "a block with a forward applies its members by name, so their names are identifiers",
                             stmt.loc,
-                            'computed names ("layer{i}") are for blocks whose members run in order (no forward)',
+                            'computed names ("layer{i}") are for blocks whose members run in order: no forward, or one that'
+                            " loops over them (`for layer in members`)",
                         )
                     )
                 case S.If(body=then, orelse=orelse):

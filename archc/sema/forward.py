@@ -185,3 +185,55 @@ def tensor_subscripts(expr: S.Index, value: Callable[[S.Expr], Any]) -> tuple[An
         else:
             items.append(bound(part))
     return tuple(items)
+
+
+# The name a forward loop runs over: the block's members, in the order declared.
+MEMBERS = "members"
+
+
+@dataclass(frozen=True)
+class MembersLoop:
+    """A forward `for layer in members { ... } return x`: the body run once per member, in the order declared, with
+    `var` naming it; the tensor the forward takes is carried from one iteration to the next and returned."""
+
+    var: str
+    body: list[S.Stmt]
+
+
+def members_loop(forward: S.Forward | None) -> MembersLoop | None:
+    """The loop of a forward that runs over the block's members, or None for a forward without one; E084 for a loop
+    in another form. The form is one loop, its body assignments, then `return` of the forward's argument."""
+    if forward is None:
+        return None
+    loops = [s for s in S.walk(forward.body) if isinstance(s, S.For)]
+    if not loops:
+        return None
+    first = loops[0]
+    example = f"for layer in {MEMBERS} {{ {forward.arg} = cat({forward.arg}, layer({forward.arg})) }} then `return {forward.arg}`"
+    if not (isinstance(first.iterable, S.Name) and first.iterable.name == MEMBERS) or first.index is not None:
+        raise ArchError(
+            "E084",
+            "a forward's `for` runs over the block's members",
+            first.iterable.loc,
+            f"write `for layer in {MEMBERS}`; a loop over values builds members in the block's body",
+        )
+    body = forward.body
+    returned = body[1].values if len(body) == 2 and isinstance(body[1], S.Return) else []
+    if body[0] is not first or len(returned) != 1 or not isinstance(returned[0], S.Name) or returned[0].name != forward.arg:
+        raise ArchError(
+            "E084",
+            f"a forward that loops over the members is the loop, then `return {forward.arg}`",
+            first.loc,
+            f"carry the forward's tensor through the loop: {example}",
+        )
+    for stmt in first.body:
+        if not isinstance(stmt, S.Assign) or stmt.aux:
+            raise ArchError(
+                "E084",
+                "a loop over the members assigns tensors, one statement each",
+                stmt.loc,
+                f"e.g. {example}",
+            )
+    if not any(isinstance(s, S.Assign) and s.name == forward.arg for s in first.body):
+        raise ArchError("E084", f"the loop never assigns `{forward.arg}`, so it does nothing", first.loc, f"e.g. {example}")
+    return MembersLoop(first.var, first.body)
