@@ -98,7 +98,6 @@ class Layer(_Frozen):
     shape: list[int]
     params: int
     macs: int
-    other_ops: int
     receptive_field: ReceptiveField
     activation_bytes: int
     training_only: bool
@@ -118,9 +117,13 @@ class Report(_Frozen):
     trainable_params: int
     buffers: int
     macs: int
-    other_ops: int
     training_only_macs: int
     receptive_field: ReceptiveField
+    """the headline: of the last spatial feature map (docs/analysis.md)"""
+    receptive_field_at: str
+    """the name of that map's node"""
+    output_receptive_field: ReceptiveField
+    """of the eval-mode output: through global pooling, for a classifier"""
     memory: Memory
     warnings: list[str]
     layers: list[Layer]

@@ -28,16 +28,31 @@ from archc.passes.memory import DTYPE_BYTES  # noqa: E402
 
 def _input_shape(text: str) -> tuple[int, int, int]:
     parts = text.lower().replace("×", "x").split("x")
-    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, e.g. 3x224x224, got {text!r}")
+    if len(parts) != 3 or not all(p.strip().isascii() and p.strip().isdigit() and 0 < int(p) <= 2**31 - 1 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers up to 2**31 - 1, e.g. 3x224x224, got {text!r}")
     c, h, w = (int(p) for p in parts)
     return c, h, w
 
 
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
+    if not (text.isascii() and text.isdigit()) or int(text) <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(text)
+
+
+def _fold_depth(text: str) -> int | str:
+    """`--depth` of diagram and report: a positive number of levels, or `all`."""
+    if text == "all":
+        return text
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or all, got {text!r}")
+    return int(text)
+
+
+FOLD_HELP = (
+    "fold modules below the first N levels of names (1: stages, 2: blocks); all: draw every layer; "
+    "default: the deepest N whose picture fits a page (at most 24 boxes from input to output, 60 in all)"
+)
 
 
 def _allow_import_outside(p: argparse.ArgumentParser) -> None:
@@ -66,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         where = ", or a folder: every .arch file under it" if name == "check" else ""
         p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC", help=f"a .arch file{where}")
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
-        p.add_argument("--max-nodes", type=int, default=200_000, help="refuse networks with more graph nodes (default 200000)")
+        p.add_argument("--max-nodes", type=_positive, default=200_000, help="refuse networks with more graph nodes (default 200000)")
         _allow_import_outside(p)
         return p
 
@@ -89,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), help="output format (default: the output's extension, else svg)")
-    p.add_argument("--depth", type=_positive, metavar="N", help="fold modules below the first N levels of names")
+    p.add_argument("--depth", type=_fold_depth, metavar="N|all", help=FOLD_HELP)
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
     p.add_argument(
         "-o",
@@ -104,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
     p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
-    p.add_argument("--depth", type=_positive, metavar="N", help="fold the diagram below the first N levels of names")
+    p.add_argument("--depth", type=_fold_depth, metavar="N|all", help=FOLD_HELP + "; the table follows it")
     _spec_options(p)
     p = sub.add_parser(
         "zoo", help="list the specs of a directory with their metadata and parameters", description="list the specs of a directory"
@@ -505,7 +520,7 @@ def _data_name(text: str) -> str:
     if text in TRAIN_DATA or (text.startswith("imagefolder:") and len(text) > len("imagefolder:")):
         return text
     size = text.partition(":")[2]
-    if text.startswith("fake:") and size.isdigit() and int(size) > 0:
+    if text.startswith("fake:") and size.isascii() and size.isdigit() and int(size) > 0:
         return text
     raise argparse.ArgumentTypeError(f"unknown data {text!r}: use digits, fashion-mnist, cifar10, imagefolder:PATH, fake or fake:N")
 

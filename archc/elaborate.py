@@ -19,7 +19,18 @@ from archc.lang import syntax as S
 from archc.passes.shapes import infer_axes, infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic, unpack_call
+from archc.sema.forward import (
+    ApplyMember,
+    InlineOp,
+    Join,
+    forward_call,
+    forward_condition,
+    join_dim,
+    members_loop,
+    tensor_arithmetic,
+    tensor_subscripts,
+    unpack_call,
+)
 from archc.sema.names import member_name
 from archc.sema.program import Program
 
@@ -63,6 +74,7 @@ class Elaborator:
         self.training_only = False
         self.inline_counts: dict[str, int] = {}
         self.depth = 0
+        self.input_given = False  # the input size is the caller's (--input), not the spec's `input`
         self.iterations = 0  # loop iterations so far, bounded like the nodes
 
     # Constructors
@@ -121,12 +133,13 @@ class Elaborator:
         self.nodes.append(node)
         return Tensor(node.id, tuple(shape), axes)
 
-    def origin(self, t: Tensor) -> tuple[Loc, str]:
+    def origin(self, t: Tensor) -> tuple[Loc | None, str]:
         """Where the node that made `t` stands in the spec, and what it is: for the notes of a mismatch."""
         node = self.nodes[t.node]
         loc = Loc(node.loc.file, node.loc.line, node.loc.column)
         if node.op == "input":
-            return loc, "the network's input"
+            # An input size given by the caller (--input) is not the one the spec's `input` line shows.
+            return (None, "the network's input, its size given by --input") if self.input_given else (loc, "the network's input")
         kind = "" if node.name.rpartition(".")[2].startswith(node.op) else f" ({node.op})"
         return loc, f"the output of `{node.name}`{kind}, made here"
 
@@ -230,6 +243,7 @@ class BlockInstance(Instance):
         self.slots: dict[str, Slot] = {}
         self.child_orders: list[int] = []
         self.declared = S.declared_members(defn.body) if defn else set()
+        self.loop_members: dict[str, str] = {}  # a forward loop's name -> the member it stands for now
 
     def declare(self, name: str | None, spec: Spec, loc: Loc) -> None:
         order = len(self.slots)
@@ -317,6 +331,7 @@ class BlockInstance(Instance):
                 )
             return [x], []
         forward = self.defn.forward
+        members_loop(forward)  # E084 for a loop in a form archc does not take
         scope = self.scope.child()
         scope.values[forward.arg] = x
         result = self.run_forward_body(forward.body, scope, set())
@@ -354,6 +369,15 @@ class BlockInstance(Instance):
                         )
                     for name, piece in zip(names, pieces, strict=True):
                         scope.values[name] = piece
+                case S.For(var=var, body=loop_body):
+                    # `for layer in members`: the body once per member, in the order declared.
+                    declared = self.declared
+                    self.declared = declared | {var}
+                    for member in list(self.slots):
+                        self.loop_members[var] = member
+                        self.run_forward_body(loop_body, scope, aux_names)
+                    self.loop_members.pop(var, None)
+                    self.declared = declared
                 case S.If(test=test, body=then, orelse=orelse):
                     result = self.run_forward_body(then if forward_condition(evaluate(test, scope), test) else orelse, scope, aux_names)
                     if result is not None:
@@ -411,6 +435,7 @@ class BlockInstance(Instance):
                 meaning = forward_call(expr, self.declared)
                 match meaning:
                     case ApplyMember(name=func, optional=optional):
+                        func = self.loop_members.get(func, func)
                         if func not in self.slots and not optional:
                             raise ArchError(
                                 "E022",
@@ -427,10 +452,19 @@ class BlockInstance(Instance):
                         return self.member(func, x, expr.loc).apply(x, expr.loc)
                     case Join():
                         tensors = [self.eval_tensor(a, scope) for a in expr.args]
-                        if expr.kwargs or not tensors or not all(isinstance(t, Tensor) for t in tensors):
+                        if not tensors or not all(isinstance(t, Tensor) for t in tensors):
                             raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
+                        dim = join_dim(expr, lambda e: evaluate(e, scope))
+                        try:
+                            shapes = ops.joined_shapes([t.shape for t in tensors], [t.batched for t in tensors])
+                        except ops.OpError as e:
+                            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                        tensors = [
+                            Tensor(t.node, sh, t.axes if t.batched else t.axes[1:], t.batched)
+                            for t, sh in zip(tensors, shapes, strict=True)
+                        ]
                         return self.elab.add_node(
-                            ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": 1}, tensors, self.module.path, expr.loc
+                            ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": dim}, tensors, self.module.path, expr.loc
                         )
                     case InlineOp(op=op):
                         return self.inline_op(op, expr, scope)
@@ -449,12 +483,10 @@ class BlockInstance(Instance):
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
-            case S.Index(target=target) if isinstance(self.eval_tensor(target, scope), Tensor):
-                raise ArchError(
-                    "E042",
-                    "a tensor cannot be indexed in a forward",
-                    expr.loc,
-                    "split it with `chunk(x, n, dim = d)` and unpack the parts; indexing and slicing tensors is not in the language yet",
+            case S.Index(target=target) if isinstance(x := self.eval_tensor(target, scope), Tensor):
+                items = tensor_subscripts(expr, lambda e: evaluate(e, scope))
+                return self.elab.add_node(
+                    "index", None, self.elab.inline_name(self.module.path, "index"), {"items": items}, [x], self.module.path, expr.loc
                 )
             case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type == ops.PARAM:
                 return self.read_param(name, expr.loc)
@@ -490,7 +522,7 @@ class BlockInstance(Instance):
                 self.elab.add_node(
                     op.name, None, self.elab.inline_name(self.module.path, op.name), {**attrs, "index": i}, [x], self.module.path, expr.loc
                 )
-                for i in range(attrs["chunks"])
+                for i in range(ops.pieces(op, attrs))
             )
         return self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
 
@@ -536,6 +568,13 @@ def elaborate(
     dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]
     for d, e in zip(dims, arch.input.dims, strict=True):
         if not isinstance(d, int) or isinstance(d, bool) or not 0 < d <= ops.MAX_SIZE:
+            if input_shape is not None:  # the caller's size, not the spec's `input`
+                raise ArchError(
+                    "E044",
+                    f"the input size given (--input) must be positive integers up to 2**31 - 1, got {d!r}",
+                    None,
+                    "channels, height and width, e.g. --input 3x224x224",
+                )
             raise ArchError(
                 "E044",
                 f"input sizes must be positive integers up to 2**31 - 1, got {d!r}",
@@ -544,6 +583,7 @@ def elaborate(
             )
     meta = {k: evaluate(v, scope) for k, v in arch.meta.items()}
     elab = Elaborator(program, max_nodes)
+    elab.input_given = input_shape is not None
     x = _input_node(elab, dims, arch.input.loc)
     if arch.root is not None:
         spec = elab.make_spec(arch.root, scope)

@@ -8,6 +8,8 @@ E10x training.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +97,7 @@ CODES: dict[str, str] = {
     "E081": "member, `cat` or inline op applied to the wrong arguments",
     "E082": "op with weights used inline",
     "E083": "wrong outputs of a forward",
+    "E084": "a forward loop archc does not take",
     # Command-line usage
     "E090": "malformed -D definition",
     "E091": "not a directory",
@@ -136,19 +139,20 @@ class ArchError(Exception):
         self.notes: list[Note] = list(notes or [])
 
     def render(self) -> str:
-        """The error as the CLI prints it."""
-        head = f"error[{self.code}]: {self.message}"
-        lines = [head if self.loc is None else f"{self.loc}: {head}"]
+        """The error as the CLI prints it: the spec's text in it (names, strings, the quoted line) with control and
+        formatting characters escaped, so none reaches the terminal, and overlong words cut."""
+        head = f"error[{self.code}]: {_printable(self.message)}"
+        lines = [head if self.loc is None else f"{_escaped(str(self.loc))}: {head}"]
         if self.loc is not None:
             lines += _snippet(self.loc)
         for loc, text in self.notes:
             if loc is None:
-                lines.append(f"note: {text}")
+                lines.append(f"note: {_printable(text)}")
             else:
-                lines.append(f"note: {loc}: {text}")
+                lines.append(f"note: {_escaped(str(loc))}: {_printable(text)}")
                 lines += _snippet(loc)
         if self.hint:
-            lines.append(f"help: {self.hint}")
+            lines.append(f"help: {_printable(self.hint)}")
         return "\n".join(lines)
 
 
@@ -184,14 +188,67 @@ def raise_all(errors: list[ArchError]) -> None:
         raise ArchErrors(errors)
 
 
+# Characters never printed as they are: controls (escape sequences, carriage returns, form feeds), formatting
+# characters (bidirectional overrides, zero-width joiners) and line or paragraph separators. Tabs stay.
+_HIDDEN = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+# A quoted line longer than this is shown as a window of it around the column; a word of a message longer than
+# _LONG_WORD (a name of a megabyte, not a long path) is cut to its first _WORD_KEPT characters.
+_LINE_WINDOW = 160
+_LONG_WORD = 1000
+_WORD_KEPT = 100
+_WORD = re.compile(rf"\S{{{_LONG_WORD + 1},}}")
+
+
+def _visible(ch: str) -> str:
+    """A character as printed: itself, or its escape (`\\x1b`, `\\u2028`) when it is hidden."""
+    if ch == "\t" or unicodedata.category(ch) not in _HIDDEN:
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def _escaped(text: str) -> str:
+    """`text` with hidden characters escaped, line breaks kept."""
+    return "".join(ch if ch == "\n" else _visible(ch) for ch in text)
+
+
+def _printable(text: str) -> str:
+    """A message's text with hidden characters escaped (line breaks kept) and words over _LONG_WORD cut."""
+    return _WORD.sub(lambda m: f"{m[0][:_WORD_KEPT]}… ({len(m[0]) - _WORD_KEPT:,} more characters)", _escaped(text))
+
+
 def _snippet(loc: Loc) -> list[str]:
-    """The source line at `loc` with a caret under its column, or nothing when the source is not at hand."""
+    """The source line at `loc` with a caret under its column, or nothing when the source is not at hand. Hidden
+    characters are shown escaped, a long line as the part around the column, and the caret is placed by display
+    width (a CJK character takes two cells, a combining accent none)."""
     source = _source_line(loc)
     if source is None:
         return []
+    from rich.cells import cell_len
+
+    column = max(loc.column - 1, 0)
+    start, end, before, after = 0, len(source), "", ""
+    if len(source) > _LINE_WINDOW:
+        start = max(0, min(column - _LINE_WINDOW // 2, len(source) - _LINE_WINDOW))
+        end = start + _LINE_WINDOW
+        before = "…" if start > 0 else ""
+        after = "…" if end < len(source) else ""
+    shown = [_visible(ch) for ch in source[start:end]]
     gutter = f"{loc.line} | "
-    caret_pad = "".join("\t" if ch == "\t" else " " for ch in source[: loc.column - 1])
-    return [gutter + source, " " * len(gutter) + caret_pad + "^"]
+    caret_pad = " " * cell_len(before) + "".join("\t" if ch == "\t" else " " * cell_len(ch) for ch in shown[: column - start])
+    return [gutter + before + "".join(shown) + after, " " * len(gutter) + caret_pad + "^"]
+
+
+def source_lines(text: str) -> list[str]:
+    """The lines of a spec as archc counts them (and Lark, once `normalize_newlines` has run): ended by `\\n`,
+    `\\r\\n` or a lone `\\r`, and by nothing else (a form feed or U+2028 is a character of its line)."""
+    return normalize_newlines(text).split("\n")
+
+
+def normalize_newlines(text: str) -> str:
+    """`\\r\\n` and lone `\\r` as `\\n`; every other character, and every offset, unchanged but for the `\\r`
+    that a `\\r\\n` loses."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 # Source texts by file name, registered by the parser so errors can quote specs that never touched the disk.
@@ -204,10 +261,10 @@ def _source_line(loc: Loc) -> str | None:
     text = SOURCES.get(loc.file)
     if text is None:
         try:
-            text = Path(loc.file).read_text(encoding="utf-8", errors="replace")
+            text = Path(loc.file).read_text(encoding="utf-8-sig", errors="replace")
         except OSError:
             return None
-    lines = text.splitlines()
+    lines = source_lines(text)
     if 1 <= loc.line <= len(lines):
-        return lines[loc.line - 1].rstrip("\r\n")
+        return lines[loc.line - 1]
     return None

@@ -210,6 +210,29 @@ def _dim(value: Any, rank: int, op: str, arg: str) -> int:
     return int(dim)
 
 
+def dimension(value: Any, rank: int, op: str, arg: str) -> int:
+    """`_dim` for callers outside the op table (cat's `dim`), raising OpError alike."""
+    return _dim(value, rank, op, arg)
+
+
+def joined_shapes(shapes: list[Shape], batched: list[bool]) -> list[Shape]:
+    """The shapes `cat` joins, batch left out: a learnable tensor (`batched` False) with a leading 1 is expanded to
+    the batch (a class token, (1, 1, D), joins N×L×D tokens as 1×D)."""
+    rank = max((len(s) for s, b in zip(shapes, batched, strict=True) if b), default=None)
+    out = []
+    for s, b in zip(shapes, batched, strict=True):
+        if not b:
+            if rank is None or len(s) != rank + 1 or s[0] != 1:
+                raise OpError(
+                    "E031",
+                    f"a learnable tensor of shape {'×'.join(str(d) for d in s)} cannot join activations of rank {rank}",
+                    "give it a leading 1 for the batch, to which it is expanded: a class token is param((1, 1, dim))",
+                )
+            s = tuple(s[1:])
+        out.append(s)
+    return out
+
+
 def _flatten_range(a: Attrs, s: Shape) -> tuple[int, int]:
     start = a["start_dim"]
     if not isinstance(start, int) or isinstance(start, bool) or not 1 <= start <= len(s):
@@ -285,6 +308,26 @@ def _chunk_shape(a: Attrs, s: Shape) -> Shape:
     return (*s[: dim - 1], size // chunks, *s[dim:])
 
 
+def _split_shape(a: Attrs, s: Shape) -> Shape:
+    dim = _dim(a["dim"], len(s), "split", "dim")
+    sizes, whole = a["split_sizes"], s[dim - 1]
+    if not isinstance(sizes, tuple) or not sizes or not all(_is_int(v) and v > 0 for v in sizes):
+        raise OpError("E016", f"split: `split_sizes` must be a tuple of positive sizes, got {sizes!r}", "e.g. (16, 48)", arg="split_sizes")
+    if _is_int(whole) and sum(sizes) != whole:
+        raise OpError(
+            "E016",
+            f"split: sizes {sizes} add up to {sum(sizes)}, and dimension {dim} of {fmt_shape(s)} has {whole}",
+            "the parts must add up to the whole dimension",
+            arg="split_sizes",
+        )
+    return (*s[: dim - 1], sizes[a.get("index", 0)], *s[dim:])
+
+
+def pieces(op: Op, attrs: Attrs) -> int:
+    """How many tensors a multi-output op returns."""
+    return int(attrs["chunks"]) if op.name == "chunk" else len(attrs["split_sizes"])
+
+
 def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
     dims = a["dims"]
     if not isinstance(dims, tuple) or sorted(dims) != list(range(rank + 1)):
@@ -341,6 +384,170 @@ def softmax_axis(dim: Any, s: Shape, op: str) -> int:
             arg="dim",
         )
     return int(dim % rank) - 1
+
+
+def _dims(value: Any, rank: int, op: str) -> tuple[int, ...]:
+    """One PyTorch dimension or a tuple of them (the batch is 0, refused), as sorted positive indices."""
+    values = value if isinstance(value, tuple) else (value,)
+    if not values:
+        raise OpError("E038", f"{op}: `dim` names no dimension", "e.g. dim = (2, 3) for the height and width", arg="dim")
+    dims = sorted({_dim(v, rank, op, "dim") for v in values})
+    if len(dims) != len(values):
+        raise OpError("E038", f"{op}: `dim` names a dimension twice, {value!r}", arg="dim")
+    return tuple(dims)
+
+
+def _reduce_shape(op: str) -> Callable[[Attrs, Shape], Shape]:
+    def rule(a: Attrs, s: Shape) -> Shape:
+        dims = _dims(a["dim"], len(s), op)
+        if a["keepdim"]:
+            return tuple(1 if i + 1 in dims else d for i, d in enumerate(s))
+        return tuple(d for i, d in enumerate(s) if i + 1 not in dims)
+
+    return rule
+
+
+def _reduce_axes(a: Attrs, axes: Axes) -> Axes:
+    if a["keepdim"]:
+        return axes
+    dims = _dims(a["dim"], len(axes), "reduction")
+    return tuple(x for i, x in enumerate(axes) if i + 1 not in dims)
+
+
+def reduced_axes(node_attrs: Attrs, rank: int) -> tuple[int, ...]:
+    """The dimensions (0-based, batch left out) a reduction node reduces, for the passes."""
+    return tuple(d - 1 for d in _dims(node_attrs["dim"], rank, "reduction"))
+
+
+def _product(sizes: Shape) -> Any:
+    total: Any = 1
+    for d in sizes:
+        total = total * d
+    return total
+
+
+def _reshape_shape(a: Attrs, s: Shape) -> Shape:
+    sizes = a["sizes"]
+    if not isinstance(sizes, tuple) or not sizes or not all(is_symbolic(v) or (_is_int(v) and (v > 0 or v == -1)) for v in sizes):
+        raise OpError(
+            "E016",
+            f"reshape: `sizes` must be a tuple of positive sizes of one sample (one may be -1), got {sizes!r}",
+            "the batch is kept: reshape(x, (768, -1)) makes each sample 768×(the rest)",
+            arg="sizes",
+        )
+    wild = [v for v in sizes if not is_symbolic(v) and v == -1]
+    known = _product(tuple(v for v in sizes if is_symbolic(v) or v != -1))
+    whole = _product(s)
+    if len(wild) > 1:
+        raise OpError("E016", f"reshape: only one size may be -1, got {sizes!r}", arg="sizes")
+    if _is_int(whole) and _is_int(known) and (whole % known if wild else whole != known):
+        raise OpError(
+            "E016",
+            f"reshape: sizes {sizes} do not hold the {whole} values of a sample of {fmt_shape(s)}",
+            "the sizes of one sample (the batch left out) must multiply to its number of values",
+            arg="sizes",
+        )
+    if wild and not (_is_int(whole) and _is_int(known)):
+        return tuple(UNKNOWN if not is_symbolic(v) and v == -1 else v for v in sizes)
+    return tuple(whole // known if not is_symbolic(v) and v == -1 else v for v in sizes)
+
+
+def _reshape_axes(a: Attrs, axes: Axes) -> Axes:
+    n = len(a["sizes"])
+    if n == len(axes):
+        return axes
+    if n == 3:
+        return MAP_AXES
+    if n == 2 and set(axes) & (SPATIAL | {"L"}):
+        return ("C", "L")
+    return ("F",) * n
+
+
+def _index_items(a: Attrs, s: Shape) -> list[Any]:
+    """The subscripts of `x[...]` after the batch's `:`, one per dimension of a sample (missing ones whole)."""
+    items = list(a["items"])
+    if not items or items[0] != (None, None, None):
+        raise OpError(
+            "E038",
+            "indexing a tensor keeps the batch whole: its first subscript is `:`",
+            "e.g. x[:, 0] takes the first token of each sample",
+        )
+    items = items[1:]
+    if len(items) > len(s):
+        raise OpError("E038", f"{len(items) + 1} subscripts for a tensor of {fmt_shape(s)}", f"it has {len(s) + 1} dimensions")
+    return items + [(None, None, None)] * (len(s) - len(items))
+
+
+def _index_shape(a: Attrs, s: Shape) -> Shape:
+    out = []
+    for i, (item, size) in enumerate(zip(_index_items(a, s), s, strict=True)):
+        if isinstance(item, tuple):
+            if item == (None, None, None):
+                out.append(size)
+            elif _is_int(size):
+                if item[2] is not None and item[2] <= 0:
+                    raise OpError("E038", "a slice's step must be positive", "e.g. x[:, ::2]")
+                n = len(range(*slice(*item).indices(size)))
+                if n == 0:
+                    raise OpError("E032", f"the slice {_slice_code(item)} of dimension {i + 1} ({size}) is empty")
+                out.append(n)
+            else:
+                out.append(UNKNOWN)
+        elif _is_int(size) and not -size <= item < size:
+            raise OpError(
+                "E041", f"index {item} is out of range for dimension {i + 1} of {fmt_shape(s)}", f"it runs from {-size} to {size - 1}"
+            )
+    return tuple(out)
+
+
+def _index_axes(a: Attrs, axes: Axes) -> Axes:
+    items = _index_items(a, axes)
+    return tuple(x for x, item in zip(axes, items, strict=True) if isinstance(item, tuple))
+
+
+def _slice_code(item: tuple[Any, Any, Any]) -> str:
+    start, stop, step = ("" if v is None else literal(v) for v in item)
+    return f"{start}:{stop}" + (f":{step}" if step else "")
+
+
+def _index_code(x: str, a: Attrs) -> str:
+    return f"{x}[{', '.join(_slice_code(i) if isinstance(i, tuple) else literal(i) for i in a['items'])}]"
+
+
+def _reshape_code(x: str, a: Attrs) -> str:
+    return f"{x}.reshape({x}.shape[0], {', '.join(literal(v) for v in a['sizes'])})"
+
+
+def _mha_check(a: Attrs, s: Shape) -> None:
+    if len(s) != 2:
+        raise OpError(
+            "E035",
+            f"mha attends over tokens, an N×L×D tensor; got {fmt_shape(s)}",
+            "flatten the positions into tokens and put the features last: permute(flatten(x, 2), (0, 2, 1))",
+        )
+    d, heads = s[-1], a["num_heads"]
+    if _is_int(d) and _is_int(heads) and d % heads:
+        raise OpError(
+            "E033", f"mha: num_heads={heads} must divide the embedding size {d}", "choose a number of heads dividing it", arg="num_heads"
+        )
+
+
+def _mha_params(a: Attrs) -> Any:
+    d = a["embed_dim"]
+    return 4 * d * d + (4 * d if a["bias"] else 0)
+
+
+def _mha_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
+    keywords = _non_default(a, "mha", skip=("num_heads",))
+    return "nn.MultiheadAttention", [a["embed_dim"], a["num_heads"]], {**keywords, "batch_first": True}
+
+
+def _mha_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    """Projections of queries, keys and values (3·L·D²), the scores and their weighted sum (2·L²·D), the output
+    projection (L·D²); the softmax and the biases are no multiply-accumulates of a matrix product."""
+    tokens, d = s
+    macs = 4 * tokens * d * d + 2 * tokens * tokens * d
+    return Cost(macs)
 
 
 def _hardtanh_check(a: Attrs, s: Shape) -> None:
@@ -413,15 +620,12 @@ def _simple_module(cls: str, op: str) -> Callable[[Attrs], tuple[str, list[Any],
 
 @dataclass(frozen=True)
 class Cost:
-    """The arithmetic of one application to one image.
-
-    `macs`: multiply-accumulates of matrix products (convolution, linear), the figure FLOP counters report as
-    FLOPs / 2. `other`: everything else, one per elementwise operation or window element (normalisation,
-    activations, pooling, bias and residual additions), counted apart because counters disagree about it.
-    """
+    """The arithmetic of one application to one image: `macs`, the multiply-accumulates of matrix products
+    (convolution, linear), the figure FLOP counters report as FLOPs / 2. Other operations (normalisation,
+    activations, pooling, additions) are not counted: counters disagree about them and none measures them
+    independently (docs/analysis.md)."""
 
     macs: int = 0
-    other: int = 0
 
 
 def numel(shape: Shape) -> int:
@@ -434,25 +638,12 @@ def numel(shape: Shape) -> int:
 def _conv_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     kh, kw = pair(a["kernel_size"])
     macs = numel(out) * (a["in_channels"] // a["groups"]) * kh * kw
-    return Cost(macs, numel(out) if a["bias"] else 0)
+    return Cost(macs)
 
 
 def _linear_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     rows = numel(s[:-1])
-    return Cost(rows * a["in_features"] * a["out_features"], rows * a["out_features"] if a["bias"] else 0)
-
-
-def _elementwise(per_element: int) -> Callable[[Attrs, Shape, Shape], Cost]:
-    return lambda a, s, out: Cost(0, per_element * numel(out))
-
-
-def _window_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
-    kh, kw = pair(a["kernel_size"])
-    return Cost(0, numel(out) * kh * kw)
-
-
-def _input_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
-    return Cost(0, numel(s))
+    return Cost(rows * a["in_features"] * a["out_features"])
 
 
 def _free(a: Attrs, s: Shape, out: Shape) -> Cost:
@@ -536,7 +727,8 @@ class Op:
     args: tuple[tuple[str, Any], ...]
     shape: Callable[[Attrs, Shape], Shape]
     module: Callable[[Attrs], tuple[str, list[Any], Attrs]]
-    # Arithmetic of one application to one image, from the attributes and the input and output shapes.
+    # Multiply-accumulates of one application to one image, from the attributes and the input and output shapes
+    # (`_free` for ops without a matrix product).
     cost: Callable[[Attrs, Shape, Shape], Cost]
     # Inline form: function name and the keyword arguments it takes, or None when the op has weights.
     functional: str | None = None
@@ -562,6 +754,14 @@ class Op:
     # The number of tensors it returns is its `chunks` argument (`x1, x2 = chunk(x, 2, dim = 1)`): inline only, each
     # piece a node of its own with `attrs["index"]`.
     multi: bool = False
+    # False for ops applied inline only (`mean`, `reshape`, `chunk`): sema.calls refuses them as members.
+    member: bool = True
+    # The Python expression of the inline form where it is not a function call: `x[:, 0]`, `x.reshape(...)`.
+    code: Callable[[str, Attrs], str] | None = None
+    # The statement applying the module where it is not `out = self.m(x)`: `{out}`, `{module}` and `{x}` filled in.
+    apply: str | None = None
+    # Not callable by name in a spec: written with syntax of its own (`x[:, 0]`).
+    syntax_only: bool = False
 
 
 OPS: dict[str, Op] = {
@@ -604,7 +804,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("momentum", 0.1), ("affine", True), ("track_running_stats", True)),
             _same_shape,
             _batchnorm_module,
-            _elementwise(2),
+            _free,
             params=_batchnorm_params,
             buffers=_batchnorm_buffers,
             inferred={"num_features": lambda s: s[0], "rank": len},
@@ -616,7 +816,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("elementwise_affine", True), ("bias", True)),
             _same_shape,
             lambda a: ("nn.LayerNorm", [a["normalized_shape"]], _non_default(a, "layernorm")),
-            _elementwise(2),
+            _free,
             params=_layernorm_params,
             inferred={"normalized_shape": lambda s: s[-1]},
             layout="last",
@@ -628,7 +828,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("elementwise_affine", True), ("bias", True)),
             _map_shape("layernorm2d"),
             lambda a: ("LayerNorm2d", [a["normalized_shape"]], _non_default(a, "layernorm2d")),
-            _elementwise(2),
+            _free,
             params=_layernorm_params,
             inferred={"normalized_shape": lambda s: _feature_map(s, "layernorm2d")[0]},
             layout="map",
@@ -640,7 +840,7 @@ OPS: dict[str, Op] = {
             (("num_groups", REQUIRED), ("eps", 1e-5), ("affine", True)),
             _map_shape("groupnorm"),
             lambda a: ("nn.GroupNorm", [a["num_groups"], a["num_channels"]], _non_default(a, "groupnorm", skip=("num_groups",))),
-            _elementwise(2),
+            _free,
             check=_groupnorm_check,
             params=_affine_params,
             inferred={"num_channels": lambda s: _feature_map(s, "groupnorm")[0]},
@@ -652,7 +852,7 @@ OPS: dict[str, Op] = {
             (("eps", 1e-5), ("momentum", 0.1), ("affine", False), ("track_running_stats", False)),
             _map_shape("instancenorm"),
             lambda a: ("nn.InstanceNorm2d", [a["num_features"]], _non_default(a, "instancenorm")),
-            _elementwise(2),
+            _free,
             params=_affine_params,
             buffers=_instancenorm_buffers,
             inferred={"num_features": lambda s: _feature_map(s, "instancenorm")[0]},
@@ -664,7 +864,7 @@ OPS: dict[str, Op] = {
             (("size", REQUIRED), ("alpha", 1e-4), ("beta", 0.75), ("k", 1.0)),
             _map_shape("local_response_norm"),
             lambda a: ("nn.LocalResponseNorm", [a["size"]], _non_default(a, "local_response_norm", skip=("size",))),
-            lambda a, s, out: Cost(0, (a["size"] + 1) * numel(out)),
+            _free,
             functional="F.local_response_norm",
             layout="map",
         ),
@@ -674,7 +874,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.ReLU", "relu"),
-            _elementwise(1),
+            _free,
             functional="F.relu",
         ),
         Op(
@@ -683,17 +883,17 @@ OPS: dict[str, Op] = {
             (),
             _same_shape,
             _simple_module("nn.Sigmoid", "sigmoid"),
-            _elementwise(1),
+            _free,
             functional="torch.sigmoid",
         ),
-        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), _elementwise(1), functional="torch.tanh"),
+        Op("tanh", "Hyperbolic tangent.", (), _same_shape, _simple_module("nn.Tanh", "tanh"), _free, functional="torch.tanh"),
         Op(
             "relu6",
             "ReLU capped at 6 (`nn.ReLU6`), as MobileNet uses it.",
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.ReLU6", "relu6"),
-            _elementwise(1),
+            _free,
             functional="F.relu6",
         ),
         Op(
@@ -702,7 +902,7 @@ OPS: dict[str, Op] = {
             (("min_val", -1.0), ("max_val", 1.0), ("inplace", False)),
             _same_shape,
             _simple_module("nn.Hardtanh", "hardtanh"),
-            _elementwise(1),
+            _free,
             functional="F.hardtanh",
             check=_hardtanh_check,
         ),
@@ -712,7 +912,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.SiLU", "silu"),
-            _elementwise(1),
+            _free,
             functional="F.silu",
         ),
         Op(
@@ -721,7 +921,7 @@ OPS: dict[str, Op] = {
             (("approximate", "none"),),
             _same_shape,
             _simple_module("nn.GELU", "gelu"),
-            _elementwise(1),
+            _free,
             functional="F.gelu",
         ),
         Op(
@@ -730,7 +930,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.Hardswish", "hardswish"),
-            _elementwise(1),
+            _free,
             functional="F.hardswish",
         ),
         Op(
@@ -739,7 +939,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.Hardsigmoid", "hardsigmoid"),
-            _elementwise(1),
+            _free,
             functional="F.hardsigmoid",
         ),
         Op(
@@ -748,7 +948,7 @@ OPS: dict[str, Op] = {
             (("negative_slope", 0.01), ("inplace", False)),
             _same_shape,
             _simple_module("nn.LeakyReLU", "leaky_relu"),
-            _elementwise(1),
+            _free,
             functional="F.leaky_relu",
         ),
         Op(
@@ -757,7 +957,7 @@ OPS: dict[str, Op] = {
             (("alpha", 1.0), ("inplace", False)),
             _same_shape,
             _simple_module("nn.ELU", "elu"),
-            _elementwise(1),
+            _free,
             functional="F.elu",
         ),
         Op(
@@ -766,7 +966,7 @@ OPS: dict[str, Op] = {
             (("inplace", False),),
             _same_shape,
             _simple_module("nn.Mish", "mish"),
-            _elementwise(1),
+            _free,
             functional="F.mish",
         ),
         Op(
@@ -775,7 +975,7 @@ OPS: dict[str, Op] = {
             (("dim", REQUIRED),),
             _softmax_shape("softmax"),
             _simple_module("nn.Softmax", "softmax"),
-            _elementwise(1),
+            _free,
             functional="F.softmax",
         ),
         Op(
@@ -784,7 +984,7 @@ OPS: dict[str, Op] = {
             (("dim", REQUIRED),),
             _softmax_shape("log_softmax"),
             _simple_module("nn.LogSoftmax", "log_softmax"),
-            _elementwise(1),
+            _free,
             functional="F.log_softmax",
         ),
         Op(
@@ -793,7 +993,7 @@ OPS: dict[str, Op] = {
             (("num_parameters", 1), ("init", 0.25)),
             _same_shape,
             _simple_module("nn.PReLU", "prelu"),
-            _elementwise(1),
+            _free,
             check=_prelu_check,
             params=lambda a: a["num_parameters"],
         ),
@@ -803,7 +1003,7 @@ OPS: dict[str, Op] = {
             (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("dilation", 1), ("ceil_mode", False)),
             _pool_shape,
             _simple_module("nn.MaxPool2d", "maxpool"),
-            _window_cost,
+            _free,
             functional="F.max_pool2d",
             check=_pool_check,
             layout="map",
@@ -814,7 +1014,7 @@ OPS: dict[str, Op] = {
             (("kernel_size", REQUIRED), ("stride", None), ("padding", 0), ("ceil_mode", False), ("count_include_pad", True)),
             _pool_shape,
             _simple_module("nn.AvgPool2d", "avgpool"),
-            _window_cost,
+            _free,
             functional="F.avg_pool2d",
             check=_pool_check,
             layout="map",
@@ -825,7 +1025,7 @@ OPS: dict[str, Op] = {
             (("output_size", REQUIRED),),
             _adaptive_shape,
             _simple_module("nn.AdaptiveAvgPool2d", "adaptive_avgpool"),
-            _input_cost,
+            _free,
             functional="F.adaptive_avg_pool2d",
             layout="map",
         ),
@@ -835,7 +1035,7 @@ OPS: dict[str, Op] = {
             (("output_size", REQUIRED),),
             _adaptive_shape,
             _simple_module("nn.AdaptiveMaxPool2d", "adaptive_maxpool"),
-            _input_cost,
+            _free,
             functional="F.adaptive_max_pool2d",
             layout="map",
         ),
@@ -875,6 +1075,87 @@ OPS: dict[str, Op] = {
             allocates_output=False,
             positional=("chunks", "dim"),
             multi=True,
+        ),
+        Op(
+            "mean",
+            "Mean over `dim` (one PyTorch dimension or a tuple, the batch 0), keeping them as size 1 with `keepdim`: "
+            "`mean(x, (2, 3))` pools a map globally, as ShuffleNetV2's `x.mean([2, 3])`.",
+            (("dim", REQUIRED), ("keepdim", False)),
+            _reduce_shape("mean"),
+            lambda a: ("", [], {}),
+            _free,
+            functional="torch.mean",
+            axes=_reduce_axes,
+            positional=("dim",),
+            member=False,
+        ),
+        Op(
+            "amax",
+            "Maximum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`.",
+            (("dim", REQUIRED), ("keepdim", False)),
+            _reduce_shape("amax"),
+            lambda a: ("", [], {}),
+            _free,
+            functional="torch.amax",
+            axes=_reduce_axes,
+            positional=("dim",),
+            member=False,
+        ),
+        Op(
+            "reshape",
+            "Gives each sample the shape `sizes` (the batch kept; one size may be -1): `reshape(x, (768, -1))` is "
+            "torchvision's `x.reshape(n, 768, -1)`.",
+            (("sizes", REQUIRED),),
+            _reshape_shape,
+            lambda a: ("", [], {}),
+            _free,
+            functional="reshape",
+            allocates_output=False,
+            axes=_reshape_axes,
+            positional=("sizes",),
+            member=False,
+            code=_reshape_code,
+        ),
+        Op(
+            "index",
+            "`x[:, 0]`, `x[:, 1:]`: indexing and slicing a tensor, the batch kept whole (written with brackets).",
+            (("items", REQUIRED),),
+            _index_shape,
+            lambda a: ("", [], {}),
+            _free,
+            functional="index",
+            allocates_output=False,
+            axes=_index_axes,
+            member=False,
+            code=_index_code,
+            syntax_only=True,
+        ),
+        Op(
+            "split",
+            "Splits a tensor along `dim` into parts of the given sizes, unpacked in a forward: `a, b = split(x, (16, 48), dim = 1)`.",
+            (("split_sizes", REQUIRED), ("dim", REQUIRED)),
+            _split_shape,
+            lambda a: ("", [], {}),
+            _free,
+            functional="torch.split",
+            allocates_output=False,
+            positional=("split_sizes", "dim"),
+            multi=True,
+            member=False,
+        ),
+        Op(
+            "mha",
+            "Multi-head self-attention over tokens (`nn.MultiheadAttention`, batch first; embed_dim is inferred): "
+            "`attn(x)` attends x to itself, as torchvision's ViT calls `self_attention(x, x, x, need_weights=False)`.",
+            (("num_heads", REQUIRED), ("dropout", 0.0), ("bias", True)),
+            _same_shape,
+            _mha_module,
+            _mha_cost,
+            check=_mha_check,
+            params=_mha_params,
+            inferred={"embed_dim": lambda s: s[-1]},
+            layout="last",
+            apply="{out}, _ = {module}({x}, {x}, {x}, need_weights=False)",
         ),
         Op(
             "permute",
@@ -957,7 +1238,7 @@ DIV = "div"
 ARITHMETIC = (ADD, SUB, MUL, DIV)
 SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
-
+REDUCTIONS = ("mean", "amax")
 
 PARAM = "param"
 
@@ -1057,7 +1338,15 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "fill": (_is_number, "a number"),
     "mode": (lambda v: v in ("row", "batch"), '"row" (one draw per sample) or "batch" (one for the batch)'),
-    "dim": (_is_int, "an integer"),
+    "dim": (
+        lambda v: _is_int(v) or (isinstance(v, tuple) and all(_is_int(d) for d in v)),
+        "an integer (or, for a reduction, a tuple of them)",
+    ),
+    "keepdim": (lambda v: isinstance(v, bool), "true or false"),
+    "split_sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (16, 48)"),
+    "items": (lambda v: isinstance(v, tuple), "subscripts"),
+    "num_heads": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
+    "dropout": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),
     "min_val": (_is_number, "a number"),
     "max_val": (_is_number, "a number"),
     "negative_slope": (_is_number, "a number"),
@@ -1090,8 +1379,9 @@ def check_args(op: Op, attrs: Attrs) -> None:
 
 
 def lookup(name: str) -> Op | None:
-    """The op row for a name, or None."""
-    return OPS.get(name)
+    """The op row a spec calls by `name`, or None."""
+    op = OPS.get(name)
+    return None if op is None or op.syntax_only else op
 
 
 def bind_args(op: Op, args: list[Any], kwargs: dict[str, Any]) -> Attrs:

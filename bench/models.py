@@ -1,6 +1,6 @@
 """The networks bench/parity.py and bench/gpu.py measure: each generated module beside its reference.
 
-The generated module comes from generated/ (held equal to a fresh compile of specs/ by tests/test_generated.py) and
+The generated module comes from generated/ (held equal to a fresh compile of specs/ by tests/test_generated_snapshot.py) and
 is given the reference's weights with a strict state_dict load, so both compute the same function.
 """
 

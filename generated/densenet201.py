@@ -11,11 +11,10 @@ __all__ = ["DenseLayer", "DenseBlock", "Transition", "DenseFeatures", "DenseNet"
 
 
 class DenseLayer(nn.Module):
-    """A dense layer: BN-ReLU-1×1 bottleneck to bn_size·k channels, BN-ReLU-3×3 to k channels, its output
-    joined to its input. torchvision's _DenseLayer returns only the new features and its _DenseBlock
-    concatenates the list of all of them; joining each layer's output to its input gives the same
-    tensor, channel for channel. torchvision's drop_rate (0 in all four constructors) and
-    memory_efficient (checkpointing, the same values) are left out.
+    """A dense layer: BN-ReLU-1×1 bottleneck to bn_size·k channels, BN-ReLU-3×3 to k new channels
+    (torchvision's _DenseLayer, which takes the features of every layer before it, concatenated).
+    torchvision's drop_rate (0 in all four constructors) and memory_efficient (checkpointing, the same
+    values) are left out.
     """
 
     def __init__(self, in_channels: int, growth_rate: int, bn_size: int) -> None:
@@ -28,19 +27,18 @@ class DenseLayer(nn.Module):
         self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, kernel_size=3, padding=1, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        new_features = self.norm1(x)
-        new_features = self.relu1(new_features)
-        new_features = self.conv1(new_features)
-        new_features = self.norm2(new_features)
-        new_features = self.relu2(new_features)
-        new_features = self.conv2(new_features)
-        x = torch.cat([x, new_features], 1)
+        x = self.norm1(x)
+        x = self.relu1(x)
+        x = self.conv1(x)
+        x = self.norm2(x)
+        x = self.relu2(x)
+        x = self.conv2(x)
         return x
 
 
 class DenseBlock(nn.Sequential):
     """A dense block: `num_layers` dense layers, named denselayer1, denselayer2, ... as torchvision's
-    ModuleDict.
+    ModuleDict; each takes the block's input and every new feature before it, and adds its own.
     """
 
     def __init__(self, in_channels: int, num_layers: int, bn_size: int, growth_rate: int) -> None:
@@ -49,6 +47,12 @@ class DenseBlock(nn.Sequential):
         for i in range(num_layers):
             self.add_module(f"denselayer{i + 1}", DenseLayer(channels, growth_rate, bn_size))
             channels = channels + growth_rate
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.children():
+            new_features = layer(x)
+            x = torch.cat([x, new_features], 1)
+        return x
 
 
 class Transition(nn.Module):

@@ -335,7 +335,10 @@ def test_summary_json_carries_the_analysis_figures(capsys: pytest.CaptureFixture
     assert data["macs"] == sum(layer["macs"] for layer in data["layers"] if not layer["training_only"])
     assert data["memory"]["batch"] == 4 and data["memory"]["dtype"] == "bf16"
     assert data["memory"]["activation_bytes"] == sum(layer["activation_bytes"] for layer in data["layers"])
-    assert data["receptive_field"]["size"] == data["layers"][-1]["receptive_field"]["size"]
+    assert data["output_receptive_field"]["size"] == data["layers"][-1]["receptive_field"]["size"]
+    # The headline field is the last spatial feature map's, named beside it.
+    at = [layer for layer in data["layers"] if layer["name"] == data["receptive_field_at"]][-1]
+    assert data["receptive_field"] == at["receptive_field"] and at["shape"][1:] == [7, 7]
 
 
 def test_summary_depth_folds_rows_with_subtotals(capsys: pytest.CaptureFixture[str]) -> None:

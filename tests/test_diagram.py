@@ -11,11 +11,23 @@ import sys
 import xml.etree.ElementTree as ET
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from archc.compiler import Compiled, compile_spec
-from archc.emit.dot import describe_op, diagram_command, fmt_shape, layers_of_dot_nodes, render_dot, write_diagram
+from archc.emit.dot import (
+    PAGE_BOXES,
+    PAGE_RANKS,
+    boxes_of_dot_nodes,
+    describe_op,
+    diagram_command,
+    fit_depth,
+    fmt_shape,
+    render_bytes,
+    render_dot,
+    write_diagram,
+)
 from archc.errors import ArchError
 from tests.conftest import ROOT, SPECS, run_cli
 
@@ -125,7 +137,7 @@ def test_cluster_and_node_labels_name_the_path_and_the_type() -> None:
     assert "label=<layer1.0: BasicBlock>" in dot
     assert "label=<downsample: seq>" in dot
     nodes = dot_nodes(dot)
-    assert "label=<input 3×224×224>" in nodes["n0"]
+    assert "label=<input>" in nodes["n0"]  # its shape is on the edge below it
     assert "label=<conv 7×7 /2, 64>" in nodes["n1"]
     assert "label=<batchnorm>" in nodes["n2"]
     assert "label=<relu>" in nodes["n3"]
@@ -174,7 +186,7 @@ def test_depth_1_folds_resnet18_into_its_stages() -> None:
         assert f"m_layer{k}" in nodes
         assert f"layer{k}: ResLayer" in nodes[f"m_layer{k}"]
     assert "BasicBlock ×2" in nodes["m_layer1"]
-    assert "64×56×56" in nodes["m_layer1"]  # its output shape
+    assert "64×56×56" not in nodes["m_layer1"]  # its output shape is on the edge leaving it
     assert not CLUSTER.findall(dot)
     assert set(nodes) == {"n0", "n1", "n2", "n3", "n4", "m_layer1", "m_layer2", "m_layer3", "m_layer4", "n67", "n68", "n69", "output"}
     edges = dot_edges(dot)
@@ -185,10 +197,10 @@ def test_depth_1_folds_resnet18_into_its_stages() -> None:
 def test_depth_2_draws_blocks_in_their_stages_and_folds_identical_runs() -> None:
     dot = render_dot(compiled("resnet18"), 2, "TB", False)
     nodes = dot_nodes(dot)
-    # layer1's two blocks are identical and chained: the stage is one box; layer2's differ in stride.
-    assert "BasicBlock ×2" in nodes["m_layer1"]
+    # layer1's two blocks are identical and chained: one box in its stage; layer2's differ in stride.
+    assert "layer1.0–1: BasicBlock ×2" in nodes["r_layer1.0"]
     assert "layer2.0: BasicBlock" in nodes["m_layer2.0"] and "layer2.1: BasicBlock" in nodes["m_layer2.1"]
-    assert set(CLUSTER.findall(dot)) == {"layer2", "layer3", "layer4"}
+    assert set(CLUSTER.findall(dot)) == {"layer1", "layer2", "layer3", "layer4"}
     assert len(nodes) < 20
     resnet50 = dot_nodes(render_dot(compiled("resnet50"), 2, "TB", False))
     assert "layer3.1–5: Bottleneck ×5" in resnet50["r_layer3.1"]
@@ -211,13 +223,19 @@ def test_every_node_is_drawn_once_at_every_depth(spec: Path) -> None:
             assert tail in nodes and head in nodes
 
 
-def test_each_box_maps_to_the_layer_it_shows() -> None:
+def test_each_box_maps_to_the_layers_it_holds() -> None:
     arch = compiled("resnet18").arch
-    full = layers_of_dot_nodes(arch, None)
-    assert full == {f"n{n.id}": n.name for n in arch.nodes}
-    folded = layers_of_dot_nodes(arch, 1)
-    assert set(folded) == set(dot_nodes(render_dot(compiled("resnet18"), 1))) - {"output"}
-    assert folded["m_layer1"] == "layer1.1.relu"  # the block's output leaves through its last node
+    full = boxes_of_dot_nodes(arch, None)
+    assert full == {f"n{n.id}": (n.name, [n.name]) for n in arch.nodes}
+    for depth in (1, 2):
+        folded = boxes_of_dot_nodes(arch, depth)
+        assert set(folded) == set(dot_nodes(render_dot(compiled("resnet18"), depth))) - {"output"}
+        held = [name for _, names in folded.values() for name in names]
+        assert sorted(held) == sorted(n.name for n in arch.nodes)  # every layer in exactly one box
+    title, names = boxes_of_dot_nodes(arch, 1)["m_layer1"]
+    assert title == "layer1" and names == [n.name for n in arch.nodes if n.name.startswith("layer1.")]
+    title, names = boxes_of_dot_nodes(arch, 2)["r_layer1.0"]
+    assert title == "layer1.0–1" and names == [n.name for n in arch.nodes if n.name.startswith("layer1.")]
 
 
 def test_auxiliary_heads_are_training_outputs() -> None:
@@ -257,7 +275,7 @@ def test_direction_and_arguments_are_checked() -> None:
 @pytest.mark.parametrize(
     ("name", "depth", "labels"),
     [
-        ("resnet18", 1, ["layer1: ResLayer", "BasicBlock ×2", "layer4: ResLayer", "input 3×224×224"]),
+        ("resnet18", 1, ["layer1: ResLayer", "BasicBlock ×2", "layer4: ResLayer", "input", "3×224×224"]),
         ("resnet18", None, ["layer1: ResLayer", "layer1.0: BasicBlock", "conv 7×7 /2, 64"]),
         ("googlenet", 1, ["inception3a: Inception", "inception5b: Inception", "aux1 (training)", "aux2 (training)"]),
         ("inception_v3", 1, ["Mixed_5b: InceptionA", "Mixed_7c: InceptionE", "AuxLogits (training)"]),
@@ -396,7 +414,7 @@ def test_dpi_sets_the_pixels_of_a_png(tmp_path: Path) -> None:
 def test_a_png_scaled_down_by_graphviz_is_reported(tmp_path: Path) -> None:
     # resnet152 drawn whole is over 32,767 pixels high: cairo's limit, so Graphviz scales the picture down.
     target = tmp_path / "resnet152.png"
-    outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "-o", str(target))
+    outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "-o", str(target), "--depth", "all")
     assert outcome.code == 0, outcome
     width, height = struct.unpack(">II", target.read_bytes()[16:24])
     assert max(width, height) >= 32_000
@@ -405,3 +423,179 @@ def test_a_png_scaled_down_by_graphviz_is_reported(tmp_path: Path) -> None:
     # Folded, it fits: no warning.
     outcome = run_cli("diagram", str(SPECS / "resnet152.arch"), "--depth", "1", "-o", str(tmp_path / "folded.png"))
     assert outcome.code == 0 and outcome.err == "", outcome
+
+
+# Folding that reads right (issue 16, item 4).
+
+FOLD_CASES = [
+    ("resnet18", 1),
+    ("resnet18", 2),
+    ("resnet50", 2),
+    ("googlenet", 1),
+    ("googlenet", 2),
+    ("inception_v3", 1),
+    ("inception_v3", 2),
+    ("inception_resnet_v2", 1),
+    ("xception", 1),
+    ("xception", 2),
+    ("densenet121", 2),
+    ("mobilenet_v2", 2),
+    ("mobilenet_v2", 3),
+    ("efficientnet_b0", 3),
+    ("regnet_y_400mf", 3),
+    ("shufflenet_v2_x1_0", 2),
+]
+
+
+def label_lines(attrs: str) -> list[str]:
+    """The lines of a node's label, markup removed."""
+    m = re.search(r"\blabel=<(.*)>(?: |$)", attrs)
+    if m is None:
+        return [label(attrs)]
+    text = re.sub(r"<br/>|</tr>", "\n", m.group(1))
+    return [line for line in (re.sub(r"<[^>]+>", "", part).strip() for part in text.split("\n")) if line]
+
+
+def _under(arch: Any, path: str) -> set[int]:
+    """IR nodes that run in the module at `path` or below it, from the IR's names."""
+    return {n.id for n in arch.nodes if any(p == path or p.startswith(path + ".") for p in (n.module or n.scope,))}
+
+
+def _feeds_only(arch: Any, first: set[int], second: set[int]) -> bool:
+    """Whether what leaves `first` goes only into `second`, and `second` reads only from `first`."""
+    leaving = {n.id for n in arch.nodes if n.id not in first and any(i in first for i in n.inputs)}
+    reading = {i for j in second for i in arch.nodes[j].inputs} - second
+    return bool(reading) and leaving <= second and reading <= first
+
+
+@pytest.mark.parametrize(("name", "depth"), FOLD_CASES)
+def test_times_n_means_a_chain_of_n_blocks(name: str, depth: int) -> None:
+    arch = compiled(name).arch
+    modules = {m.path: m for m in arch.modules()}
+    checked = 0
+    for key, attrs in dot_nodes(render_dot(compiled(name), depth)).items():
+        if not key.startswith(("m_", "r_")):
+            continue
+        path = key[2:]
+        siblings = modules[path].children if key.startswith("m_") else modules[path.rpartition(".")[0]].children
+        start = 0 if key.startswith("m_") else [c.path for c in siblings].index(path)
+        for line in label_lines(attrs):
+            for kind, count in re.findall(r"(\w+) ×(\d+)\b", line):
+                n = int(count)
+                windows = range(start, start + 1) if key.startswith("r_") else range(len(siblings) - n + 1)
+                found = False
+                for s in windows:
+                    window = siblings[s : s + n]
+                    if len(window) == n and all(c.type == kind for c in window):
+                        sets = [_under(arch, c.path) for c in window]
+                        found = found or all(_feeds_only(arch, a, b) for a, b in zip(sets, sets[1:], strict=False))
+                assert found, f"{key}: {line!r} is not a chain of {n} {kind} blocks"
+                checked += 1
+    if (name, depth) in (("resnet18", 1), ("resnet50", 2), ("xception", 1)):
+        assert checked
+    if name == "inception_v3" and depth == 1:
+        mixed = label_lines(dot_nodes(render_dot(compiled(name), 1))["m_Mixed_5b"])
+        assert mixed == ["Mixed_5b: InceptionA", "7 BasicConv2d"]  # seven convolutions, four branches: no chain
+
+
+@pytest.mark.parametrize(("name", "depth"), FOLD_CASES)
+def test_every_module_at_the_same_depth_is_folded_alike(name: str, depth: int) -> None:
+    arch = compiled(name).arch
+    dot = render_dot(compiled(name), depth)
+    nodes = dot_nodes(dot)
+    # A module above the fold level is a cluster wherever something runs in it; none is a box.
+    # (An op with weights is not a cluster: the block it sits in is.)
+    paths = {(n.module.rpartition(".")[0] if n.module is not None else n.scope) for n in arch.nodes if n.op != "input"}
+    above = {".".join(p.split(".")[:k]) for p in paths if p for k in range(1, min(depth - 1, p.count(".") + 1) + 1)}
+    assert set(CLUSTER.findall(dot)) == above
+    folded = [k[2:] for k in nodes if k.startswith(("m_", "r_"))]
+    assert all(p.count(".") + 1 == depth for p in folded), folded
+    # Every IR node below the fold level is inside a folded box.
+    drawn = {int(k[1:]) for k in nodes if re.fullmatch(r"n\d+", k)}
+    for n in arch.nodes:
+        if n.op != "input" and (n.module or n.scope).count(".") + 1 > depth:
+            assert n.id not in drawn, n.name
+
+
+@pytest.mark.parametrize(("name", "depth"), [*FOLD_CASES, ("resnet18", None), ("googlenet", None)])
+def test_no_box_repeats_the_shape_on_its_edge(name: str, depth: int | None) -> None:
+    dot = render_dot(compiled(name), depth, "TB", True)
+    nodes = dot_nodes(dot)
+    for (tail, _head), attrs in dot_edges(dot).items():
+        shape = label(attrs[0])
+        assert shape not in label_lines(nodes[tail]), (tail, shape)
+        assert not any(line.endswith(" " + shape) and "×" in shape for line in label_lines(nodes[tail])), (tail, shape)
+
+
+@needs_dot
+@pytest.mark.parametrize(("name", "depth"), [("inception_v3", 1), ("resnet18", 2), ("inception_resnet_v2", 1)])
+def test_label_lines_leave_room_for_descenders(name: str, depth: int) -> None:
+    # An underscore hangs about 0.2 of the font size below the baseline, capitals reach 0.72 above it (Helvetica):
+    # consecutive lines need their baselines at least 0.3 × the upper size + 0.9 × the lower size apart.
+    svg = render_bytes(render_dot(compiled(name), depth, "TB", True), "svg").decode("utf-8")
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    several = 0
+    for g in root.iter(f"{ns}g"):
+        if g.get("class") not in ("node", "graph"):
+            continue
+        texts = [(float(t.get("y", "0")), float(t.get("font-size", "14"))) for t in g.iter(f"{ns}text")]
+        if g.get("class") == "graph":
+            texts = texts[:2]  # the title lines; cluster labels are separate lines elsewhere
+        for (y1, s1), (y2, s2) in zip(texts, texts[1:], strict=False):
+            assert y2 - y1 >= 0.3 * s1 + 0.9 * s2, (g.findtext(f"{ns}title"), y1, y2)
+            several += 1
+    assert several > 5
+
+
+def _longest_path(dot: str) -> int:
+    """Boxes on the longest path of a DOT graph, from its edges (Kahn's order, then the longest path into each)."""
+    nodes = list(dot_nodes(dot))
+    heads: dict[str, list[str]] = {n: [] for n in nodes}
+    indegree = dict.fromkeys(nodes, 0)
+    for tail, head in dot_edges(dot):
+        heads[tail].append(head)
+        indegree[head] += 1
+    longest = dict.fromkeys(nodes, 1)
+    ready = [n for n in nodes if indegree[n] == 0]
+    while ready:
+        node = ready.pop()
+        for head in heads[node]:
+            longest[head] = max(longest[head], longest[node] + 1)
+            indegree[head] -= 1
+            if indegree[head] == 0:
+                ready.append(head)
+    assert not any(indegree.values())  # acyclic
+    return max(longest.values())
+
+
+def _fits(dot: str) -> bool:
+    boxes = [k for k in dot_nodes(dot) if not k.startswith(("output", "training_output"))]
+    return _longest_path(dot) <= PAGE_RANKS and len(boxes) <= PAGE_BOXES
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda p: p.stem)
+def test_the_default_depth_is_the_deepest_that_fits_a_page(spec: Path, tmp_path: Path) -> None:
+    outcome = run_cli("diagram", str(spec), "-o", str(tmp_path / "x.dot"))
+    assert outcome.code == 0, outcome
+    dot = (tmp_path / "x.dot").read_text(encoding="utf-8")
+    depth = fit_depth(compiled(spec.stem).arch)
+    assert dot == render_dot(compiled(spec.stem), depth)
+    deeper = [d for d in range(1, 12) if depth is not None and d > depth] + ([None] if depth is not None else [])
+    if depth != 1 or _fits(render_dot(compiled(spec.stem), 1)):
+        assert _fits(dot), spec.stem
+        # The deepest: one level more (or every layer) does not fit.
+        assert not _fits(render_dot(compiled(spec.stem), deeper[0])) if deeper else True
+    if HAS_DOT:
+        svg = render_bytes(dot, "svg").decode("utf-8")
+        m = re.search(r'<svg width="(\d+)pt" height="(\d+)pt"', svg)
+        assert m is not None
+        assert int(m.group(2)) <= 1500 and int(m.group(1)) <= 1500, (spec.stem, m.groups())
+
+
+def test_depth_all_draws_every_layer(tmp_path: Path) -> None:
+    assert run_cli("diagram", str(SPECS / "resnet18.arch"), "--depth", "all", "-o", str(tmp_path / "x.dot")).code == 0
+    assert (tmp_path / "x.dot").read_text(encoding="utf-8") == render_dot(compiled("resnet18"), None)
+    outcome = run_cli("diagram", str(SPECS / "resnet18.arch"), "--depth", "most", "-o", str(tmp_path / "y.dot"))
+    assert outcome.code == "SystemExit(2)" and "positive integer or all" in outcome.err
+    assert not (tmp_path / "y.dot").exists()

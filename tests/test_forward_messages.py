@@ -20,8 +20,8 @@ def test_indexing_a_tensor_says_it_is_a_tensor(tmp_path: Path) -> None:
     spec.write_text(NET.format(body="        return x[0]"))
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1
-    assert f"{spec}:5:16: error[E042]: a tensor cannot be indexed in a forward" in outcome.err
-    assert "module" not in outcome.err and "chunk(" in outcome.err
+    assert f"{spec}:5:16: error[E038]: indexing a tensor keeps the batch whole" in outcome.err
+    assert "module" not in outcome.err and "x[:, 0]" in outcome.err
 
 
 def test_a_value_never_used_is_a_located_warning(tmp_path: Path) -> None:

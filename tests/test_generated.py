@@ -1,4 +1,5 @@
-"""generated/ is exactly what the compiler makes of specs/ today, and generated code is clean Python."""
+"""Generated code is clean, deterministic Python: ruff-clean, importing torch only, stamped, registered, the same
+bytes whatever the hash seed. (That generated/ equals a fresh compile is a snapshot: tests/test_generated_snapshot.py.)"""
 
 from __future__ import annotations
 
@@ -17,18 +18,6 @@ SPEC_FILES = sorted(SPECS.glob("*.arch"))
 # generated/__init__.py is the package's registry (create_model, list_models), the one file archc does not write.
 PACKAGE_INIT = GENERATED / "__init__.py"
 GENERATED_MODULES = sorted(p for p in GENERATED.glob("*.py") if p != PACKAGE_INIT)
-
-
-@pytest.mark.parametrize("spec", SPEC_FILES, ids=lambda p: p.stem)
-def test_generated_file_is_byte_identical_to_a_fresh_compile(spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(ROOT)
-    fresh = compile_spec(spec.relative_to(ROOT)).python()
-    committed = (GENERATED / f"{spec.stem}.py").read_text()
-    assert fresh == committed, f"generated/{spec.stem}.py is stale: run `archc compile specs/*.arch`"
-
-
-def test_every_spec_has_a_generated_file_and_no_file_is_orphaned() -> None:
-    assert {p.stem for p in SPEC_FILES} == {p.stem for p in GENERATED_MODULES}
 
 
 def test_compiling_twice_gives_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

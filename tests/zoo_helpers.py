@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from archc.compiler import Compiled, compile_spec
@@ -55,6 +58,8 @@ def assert_shapes_match_hooks(compiled: Compiled, model: nn.Module, training: bo
     for path, module in model.named_modules():
 
         def hook(mod: nn.Module, args: Any, out: Any, path: str = path) -> None:
+            if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
+                out = out[0]  # nn.MultiheadAttention: (output, weights)
             if isinstance(out, torch.Tensor):
                 seen.setdefault(path, []).append(tuple(out.shape[1:]))
 
@@ -110,11 +115,25 @@ def assert_logits_match_at_two_scales(model: nn.Module, reference: nn.Module, in
             assert_same_logits(model(x * scale), reference(x * scale))
 
 
+@contextmanager
+def counted_attention() -> Iterator[None]:
+    """Attention as plain matrix products, which the flop counter sees: nn.MultiheadAttention's fused fast path off
+    (the counter does not see it at all), and scaled_dot_product_attention through PyTorch's math kernel (the fused
+    CPU kernel has no flop rule in the counter). CNNs run as they always do."""
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
 def reference_flops(reference: nn.Module, input_shape: tuple[int, ...] | list[int]) -> int:
     """FLOPs of one eval-mode forward of the reference on one image, as PyTorch's FlopCounterMode counts them."""
     counter = FlopCounterMode(display=False)
     reference.eval()
-    with torch.no_grad(), counter:
+    with torch.no_grad(), counted_attention(), counter:
         reference(torch.randn(1, *input_shape))
     return int(counter.get_total_flops())
 

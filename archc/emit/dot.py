@@ -7,14 +7,15 @@ The picture is the graph of the IR (`Architecture.nodes`) drawn inside the modul
 - each block or seq instance a cluster (`subgraph cluster_<path>`) labelled with its path and type
   (`layer1: ResLayer`, `layer1.0: BasicBlock`);
 - each edge labelled with the shape of the tensor it carries, batch left out (`64×56×56`);
-- an input node (`input 3×224×224`), an output node, and one output node per auxiliary head (`aux1 (training)`),
+- an input node (`input`, its shape on the edge below it), an output node, and one output node per auxiliary head (`aux1 (training)`),
   training-only nodes and edges dashed.
 
-`depth` folds the module tree: modules `depth` levels down (and deeper) become one box each, labelled with path, type
-and output shape (`layer1.0: BasicBlock`); consecutive sibling blocks that are identical (same type, arguments, input
-shape and structure) and chained one into the next become one box (`layer3.1–5: Bottleneck ×5`), and a stage made
-only of such a run becomes one box (`layer1: ResLayer`, `BasicBlock ×2`). The DOT text is deterministic: the same
-spec gives the same bytes. Nothing here imports torch.
+`depth` folds the module tree: modules `depth` levels down (and deeper) become one box each, labelled with path and
+type (`layer1.0: BasicBlock`), every module at the same depth alike (those above it stay clusters); consecutive
+sibling blocks that are identical (same type, arguments, input shape and structure) and chained one into the next
+become one box (`layer3.1–5: Bottleneck ×5`). `×N` always stands for N blocks in a chain. A box does not repeat the
+shape its outgoing edges carry. `fit_depth` picks the default depth: the deepest whose picture fits a page. The DOT
+text is deterministic: the same spec gives the same bytes. Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def _number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def describe_op(op: str, attrs: dict[str, Any], shape: Iterable[int] = ()) -> str:
+def describe_op(op: str, attrs: dict[str, Any]) -> str:
     """The op and its key arguments, as a box shows them: `conv 3×3 /2, 64`, `maxpool 3×3 /2`, `linear 1000`, `×0.17`."""
     a = attrs
     if op == "conv":
@@ -162,8 +163,6 @@ def describe_op(op: str, attrs: dict[str, Any], shape: Iterable[int] = ()) -> st
         sign = {"add": "+", "sub": "−", "mul": "×", "div": "÷"}[op]
         number = _number(a["scalar"]) if isinstance(a["scalar"], (int, float)) else str(a["scalar"])
         return f"{number}{sign}x" if a.get("reverse") else f"{sign}{number}"
-    if op == "input":
-        return f"input {fmt_shape(shape)}"
     return op
 
 
@@ -177,7 +176,8 @@ def _count(n: int) -> str:
 
 def _html(lines: list[tuple[str, str]], left: bool = False) -> str:
     """An HTML-like label: one (style, text) per line; style is 'title', 'main', 'muted' or 'light'. Lines are
-    centred, or aligned left."""
+    centred, or aligned left. Each line is a table row, so that lines are a font's line height apart (with `<br/>`
+    Graphviz sets them one font size apart, and an underscore touches the line below)."""
     out = []
     for style, text in lines:
         text = html.escape(text, quote=False)
@@ -189,9 +189,11 @@ def _html(lines: list[tuple[str, str]], left: bool = False) -> str:
             out.append(f'<font point-size="9" color="#e5e7eb">{text}</font>')
         else:
             out.append(text)
-    if left:
-        return "<" + "".join(line + '<br align="left"/>' for line in out) + ">"
-    return "<" + "<br/>".join(out) + ">"
+    if len(out) == 1 and not left:
+        return f"<{out[0]}>"
+    align = ' align="left"' if left else ""
+    rows = "".join(f"<tr><td{align}>{line}</td></tr>" for line in out)
+    return f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{rows}</table>>'
 
 
 # Folding.
@@ -235,6 +237,13 @@ class _Plan:
         for n in arch.nodes:
             for i in n.inputs:
                 self.consumers[i].append(n.id)
+        # Module path -> the IR nodes that run in it or below it.
+        self._under: dict[str, list[int]] = {}
+        for n in arch.nodes:
+            path = n.module if n.module is not None else n.scope
+            parts = path.split(".") if path else []
+            for k in range(1, len(parts) + 1):
+                self._under.setdefault(".".join(parts[:k]), []).append(n.id)
         # IR node id -> unit key; unit key -> unit.
         self.unit_of: dict[int, str] = {}
         self.units: dict[str, _Unit] = {}
@@ -264,12 +273,16 @@ class _Plan:
         unit.nodes.append(node_id)
         self.unit_of[node_id] = unit.key
 
+    def under(self, path: str) -> list[int]:
+        """IR nodes that run in the module at `path` or below it."""
+        return self._under.get(path, [])
+
     def _members(self, path: str) -> list[int]:
         """IR nodes drawn in the folded module at `path` (empty when it is not a box)."""
         unit = self.units.get(f"m_{path}")
         return unit.nodes if unit is not None else []
 
-    def _chained(self, first: list[int], second: list[int]) -> bool:
+    def chained(self, first: list[int], second: list[int]) -> bool:
         """Whether `first` feeds only `second` and `second` reads only `first` (from outside themselves)."""
         a, b = set(first), set(second)
         outputs = set(self.arch.outputs) | set(self.arch.aux_outputs)
@@ -280,7 +293,7 @@ class _Plan:
         return leaves <= b and reads <= a and bool(reads)
 
     def _merge_runs(self, depth: int) -> None:
-        """Consecutive identical sibling blocks at the fold level become one box; a stage made of one such run, one box."""
+        """Consecutive identical sibling blocks at the fold level, each feeding only the next, become one box."""
         for parent in list(self.modules.values()):
             if parent.kind == "op" or _depth(parent.path) != depth - 1:
                 continue
@@ -291,7 +304,7 @@ class _Plan:
                     continue
                 last = runs[-1] if runs else []
                 nodes = self._members(child.path)
-                if last and _signature(last[-1]) == _signature(child) and self._chained(self._members(last[-1].path), nodes):
+                if last and _signature(last[-1]) == _signature(child) and self.chained(self._members(last[-1].path), nodes):
                     last.append(child)
                 else:
                     runs.append([child])
@@ -299,19 +312,56 @@ class _Plan:
                 if len(run) < 2:
                     continue
                 nodes = sorted(i for m in run for i in self._members(m.path))
-                own = [n.id for n in self.arch.nodes if n.scope == parent.path and n.op != "input"]
-                whole = parent.path != "" and len(run) == len(parent.children) and not own
                 for m in run:
                     del self.units[f"m_{m.path}"]
-                if whole:
-                    unit = _Unit(f"m_{parent.path}", _parent(parent.path), module=parent)
-                else:
-                    unit = _Unit(f"r_{run[0].path}", parent.path, run=run)
+                unit = _Unit(f"r_{run[0].path}", parent.path, run=run)
                 for i in nodes:
                     self._assign(i, unit)
 
     def ordered_units(self) -> list[_Unit]:
         return sorted(self.units.values(), key=lambda u: min(u.nodes))
+
+    def ranks(self) -> int:
+        """Boxes on the longest path of the picture, from the input box to an output box (the output box counted):
+        how tall a top-to-bottom drawing is."""
+        level: dict[int, int] = {}
+        for n in self.arch.nodes:
+            level[n.id] = max((level[i] + (self.unit_of[i] != self.unit_of[n.id]) for i in n.inputs), default=0)
+        ends = [*self.arch.outputs, *self.arch.aux_outputs]
+        return max(level[o] for o in ends) + 2 if ends else max(level.values()) + 1
+
+
+# The default depth: the deepest whose picture fits a page. A box and the edge below it take about 54 points of
+# height, so 24 of them make a picture some 1,300 points tall, readable (its text 7 points or more) when fitted to an
+# A4 page or a screen; 60 boxes keep it narrow enough too.
+PAGE_RANKS = 24
+PAGE_BOXES = 60
+ALL = "all"
+
+
+def fit_depth(arch: Architecture) -> int | None:
+    """The deepest fold whose picture has at most PAGE_RANKS boxes from input to output and PAGE_BOXES boxes in all:
+    None (every layer) where the whole graph fits, else a depth from 1 down, 1 where nothing fits."""
+    paths = [n.module if n.module is not None else n.scope for n in arch.nodes]
+    deepest = max((p.count(".") + 1 for p in paths if p), default=0)
+    best: int | None = 1
+    for depth in [*range(1, deepest + 1), None]:
+        plan = _Plan(arch, depth)
+        if plan.ranks() > PAGE_RANKS or len(plan.units) > PAGE_BOXES:
+            break
+        best = depth
+    return best
+
+
+def resolve_depth(arch: Architecture, depth: int | str | None) -> int | None:
+    """The depth to draw at: `depth` itself, every layer (None) for `all`, the fitted one (`fit_depth`) for None."""
+    if depth is None:
+        return fit_depth(arch)
+    if depth == ALL:
+        return None
+    if isinstance(depth, str):
+        raise ArchError("E092", f"unknown depth {depth!r}", None, f"give a number of levels from 1, or {ALL} to draw every layer")
+    return depth
 
 
 def _short_name(path: str) -> str:
@@ -324,14 +374,18 @@ def _short_name(path: str) -> str:
     return ".".join(parts[k:])
 
 
-def _contents_line(m: ModuleNode) -> str | None:
-    """What a folded module holds: `BasicBlock ×2`, `Bottleneck → Bottleneck ×5` for a stage of one block type,
-    `maxpool 3×3 → BasicConv2d` for a short seq."""
+def _contents_line(m: ModuleNode, plan: _Plan) -> str | None:
+    """What a folded module holds: `BasicBlock ×2` (a chain of two identical blocks), `Bottleneck → Bottleneck ×5`
+    for a stage of one block type, `maxpool 3×3 → BasicConv2d` for a short seq, `7 BasicConv2d` for blocks that do not
+    form a chain (Inception's branches). `×N` always stands for N blocks each feeding the next."""
     children = m.children
     if m.kind == "seq" and 0 < len(children) <= 3 and len({c.type for c in children}) > 1:
         return " → ".join(describe_op(c.type, c.attrs) if c.kind == "op" else c.type for c in children)
     if not children or any(c.kind != "block" for c in children) or len({c.type for c in children}) != 1:
         return None
+    chain = all(plan.chained(plan.under(a.path), plan.under(b.path)) for a, b in zip(children, children[1:], strict=False))
+    if not chain:
+        return f"{len(children)} {children[0].type}"
     runs: list[list[ModuleNode]] = []
     for c in children:
         if runs and _signature(runs[-1][-1]) == _signature(c):
@@ -460,11 +514,22 @@ def render_dot(compiled: Compiled, depth: int | None = None, rankdir: str = "TB"
     return source
 
 
-def layers_of_dot_nodes(arch: Architecture, depth: int | None = None) -> dict[str, str]:
-    """DOT node name -> the name of the layer (IR node) its box shows, as `render_dot` draws at `depth`: the node
-    itself, or for a folded box the last node it holds (whose output leaves the box). Output nodes are left out."""
+def boxes_of_dot_nodes(arch: Architecture, depth: int | None = None) -> dict[str, tuple[str, list[str]]]:
+    """DOT node name -> (what the box is called, the names of the layers it holds), as `render_dot` draws at `depth`:
+    a layer's name for a layer's box, the module's path for a folded module (`layer2.0`), the run's for a run of
+    blocks (`layer3.1–5`). Output nodes are left out."""
     plan = _Plan(arch, depth)
-    return {unit.key: arch.nodes[max(unit.nodes)].name for unit in plan.ordered_units()}
+    out: dict[str, tuple[str, list[str]]] = {}
+    for unit in plan.ordered_units():
+        names = [arch.nodes[i].name for i in unit.nodes]
+        if unit.module is not None:
+            title = unit.module.path
+        elif unit.run:
+            title = f"{unit.run[0].path}–{unit.run[-1].name}"
+        else:
+            title = names[0]
+        out[unit.key] = (title, names)
+    return out
 
 
 def _aux_names(arch: Architecture) -> list[str]:
@@ -508,28 +573,26 @@ class _Figures:
 def _emit_unit(graph: graphviz.Digraph, unit: _Unit, plan: _Plan, figures: _Figures | None) -> None:
     arch = plan.arch
     nodes = [arch.nodes[i] for i in unit.nodes]
-    last = nodes[-1]
     training = all(n.training_only for n in nodes)
     lines: list[tuple[str, str]]
     if unit.module is None and not unit.run:
         (node,) = nodes
         family = FAMILIES.get(node.op, "shape")
-        lines = [("main", describe_op(node.op, node.attrs, node.shape))]
+        lines = [("main", describe_op(node.op, node.attrs))]
         where = f"line {node.loc.line} of {Path(node.loc.file).name}"
         tooltip = f"{node.name}: {fmt_shape(node.shape)} ({where})" if node.op != "input" else f"input: {fmt_shape(node.shape)}"
     elif unit.module is not None:
         family = "block"
         m = unit.module
         lines = [("main", f"{_short_name(m.path)}: {m.type}")]
-        stage = _contents_line(m)
+        stage = _contents_line(m, plan)
         if stage is not None:
             lines.append(("main", stage))
-        lines.append(("muted", fmt_shape(last.shape)))
         tooltip = f"{m.path}: {m.type}({_args_text(m.args)}), {len(nodes)} nodes"
     else:
         family = "block"
         first = unit.run[0]
-        lines = [("main", f"{_run_name(unit.run)}: {first.type} ×{len(unit.run)}"), ("muted", fmt_shape(last.shape))]
+        lines = [("main", f"{_run_name(unit.run)}: {first.type} ×{len(unit.run)}")]
         tooltip = f"{len(unit.run)} × {first.type}({_args_text(first.args)}), {len(nodes)} nodes"
     if figures is not None:
         extra = figures.line(arch, unit.nodes)
@@ -638,7 +701,7 @@ def write_diagram(dot_text: str, path: Path | str, fmt: str, dpi: int | None = N
 def diagram_command(
     spec: Path,
     fmt: str | None = None,
-    depth: int | None = None,
+    depth: int | str | None = None,
     rankdir: str = "TB",
     output: Path | None = None,
     figures: bool = False,
@@ -651,12 +714,13 @@ def diagram_command(
     """`archc diagram`: compile `spec` (with `-D` `overrides` and `--input` `input_shape`), write its diagram (default
     `<spec stem>.<fmt>` in the current directory) and the .dot beside it; returns the path of the diagram. The format
     is `fmt`, or the one `output`'s extension names, or svg (`diagram_format`); `output` `-` writes the picture (or the
-    DOT text) to standard output, and no .dot file."""
+    DOT text) to standard output, and no .dot file.
+    `depth` is a number of levels, `all` for every layer, or None for the deepest that fits a page (`fit_depth`)."""
     fmt = diagram_format(fmt, output)
     if dpi is not None and fmt != "png":
         raise ArchError("E092", f"--dpi applies to png pictures, not {fmt}", None, "leave out --dpi, or draw a png")
     compiled = compile_spec(spec, overrides, input_shape=input_shape, allow_import_outside=allow_import_outside)
-    dot_text = render_dot(compiled, depth, rankdir, figures)
+    dot_text = render_dot(compiled, resolve_depth(compiled.arch, depth), rankdir, figures)
     if output is not None and str(output) == "-":
         data = dot_text.encode("utf-8") if fmt == "dot" else render_bytes(dot_text, fmt, dpi, warn)
         sys.stdout.flush()

@@ -28,7 +28,18 @@ from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
-from archc.sema.forward import ApplyMember, InlineOp, Join, forward_call, forward_condition, tensor_arithmetic, unpack_call
+from archc.sema.forward import (
+    ApplyMember,
+    InlineOp,
+    Join,
+    forward_call,
+    forward_condition,
+    join_dim,
+    members_loop,
+    tensor_arithmetic,
+    tensor_subscripts,
+    unpack_call,
+)
 from archc.sema.names import member_name_code, quoted
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN, Sym, boolean, conditional, is_symbolic, is_unknown, literal, negate, same_value
@@ -205,6 +216,12 @@ class ClassWriter:
         # declared under the same `if` sees `a`.
         self.guarded: dict[str, tuple[str, Any]] = {}
         self.declared = S.declared_members(defn.body)
+        # A forward that runs over the members (`for layer in members`): the members are built in order, as in a block
+        # without a forward, each on the tensor the loop carries to it, and the loop's name applies each in turn.
+        self.members_loop = members_loop(defn.forward)
+        if self.members_loop is not None:
+            self.declared = self.declared | {self.members_loop.var}
+        self.loop_member_shape: tuple[Any, ...] = ()
         self.forward_conditions: list[Any] = []  # the forward `if`s being written, in the constructor's terms
         # `let`s bound inside an `if` or a `for`: their value depends on the branch taken or the iteration (an
         # accumulator like `let total = total + d`), so the class computes them in Python variables.
@@ -316,7 +333,10 @@ class ClassWriter:
         scope = Scope(args, in_channels=in_shape[0] if self.defn.kind == "block" else None)
         self._start_shape = in_shape
         self.body_scope = scope
+        self.scope = scope
         self.body(self.defn.body, scope, 0)
+        if self.members_loop is not None:
+            return self.loop_forward(in_shape)
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
                 self.sequential = True
@@ -501,7 +521,7 @@ class ClassWriter:
 
     def enter_control(self, indent: int) -> None:
         """A sequential body entering a loop or symbolic branch tracks its channels in a variable."""
-        if self.defn.forward is not None or self.shape_only:
+        if (self.defn.forward is not None and self.members_loop is None) or self.shape_only:
             return
         self.sequential = True
         if not self.seq_shape:
@@ -523,7 +543,7 @@ class ClassWriter:
             for cond in self.conditions:
                 present = boolean("and", present, cond)
             self.member_conditions[name] = present
-        if self.defn.forward is not None:
+        if self.defn.forward is not None and self.members_loop is None:
             if name is None:
                 raise ArchError("E024", "a block with a forward names its members", loc, "give it a name: `name = ...`")
             placeholder = Placeholder(indent, name, spec, name in self.optional_members, condition=self.member_conditions[name])
@@ -551,6 +571,9 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
+        if self.members_loop is not None:
+            # The next member takes what the forward's loop makes of this one's input and output.
+            out = self.loop_step(self.seq_shape, out)
         if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]) and not is_unknown(out[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
@@ -562,9 +585,39 @@ class ClassWriter:
 
     # Forward
 
+    def loop_step(self, running: tuple[Any, ...], member_out: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The shape the forward's loop over the members carries on, given the shape it carried to a member and that
+        member's output shape: its body run on them, symbolically, writing nothing."""
+        assert self.members_loop is not None and self.defn.forward is not None
+        saved = self.forward_lines, set(self.forward_vars)
+        self.forward_lines = []
+        self.loop_member_shape = member_out
+        arg = self.defn.forward.arg
+        env: dict[str, Any] = {arg: TVal(arg, running)}
+        self.forward_stmts(self.members_loop.body, env, running)
+        self.forward_lines, self.forward_vars = saved
+        carried = env[arg]
+        return carried.shape if isinstance(carried, TVal) else running
+
+    def loop_forward(self, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """`for layer in members { ... } return x`: a Python loop over the module's children."""
+        assert self.members_loop is not None and self.defn.forward is not None
+        arg, var = self.defn.forward.arg, self.members_loop.var
+        if arg != "x":
+            _check_identifier(arg, self.defn.forward.loc, taken=self.gen.taken)
+        _check_identifier(var, self.defn.forward.loc, taken=self.gen.taken)
+        self.forward_vars = {arg, var}
+        self.line(f"for {var} in self.children():")
+        mark = len(self.forward_lines)
+        self.loop_member_shape = tuple(UNKNOWN for _ in in_shape)
+        self.forward_stmts(self.members_loop.body, {arg: TVal(arg, tuple(UNKNOWN for _ in in_shape))}, in_shape)
+        self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+        self.line(f"return {arg}")
+        return self.seq_shape if self.seq_shape else in_shape
+
     def chain_forward(self, scope: Scope, in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
         """A forward that applies the named members in order."""
-        self.forward_lines = [f"x = self.{name}(x)" for name in self.members]
+        self.forward_lines = [self.apply_line(name, "x", "x") for name in self.members]
         self.forward_vars = {"x"}
         self.forward_lines.append("return x")
         return self.seq_shape if self.seq_shape else in_shape
@@ -770,12 +823,38 @@ class ClassWriter:
                     parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
                     if not parts or not all(isinstance(p, TVal) for p in parts):
                         raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
-                    shape = (sum_channels([p.shape[0] for p in parts]), *parts[0].shape[1:])
-                    self.line(f"{target} = torch.cat([{', '.join(p.var for p in parts)}], 1)")
+                    dim = join_dim(expr, self.scalar)
+                    try:
+                        shapes = ops.joined_shapes([p.shape for p in parts], [p.batched for p in parts])
+                        batch = next(p.var for p in parts if p.batched)
+                        axis = ops.dimension(dim, len(shapes[0]), "cat", "dim") - 1
+                    except (ops.OpError, StopIteration) as e:
+                        if isinstance(e, ops.OpError):
+                            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                        raise ArchError("E031", "cat joins activations, not learnable tensors alone", expr.loc) from None
+                    # A learnable tensor joins each sample: expanded to the batch, as torchvision's ViT expands its class token.
+                    names = [
+                        p.var if p.batched else f"{p.var}.expand({batch}.shape[0], {', '.join(['-1'] * len(s))})"
+                        for p, s in zip(parts, shapes, strict=True)
+                    ]
+                    joined = sum_channels([s[axis] for s in shapes])
+                    shape = (*shapes[0][:axis], joined, *shapes[0][axis + 1 :])
+                    self.line(f"{target} = torch.cat([{', '.join(names)}], {literal(dim)})")
                     return TVal(target, shape)
                 if isinstance(meaning, InlineOp):
                     return self.inline_call(meaning.op, expr, env, target)
                 return self.scalar(expr)
+            case S.Index(target=target_expr) if isinstance(x := self.tensor(target_expr, env, target), TVal):
+                row = ops.OPS["index"]
+                attrs = {"items": tensor_subscripts(expr, self.scalar)}
+                sizes = {"items": tensor_subscripts(expr, lambda e: evaluate(e, self.scope))}
+                try:
+                    shape = row.shape(sizes, x.shape)
+                except ops.OpError as e:
+                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+                assert row.code is not None
+                self.line(f"{target} = {row.code(x.var, attrs)}")
+                return TVal(target, shape)
             case S.BinOp(left=left, right=right):
                 right_names = S.names_used(right)
                 left_target = target if target not in right_names else self.fresh(target)
@@ -795,7 +874,7 @@ class ClassWriter:
                     # conditional (`proj?(x) + f(x)`: `w if proj exists else c`) is the other operand's plain one.
                     shape = tuple(
                         r if isinstance(d, Sym) and d.code in self.guarded and isinstance(r, Sym) and r.code not in self.guarded else d
-                        for d, r in zip(shape, rv.shape, strict=True)
+                        for d, r in zip(shape, shapes[1], strict=True)
                     )
                     self.line(f"{target} = {lv.var} {symbol} {rv.var}")
                     return TVal(target, shape)
@@ -812,6 +891,9 @@ class ClassWriter:
         x = self.tensor(args[0], env, target)
         if not isinstance(x, TVal):
             raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
+        if self.members_loop is not None and func == self.members_loop.var:
+            self.line(f"{target} = {func}({x.var})")
+            return TVal(target, self.loop_member_shape)
         if func not in self.members:
             return x
         out_shape = self.apply_member(func, x, expr.loc)
@@ -829,8 +911,16 @@ class ClassWriter:
             self.line(f"if self.{func} is not None:")
             self.line(f"    {target} = self.{func}({x.var})")
             return TVal(target, out_shape)
-        self.line(f"{target} = self.{func}({x.var})")
+        self.line(self.apply_line(func, target, x.var))
         return TVal(target, out_shape)
+
+    def apply_line(self, member: str, out: str, x: str) -> str:
+        """The statement applying a member: `out = self.m(x)`, or the op's own form (`mha`'s query, key and value)."""
+        spec = self.members[member][0].spec
+        row = ops.OPS.get(spec.type) if spec.kind == "op" else None
+        if row is not None and row.apply is not None:
+            return row.apply.format(out=out, module=f"self.{member}", x=x)
+        return f"{out} = self.{member}({x})"
 
     def unpack(self, stmt: S.Unpack, env: dict[str, Any]) -> None:
         """`x1, x2 = chunk(x, 2, dim = 1)`: one line, as torchvision writes `x1, x2 = x.chunk(2, dim=1)`."""
@@ -845,11 +935,11 @@ class ClassWriter:
             raise ArchError("E081", f"inline `{row.name}` needs its input tensor first: {row.name}(x, ...)", call.loc)
         attrs, sizes = self.inline_args(row, call)
         try:
-            shape = row.shape(sizes, x.shape)
+            shapes = [row.shape({**sizes, "index": i}, x.shape) for i in range(len(stmt.names))]
         except ops.OpError as e:
             raise ArchError(e.code, e.message, call.loc, e.hint) from None
         self.line(f"{', '.join(stmt.names)} = {_call(row.functional or row.name, [Sym(x.var), *(attrs[n] for n in row.positional)], {})}")
-        for name in stmt.names:
+        for name, shape in zip(stmt.names, shapes, strict=True):
             env[name] = TVal(name, shape)
             self.forward_vars.add(name)
 
@@ -889,6 +979,9 @@ class ClassWriter:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
             raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        if row.code is not None:
+            self.line(f"{target} = {row.code(x.var, attrs)}")
+            return TVal(target, shape)
         params: list[Any] = [Sym(x.var)]
         defaults = dict(row.args)
         keywords = {k: v for k, v in attrs.items() if not same_value(v, defaults[k])}
@@ -951,7 +1044,7 @@ class ClassWriter:
             docstring_lines(doc),
             signature.params,
             init,
-            [] if self.sequential else self.forward_lines,
+            [] if self.sequential and self.members_loop is None else self.forward_lines,
             self.returns,
             self.defn.forward.arg if self.defn.forward else "x",
             self.extra,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Tree
 
+from archc.errors import normalize_newlines
 from archc.lang.parse import GRAMMAR, parse_file, parse_text
 
 WIDTH = 140  # as the project's Python (pyproject's ruff line-length)
@@ -299,7 +300,7 @@ class _Formatter:
             self._emit(parts, indent)
         elif kind in ("if_stmt", "forward_if"):
             self.if_stmt(kids, indent)
-        elif kind == "for_stmt":
+        elif kind in ("for_stmt", "forward_for"):
             parts = []
             for k in kids[:-2]:
                 assert isinstance(k, Token)
@@ -410,6 +411,23 @@ class _Formatter:
             target, lsqb, index, rsqb = kids
             assert isinstance(lsqb, Token) and isinstance(rsqb, Token)
             return [*self.expr(target), _T("[", lsqb.start_pos), *self.expr(index), _T("]", rsqb.start_pos)]
+        if kind == "subscripts":
+            target, lsqb, *items, rsqb = kids
+            assert isinstance(lsqb, Token) and isinstance(rsqb, Token)
+            parts = [*self.expr(target), _T("[", lsqb.start_pos)]
+            values = [k for k in items if not (isinstance(k, Token) and k.type == "COMMA")]
+            for i, value in enumerate(values):
+                parts += [*([_T(", ", None)] if i else []), *self.expr(value)]
+            return [*parts, _T("]", rsqb.start_pos)]
+        if kind in ("slice", "slice_step"):
+            # `a:b`, `::2`: bounds and colons without spaces, as Python's formatters write a simple slice.
+            parts = []
+            for kid in node.children:
+                if isinstance(kid, Token) and kid.type == "COLON":
+                    parts.append(_T(":", kid.start_pos))
+                elif kid is not None:
+                    parts += self.expr(kid)
+            return parts
         if kind == "atom":  # parentheses
             lpar, inner, rpar = kids
             assert isinstance(rpar, Token)
@@ -522,7 +540,9 @@ def _render(lines: list[_Line], tree: Tree[Token], comments: list[Token]) -> str
 
 
 def format_text(text: str, file: str = "<spec>") -> str:
-    """The canonical layout of a spec's text; raises ArchError (with its location) if it does not parse."""
+    """The canonical layout of a spec's text; raises ArchError (with its location) if it does not parse. Lines end
+    with "\n" in it, whatever ended them in `text`, and a byte-order mark is dropped."""
+    text = normalize_newlines(text).removeprefix("\ufeff")
     parse_text(text, file)
     tree, comments = _concrete(text)
     f = _Formatter(comments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from archc.errors import CODES, SOURCES, ArchError, Loc, too_deep
+from archc.errors import CODES, SOURCES, ArchError, Loc, normalize_newlines, too_deep
 from archc.files import read_spec_bytes
 from archc.lang import syntax as S
 
@@ -248,6 +249,8 @@ class _ToAst(Transformer[Token, Any]):
             return S.For(self._loc(meta), None, str(first), iterable, body)
         return S.For(self._loc(meta), str(first), str(second), iterable, body)
 
+    forward_for = for_stmt
+
     @v_args(meta=True)
     def meta_stmt(self, meta: Any, items: list[Any]) -> S.Meta:
         return S.Meta(self._loc(meta), dict(i for i in items if i is not None))
@@ -357,6 +360,20 @@ class _ToAst(Transformer[Token, Any]):
     def index(self, meta: Any, target: S.Expr, index: S.Expr) -> S.Index:
         return S.Index(self._loc(meta), target, index)
 
+    @v_args(meta=True)
+    def subscripts(self, meta: Any, items: list[S.Expr | None]) -> S.Index:
+        target, *subscripts = items
+        assert target is not None
+        return S.Index(self._loc(meta), target, S.TupleLit(self._loc(meta), [i for i in subscripts if i is not None]))
+
+    @v_args(meta=True, inline=True)
+    def slice(self, meta: Any, start: S.Expr | None, stop: S.Expr | None) -> S.Slice:
+        return S.Slice(self._loc(meta), start, stop, None)
+
+    @v_args(meta=True, inline=True)
+    def slice_step(self, meta: Any, start: S.Expr | None, stop: S.Expr | None, step: S.Expr | None) -> S.Slice:
+        return S.Slice(self._loc(meta), start, stop, step)
+
     @v_args(inline=True)
     def number(self, tok: Token) -> S.Const:
         text = str(tok)
@@ -364,6 +381,13 @@ class _ToAst(Transformer[Token, Any]):
             value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
         except ValueError:  # Python refuses int() of more than 4300 digits
             raise ArchError("E062", "number too large", self._tok(tok), "no size in a network needs that many digits") from None
+        if value == float("inf"):
+            raise ArchError(
+                "E062",
+                f"number too large: {_short(text)} is beyond a float's range (about 1.8e308)",
+                self._tok(tok),
+                "no size or rate in a network comes near such a number",
+            )
         return S.Const(self._tok(tok), value)
 
     @v_args(inline=True)
@@ -438,6 +462,10 @@ class _ToAst(Transformer[Token, Any]):
         return str(name)[1:-1], value, self._tok(name), True
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-10:]}"
+
+
 def _parse_piece(text: str, file: str, line: int, column: int) -> S.Expr:
     """A `{expr}` of a quoted member name, its locations moved to where it stands in the file."""
     source = SOURCES.get(file)
@@ -510,26 +538,16 @@ def parse_expression(text: str, file: str) -> S.Expr:
 
 
 def _parse(text: str, file: str, start: str) -> Any:
+    # Lark counts lines by "\n" only: a CR-only or CRLF file is read with "\n" line ends, so that the line and column
+    # of an error and the line an error quotes (errors.source_lines) agree. A UTF-8 byte-order mark is no character.
+    text = normalize_newlines(text)
+    if start == "start":
+        text = text.removeprefix("\ufeff")
     SOURCES[file] = text
     try:
         tree = _parser().parse(text, start=start)
     except UnexpectedInput as e:
-        loc = Loc(file, max(e.line, 1), max(e.column, 1))
-        if isinstance(e, UnexpectedEOF):
-            raise ArchError("E004", "unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
-        if isinstance(e, UnexpectedToken):
-            if e.token.type == "$END":
-                raise ArchError("E004", "unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}") from None
-            raise ArchError("E001", f"unexpected {str(e.token)!r}", loc, f"expected {_describe_expected(set(e.expected))}") from None
-        if isinstance(e, UnexpectedCharacters):
-            pos = e.pos_in_stream if e.pos_in_stream is not None else -1
-            char = text[pos] if 0 <= pos < len(text) else "?"
-            if char == '"':
-                raise ArchError("E003", "unterminated string", loc, 'a string ends with `"` on the same line') from None
-            raise ArchError(
-                "E002", f"unexpected character {char!r}", loc, "names, numbers, strings and the operators of the language reference"
-            ) from None
-        raise ArchError("E001", "syntax error", loc) from None
+        raise _syntax_error(e, text, file) from None
     try:
         return _ToAst(file).transform(tree)
     except VisitError as e:
@@ -540,6 +558,72 @@ def _parse(text: str, file: str, start: str) -> Any:
         raise
     except RecursionError:
         raise too_deep(_deepest(tree, file)) from None
+
+
+def _syntax_error(e: UnexpectedInput, text: str, file: str) -> ArchError:
+    """A Lark error as an ArchError, with a help line fitting the case (Python habits get archc's spelling)."""
+    loc = Loc(file, max(e.line, 1), max(e.column, 1))
+    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+        return ArchError("E004", "unexpected end of file", loc, f"expected {_describe_expected(set(e.expected))}")
+    if isinstance(e, UnexpectedToken):
+        expected = f"expected {_describe_expected(set(e.expected))}"
+        line = text.split("\n")[loc.line - 1] if loc.line <= text.count("\n") + 1 else ""
+        before = line[: loc.column - 1]
+        token = str(e.token)
+        hint = expected
+        if token == "=" and "COMPARE" in e.expected and re.search(r"\b(if|elif)\b", before):
+            hint = "compare with `==`: `=` names a member or a value"
+        elif token == "." and (m := re.search(r"\b(nn|torch|F|nn\.functional)\s*$", before)):
+            hint = _torch_hint(m[1], line[loc.column :])
+        return ArchError("E001", f"unexpected {token!r}", loc, hint)
+    if isinstance(e, UnexpectedCharacters):
+        pos = e.pos_in_stream if e.pos_in_stream is not None else -1
+        char = text[pos] if 0 <= pos < len(text) else "?"
+        rest = text[pos : text.find("\n", pos) if "\n" in text[pos:] else len(text)]
+        if char == '"':
+            body = re.match(r'"[^"\n]*', rest)
+            backslash = body[0].find("\\") if body else -1
+            if backslash >= 0:
+                escape = rest[backslash : backslash + 2]
+                return ArchError(
+                    "E002",
+                    f"unknown escape `{escape}` in a string: archc strings have no escapes",
+                    Loc(file, loc.line, loc.column + backslash),
+                    'a string holds any characters but `"`, `\\` and line breaks, as they are',
+                )
+            return ArchError("E003", "unterminated string", loc, 'a string ends with `"` on the same line')
+        return ArchError("E002", f"unexpected character {char!r}", loc, _character_hint(char, rest))
+    return ArchError("E001", "syntax error", loc)
+
+
+def _character_hint(char: str, rest: str) -> str:
+    """The help line of an unexpected character: archc's spelling for Python's."""
+    if char == "'":
+        quoted = re.match(r"'([^'\"]*)'", rest)
+        return f'strings take double quotes: "{quoted[1]}"' if quoted else 'strings take double quotes: "..."'
+    if char == ";":
+        return "archc needs no `;`: a statement ends where the next begins (write one per line)"
+    if char == ":":
+        return "a body is written in braces, `if c { ... }`, not after `:`"
+    if char in "!&|":
+        return "archc writes `not`, `and` and `or`, and compares with `==` and `!=`"
+    return "names, numbers, strings and the operators of the language reference"
+
+
+def _torch_hint(prefix: str, rest: str) -> str:
+    """The help line for `nn.Conv2d(...)`: ops are called by archc's names."""
+    from archc.ops import OPS
+
+    # `rest` follows the first ".": `Conv2d(...)`, or `nn.ReLU()` after `torch.`; the op is the chain's last name.
+    chain = re.match(r"\s*[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*", rest)
+    written = re.sub(r"\s+", "", chain[0]) if chain else ""
+    name = written.rpartition(".")[2]
+    key = re.sub(r"[123]d$", "", name.lower()).replace("_", "")
+    spelling = {op.replace("_", ""): op for op in [*OPS, "cat"]}
+    spelling["sequential"] = "seq"
+    if key in spelling:
+        return f"archc calls ops by its own names: `{spelling[key]}(...)` for `{prefix}.{written}` (docs/language.md lists them)"
+    return f"archc calls ops by its own names, without `{prefix}.`: `conv(...)` for `nn.Conv2d` (docs/language.md lists them)"
 
 
 def _deepest(tree: Tree[Token], file: str) -> Loc | None:
@@ -579,8 +663,9 @@ def _parse_file(path: Path) -> S.Module:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        line_start = data.rfind(b"\n", 0, e.start) + 1
-        column = len(data[line_start : e.start].decode("utf-8", errors="replace")) + 1
+        # Lines and columns counted as the parser counts them: "\r\n" and "\r" end lines, a byte-order mark is no column.
+        head = data[: e.start].replace(b"\r\n", b"\n").replace(b"\r", b"\n").removeprefix(b"\xef\xbb\xbf")
+        line = head.count(b"\n") + 1
+        column = len(head[head.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
         raise ArchError("E005", "the file is not valid UTF-8", Loc(str(path), line, column), "save the spec as UTF-8 text") from None
     return parse_text(text, str(path))

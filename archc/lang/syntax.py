@@ -87,6 +87,15 @@ class Index(Expr):
 
 
 @dataclass
+class Slice(Expr):
+    """`start:stop:step` in a subscript; each part may be left out (None)."""
+
+    start: Expr | None
+    stop: Expr | None
+    step: Expr | None
+
+
+@dataclass
 class Call(Expr):
     func: str
     args: list[Expr]

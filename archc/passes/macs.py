@@ -1,9 +1,9 @@
-"""Arithmetic counts: multiply-accumulates per node and in total, the other operations counted apart.
+"""Multiply-accumulates per node and in total.
 
-The headline figure is `macs`: the multiply-accumulates of convolutions and linear layers on the eval-mode path,
-for one image. It equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the generated module, which
-counts matrix products only. Training-only nodes (auxiliary heads) are summed apart, and so is everything
-else (normalisation, activations, pooling, additions) in `other`. See docs/analysis.md for the conventions.
+`macs` is the multiply-accumulates of convolutions and linear layers on the eval-mode path, for one image. It
+equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the generated module, which counts matrix products
+only. Training-only nodes (auxiliary heads) are summed apart. Other operations (normalisation, activations, pooling,
+additions) are not counted: see docs/analysis.md.
 """
 
 from __future__ import annotations
@@ -19,16 +19,13 @@ from archc.ops import Cost
 class MacReport:
     per_node: dict[int, Cost]
     macs: int  # conv + linear, eval-mode path, one image
-    other: int  # every other operation on the eval-mode path, one image
     training_only_macs: int  # conv + linear of nodes that run in training mode only
 
 
 def node_cost(node: Node, arch: Architecture) -> Cost:
     """The cost rule of the node's op applied to its shapes; every op has one."""
     out = tuple(node.shape)
-    if node.op in ops.ARITHMETIC:
-        return Cost(0, ops.numel(out))
-    if node.op in (ops.CAT, ops.PARAM):
+    if node.op in ops.ARITHMETIC or node.op in (ops.CAT, ops.PARAM):
         return Cost()
     row = ops.OPS[node.op]
     (source,) = node.inputs
@@ -43,6 +40,5 @@ def count_macs(arch: Architecture) -> MacReport:
     return MacReport(
         per_node,
         macs=sum(c.macs for c in inference),
-        other=sum(c.other for c in inference),
         training_only_macs=sum(c.macs for c in training),
     )

@@ -9,8 +9,13 @@ Fields of Convolutional Neural Networks" (Distill, 2019):
 The input has size 1, jump 1 and start 0 (the centre of pixel 0). Where paths merge (add, cat) the field is the
 largest of the incoming ones; paths whose centres or jumps disagree give a warning. A global operation (flatten,
 an adaptive pool to 1×1) sees its whole input: its field is that input's field over every position. A normalisation
-with statistics over the whole map (groupnorm, instancenorm), and a softmax along a spatial dimension, give every
-output unit that whole field, the same wherever the unit stands: jump 0, which later windows keep.
+with statistics over the whole map (groupnorm, instancenorm), a softmax along a spatial dimension, self-attention
+(`mha`: every token attends to all) and a mean or maximum over positions give every output unit that whole field,
+the same wherever the unit stands: jump 0, which later windows keep. An adaptive pool whose output keeps its input's
+size is a window of 1 and stride 1: the identity for the field.
+
+The headline figure is the field of the last spatial feature map (`last_feature_map`), the one papers quote, not the
+output's: a classifier's output sits after global pooling, whose field covers the whole map at any input size.
 """
 
 from __future__ import annotations
@@ -71,8 +76,14 @@ def _number(x: float) -> float:
 @dataclass(frozen=True)
 class FieldReport:
     per_node: dict[int, ReceptiveField]
-    output: ReceptiveField
+    output: ReceptiveField  # of the eval-mode output: through global pooling, for a classifier
+    feature_node: int  # the last spatial feature map (`last_feature_map`)
     warnings: list[str]
+
+    @property
+    def feature(self) -> ReceptiveField:
+        """The headline field: that of a unit of the last spatial feature map."""
+        return self.per_node[self.feature_node]
 
 
 def _window(node: Node) -> tuple[tuple[int, int], tuple[float, float], tuple[int, int], tuple[int, int]] | None:
@@ -119,6 +130,10 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         elif node.op in ("adaptive_avgpool", "adaptive_maxpool"):
             (kh, sh), (kw, sw) = _adaptive(source[1], node.shape[1]), _adaptive(source[2], node.shape[2])
             fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, 0), first.w.through_window(kw, sw, 0))
+        elif node.op == "mha" or (node.op in ops.REDUCTIONS and _reduces_positions(node, arch.nodes[node.inputs[0]])):
+            # Attention: every token attends to every token. A mean or maximum over positions: each unit sees them all.
+            gh, gw = grids[node.inputs[0]]
+            fields[node.id] = ReceptiveField(first.h.everywhere(gh), first.w.everywhere(gw))
         elif len(node.inputs) == 1 and _positional(arch.nodes[node.inputs[0]]) and not _positional(node):
             # Positions merged into features (flatten): every unit sees the whole grid the positions lay on.
             gh, gw = grids[node.inputs[0]]
@@ -138,7 +153,31 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
             )
         else:
             fields[node.id] = first
-    return FieldReport(fields, fields[arch.outputs[0]], warnings)
+    return FieldReport(fields, fields[arch.outputs[0]], last_feature_map(arch), warnings)
+
+
+def last_feature_map(arch: Architecture) -> int:
+    """The id of the last spatial feature map: of the nodes the eval-mode output depends on (auxiliary heads and
+    training-only nodes left out), the last in execution order whose output has a height and a width (H and W axes,
+    in any order) and more than one position along either. That is the map global pooling or a flatten then reduce
+    (ResNet's layer4, VGG's pool5 and the adaptive pool that keeps its 7×7), or the output itself for a network whose
+    output is a map. A map of one position (a LeNet-like stack, or a small input, that ends in 1×1) is left out: a
+    single unit has no neighbours, it is a feature vector as after global pooling. Where no map has more than one
+    position (an input of flat features, or of 1×1), the input node. A sequence of tokens (an L axis, as a ViT's
+    encoder output) counts as a map of its positions; a learnable tensor (a position embedding) stands nowhere."""
+    needed = {arch.outputs[0]}
+    for node in reversed(arch.nodes):
+        if node.id in needed:
+            needed.update(node.inputs)
+    for node in reversed(arch.nodes):
+        if node.id not in needed or node.training_only or node.op == ops.PARAM:
+            continue
+        axes = _axes(node)
+        if "H" in axes and "W" in axes and max(node.shape[axes.index("H")], node.shape[axes.index("W")]) > 1:
+            return node.id
+        if "L" in axes and node.shape[axes.index("L")] > 1:
+            return node.id
+    return arch.nodes[0].id
 
 
 def _axes(node: Node) -> list[str]:
@@ -153,10 +192,19 @@ def _positional(node: Node) -> bool:
 def _grid(node: Node, grids: dict[int, tuple[int, int]]) -> tuple[int, int]:
     """The height and width of the grid of positions a node's units stand on: its own H and W, else its input's
     (tokens keep the grid they were flattened from)."""
+    if node.op == ops.PARAM:  # a learnable tensor stands at no position of the image
+        return (1, 1)
     axes = _axes(node)
     if "H" in axes and "W" in axes:
         return node.shape[axes.index("H")], node.shape[axes.index("W")]
-    return grids[node.inputs[0]] if node.inputs else (1, 1)
+    # A learnable tensor (a class token joined to the tokens) stands on no grid: the first input that does decides.
+    return next((grids[i] for i in node.inputs if grids[i] != (1, 1)), grids[node.inputs[0]] if node.inputs else (1, 1))
+
+
+def _reduces_positions(node: Node, source: Node) -> bool:
+    """Whether a reduction (`mean`, `amax`) runs over a dimension of positions (height, width or tokens)."""
+    axes = _axes(source)
+    return any(axes[d] in ("H", "W", "L") for d in ops.reduced_axes(node.attrs, len(axes)))
 
 
 def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]:
@@ -166,6 +214,9 @@ def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]
 
 
 def _merge(node: Node, incoming: list[Field], broadcast: list[bool], axis: str, warnings: list[str]) -> Field:
+    # A broadcast input gives every output position the same value, so the same field: jump 0 (squeeze-and-excitation
+    # gates, whose field is the whole map; before, it kept the pooled jump, which later windows multiplied).
+    incoming = [Field(f.size, 0, f.start) if b else f for f, b in zip(incoming, broadcast, strict=True)]
     widest = max(incoming, key=lambda f: f.size)
     # A field that is the same everywhere (jump 0) covers the others' regions: it cannot be misaligned with them.
     aligned = [f for f, b in zip(incoming, broadcast, strict=True) if not b and f.jump != 0]

@@ -11,6 +11,7 @@ from typing import Any
 from archc import ops
 from archc.errors import ArchError, Loc, Note
 from archc.ops import Axes, OpError, Shape, fmt_shape
+from archc.sema.symbolic import same_value
 
 # Where an input of a node was made, for the notes of a mismatch: its location and a few words (`bn1` (batchnorm)).
 Origin = tuple[Loc | None, str]
@@ -50,31 +51,7 @@ def infer_shape(
                     )
                 raise _mismatch(e, loc, inputs, origins, (0, 1), ("the left operand", "the right operand")) from None
         if op == ops.CAT:
-            first = inputs[0]
-            if len(first) != 3:
-                raise _mismatch(
-                    OpError("E031", f"cat joins feature maps on channels, got {fmt_shape(first)}", "concatenate before `flatten`"),
-                    loc,
-                    inputs,
-                    origins,
-                    (0,),
-                    ("the first tensor",),
-                )
-            for i, other in enumerate(inputs[1:], 1):
-                if len(other) != 3 or tuple(other[1:]) != tuple(first[1:]):
-                    raise _mismatch(
-                        OpError(
-                            "E031",
-                            f"cannot concatenate {fmt_shape(first)} and {fmt_shape(other)} on channels: the spatial sizes differ",
-                            "give every branch the same stride and padding",
-                        ),
-                        loc,
-                        inputs,
-                        origins,
-                        (0, i),
-                        ("the first tensor", f"tensor {i + 1}"),
-                    )
-            return (sum(s[0] for s in inputs), first[1], first[2])
+            return _cat_shape(attrs, inputs, loc, origins)
         row = ops.OPS[op]
         (shape,) = inputs
         if row.check is not None:
@@ -90,6 +67,46 @@ def infer_shape(
         return out
     except OpError as e:
         raise ArchError(e.code, e.message, loc, e.hint) from None
+
+
+def _cat_shape(attrs: dict[str, Any], inputs: list[Shape], loc: Loc, origins: list[Origin] | None) -> Shape:
+    """`cat` on dimension `attrs["dim"]` (PyTorch's, the batch 0): every other dimension must agree."""
+    first = inputs[0]
+    dim = attrs.get("dim", 1)
+    on_channels = dim == 1
+    if on_channels and len(first) != 3 and any(len(s) != len(first) for s in inputs):
+        raise _mismatch(
+            OpError("E031", f"cat joins feature maps on channels, got {fmt_shape(first)}", "concatenate before `flatten`"),
+            loc,
+            inputs,
+            origins,
+            (0,),
+            ("the first tensor",),
+        )
+    axis = ops.dimension(dim, len(first), "cat", "dim") - 1
+    for i, other in enumerate(inputs[1:], 1):
+        if len(other) != len(first) or any(j != axis and not same_value(a, b) for j, (a, b) in enumerate(zip(first, other, strict=True))):
+            what = "the spatial sizes differ" if on_channels and len(first) == 3 else "their other dimensions differ"
+            raise _mismatch(
+                OpError(
+                    "E031",
+                    f"cannot concatenate {fmt_shape(first)} and {fmt_shape(other)} "
+                    + ("on channels" if on_channels else f"on dimension {dim}")
+                    + f": {what}",
+                    "give every branch the same stride and padding"
+                    if on_channels and len(first) == 3
+                    else "only the joined dimension may differ",
+                ),
+                loc,
+                inputs,
+                origins,
+                (0, i),
+                ("the first tensor", f"tensor {i + 1}"),
+            )
+    joined: Any = 0
+    for s in inputs:
+        joined = joined + s[axis]
+    return (*first[:axis], joined, *first[axis + 1 :])
 
 
 def _mismatch(

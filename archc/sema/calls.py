@@ -32,6 +32,13 @@ def resolve_callee(program: Program, call: S.Call) -> ops.Op | S.Definition:
                 call.loc,
                 f"apply it in a forward and unpack them: `x1, x2 = {op.name}(x, 2, dim = 1)`",
             )
+        if not op.member:
+            raise ArchError(
+                "E082",
+                f"`{op.name}` is applied inline in a forward, so it is no member",
+                call.loc,
+                f"write `y = {op.name}(x, ...)` in the forward",
+            )
         return op
     defn = program.definitions.get(call.func)
     if defn is None or defn.kind != "block":

@@ -16,7 +16,7 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call, unpack_call
+from archc.sema.forward import InlineOp, forward_call, members_loop, unpack_call
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -27,7 +27,59 @@ def check_program(program: Program) -> list[ArchError]:
     checker = _Checker(program)
     for defn in program.definitions.values():
         checker.definition(defn)
-    return sort_errors(checker.errors)
+    return sort_errors(checker.errors + _cycles(program))
+
+
+def _cycles(program: Program) -> list[ArchError]:
+    """Blocks that use themselves, directly or through others (E060): one error per cycle, at the call that
+    closes it, whatever the conditions around the calls (the generated classes could not be built)."""
+    uses: dict[str, dict[str, S.Call]] = {}  # block -> the blocks its body constructs, with the first call of each
+    for name, defn in program.definitions.items():
+        if defn.kind != "block":
+            continue
+        calls = [c for c in S.walk([defn.body, [p.default for p in defn.params]]) if isinstance(c, S.Call)]
+        targets: dict[str, S.Call] = {}
+        for call in calls:
+            used = program.definitions.get(call.func)
+            if used is not None and used.kind == "block" and ops.lookup(call.func) is None and call.func not in BUILTINS:
+                targets.setdefault(call.func, call)
+        uses[name] = targets
+    errors: list[ArchError] = []
+    seen: set[frozenset[str]] = set()
+    done: set[str] = set()
+    for start in uses:
+        if start in done:
+            continue
+        path: list[str] = [start]
+        stack = [iter(uses[start])]
+        while stack:
+            target = next(stack[-1], None)
+            if target is None:
+                done.add(path.pop())
+                stack.pop()
+                continue
+            if target in path:  # a cycle: path[i:] and back to target
+                cycle = path[path.index(target) :]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    errors.append(_cycle_error(program, uses, cycle))
+            elif target not in done:
+                path.append(target)
+                stack.append(iter(uses[target]))
+    return errors
+
+
+def _cycle_error(program: Program, uses: dict[str, dict[str, S.Call]], cycle: list[str]) -> ArchError:
+    head, last = cycle[0], cycle[-1]
+    closing = uses[last][head]
+    if len(cycle) == 1:
+        message = f"block `{head}` uses itself"
+    else:
+        through = " and ".join(f"`{n}`" for n in cycle[1:]) if len(cycle) <= 3 else ", ".join(f"`{n}`" for n in cycle[1:])
+        message = f"block `{head}` uses itself, through {through}"
+    notes = [(uses[a][b].loc, f"`{a}` uses `{b}` here") for a, b in zip(cycle, cycle[1:], strict=False)]
+    notes.append((program.definitions[head].loc, f"`{head}` is defined here"))
+    return ArchError("E060", message, closing.loc, "blocks are not recursive: repeat a block with a `for` loop", notes)
 
 
 def _bound_in(stmts: list[S.Stmt]) -> set[str]:
@@ -46,17 +98,26 @@ class _Checker:
         self.program = program
         self.errors: list[ArchError] = []
         self.members: set[str] = set()
+        self.body_of: list[S.Stmt] = []
         self.ambiguous: dict[str, S.Definition] = {}  # names of both a member and a value, where the forward reads them
 
     def definition(self, defn: S.Definition) -> None:
         self.members = S.declared_members(defn.body)
+        self.body_of = defn.body
         bound: set[str] = set()
         for p in defn.params:  # a default sees the parameters before it
             if p.default is not None:
                 self.value(p.default, bound)
             bound.add(p.name)
         params = set(bound)
-        self.member_rules(defn.body, defn.forward is not None, in_loop=False)
+        loops = False
+        try:
+            loops = members_loop(defn.forward) is not None
+        except ArchError as e:
+            self.errors.append(e)
+            loops = True  # a loop meant to run over the members: its members' names are not what is wrong
+        # A forward that runs over the members takes them in order, as a block without a forward: numbered or named.
+        self.member_rules(defn.body, defn.forward is not None and not loops, in_loop=False)
         if defn.root is not None:
             self.value(defn.root, params)
         self.body(defn.body, set(params))
@@ -83,6 +144,7 @@ class _Checker:
         for stmt in stmts:
             if isinstance(stmt, S.Assign):
                 self.flow(stmt.value, known)
+                self.no_forward_alias(stmt, known)
                 known.add(stmt.name)
             elif isinstance(stmt, S.Return):
                 for v in stmt.values:
@@ -98,6 +160,14 @@ class _Checker:
                     for a in [*stmt.value.args, *stmt.value.kwargs.values()]:
                         self.flow(a, known)
                 known |= set(stmt.names)
+            elif isinstance(stmt, S.For):
+                # `for layer in members`: the loop's name applies each member (members_loop checks the form).
+                members = self.members
+                self.members = members | {stmt.var}
+                inside = known | {stmt.var}
+                self.forward(stmt.body, inside)
+                self.members = members
+                known |= inside - {stmt.var}
             elif isinstance(stmt, S.If):
                 self.value(stmt.test, known)
                 then, orelse = set(known), set(known)
@@ -113,9 +183,11 @@ class _Checker:
             match stmt:
                 case S.Let(name=name, value=value):
                     self.value(value, bound)
+                    self.no_alias(stmt, value, bound)
                     bound.add(name)
                 case S.Member(value=value, key=key):
                     self.value(value, bound)
+                    self.no_alias(stmt, value, bound)
                     for piece in key or []:
                         if isinstance(piece, S.Expr):
                             self.value(piece, bound)
@@ -128,6 +200,46 @@ class _Checker:
                     # A later iteration sees what an earlier one bound.
                     bound |= {n for n in (index, var) if n is not None} | _bound_in(loop_body)
                     self.body(loop_body, bound)
+
+    def no_alias(self, stmt: S.Let | S.Member, value: S.Expr, bound: set[str]) -> None:
+        """A member read as a value in a body (`d = c`, `seq(c, relu())`): a module is declared once, by a call."""
+        for node in S.walk(value):
+            if not isinstance(node, S.Name) or node.name not in self.members or node.name in bound or node.name in BUILTINS:
+                continue
+            made = next((m.value for m in S.walk(self.body_of) if isinstance(m, S.Member) and m.name == node.name), None)
+            like = f"`{made.func}(...)`" if isinstance(made, S.Call) else "its own call"
+            if isinstance(stmt, S.Member) and stmt.name is not None and value is node:
+                message = f"`{stmt.name} = {node.name}` would give member `{node.name}` a second name: members cannot be aliased"
+            else:
+                message = f"member `{node.name}` read as a value: members cannot be aliased or passed on, only declared and applied"
+            self.errors.append(
+                ArchError(
+                    "E019",
+                    message,
+                    node.loc,
+                    f"to share its weights, apply `{node.name}` more than once in a forward; for a second layer like it,"
+                    f" declare one with {like}",
+                    [(made.loc, f"member `{node.name}` is declared here")] if made is not None else [],
+                )
+            )
+
+    def no_forward_alias(self, stmt: S.Assign, known: set[str]) -> None:
+        """`y = c` in a forward, for a member `c` that is a module (a `param` is a tensor, and may be read so)."""
+        value = stmt.value
+        if not isinstance(value, S.Name) or value.name not in self.members or value.name in known:
+            return
+        made = next((m.value for m in S.walk(self.body_of) if isinstance(m, S.Member) and m.name == value.name), None)
+        if not isinstance(made, S.Call) or made.func == ops.PARAM:
+            return
+        self.errors.append(
+            ArchError(
+                "E019",
+                f"`{stmt.name} = {value.name}` would give member `{value.name}` a second name: members cannot be aliased",
+                value.loc,
+                f"apply the member where it is needed, `{value.name}(x)`, by its own name",
+                [(made.loc, f"member `{value.name}` is declared here")],
+            )
+        )
 
     def init(self, body: list[S.InitRule | S.InitIf], bound: set[str]) -> None:
         """The names an `init` block reads: its conditions and its init functions' arguments."""
@@ -163,7 +275,8 @@ class _Checker:
                             "E024",
                             "a block with a forward applies its members by name, so their names are identifiers",
                             stmt.loc,
-                            'computed names ("layer{i}") are for blocks whose members run in order (no forward)',
+                            'computed names ("layer{i}") are for blocks whose members run in order: no forward, or one that'
+                            " loops over them (`for layer in members`)",
                         )
                     )
                 case S.If(body=then, orelse=orelse):

@@ -176,8 +176,12 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
             values = [evaluate(a, scope, call) for a in args]
             try:
                 return BUILTINS[func](*values)
-            except (_TooLarge, OverflowError) as e:
+            except _TooLarge as e:
                 raise ArchError("E062", f"`{func}`: {e}", expr.loc, f"archc keeps sequences under {MAX_SEQUENCE:,} items") from None
+            except OverflowError as e:  # int(1e999), float(10 ** 400)
+                raise ArchError(
+                    "E062", f"`{func}`: the number is too large ({e})", expr.loc, "no size or rate in a network comes near such a number"
+                ) from None
             except (TypeError, ValueError) as e:
                 raise ArchError("E045", f"`{func}`: {e}", expr.loc) from None
         case S.Call():
@@ -231,7 +235,13 @@ def close_match(name: str, candidates: set[str]) -> str | None:
     return close[0] if close else None
 
 
+# Python's spellings of archc's constants.
+PYTHON_CONSTANTS = {"True": "true", "False": "false", "None": "none"}
+
+
 def _did_you_mean(name: str, candidates: set[str]) -> str | None:
+    if name in PYTHON_CONSTANTS and name not in candidates:
+        return f"archc spells it `{PYTHON_CONSTANTS[name]}`, in lower case"
     close = close_match(name, candidates)
     return f"did you mean `{close}`?" if close else None
 

@@ -9,6 +9,7 @@ elaboration adds a node to the graph, the emitter writes a line of Python.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ class ApplyMember:
 
 @dataclass(frozen=True)
 class Join:
-    """`cat(a, b, ...)`: tensors concatenated on channels."""
+    """`cat(a, b, ...)`, `cat(a, b, dim = 1)`: tensors concatenated on channels, or on `dim` (PyTorch's, batch 0)."""
 
 
 @dataclass(frozen=True)
@@ -156,3 +157,83 @@ def unpack_call(stmt: S.Unpack, declared: set[str]) -> ops.Op:
         stmt.loc,
         f"write `{', '.join(stmt.names)} = chunk(x, {len(stmt.names)}, dim = 1)`, or assign one name",
     )
+
+
+def join_dim(call: S.Call, value: Callable[[S.Expr], Any]) -> Any:
+    """The dimension `cat(..., dim = d)` joins on (1, the channels, by default); E012 for any other keyword."""
+    for key in call.kwargs:
+        if key != "dim":
+            raise ArchError("E012", f"cat has no argument `{key}`", call.kwarg_locs.get(key, call.loc), "cat(a, b, ..., dim = 1)")
+    return value(call.kwargs["dim"]) if "dim" in call.kwargs else 1
+
+
+def tensor_subscripts(expr: S.Index, value: Callable[[S.Expr], Any]) -> tuple[Any, ...]:
+    """The `items` of the `index` op `x[...]` means: an integer per indexed dimension, (start, stop, step) per slice
+    (None where left out). `value` evaluates a bound; each must be an integer known when the module is built."""
+    parts = expr.index.items if isinstance(expr.index, S.TupleLit) else [expr.index]
+    items: list[Any] = []
+
+    def bound(e: S.Expr) -> Any:
+        v = value(e)
+        if isinstance(v, bool) or not isinstance(v, (int, Sym)):
+            raise ArchError("E042", f"a tensor's subscript is an integer or a slice, not {v!r}", e.loc, "e.g. x[:, 0] or x[:, 1:]")
+        return v
+
+    for part in parts:
+        if isinstance(part, S.Slice):
+            items.append(tuple(None if e is None else bound(e) for e in (part.start, part.stop, part.step)))
+        else:
+            items.append(bound(part))
+    return tuple(items)
+
+
+# The name a forward loop runs over: the block's members, in the order declared.
+MEMBERS = "members"
+
+
+@dataclass(frozen=True)
+class MembersLoop:
+    """A forward `for layer in members { ... } return x`: the body run once per member, in the order declared, with
+    `var` naming it; the tensor the forward takes is carried from one iteration to the next and returned."""
+
+    var: str
+    body: list[S.Stmt]
+
+
+def members_loop(forward: S.Forward | None) -> MembersLoop | None:
+    """The loop of a forward that runs over the block's members, or None for a forward without one; E084 for a loop
+    in another form. The form is one loop, its body assignments, then `return` of the forward's argument."""
+    if forward is None:
+        return None
+    loops = [s for s in S.walk(forward.body) if isinstance(s, S.For)]
+    if not loops:
+        return None
+    first = loops[0]
+    example = f"for layer in {MEMBERS} {{ {forward.arg} = cat({forward.arg}, layer({forward.arg})) }} then `return {forward.arg}`"
+    if not (isinstance(first.iterable, S.Name) and first.iterable.name == MEMBERS) or first.index is not None:
+        raise ArchError(
+            "E084",
+            "a forward's `for` runs over the block's members",
+            first.iterable.loc,
+            f"write `for layer in {MEMBERS}`; a loop over values builds members in the block's body",
+        )
+    body = forward.body
+    returned = body[1].values if len(body) == 2 and isinstance(body[1], S.Return) else []
+    if body[0] is not first or len(returned) != 1 or not isinstance(returned[0], S.Name) or returned[0].name != forward.arg:
+        raise ArchError(
+            "E084",
+            f"a forward that loops over the members is the loop, then `return {forward.arg}`",
+            first.loc,
+            f"carry the forward's tensor through the loop: {example}",
+        )
+    for stmt in first.body:
+        if not isinstance(stmt, S.Assign) or stmt.aux:
+            raise ArchError(
+                "E084",
+                "a loop over the members assigns tensors, one statement each",
+                stmt.loc,
+                f"e.g. {example}",
+            )
+    if not any(isinstance(s, S.Assign) and s.name == forward.arg for s in first.body):
+        raise ArchError("E084", f"the loop never assigns `{forward.arg}`, so it does nothing", first.loc, f"e.g. {example}")
+    return MembersLoop(first.var, first.body)

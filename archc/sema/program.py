@@ -96,6 +96,8 @@ def load_program(path: Path, text: str | None = None, allow_import_outside: bool
                 raise ArchError("E027", f"`{d.name}` is a built-in name ({what})", d.loc, f"give the {d.kind} another name")
             definitions[d.name] = d
         for imp in module.imports:
+            if "\x00" in imp.path:  # no file system takes it (os.path refuses it with a ValueError)
+                raise ArchError("E050", f"cannot import {imp.path!r}: a path holds no NUL character", imp.loc, "check the path")
             target = (Path(module.file).parent / imp.path).resolve()
             if not allow_import_outside:
                 _check_inside(imp, target, root)

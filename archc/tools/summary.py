@@ -33,7 +33,6 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
                 "shape": node.shape,
                 "params": params,
                 "macs": costs.per_node[node.id].macs,
-                "other_ops": costs.per_node[node.id].other,
                 "receptive_field": fields.per_node[node.id].as_dict(),
                 "activation_bytes": memory.per_node.get(node.id, 0),
                 "training_only": node.training_only,
@@ -51,9 +50,10 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
         "trainable_params": report.trainable_params,
         "buffers": report.buffers,
         "macs": costs.macs,
-        "other_ops": costs.other,
         "training_only_macs": costs.training_only_macs,
-        "receptive_field": fields.output.as_dict(),
+        "receptive_field": fields.feature.as_dict(),
+        "receptive_field_at": arch.nodes[fields.feature_node].name,
+        "output_receptive_field": fields.output.as_dict(),
         "memory": {
             "dtype": memory.dtype,
             "batch": memory.batch,
@@ -106,10 +106,11 @@ def _table_rows(compiled: Compiled, data: dict[str, Any], depth: int | None) -> 
     out: list[tuple[str, ...]] = []
     for row in rows:
         name = row["name"] + (" (train)" if row["training_only"] else "")
-        size = row["receptive_field"]["size"]
-        rf = str(size[0]) if size[0] == size[1] else f"{size[0]}×{size[1]}"
+        rf = _side(row["receptive_field"]["size"])
         params = f"{row['params']:,}" if row["params"] else ""
-        out.append((name, row["op"], fmt_shape(tuple(row["shape"])), params, _count(row["macs"]), rf))
+        # A learnable tensor's shape is PyTorch's own, with no batch dimension.
+        shape = "×".join(str(d) for d in row["shape"]) if row["op"] == "param" else fmt_shape(tuple(row["shape"]))
+        out.append((name, row["op"], shape, params, _count(row["macs"]), rf))
     return out
 
 
@@ -161,6 +162,21 @@ def plain_table(title: str, rows: list[tuple[str, ...]], width: int) -> str | No
     return "\n".join(lines) + "\n"
 
 
+def _side(sizes: list[Any]) -> str:
+    return str(sizes[0]) if sizes[0] == sizes[1] else f"{sizes[0]}×{sizes[1]}"
+
+
+def _field_line(compiled: Compiled, data: dict[str, Any]) -> str:
+    """The headline field (of the last spatial feature map) and, beside it, the output's (through global pooling)."""
+    rf, at = data["receptive_field"], data["receptive_field_at"]
+    shape = next(n.shape for n in compiled.arch.nodes if n.name == at)
+    line = f"receptive field: {_side(rf['size'])} px at {at} ({fmt_shape(tuple(shape))}), jump {_side(rf['jump'])}"
+    output = data["output_receptive_field"]
+    if output != rf:
+        line += f"   at the output: {_side(output['size'])}"
+    return line + "\n"
+
+
 def print_summary(compiled: Compiled, depth: int | None = None, batch: int = 1, dtype: str = "fp32") -> None:
     """The summary as a table on standard output; `depth` folds rows into stages or blocks with subtotals."""
     data = summary_data(compiled, batch, dtype)
@@ -171,7 +187,8 @@ def print_summary(compiled: Compiled, depth: int | None = None, batch: int = 1, 
     out.append(f"input: {fmt_shape(tuple(data['input']))}   output: {fmt_shape(tuple(data['output']))}\n")
     out.append(f"params: {data['params']:,} (trainable {data['trainable_params']:,})   buffers: {data['buffers']:,}\n")
     extra = f" (+{data['training_only_macs']:,} in training-only outputs)" if data["training_only_macs"] else ""
-    out.append(f"MACs: {data['macs']:,} per image{extra}   other ops: {data['other_ops']:,}\n")
+    out.append(f"MACs: {data['macs']:,} per image{extra}\n")
+    out.append(_field_line(compiled, data))
     m = data["memory"]
     out.append(
         f"memory ({m['dtype']}, batch {m['batch']}): params {_bytes(m['param_bytes'])}, buffers {_bytes(m['buffer_bytes'])}, "
