@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from archc.compiler import compile_spec
-from archc.emit.dot import render_dot
+from archc.emit.dot import render_dot, resolve_depth
 from tests.conftest import ROOT, SPECS, run_cli
 from tests.test_startup import imported_modules
 
@@ -28,9 +28,11 @@ def test_diagram_takes_defines_and_input(tmp_path: Path) -> None:
     result = run_cli("diagram", str(SPECS / "resnet18.arch"), "-D", "num_classes=10", "--input", "1x64x64", "-f", "dot", "-o", str(out))
     assert result.code == 0, result.err
     # The command draws what the compiler gives for the same definitions and input, and not the default build.
-    expected = render_dot(compile_spec(SPECS / "resnet18.arch", {"num_classes": 10}, input_shape=(1, 64, 64)), None, "TB", False)
+    compiled = compile_spec(SPECS / "resnet18.arch", {"num_classes": 10}, input_shape=(1, 64, 64))
+    expected = render_dot(compiled, resolve_depth(compiled.arch, None), "TB", False)
     assert out.read_text() == expected
-    assert expected != render_dot(compile_spec(SPECS / "resnet18.arch"), None, "TB", False)
+    default = compile_spec(SPECS / "resnet18.arch")
+    assert expected != render_dot(default, resolve_depth(default.arch, None), "TB", False)
     bad = run_cli("diagram", str(SPECS / "resnet18.arch"), "-D", "no_such=1", "-f", "dot", "-o", str(out))
     assert bad.code == 1 and "error[" in bad.err and "Traceback" not in bad.err
 
