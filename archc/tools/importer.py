@@ -38,17 +38,11 @@ from archc import ops
 from archc.compiler import compile_spec
 from archc.errors import ArchError, Loc
 from archc.lang.fmt import format_text
+from archc.tools.source import SOURCE_PATTERN
 
 # --- sources -------------------------------------------------------------------------------------------------------
 
-SOURCE_PATTERN = re.compile(r"^(torchvision|timm):(.+)$|^(.+\.py):([A-Za-z_][A-Za-z0-9_]*)$")
 DEFAULT_INPUT = (3, 224, 224)
-
-
-def is_source(text: str) -> bool:
-    """Whether a command-line argument names a model to import (`torchvision:NAME`, `timm:NAME`, `FILE.py:CALLABLE`)
-    rather than a spec file."""
-    return SOURCE_PATTERN.match(text) is not None
 
 
 @dataclass
@@ -463,7 +457,12 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("torchvision.ops.stochastic_depth", "StochasticDepth"): _stochastic_depth,
     ("torchvision.ops.misc", "Permute"): _permute,
     ("torchvision.models.convnext", "LayerNorm2d"): _layernorm,
+    ("timm.layers.norm", "LayerNorm2d"): _layernorm,
+    ("timm.layers.norm", "LayerNorm"): _layernorm,
+    ("timm.layers.linear", "Linear"): LEAVES[nn.Linear],
 }
+# timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
+NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
 
 
 def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]] | None:
@@ -472,6 +471,26 @@ def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]]
     if named is not None:
         return named
     return LEAVES.get(cls)
+
+
+def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str, Any]] | None]:
+    """timm's BatchNormAct2d: batchnorm's text, and the activation its forward applies after it (None: identity)."""
+    drop, act = getattr(m, "drop", None), getattr(m, "act", None)
+    if drop is not None and not isinstance(drop, nn.Identity):
+        raise ArchError("E120", f"cannot import {_where(path, m)}: drop block after the norm", _class_loc(type(m)), "the language has no drop block")
+    convert = _leaf_converter(act) if act is not None else None
+    if act is None or convert is None:
+        raise ArchError(
+            "E120", f"cannot import {_where(path, m)}: its activation {type(act).__name__}", _class_loc(type(m)), "an op's activation"
+        )
+    try:
+        op, values = _batchnorm(m)  # type: ignore[arg-type]
+        post = convert(act)
+    except _Unsupported as e:
+        raise ArchError("E120", f"cannot import {_where(path, m)}: {e.what}", _class_loc(type(m)), e.hint) from None
+    if ops.OPS[post[0]].functional is None and post[0] != "identity":
+        raise ArchError("E120", f"cannot import {_where(path, m)}: activation {post[0]} inline", _class_loc(type(m)), None)
+    return _op_text(op, values), None if post[0] == "identity" else post
 
 
 def _is_plain_sequential(m: nn.Module) -> bool:
@@ -587,7 +606,15 @@ class _Forward:
     """One module's traced graph as a forward: statements in graph order, a value used once right where it is made
     written inside the expression that uses it."""
 
-    def __init__(self, graph: torch.fx.Graph, module: nn.Module, path: str, members: set[str]) -> None:
+    def __init__(
+        self,
+        graph: torch.fx.Graph,
+        module: nn.Module,
+        path: str,
+        members: set[str],
+        post: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.post = post or {}
         self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.module, self.path, self.members = module, path, members
@@ -691,7 +718,13 @@ class _Forward:
                 )
             if len(node.args) != 1 or node.kwargs:
                 raise _Unsupported(f"calling `{target}` with {len(node.args) + len(node.kwargs)} arguments", "members take one tensor")
-            return _Expr([f"{target}(", *self._value(node.args[0]).parts, ")"])
+            if not isinstance(node.args[0], torch.fx.Node):
+                raise _Unsupported(f"applying `{target}` to {type(node.args[0]).__name__}", "members take one tensor")
+            call = [f"{target}(", *self._value(node.args[0]).parts, ")"]
+            if target in self.post:
+                op, values = self.post[target]
+                return _Expr(_op_text(op, dict(values), (), call))
+            return _Expr(call)
         if node.op == "call_function" and node.target is operator.getitem:
             source = node.args[0]
             if isinstance(source, torch.fx.Node) and _is_multi(source):
@@ -819,9 +852,22 @@ def _member_name(name: str) -> str:
 class Importer:
     def __init__(self) -> None:
         self.instances: list[Instance] = []
+        self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
 
     def member(self, module: nn.Module, path: str) -> list[Part]:
         """The constructor text of a member: an op, a seq or a block instance."""
+        if (type(module).__module__, type(module).__name__) in NORM_ACT:
+            text, post = _norm_act(module, path)
+            if post is not None:
+                self.post[id(module)] = post
+            return text
+        if isinstance(module, nn.MultiheadAttention):
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: multi-head attention, which the language lacks",
+                _class_loc(type(module)),
+                "the language is growing multi-head attention (issue 14)",
+            )
         convert = _leaf_converter(module)
         if convert is not None:
             try:
@@ -830,13 +876,24 @@ class Importer:
             except _Unsupported as e:
                 raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
         children = list(module.named_children())
-        if _is_plain_sequential(module) and children and all(_leaf_converter(c) is not None for _, c in children):
+        if (
+            _is_plain_sequential(module)
+            and children
+            and all(_leaf_converter(c) is not None or (type(c).__module__, type(c).__name__) in NORM_ACT for _, c in children)
+        ):
             parts: list[Part] = ["seq("]
             for i, (name, child) in enumerate(children):
                 parts.extend([", "] if i else [])
                 if name != str(i):
                     parts.append(f"{_member_name(name)} = ")
                 parts.extend(self.member(child, f"{path}.{name}" if path else name))
+                if id(child) in self.post:
+                    raise ArchError(
+                        "E120",
+                        f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
+                        _class_loc(type(child)),
+                        "in a sequence the activation would need an index of its own",
+                    )
             return [*parts, ")"]
         if not children and not list(module.parameters(recurse=False)) and type(module).forward is nn.Module.forward:
             raise ArchError("E120", f"cannot import {_where(path, module)}: it has no forward", _class_loc(type(module)), None)
@@ -873,6 +930,13 @@ class Importer:
                 )
             for i, (name, child) in enumerate(children):
                 text = self.member(child, f"{path}.{name}" if path else name)
+                if id(child) in self.post:
+                    raise ArchError(
+                        "E120",
+                        f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
+                        _class_loc(type(child)),
+                        "in a sequence the activation would need an index of its own",
+                    )
                 members.append((None if name == str(i) else _member_name(name), text))
             inst = Instance(path, module, cls, members, None)
             self.instances.append(inst)
@@ -906,7 +970,9 @@ class Importer:
                     "E120", f"cannot import {_where(path, module)}: its member `{name}` is not a name", _class_loc(type(module)), None
                 )
             members.append((name, self.member(child, f"{path}.{name}" if path else name)))
-        forward, sequential = _Forward(graph, module, path, set(names)).run()
+        post = {name: self.post[id(child)] for name, child in children if id(child) in self.post}
+        forward, sequential = _Forward(graph, module, path, set(names), post).run()
+        sequential = sequential and not post
         used_children = [n for n in names if n in called]
         inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
         self.instances.append(inst)
@@ -1125,3 +1191,49 @@ def import_source(text: str, input_shape: tuple[int, int, int] | None = None) ->
     """(the spec text, the source) for `archc import SOURCE`."""
     source = load_source(text, input_shape)
     return import_model(source), source
+
+
+# --- the round trip --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """One model's round trip: `equal`, `not equal` (with the first difference) or `not imported` (with the error)."""
+
+    source: str
+    verdict: str
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def round_trip(source_text: str) -> Verdict:
+    """Import, compile, load the reference's state_dict strictly into the generated module and compare every
+    module's type, settings and output with the reference's (eval mode, BatchNorm randomised; `archc verify`'s
+    comparison, one seed)."""
+    import time
+
+    from archc.tools.runtime import build_model
+    from archc.tools.verify import eval_run, settings_differences, spec_locator
+
+    start = time.perf_counter()
+    try:
+        text, source = import_source(source_text)
+    except ArchError as e:
+        return Verdict(source_text, "not imported", f"{e.code}: {e.message}", time.perf_counter() - start)
+    compiled = compile_spec(Path(f"{source.name}.arch"), text=text)
+    torch.manual_seed(0)
+    model = build_model(compiled)
+    reference = source.model
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    if ours != theirs:
+        differ = sorted(set(ours.items()) ^ set(theirs.items()))
+        return Verdict(source_text, "not equal", f"state_dict differs at {differ[0][0]}", time.perf_counter() - start)
+    locate, _ = spec_locator(compiled)
+    _, settings = settings_differences(model, reference, locate)
+    if settings:
+        return Verdict(source_text, "not equal", settings[0].render(), time.perf_counter() - start)
+    run = eval_run(model, reference, compiled.arch.input_shape, locate, seed=0)
+    if run.first is not None:
+        return Verdict(source_text, "not equal", run.first.render(), time.perf_counter() - start)
+    return Verdict(source_text, "equal", f"{run.compared} module outputs", time.perf_counter() - start)
