@@ -911,7 +911,11 @@ class Importer:
         for name, child in module.named_parameters(recurse=False):
             if not name.isidentifier():
                 raise ArchError("E120", f"cannot import {_where(path, module)}: parameter `{name}`", _class_loc(type(module)), None)
-            members.append((name, ["param(", Slot(tuple(child.shape), "shape"), ")"]))
+            dims: list[Part] = []
+            for i, size in enumerate(child.shape):
+                dims.extend([", "] if i else [])
+                dims.append(Slot(int(size), "dim"))
+            members.append((name, ["param((", *dims, ",)" if len(child.shape) == 1 else ")", ")"]))
         persistent = [n for n, _ in module.named_buffers(recurse=False) if n not in getattr(module, "_non_persistent_buffers_set", set())]
         if persistent:
             raise ArchError(
@@ -1212,14 +1216,22 @@ def round_trip(source_text: str) -> Verdict:
     comparison, one seed)."""
     import time
 
+    start = time.perf_counter()
+    try:
+        return _round_trip(source_text, start)
+    except ArchError as e:
+        return Verdict(source_text, "not imported", f"{e.code}: {e.message}", time.perf_counter() - start)
+    except Exception as e:  # an archc bug the table must show, not hide
+        return Verdict(source_text, "not imported", f"internal error: {type(e).__name__}: {e}", time.perf_counter() - start)
+
+
+def _round_trip(source_text: str, start: float) -> Verdict:
+    import time
+
     from archc.tools.runtime import build_model
     from archc.tools.verify import eval_run, settings_differences, spec_locator
 
-    start = time.perf_counter()
-    try:
-        text, source = import_source(source_text)
-    except ArchError as e:
-        return Verdict(source_text, "not imported", f"{e.code}: {e.message}", time.perf_counter() - start)
+    text, source = import_source(source_text)
     compiled = compile_spec(Path(f"{source.name}.arch"), text=text)
     torch.manual_seed(0)
     model = build_model(compiled)
