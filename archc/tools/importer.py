@@ -22,6 +22,7 @@ import keyword
 import math
 import operator
 import re
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -74,6 +75,7 @@ def load_source(text: str, input_shape: tuple[int, int, int] | None = None) -> S
     spec = importlib.util.spec_from_file_location(f"archc_import_{_identifier(path.stem)}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # inspect finds the classes' source lines through it
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # the user's file: any error it raises is reported, located where Python says
@@ -123,7 +125,7 @@ def _class_loc(cls: type) -> Loc | None:
 
 
 def _node_loc(node: torch.fx.Node, cls: type) -> Loc | None:
-    found = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
+    found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if "/torch/fx/" not in f[0]]
     if found:
         file, line = found[-1]
         return Loc(file, int(line), 1)
@@ -508,6 +510,10 @@ def _sequential_like(m: nn.Module) -> bool:
 class _ChildrenAsLeaves(torch.fx.Tracer):
     """Traces one module's forward, its submodules called as leaves."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True  # each node's Python line, for the errors
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return module_qualified_name != ""
 
@@ -627,7 +633,7 @@ class _Forward:
 
     def fail(self, node: torch.fx.Node, what: str, hint: str) -> ArchError:
         return ArchError(
-            "E120", f"cannot import {_where(self.path, self.module)}: {what} (`{node.format_node()}`)", _node_loc(node, type(self.module)), hint
+            "E120", f"cannot import {_where(self.path, self.module)}: {what}", _node_loc(node, type(self.module)), hint
         )
 
     def _inlined(self) -> set[torch.fx.Node]:
