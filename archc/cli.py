@@ -87,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         help="write the spec of a torchvision, timm or Python model (torchvision:NAME, timm:NAME, FILE.py:CALLABLE)",
         description="trace a model with torch.fx and write its spec (docs/import.md)",
     )
-    p.add_argument("source", metavar="SOURCE", help="torchvision:NAME, timm:NAME or FILE.py:CALLABLE (a function or class returning an nn.Module)")
+    p.add_argument(
+        "source", metavar="SOURCE", help="torchvision:NAME, timm:NAME or FILE.py:CALLABLE (a function or class returning an nn.Module)"
+    )
     p.add_argument("-o", "--output", type=Path, metavar="FILE.arch", help="the spec to write (default: standard output)")
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size (default: the library's, else 3x224x224)")
     p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
@@ -247,8 +249,8 @@ def _run(args: argparse.Namespace) -> int:
     if is_source(str(args.specs)):  # a model to import: in memory, torch imported for it only
         from archc.tools.importer import import_source
 
-        text, source = import_source(str(args.specs))
-        compiled = compile_spec(Path(f"{source.name}.arch"), overrides, input_shape=args.input, text=text, max_nodes=args.max_nodes)
+        text, imported = import_source(str(args.specs))
+        compiled = compile_spec(Path(f"{imported.name}.arch"), overrides, input_shape=args.input, text=text, max_nodes=args.max_nodes)
     else:
         compiled = compile_spec(
             args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside

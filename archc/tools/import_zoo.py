@@ -80,3 +80,17 @@ def reason_text(verdict: Verdict) -> str:
     text = re.sub(r"\s+", " ", verdict.reason)
     text = re.sub(r"\(`%[^`]*`\)", "", text).strip()
     return text.replace("|", "\\|")
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    """The coverage table (rows as scripts/import_table.py prints them) with its figures."""
+    equal = sum(r["verdict"] == "equal" for r in rows)
+    lines = [f"**{equal} of {len(rows)}** models import and round-trip equal"]
+    for library in ("torchvision", "timm"):
+        mine = [r for r in rows if str(r["source"]).startswith(f"{library}:")]
+        lines.append(f"- {library}: {sum(r['verdict'] == 'equal' for r in mine)} of {len(mine)}")
+    lines += ["", "| model | verdict | reason |", "|---|---|---|"]
+    for r in rows:
+        reason = "" if r["verdict"] == "equal" else r["reason"]
+        lines.append(f"| `{r['source']}` | {r['verdict']} | {reason} |")
+    return "\n".join(lines) + "\n"

@@ -151,6 +151,9 @@ class Slot:
 
     value: Any
     hint: str
+    # A keyword argument written only where its value is not the op's default: `, stride = 2` or nothing.
+    keyword: bool = False
+    default: Any = None
 
 
 @dataclass
@@ -334,10 +337,10 @@ def _op_text(op: str, values: dict[str, Any], positional: tuple[str, ...] = (), 
         value = values[name]
         if default is ops.REQUIRED or name in positional:
             items.append([Slot(value, name)])
-        elif not _same(value, default) and not (isinstance(default, float) and isinstance(value, (int, float)) and value == default):
-            items.append([f"{name} = ", Slot(value, name)])
+        else:
+            items.append([Slot(value, name, True, default)])
     for i, item in enumerate(items):
-        if i:
+        if i and not (isinstance(item[0], Slot) and item[0].keyword):
             parts.append(", ")
         parts.extend(item)
     parts.append(")")
@@ -479,7 +482,9 @@ def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str,
     """timm's BatchNormAct2d: batchnorm's text, and the activation its forward applies after it (None: identity)."""
     drop, act = getattr(m, "drop", None), getattr(m, "act", None)
     if drop is not None and not isinstance(drop, nn.Identity):
-        raise ArchError("E120", f"cannot import {_where(path, m)}: drop block after the norm", _class_loc(type(m)), "the language has no drop block")
+        raise ArchError(
+            "E120", f"cannot import {_where(path, m)}: drop block after the norm", _class_loc(type(m)), "the language has no drop block"
+        )
     convert = _leaf_converter(act) if act is not None else None
     if act is None or convert is None:
         raise ArchError(
@@ -627,14 +632,13 @@ class _Forward:
         self.exprs: dict[torch.fx.Node, _Expr] = {}
         self.names: dict[torch.fx.Node, str] = {}
         self.used: set[str] = set()
+        self.concrete: set[torch.fx.Node] = set()
         self.lines: list[list[Part]] = []
         self.inline = self._inlined()
         self.last_use = {n: max((self.index[u] for u in n.users), default=self.index[n]) for n in self.nodes}
 
     def fail(self, node: torch.fx.Node, what: str, hint: str) -> ArchError:
-        return ArchError(
-            "E120", f"cannot import {_where(self.path, self.module)}: {what}", _node_loc(node, type(self.module)), hint
-        )
+        return ArchError("E120", f"cannot import {_where(self.path, self.module)}: {what}", _node_loc(node, type(self.module)), hint)
 
     def _inlined(self) -> set[torch.fx.Node]:
         out: set[torch.fx.Node] = set()
@@ -673,7 +677,13 @@ class _Forward:
         return _Expr([Slot(arg, hint)])
 
     def _node(self, node: torch.fx.Node) -> None:
+        if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
+            self.concrete.add(node)  # torch.fx's check that a held argument has its value
+            return
         if node.op == "placeholder":
+            if self.names and (node.args or not node.users):
+                self.concrete.add(node)  # an argument held at its default (concrete_args)
+                return
             if self.names:
                 raise _Unsupported("a forward with more than one input", "archc's modules take one tensor")
             self.names[node] = "x"
@@ -695,16 +705,17 @@ class _Forward:
             self.exprs[node] = expr
             return
         if _is_multi(node):
-            names = []
+            names: list[tuple[int, torch.fx.Node]] = []
             for user in sorted(node.users, key=lambda u: self.index[u]):
-                if user.target is not operator.getitem:
+                index = user.args[1] if len(user.args) > 1 else None
+                if user.target is not operator.getitem or not isinstance(index, int):
                     raise _Unsupported("a chunked tensor used whole", "use each piece")
-                names.append((user.args[1], user))
+                names.append((index, user))
             count = node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks")
             if sorted(i for i, _ in names) != list(range(len(names))) or len(names) != count:
                 raise _Unsupported("chunks left unused", "name every piece")
             pieces = []
-            for i, user in sorted(names, key=lambda t: t[0]):
+            for _, user in sorted(names, key=lambda t: t[0]):
                 name = self._free_name(node)
                 self.names[user] = name
                 self.used.add(name)
@@ -809,7 +820,9 @@ class _Forward:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors")
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
         if dim != 1:
-            raise _Unsupported(f"`torch.cat` on dimension {dim}", "the language's `cat` joins channels only (`cat(dim =)` is coming, issue 14)")
+            raise _Unsupported(
+                f"`torch.cat` on dimension {dim}", "the language's `cat` joins channels only (`cat(dim =)` is coming, issue 14)"
+            )
         if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, torch.fx.Node) for t in tensors):
             raise _Unsupported("`torch.cat` of a list built at run time", "concatenate named tensors")
         parts: list[Part] = ["cat("]
@@ -914,14 +927,14 @@ class Importer:
             cls = cls if cls[0].isalpha() else f"Seq{cls}"
         members: list[tuple[str | None, list[Part]]] = []
         children = list(module.named_children())
-        for name, child in module.named_parameters(recurse=False):
+        for name, param in module.named_parameters(recurse=False):
             if not name.isidentifier():
                 raise ArchError("E120", f"cannot import {_where(path, module)}: parameter `{name}`", _class_loc(type(module)), None)
             dims: list[Part] = []
-            for i, size in enumerate(child.shape):
+            for i, size in enumerate(param.shape):
                 dims.extend([", "] if i else [])
                 dims.append(Slot(int(size), "dim"))
-            members.append((name, ["param((", *dims, ",)" if len(child.shape) == 1 else ")", ")"]))
+            members.append((name, ["param((", *dims, ",)" if len(param.shape) == 1 else ")", ")"]))
         persistent = [n for n, _ in module.named_buffers(recurse=False) if n not in getattr(module, "_non_persistent_buffers_set", set())]
         if persistent:
             raise ArchError(
@@ -954,7 +967,7 @@ class Importer:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                graph = _ChildrenAsLeaves().trace(module)
+                graph = _ChildrenAsLeaves().trace(module, concrete_args=_defaults(module))
         except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ArchError(
@@ -1022,6 +1035,17 @@ class Importer:
         return out
 
 
+def _defaults(module: nn.Module) -> dict[str, Any] | None:
+    """The forward's arguments after the tensor that have defaults, held at them (timm's `pre_logits=False`)."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    out = {p.name: p.default for p in parameters if p.kind in kinds and p.default is not inspect.Parameter.empty}
+    return out or None
+
+
 def _trace_loc(e: Exception, cls: type) -> Loc | None:
     import traceback
 
@@ -1043,7 +1067,11 @@ def _render_parts(parts: list[Part], values: list[str]) -> str:
         if isinstance(p, str):
             out.append(p)
         elif isinstance(p, Slot):
-            out.append(next(it))
+            value = next(it)
+            if not p.keyword:
+                out.append(value)
+            elif not _literal_default(value, p.default):
+                out.append(f", {p.hint} = {value}")
         else:
             variant = p.inst.variant
             assert variant is not None
@@ -1053,7 +1081,15 @@ def _render_parts(parts: list[Part], values: list[str]) -> str:
                 if value != literal(default):
                     args.append(f"{name} = {value}")
             out.append(f"{variant.name}({', '.join(args)})")
-    return "".join(out)
+    return re.sub(r"\(, ", "(", "".join(out))
+
+
+def _literal_default(text: str, default: Any) -> bool:
+    """Whether spec text (a literal, or a parameter's name) is the default value."""
+    try:
+        return text == literal(default) or (isinstance(default, float) and float(text) == default)
+    except ValueError:
+        return False
 
 
 def _hole_count(parts: list[Part]) -> int:
@@ -1163,14 +1199,19 @@ def import_model(source: Source) -> str:
     variants = importer.variants()
     root_variant = root[0].inst.variant
     assert root_variant is not None
+    taken = {v.name for v in variants}
+    name = source.name if source.name not in taken else f"{source.name.lower()}_net"
+    while name in taken:
+        name += "_"
+    source.name = name  # the spec's file stem too: a generated function may not take a block's name
     header = [f"# Imported by `archc import {source.reference or source.name}` from {type(source.model).__module__}."]
     blocks = [render_variant(v) for v in variants]
     meta = [f'reference = "{source.reference}"'] if source.reference else [f'source = "{type(source.model).__module__}"']
     c, h, w = source.input_shape
-    arch = f"arch {source.name}() = {root_variant.name}() {{\nmeta {{ {', '.join(meta)} }}\ninput ({c}, {h}, {w})\n}}"
+    arch = f"arch {name}() = {root_variant.name}() {{\nmeta {{ {', '.join(meta)} }}\ninput ({c}, {h}, {w})\n}}"
     text = "\n".join(header) + "\n\n" + "\n\n".join([*blocks, arch]) + "\n"
     text = _indent(text)
-    file = f"{source.name}.arch"
+    file = f"{name}.arch"
     try:
         text = format_text(text, file)
         compile_spec(Path(file), text=text)
