@@ -82,6 +82,36 @@ def reason_text(verdict: Verdict) -> str:
     return text.replace("|", "\\|")
 
 
+# What keeps a model out, by the words of its reason: (pattern, the construct).
+BLOCKERS = (
+    (r"reduction", "a reduction (`mean`, `sum`): squeeze-and-excitation, global pooling written as `mean`"),
+    (r"needs `reshape`|`reshape_as`", "`reshape`/`view`"),
+    (r"slicing", "indexing or slicing a tensor"),
+    (r"size in the forward|attribute \(`x.shape`\)", "reading a tensor's size in the forward"),
+    (r"attention", "multi-head attention"),
+    (r"ModuleList|ModuleDict", "a ModuleList or ModuleDict whose items the forward applies"),
+    (r"buffer", "a buffer of a module's own (relative position indices)"),
+    (r"list built at run time|to list", "a list of tensors passed between modules (DenseNet's features)"),
+    (r"`split`", "`split`"),
+    (r"cat` on dimension", "`cat` on a dimension other than the channels"),
+    (r"is not a name", "numbered members applied by a forward (timm's sequential lists)"),
+    (r"activation after its norm", "timm's BatchNormAct2d as an item of a Sequential"),
+    (r"has no archc op", "a torch function or module the op table lacks (`conv1d`, `pad`, ...)"),
+    (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
+)
+
+
+def blockers(rows: list[dict[str, object]]) -> list[tuple[str, list[str]]]:
+    """(construct, models) for the models that are not equal, the constructs that keep most first."""
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        if r["verdict"] == "equal":
+            continue
+        what = next((w for pattern, w in BLOCKERS if re.search(pattern, str(r["reason"]))), "other: see the table")
+        found.setdefault(what, []).append(str(r["source"]))
+    return sorted(found.items(), key=lambda item: -len(item[1]))
+
+
 def markdown(rows: list[dict[str, object]]) -> str:
     """The coverage table (rows as scripts/import_table.py prints them) with its figures."""
     equal = sum(r["verdict"] == "equal" for r in rows)
@@ -89,6 +119,10 @@ def markdown(rows: list[dict[str, object]]) -> str:
     for library in ("torchvision", "timm"):
         mine = [r for r in rows if str(r["source"]).startswith(f"{library}:")]
         lines.append(f"- {library}: {sum(r['verdict'] == 'equal' for r in mine)} of {len(mine)}")
+    lines += ["", "What keeps the others out, the first construct each needs (the language is growing several, issue 14):", ""]
+    for what, models in blockers(rows):
+        names = ", ".join(f"`{m}`" for m in models[:4]) + (f" and {len(models) - 4} more" if len(models) > 4 else "")
+        lines.append(f"- {what}: {len(models)} ({names})")
     lines += ["", "| model | verdict | reason |", "|---|---|---|"]
     for r in rows:
         reason = "" if r["verdict"] == "equal" else r["reason"]

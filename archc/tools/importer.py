@@ -465,6 +465,7 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("timm.layers.norm", "LayerNorm2d"): _layernorm,
     ("timm.layers.norm", "LayerNorm"): _layernorm,
     ("timm.layers.linear", "Linear"): LEAVES[nn.Linear],
+    ("timm.layers.norm", "GroupNorm"): LEAVES[nn.GroupNorm],
 }
 # timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
 NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
@@ -1143,7 +1144,7 @@ def _loops(statements: list[tuple[str | None, str, Variant | None]]) -> list[str
         if name is None and ref is not None:
             while j < len(statements) and statements[j][0] is None and statements[j][2] is ref:
                 j += 1
-        if j - i < 2:
+        if j - i < 2 or (j - i == 2 and statements[i][1] != statements[i + 1][1]):  # two different calls read better as two lines
             out.append(body if name is None else f"{name} = {body}")
             i += 1
             continue
