@@ -152,13 +152,13 @@ class Net(nn.Module):
 
     def forward(self, x):
         if x.sum() > 0:
-            return self.conv(x).mean((2, 3))
+            return self.conv(x).mean(1)
         return self.conv(x)
 
 
 class Mean(Net):
     def forward(self, x):
-        return self.conv(x).mean((2, 3))
+        return self.conv(x).mean(1)
 """
 
 

@@ -754,6 +754,8 @@ class _Forward:
             return self._arith(node, {"add": "+", "sub": "-", "mul": "*", "div": "/"}[str(node.target)])
         if node.op == "call_function" and node.target is torch.cat:
             return self._cat(node)
+        if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
+            return self._spatial_mean(node)
         if node.op == "call_method" and node.target == "contiguous":
             return self._value(node.args[0])
         if node.op == "call_method" and node.target == "permute":
@@ -795,6 +797,21 @@ class _Forward:
             if name in bound:
                 bound[name] = _square(bound[name])
         return self._inline(op, node.args[0], bound)
+
+    def _spatial_mean(self, node: torch.fx.Node) -> _Expr:
+        """The mean over a map's height and width (squeeze-and-excitation's, a global pool): global average pooling,
+        flattened where the dimensions are not kept. Other means need a reduction, which the language lacks."""
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
+        if dims not in ((2, 3), (-2, -1), (3, 2), (-1, -2)) or node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool):
+            raise _Unsupported(
+                f"`mean` over dimensions {dims} needs a reduction, which the language lacks", "the language is growing these (issue 14)"
+            )
+        pooled = self._inline("adaptive_avgpool", node.args[0], {"output_size": 1})
+        if keepdim:
+            return pooled
+        return _Expr(_op_text("flatten", {"start_dim": 1}, ("start_dim",), pooled.parts))
 
     def _inline(self, op: str, tensor: Any, values: dict[str, Any]) -> _Expr:
         positional = ("start_dim",) if op == "flatten" else ()
