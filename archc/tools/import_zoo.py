@@ -43,6 +43,7 @@ DEFAULT = (
     "torchvision:shufflenet_v2_x0_5",
     "timm:resnet10t",
     "timm:efficientnet_b0",
+    "timm:repvit_m1",
 )
 
 
