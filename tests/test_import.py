@@ -179,3 +179,33 @@ def test_bench_import_of_resnet50_takes_under_ten_seconds() -> None:
     )
     seconds = float(re.search(r"import ([0-9.]+) s", result.stdout).group(1))  # type: ignore[union-attr]
     assert seconds < 10, result.stdout
+
+
+def test_a_module_list_applied_in_order_is_a_sequence(tmp_path: Path) -> None:
+    (tmp_path / "stack.py").write_text(
+        "from torch import nn\n\n\n"
+        "class Stack(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1)])\n"
+        "        self.head = nn.Conv2d(8, 4, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        for block in self.blocks:\n"
+        "            x = block(x)\n"
+        "        return self.head(x)\n\n\n"
+        "class Skip(Stack):\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.blocks[2](self.blocks[0](x)))\n",
+        encoding="utf-8",
+    )
+    text, source = import_source(f"{tmp_path / 'stack.py'}:Stack", (3, 16, 16))
+    assert "blocks = Blocks()" in text and "block Blocks() {" in text
+    compiled = compile_spec(Path(f"{source.name}.arch"), text=text)
+    from archc.tools.runtime import build_model
+
+    model = build_model(compiled)
+    model.load_state_dict(source.model.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(model.eval()(x), source.model(x))
+    code, _, err = run_cli("import", f"{tmp_path / 'stack.py'}:Skip")
+    assert code == 1 and "error[E120]" in err and "`blocks`" in err, err

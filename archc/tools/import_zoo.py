@@ -89,7 +89,7 @@ BLOCKERS = (
     (r"needs `reshape`|`reshape_as`", "`reshape`/`view`"),
     (r"slicing", "indexing or slicing a tensor"),
     (r"size in the forward|attribute \(`x.shape`\)", "reading a tensor's size in the forward"),
-    (r"attention", "multi-head attention"),
+    (r"multi-head attention, which", "multi-head attention"),
     (r"ModuleList|ModuleDict", "a ModuleList or ModuleDict whose items the forward applies"),
     (r"buffer", "a buffer of a module's own (relative position indices)"),
     (r"list built at run time|to list", "a list of tensors passed between modules (DenseNet's features)"),
@@ -97,6 +97,7 @@ BLOCKERS = (
     (r"cat` on dimension", "`cat` on a dimension other than the channels"),
     (r"is not a name", "numbered members applied by a forward (timm's sequential lists)"),
     (r"activation after its norm", "timm's BatchNormAct2d as an item of a Sequential"),
+    (r"more than one input", "a module taking more than one input"),
     (r"has no archc op", "a torch function or module the op table lacks (`conv1d`, `pad`, ...)"),
     (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
 )

@@ -866,6 +866,27 @@ def _is_multi(node: torch.fx.Node) -> bool:
     return (node.op == "call_function" and node.target is torch.chunk) or (node.op == "call_method" and node.target == "chunk")
 
 
+def _chain(graph: torch.fx.Graph, name: str, items: list[str]) -> bool:
+    """Where the forward applies every item of the ModuleList (or ModuleDict) `name` once, in order, each to the
+    previous one's output (`for block in self.blocks: x = block(x)`), rewrite the graph to apply `name` once, as a
+    sequence; whether it did."""
+    calls = [n for n in graph.nodes if n.op == "call_module" and str(n.target).startswith(f"{name}.")]
+    if not items or [str(n.target) for n in calls] != [f"{name}.{item}" for item in items]:
+        return False
+    for previous, node in zip(calls, calls[1:], strict=False):
+        if node.args != (previous,) or node.kwargs or list(previous.users) != [node]:
+            return False
+    first, last = calls[0], calls[-1]
+    if len(first.args) != 1 or first.kwargs or not isinstance(first.args[0], torch.fx.Node):
+        return False
+    with graph.inserting_before(first):
+        whole = graph.call_module(name, (first.args[0],))
+    last.replace_all_uses_with(whole)
+    for node in reversed(calls):
+        graph.erase_node(node)
+    return True
+
+
 def _in_order(graph: torch.fx.Graph, names: list[str]) -> bool:
     """Whether the graph applies the named children in order, each to the previous one's output, and returns the last."""
     nodes = [n for n in graph.nodes]
@@ -890,6 +911,7 @@ class Importer:
     def __init__(self) -> None:
         self.instances: list[Instance] = []
         self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
+        self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
 
     def member(self, module: nn.Module, path: str) -> list[Part]:
         """The constructor text of a member: an op, a seq or a block instance."""
@@ -961,13 +983,14 @@ class Importer:
                 _class_loc(type(module)),
                 "a block holds members and parameters; buffers belong to ops (batchnorm's running statistics)",
             )
-        if _sequential_like(module) or type(module) is nn.ModuleList:
-            if type(module) is nn.ModuleList:
+        if _sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict):
+            if type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
                 raise ArchError(
                     "E120",
-                    f"cannot import {_where(path, module)}: a ModuleList applied as a whole",
+                    f"cannot import {_where(path, module)}: a {type(module).__name__} whose items the forward does not apply"
+                    " one after the other, each to the previous one's output",
                     _class_loc(type(module)),
-                    "a ModuleList has no forward",
+                    "a block applies its members; a list of modules is a sequence in the language",
                 )
             for i, (name, child) in enumerate(children):
                 text = self.member(child, f"{path}.{name}" if path else name)
@@ -994,6 +1017,9 @@ class Importer:
                 _trace_loc(e, type(module)),
                 "its forward depends on the input's values or sizes, or calls what torch.fx cannot follow",
             ) from None
+        for name, child in children:
+            if type(child) in (nn.ModuleList, nn.ModuleDict) and _chain(graph, name, [n for n, _ in child.named_children()]):
+                self.chained.add(id(child))
         called = {str(n.target).split(".")[0] for n in graph.nodes if n.op == "call_module"}
         names = [n for n, _ in children]
         for name, child in children:
