@@ -1262,7 +1262,10 @@ def emit_python(
         seen = [m.args for m in gen.instances.get(name, [])]
         writer = make_writer(gen, defn)
         args = {p.name: Sym(p.name) for p in defn.params}
-        writer.run(args, (Sym("in_channels"), UNKNOWN, UNKNOWN))
+        # The class's input has the rank its instances' inputs have (a head block may take flat features).
+        ranks = {len(m.input_shape) for m in gen.instances.get(name, []) if m.input_shape}
+        rank = ranks.pop() if len(ranks) == 1 else 3
+        writer.run(args, (Sym("in_channels"), *(UNKNOWN for _ in range(rank - 1))))
         code = writer.class_code(_signature(defn, seen, True, gen.taken), defn.name, _doc(defn))
         gen.takes_input[name] = any(re.search(r"\bin_channels\b", line) for line in code.init)
         if not gen.takes_input[name]:
