@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from archc.compiler import Compiled, compile_spec
+from archc.passes.macs import count_macs
 from tests.conftest import ROOT, SPECS, load_source
 from tests.zoo_helpers import (
     assert_counts,
@@ -30,6 +31,7 @@ from tests.zoo_helpers import (
     assert_shapes_match_hooks,
     count,
     randomize_batchnorm_statistics,
+    reference_flops,
 )
 
 NAMES = ["repvgg_a0", "cspresnet50", "gernet_s", "lcnet_050"]
@@ -73,6 +75,11 @@ def test_archc_summary_json_params_equal_the_references(name: str) -> None:
     summary = json.loads(result.stdout)
     reference = timm.create_model(name, pretrained=False)
     assert summary["params"] == count(reference.parameters())
+
+
+def test_macs_equal_half_the_flops_pytorch_counts_on_timms_model(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, compiled.arch.input_shape)
 
 
 def test_generated_state_dict_keys_are_timms_in_timms_order(case: Case) -> None:
