@@ -150,6 +150,6 @@ class CspResNet(nn.Module):
         return x
 
 
-def cspresnet50(num_classes: int = 1000, drop_rate: float = 0.0) -> CspResNet:
+def cspresnet50(num_classes: int = 1000, drop_rate: float = 0.0, in_channels: int = 3) -> CspResNet:
     """cspresnet50: input 3×224×224."""
-    return CspResNet(3, [3, 3, 5, 2], [128, 256, 512, 1024], [1, 2, 2, 2], num_classes=num_classes, drop_rate=drop_rate)
+    return CspResNet(in_channels, [3, 3, 5, 2], [128, 256, 512, 1024], [1, 2, 2, 2], num_classes=num_classes, drop_rate=drop_rate)

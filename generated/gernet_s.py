@@ -165,6 +165,6 @@ class GerNet(nn.Module):
         return x
 
 
-def gernet_s(num_classes: int = 1000, drop_rate: float = 0.0) -> GerNet:
+def gernet_s(num_classes: int = 1000, drop_rate: float = 0.0, in_channels: int = 3) -> GerNet:
     """gernet_s: input 3×224×224."""
-    return GerNet(3, 13, [["basic", 1, 48, 2, 0, 1.0], ["basic", 3, 48, 2, 0, 1.0], ["bottle", 7, 384, 2, 0, 0.25], ["bottle", 2, 560, 2, 1, 3.0], ["bottle", 1, 256, 1, 1, 3.0]], 1920, num_classes=num_classes, drop_rate=drop_rate)
+    return GerNet(in_channels, 13, [["basic", 1, 48, 2, 0, 1.0], ["basic", 3, 48, 2, 0, 1.0], ["bottle", 7, 384, 2, 0, 0.25], ["bottle", 2, 560, 2, 1, 3.0], ["bottle", 1, 256, 1, 1, 3.0]], 1920, num_classes=num_classes, drop_rate=drop_rate)

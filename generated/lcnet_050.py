@@ -134,6 +134,6 @@ class LCNet(nn.Module):
         return x
 
 
-def lcnet_050(num_classes: int = 1000, drop_rate: float = 0.0) -> LCNet:
+def lcnet_050(num_classes: int = 1000, drop_rate: float = 0.0, in_channels: int = 3) -> LCNet:
     """lcnet_050: input 3×224×224."""
-    return LCNet(3, 8, [[[3, 1, 16, False]], [[3, 2, 32, False], [3, 1, 32, False]], [[3, 2, 64, False], [3, 1, 64, False]], [[3, 2, 128, False], [5, 1, 128, False]], [[5, 1, 128, False], [5, 1, 128, False], [5, 1, 128, False], [5, 1, 128, False]], [[5, 2, 256, True], [5, 1, 256, True]]], num_classes=num_classes, drop_rate=drop_rate)
+    return LCNet(in_channels, 8, [[[3, 1, 16, False]], [[3, 2, 32, False], [3, 1, 32, False]], [[3, 2, 64, False], [3, 1, 64, False]], [[3, 2, 128, False], [5, 1, 128, False]], [[5, 1, 128, False], [5, 1, 128, False], [5, 1, 128, False], [5, 1, 128, False]], [[5, 2, 256, True], [5, 1, 256, True]]], num_classes=num_classes, drop_rate=drop_rate)

@@ -109,6 +109,6 @@ class RepVgg(nn.Module):
         return x
 
 
-def repvgg_a0(num_classes: int = 1000, drop_rate: float = 0.0) -> RepVgg:
+def repvgg_a0(num_classes: int = 1000, drop_rate: float = 0.0, in_channels: int = 3) -> RepVgg:
     """repvgg_a0: input 3×224×224."""
-    return RepVgg(3, [2, 4, 14, 1], [48, 96, 192, 1280], 48, num_classes=num_classes, drop_rate=drop_rate)
+    return RepVgg(in_channels, [2, 4, 14, 1], [48, 96, 192, 1280], 48, num_classes=num_classes, drop_rate=drop_rate)

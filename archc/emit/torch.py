@@ -507,8 +507,12 @@ class ClassWriter:
             if same_value(end, stand_in):
                 shape.append(start)
             elif not (isinstance(end, Sym) and _LOOP_SIZE in end.code):
-                # Set by the body, whatever it started from: the last iteration's value.
-                shape.append(UNKNOWN if _mentions(end, local) else end)
+                # Set by the body, whatever it started from: the last iteration's value; the loop's item itself
+                # (`for c in widths { conv(c, 3) }`) is the list's last.
+                if isinstance(end, Sym) and end.code == var:
+                    shape.append(Sym(f"{items.code}[-1]") if isinstance(items, Sym) else UNKNOWN)
+                else:
+                    shape.append(UNKNOWN if _mentions(end, local) else end)
             else:
                 step = _growth(end, stand_in)
                 fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
@@ -574,6 +578,14 @@ class ClassWriter:
         if self.members_loop is not None:
             # The next member takes what the forward's loop makes of this one's input and output.
             out = self.loop_step(self.seq_shape, out)
+        if self.symbolic_control and not self.shape_only and is_unknown(out[0]) and not is_unknown(self.seq_shape[0]):
+            # The channels the next member takes would be left as they were: wrong widths in the generated module.
+            raise ArchError(
+                "E073",
+                f"the channels after this member cannot be written in terms of {self.defn.name}'s arguments",
+                loc,
+                "give the block that this member builds an output width it takes as an argument, or write the loop out",
+            )
         if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]) and not is_unknown(out[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
