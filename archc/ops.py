@@ -311,9 +311,10 @@ def _chunk_shape(a: Attrs, s: Shape) -> Shape:
 def _split_shape(a: Attrs, s: Shape) -> Shape:
     dim = _dim(a["dim"], len(s), "split", "dim")
     sizes, whole = a["split_sizes"], s[dim - 1]
-    if not isinstance(sizes, tuple) or not sizes or not all(_is_int(v) and v > 0 for v in sizes):
-        raise OpError("E016", f"split: `split_sizes` must be a tuple of positive sizes, got {sizes!r}", "e.g. (16, 48)", arg="split_sizes")
-    if _is_int(whole) and sum(sizes) != whole:
+    if not isinstance(sizes, tuple) or not sizes or not all(is_symbolic(v) or (_is_int(v) and v > 0) for v in sizes):
+        got = literal(sizes)
+        raise OpError("E016", f"split: `split_sizes` must be a tuple of positive sizes, got {got}", "e.g. (16, 48)", arg="split_sizes")
+    if _is_int(whole) and all(_is_int(v) for v in sizes) and sum(sizes) != whole:
         raise OpError(
             "E016",
             f"split: sizes {sizes} add up to {sum(sizes)}, and dimension {dim} of {fmt_shape(s)} has {whole}",
@@ -1343,7 +1344,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer (or, for a reduction, a tuple of them)",
     ),
     "keepdim": (lambda v: isinstance(v, bool), "true or false"),
-    "split_sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (16, 48)"),
+    "split_sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) or is_symbolic(d) for d in v), "a tuple of sizes, e.g. (16, 48)"),
     "items": (lambda v: isinstance(v, tuple), "subscripts"),
     "num_heads": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     "dropout": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),

@@ -183,3 +183,27 @@ def test_vit_b_16_counts_equal_torchvision() -> None:
     meta = torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.meta
     assert compiled.params.params == meta["num_params"]
     assert round(count_macs(compiled.arch).macs / 1e9, 3) == meta["_ops"]
+
+
+def test_split_sizes_may_be_block_arguments(compile_arch: Any) -> None:
+    compiled, module = compile_arch(
+        "block B(c) {\n    conv = conv(2 * c, 1)\n    forward(x) {\n        a, b = split(conv(x), (c, c), dim = 1)\n"
+        "        return a * b\n    }\n}\narch Net() {\n    input (3, 8, 8)\n    b = B(4)\n    d = B(8)\n}\n"
+    )
+    model = module.model().eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        y = model.b.conv(x)
+        z = model.d.conv(y[:, :4] * y[:, 4:])
+        torch.testing.assert_close(model(x), z[:, :8] * z[:, 8:])
+
+
+def test_a_module_chosen_inline_on_a_constructor_argument_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        "block B(act = true) {\n    seq(conv(8, 1), (relu() if act else identity()))\n}\n"
+        "arch Net() {\n    input (3, 8, 8)\n    b = B()\n}\n"
+    )
+    outcome = run_cli("compile", str(spec), "-o", str(tmp_path))
+    assert outcome.code == 1 and f"{spec}:2:22: error[E042]" in outcome.err and "`if c {" in outcome.err, outcome
+    assert not (tmp_path / "net.py").exists()
