@@ -485,7 +485,11 @@ def _index_shape(a: Attrs, s: Shape) -> Shape:
         if isinstance(item, tuple):
             if item == (None, None, None):
                 out.append(size)
-            elif _is_int(size):
+            elif item[0] in (None, 0) and item[2] in (None, 1) and is_symbolic(item[1]):
+                # `x[:, :k]` with k a constructor argument: k positions (PyTorch would clip a k beyond the size;
+                # elaboration, with the numbers, gives the exact size).
+                out.append(item[1])
+            elif _is_int(size) and all(v is None or _is_int(v) for v in item):
                 if item[2] is not None and item[2] <= 0:
                     raise OpError("E038", "a slice's step must be positive", "e.g. x[:, ::2]")
                 n = len(range(*slice(*item).indices(size)))
@@ -1091,6 +1095,18 @@ OPS: dict[str, Op] = {
             member=False,
         ),
         Op(
+            "sum",
+            "Sum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`: split attention's `x.sum(dim=1)`.",
+            (("dim", REQUIRED), ("keepdim", False)),
+            _reduce_shape("sum"),
+            lambda a: ("", [], {}),
+            _free,
+            functional="torch.sum",
+            axes=_reduce_axes,
+            positional=("dim",),
+            member=False,
+        ),
+        Op(
             "amax",
             "Maximum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`.",
             (("dim", REQUIRED), ("keepdim", False)),
@@ -1239,7 +1255,7 @@ DIV = "div"
 ARITHMETIC = (ADD, SUB, MUL, DIV)
 SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
-REDUCTIONS = ("mean", "amax")
+REDUCTIONS = ("mean", "amax", "sum")
 
 PARAM = "param"
 

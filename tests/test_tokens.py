@@ -207,3 +207,23 @@ def test_a_module_chosen_inline_on_a_constructor_argument_is_a_located_error(tmp
     outcome = run_cli("compile", str(spec), "-o", str(tmp_path))
     assert outcome.code == 1 and f"{spec}:2:22: error[E042]" in outcome.err and "`if c {" in outcome.err, outcome
     assert not (tmp_path / "net.py").exists()
+
+
+def test_sum_and_a_slice_bounded_by_a_block_argument(compile_arch: Any) -> None:
+    """GhostNet's `out[:, :self.out_chs]` and split attention's `x.sum(dim=1)`: the generated class takes the bound
+    from its argument, and the module computes what PyTorch computes by hand."""
+    compiled, module = compile_arch(
+        "block Cut(c) {\n    conv = conv(2 * c, 1)\n    forward(x) {\n        y = conv(x)\n        return y[:, :c]\n    }\n}\n"
+        "block Net2(c) {\n    cut = Cut(c)\n    after = conv(8, 1)\n    forward(x) = after(cut(x))\n}\n"
+        "arch Net() {\n    input (3, 8, 8)\n    a = Net2(4)\n    b = Net2(6)\n"
+        "    forward(x) = sum(b(a(x)), (2, 3), keepdim = true)\n}\n"
+    )
+    model = module.model().eval()
+    assert model.a.after.in_channels == 4 and model.b.after.in_channels == 6
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        y = model.a.after(model.a.cut.conv(x)[:, :4])
+        y = model.b.after(model.b.cut.conv(y)[:, :6])
+        torch.testing.assert_close(model(x), y.sum(dim=(2, 3), keepdim=True))
+    assert tuple(compiled.arch.nodes[compiled.arch.outputs[0]].shape) == (8, 1, 1)
+    assert_counts(compiled, model)
