@@ -555,6 +555,44 @@ def _mha_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     return Cost(macs)
 
 
+def _conv1d_shape(a: Attrs, s: Shape) -> Shape:
+    if len(s) != 2:
+        raise OpError(
+            "E035",
+            f"conv1d needs a C×L sequence, got {fmt_shape(s)}",
+            "reshape to channels and positions first: ECA's reshape(mean(x, (2, 3)), (1, -1))",
+        )
+    k, st, p, d = (a[n] for n in ("kernel_size", "stride", "padding", "dilation"))
+    return (a["out_channels"], _window_out(s[1], k, st, p, d, False))
+
+
+def _conv1d_check(a: Attrs, s: Shape) -> None:
+    _conv1d_shape(a, s)
+    c, length = s
+    groups, out = a["groups"], a["out_channels"]
+    if _is_int(groups) and _is_int(c) and _is_int(out) and (c % groups or out % groups):
+        raise OpError(
+            "E033",
+            f"conv1d: groups={groups} must divide both the input channels ({c}) and the output channels ({out})",
+            "choose groups dividing both channel counts",
+        )
+    k, p, d = a["kernel_size"], a["padding"], a["dilation"]
+    if all(_is_int(v) for v in (length, k, p, d)) and d * (k - 1) + 1 > length + 2 * p:
+        raise OpError(
+            "E032",
+            f"conv1d: the length {length} (padded {length + 2 * p}) is shorter than the kernel {d * (k - 1) + 1}",
+            "use a smaller kernel or more padding",
+        )
+
+
+def _conv1d_params(a: Attrs) -> Any:
+    return a["out_channels"] * (a["in_channels"] // a["groups"]) * a["kernel_size"] + (a["out_channels"] if a["bias"] else 0)
+
+
+def _conv1d_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    return Cost(numel(out) * (a["in_channels"] // a["groups"]) * a["kernel_size"])
+
+
 def _hardtanh_check(a: Attrs, s: Shape) -> None:
     low, high = a["min_val"], a["max_val"]
     if _is_number(low) and _is_number(high) and not low < high:
@@ -791,6 +829,25 @@ OPS: dict[str, Op] = {
             params=_conv_params,
             inferred={"in_channels": lambda s: _feature_map(s, "conv")[0]},
             layout="map",
+        ),
+        Op(
+            "conv1d",
+            "1-D convolution over a C×L sequence (`nn.Conv1d`); in_channels is inferred: ECA's convolution across channels.",
+            (
+                ("out_channels", REQUIRED),
+                ("kernel_size", REQUIRED),
+                ("stride", 1),
+                ("padding", 0),
+                ("dilation", 1),
+                ("groups", 1),
+                ("bias", True),
+            ),
+            _conv1d_shape,
+            lambda a: ("nn.Conv1d", [a["in_channels"], a["out_channels"]], _non_default(a, "conv1d", skip=("in_channels", "out_channels"))),
+            _conv1d_cost,
+            check=_conv1d_check,
+            params=_conv1d_params,
+            inferred={"in_channels": lambda s: s[0]},
         ),
         Op(
             "linear",

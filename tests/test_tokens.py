@@ -227,3 +227,41 @@ def test_sum_and_a_slice_bounded_by_a_block_argument(compile_arch: Any) -> None:
         torch.testing.assert_close(model(x), y.sum(dim=(2, 3), keepdim=True))
     assert tuple(compiled.arch.nodes[compiled.arch.outputs[0]].shape) == (8, 1, 1)
     assert_counts(compiled, model)
+
+
+ECA = """
+block Eca(k = 3) {
+    conv = conv1d(1, k, padding = (k - 1) // 2, bias = false)
+    forward(x) {
+        y = reshape(mean(x, (2, 3)), (1, -1))
+        y = reshape(sigmoid(conv(y)), (-1, 1, 1))
+        return x * y
+    }
+}
+
+arch Net() {
+    input (3, 16, 16)
+    c = conv(16, 3, padding = 1)
+    e = Eca(5)
+}
+"""
+
+
+def test_conv1d_across_channels_equals_timm_eca(compile_arch: Any) -> None:
+    """Wang et al.'s efficient channel attention as timm writes it (EcaModule: a 1-D convolution across the pooled
+    channels): equal outputs, parameters by sum(numel), MACs by the flop counter."""
+    from timm.layers import EcaModule
+
+    compiled, module = compile_arch(ECA)
+    model = module.model().eval()
+    reference = EcaModule(None, kernel_size=5)
+    with torch.no_grad():
+        reference.conv.weight.normal_(0, 1.0)
+    model.e.conv.load_state_dict(reference.conv.state_dict(), strict=True)
+    x = torch.randn(2, 16, 16, 16)
+    with torch.no_grad():
+        for scale in (1.0, 10.0):
+            torch.testing.assert_close(model.e(x * scale), reference(x * scale))
+    assert isinstance(model.e.conv, torch.nn.Conv1d)
+    assert_counts(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == flops_math(model, torch.randn(1, 3, 16, 16))

@@ -61,6 +61,7 @@ class InitType:
 
 INIT_TYPES: dict[str, InitType] = {
     "conv": InitType("nn.Conv2d", ("weight", "bias"), ("weight",), ("bias",)),
+    "conv1d": InitType("nn.Conv1d", ("weight", "bias"), ("weight",), ("bias",)),
     "linear": InitType("nn.Linear", ("weight", "bias"), ("weight",), ("bias",)),
     "batchnorm": InitType("nn.BatchNorm2d", ("weight", "bias"), (), ()),
     "groupnorm": InitType("nn.GroupNorm", ("weight", "bias"), (), ("weight", "bias")),  # absent without affine
