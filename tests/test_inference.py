@@ -230,6 +230,34 @@ arch twice(num_classes = 10) {
     assert isinstance(inference.bn, nn.BatchNorm2d)
 
 
+def test_an_init_rule_on_a_folded_batchnorm_is_left_to_the_training_module(tmp_path: Path) -> None:
+    # timm's zero_init_last: an init rule names a BatchNorm that the inference build folds. The inference build has
+    # no init code (the strict load sets every parameter); it used to fail on `FoldedBatchNorm.weight`.
+    text = """\
+block Unit(c) {
+    conv1 = conv(c, 3, padding = 1, bias = false)
+    bn = batchnorm()
+    forward(x) = relu(bn(conv1(x))) + x
+}
+
+arch zeroed(num_classes = 10) {
+    input (3, 16, 16)
+    stem = conv(8, 3, padding = 1)
+    a = Unit(8)
+    pool = adaptive_avgpool((1, 1))
+    fc = linear(num_classes)
+    forward(x) = fc(flatten(pool(a(stem(x))), 1))
+    init {
+        Unit.bn = (weight = zeros())
+    }
+}
+"""
+    training, inference, module = _build_both(text, "zeroed", tmp_path)
+    assert training.a.bn.weight.detach().abs().sum().item() > 0  # randomised after the init, so the fold is exercised
+    assert isinstance(inference.a.bn, module.FoldedBatchNorm)
+    assert "nn.init" not in (tmp_path / "zeroed_inference.py").read_text()
+
+
 # The command
 
 
