@@ -62,7 +62,8 @@ def main() -> None:
     torch.manual_seed(0)
     layout = "channels_last" if args.channels_last else "contiguous"
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, CPU, {layout} models and input")
-    print(f"{'network':<10} {'torchvision eval ms':>20} {'inference build ms':>19} {'ratio':>6} {'max |diff| / max |logit|':>25}")
+    width = max(10, *map(len, args.models))
+    print(f"{'network':<{width}} {'torchvision eval ms':>20} {'inference build ms':>19} {'ratio':>6} {'max |diff| / max |logit|':>25}")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             reference = getattr(torchvision.models, name)()
@@ -89,7 +90,7 @@ def main() -> None:
                         times[which].append(seconds(reference if which == "reference" else ours, x))
             ref_ms = statistics.median(times["reference"]) * 1e3
             ours_ms = statistics.median(times["ours"]) * 1e3
-            print(f"{name:<10} {ref_ms:>20.1f} {ours_ms:>19.1f} {ours_ms / ref_ms:>6.3f} {error:>25.2e}", flush=True)
+            print(f"{name:<{width}} {ref_ms:>20.1f} {ours_ms:>19.1f} {ours_ms / ref_ms:>6.3f} {error:>25.2e}", flush=True)
 
 
 if __name__ == "__main__":

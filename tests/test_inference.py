@@ -3,7 +3,9 @@
 Each model test builds the training module from generated/<spec>.py with random weights and random BatchNorm
 affine parameters and running statistics, loads its state_dict into the inference build (strict), and compares
 eval-mode logits. Which BatchNorms were folded is checked against PyTorch itself: forward hooks on the training
-module find the BatchNorms whose input is a convolution's output, untouched.
+module find the BatchNorms whose input is a convolution's output, untouched. Every spec's inference build is held
+to its training module at two input scales (the large ones under `pytest -m full`), and for each new family's
+smallest model the folded BatchNorms are the Conv2d -> BatchNorm2d pairs torch.fx finds in torchvision's model.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from types import ModuleType
 
 import pytest
 import torch
+import torch.fx
+import torchvision
 from torch import nn
 
 from archc.cli import main
 from archc.compiler import compile_spec
 from archc.tools.runtime import randomize_batchnorm_statistics
 from tests.conftest import GENERATED, ROOT, SPECS, compile_text, load_source
+from tests.zoo_helpers import assert_logits_match_at_two_scales, zoo_params
 
 # (spec, input size for the test: smaller than the spec's where the network allows, to keep the test fast)
 MODELS = [
@@ -225,6 +230,34 @@ arch twice(num_classes = 10) {
     assert isinstance(inference.bn, nn.BatchNorm2d)
 
 
+def test_an_init_rule_on_a_folded_batchnorm_is_left_to_the_training_module(tmp_path: Path) -> None:
+    # timm's zero_init_last: an init rule names a BatchNorm that the inference build folds. The inference build has
+    # no init code (the strict load sets every parameter); it used to fail on `FoldedBatchNorm.weight`.
+    text = """\
+block Unit(c) {
+    conv1 = conv(c, 3, padding = 1, bias = false)
+    bn = batchnorm()
+    forward(x) = relu(bn(conv1(x))) + x
+}
+
+arch zeroed(num_classes = 10) {
+    input (3, 16, 16)
+    stem = conv(8, 3, padding = 1)
+    a = Unit(8)
+    pool = adaptive_avgpool((1, 1))
+    fc = linear(num_classes)
+    forward(x) = fc(flatten(pool(a(stem(x))), 1))
+    init {
+        Unit.bn = (weight = zeros())
+    }
+}
+"""
+    training, inference, module = _build_both(text, "zeroed", tmp_path)
+    assert training.a.bn.weight.detach().abs().sum().item() > 0  # randomised after the init, so the fold is exercised
+    assert isinstance(inference.a.bn, module.FoldedBatchNorm)
+    assert "nn.init" not in (tmp_path / "zeroed_inference.py").read_text()
+
+
 # The command
 
 
@@ -268,3 +301,94 @@ def test_a_spec_name_the_helper_code_uses_is_a_located_error(tmp_path: Path, cap
     assert main(["compile", "--inference", str(spec), "-o", str(tmp_path / "out")]) == 1
     assert f"{spec}:1:1: error[E070]: `FoldedBatchNorm` cannot be a name in the inference build" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# Every spec, and the new families' folds against torchvision.
+
+
+@pytest.mark.parametrize("path", zoo_params(sorted(SPECS.glob("*.arch"))))
+def test_every_spec_inference_build_gives_the_training_logits_at_two_scales(path: Path, tmp_path: Path) -> None:
+    # The spec's own input size, one image at scales ×1 and ×10; BatchNorm statistics and affine parameters randomised.
+    name = path.stem
+    torch.manual_seed(0)
+    training = getattr(load_generated(name), name)()
+    with torch.no_grad():  # ConvNeXt's layer scale starts at 1e-6, which would hide its blocks from the logits
+        for key, parameter in training.named_parameters():
+            if key.endswith("layer_scale"):
+                parameter.uniform_(0.5, 1.5)
+    compiled = compile_spec(path)
+    module = load_source(compiled.inference_python(), f"{name}_inference", tmp_path)
+    inference = getattr(module, f"{name}_inference")()
+    assert_logits_match_at_two_scales(inference, training, compiled.arch.input_shape, batch=1)
+    folded = {n for n, m in inference.named_modules() if type(m).__name__ == "FoldedBatchNorm"}
+    _, after_a_conv = batchnorms_run(training, torch.randn(1, *compiled.arch.input_shape))
+    assert folded == after_a_conv
+
+
+def conv_batchnorm_pairs(model: nn.Module) -> dict[str, nn.Conv2d]:
+    """The (Conv2d -> BatchNorm2d) pairs of `model`'s torch.fx graph where the convolution's output feeds only the
+    BatchNorm: each BatchNorm's path, with its convolution."""
+    graph = torch.fx.symbolic_trace(model).graph
+    modules = dict(model.named_modules())
+    pairs: dict[str, nn.Conv2d] = {}
+    for node in graph.nodes:
+        if node.op == "call_module" and isinstance(modules[node.target], nn.BatchNorm2d):
+            source = node.args[0]
+            if (
+                isinstance(source, torch.fx.Node)
+                and source.op == "call_module"
+                and isinstance(modules[source.target], nn.Conv2d)
+                and list(source.users) == [node]
+            ):
+                pairs[node.target] = modules[source.target]
+    return pairs
+
+
+# Each new family's smallest model, and the kind of convolution its folds must include.
+FAMILIES = [
+    ("mobilenet_v2", "depthwise"),
+    ("mobilenet_v3_small", "depthwise"),
+    ("mnasnet0_5", "depthwise"),
+    ("efficientnet_b0", "depthwise"),
+    ("efficientnet_v2_s", "depthwise"),
+    ("shufflenet_v2_x0_5", "depthwise"),
+    ("regnet_x_400mf", "grouped"),
+    ("regnet_y_400mf", "grouped"),
+    ("resnext101_64x4d", "grouped"),
+    ("wide_resnet50_2", None),
+    ("densenet121", None),  # BN-ReLU-conv: only the BatchNorms after a conv fold
+    ("squeezenet1_1", None),  # no BatchNorm
+    ("convnext_tiny", None),  # LayerNorm, no BatchNorm
+    ("vit_b_16", None),  # LayerNorm, no BatchNorm
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_folded_batchnorms_are_the_conv_batchnorm_pairs_of_the_torchvision_reference(name: str, kind: str | None, tmp_path: Path) -> None:
+    reference = torchvision.models.get_model(name)
+    pairs = conv_batchnorm_pairs(reference)
+    module = load_source(compile_spec(SPECS / f"{name}.arch").inference_python(), f"{name}_inference", tmp_path)
+    with torch.device("meta"):  # only its structure is read: no memory, no initialisation
+        inference = getattr(module, f"{name}_inference")()
+    folded = {n for n, m in inference.named_modules() if type(m).__name__ == "FoldedBatchNorm"}
+    assert len(folded) == len(pairs)
+    assert folded == set(pairs)
+    # Each folded BatchNorm's convolution (found by PyTorch, at the same path in the inference build) took its bias;
+    # every other convolution kept the reference's bias or none.
+    paths = {id(m): n for n, m in reference.named_modules()}
+    folded_convs = {paths[id(conv)] for conv in pairs.values()}
+    for path, conv in reference.named_modules():
+        if isinstance(conv, nn.Conv2d):
+            ours = inference.get_submodule(path)
+            assert isinstance(ours, nn.Conv2d) and ours.groups == conv.groups, path
+            assert (ours.bias is not None) == (conv.bias is not None or path in folded_convs), path
+    left = {n for n, m in inference.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    assert left == {n for n, m in reference.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)} - folded
+    depthwise = [c for c in pairs.values() if c.groups == c.in_channels > 1]
+    grouped = [c for c in pairs.values() if 1 < c.groups < c.in_channels]
+    if kind == "depthwise":
+        assert depthwise and not grouped
+    elif kind == "grouped":
+        assert grouped and not depthwise
+    else:
+        assert not depthwise and not grouped

@@ -8,7 +8,8 @@ every instance of a definition, so a spec location is folded only where every in
 The emitter (archc/emit/torch.py) writes the classes as for training; this module's writer changes three kinds of
 members: a folded convolution gets a bias, a folded BatchNorm becomes a parameter-free `FoldedBatchNorm` (which
 keeps the training module's names and Sequential indices), and dropout becomes `nn.Identity()`. Auxiliary heads
-(`aux` outputs of a forward, and the members only they use) are removed from the definitions before emission.
+(`aux` outputs of a forward, and the members only they use) and `init` blocks are removed from the definitions
+before emission.
 The top class converts an image input to channels_last, the memory format oneDNN and cuDNN convolutions run fastest
 in (the values are the same).
 
@@ -317,7 +318,9 @@ def emit_inference(
     definitions: dict[str, S.Definition] = {}
     heads: dict[str, list[str]] = {}
     for name, defn in program.definitions.items():
-        definitions[name], dropped = without_aux_heads(defn)
+        # No `init` block: the strict load of the training state_dict sets every parameter, and a rule may name a
+        # BatchNorm that is folded here (timm's zero-initialised last BatchNorm of a residual block).
+        definitions[name], dropped = without_aux_heads(dataclasses.replace(defn, init=None))
         if dropped:
             heads[name] = dropped
     main = dataclasses.replace(program.main, definitions=[definitions.get(d.name, d) for d in program.main.definitions])
