@@ -83,11 +83,24 @@ def _symbolic_window(size: Sym, kernel: Any, stride: Any, padding: Any, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def padding_pair(attrs: Attrs) -> tuple[Any, Any]:
+    """The padding before the first position, per axis: a number or pair, or PyTorch's "valid" (none) and "same" (the
+    output keeps the input's size; PyTorch puts the odd one of an even total after, so before is total // 2)."""
+    padding = attrs.get("padding", 0)
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        kh, kw = pair(attrs["kernel_size"])
+        dh, dw = pair(attrs.get("dilation", 1))
+        return tuple(UNKNOWN if is_symbolic(k) or is_symbolic(d) else d * (k - 1) // 2 for k, d in ((kh, dh), (kw, dw)))  # type: ignore[return-value]
+    return pair(padding)
+
+
 def _check_window(shape: Shape, attrs: Attrs, op: str) -> None:
     """Concrete checks shared by conv and pooling: the window must fit the padded map."""
     _, h, w = _feature_map(shape, op)
     kh, kw = pair(attrs["kernel_size"])
-    ph, pw = pair(attrs.get("padding", 0))
+    ph, pw = padding_pair(attrs)
     dh, dw = pair(attrs.get("dilation", 1))
     sh, sw = pair(attrs.get("stride") or attrs["kernel_size"])
     for size, k, p, d, s, axis in ((h, kh, ph, dh, sh, "height"), (w, kw, pw, dw, sw, "width")):
@@ -113,9 +126,11 @@ def fmt_shape(shape: Shape) -> str:
 
 def _conv_shape(a: Attrs, s: Shape) -> Shape:
     c, h, w = _feature_map(s, "conv")
+    if a["padding"] == "same":  # stride 1 (_conv_check): the input's size
+        return (a["out_channels"], h, w)
     kh, kw = pair(a["kernel_size"])
     sh, sw = pair(a["stride"])
-    ph, pw = pair(a["padding"])
+    ph, pw = padding_pair(a)
     dh, dw = pair(a["dilation"])
     return (a["out_channels"], _window_out(h, kh, sh, ph, dh, False), _window_out(w, kw, sw, pw, dw, False))
 
@@ -125,6 +140,13 @@ def _conv_check(a: Attrs, s: Shape) -> None:
     groups, out = a["groups"], a["out_channels"]
     if isinstance(out, int) and out <= 0:
         raise OpError("E016", f"conv: out_channels must be positive, got {out}")
+    if a["padding"] == "same" and pair(a["stride"]) != (1, 1):
+        raise OpError(
+            "E016",
+            'conv: padding = "same" keeps the size, so the stride is 1, as in PyTorch',
+            "give the padding as numbers for a strided convolution",
+            arg="padding",
+        )
     if isinstance(groups, int) and isinstance(c, int) and isinstance(out, int):
         if groups <= 0 or c % groups or out % groups:
             raise OpError(
@@ -167,7 +189,13 @@ def _batchnorm_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
     return cls, [a["num_features"]], _non_default(a, "batchnorm", skip=("num_features", "rank"))
 
 
+def _numeric_padding(a: Attrs, op: str) -> None:
+    if isinstance(a["padding"], str):
+        raise OpError("E016", f'{op}: padding = "{a["padding"]}" is a convolution\'s', "give the padding as numbers", arg="padding")
+
+
 def _pool_shape(a: Attrs, s: Shape) -> Shape:
+    _numeric_padding(a, "pooling")
     c, h, w = _feature_map(s, "pooling")
     kh, kw = pair(a["kernel_size"])
     sh, sw = pair(a["stride"] if a["stride"] is not None else a["kernel_size"])
@@ -177,6 +205,7 @@ def _pool_shape(a: Attrs, s: Shape) -> Shape:
 
 
 def _pool_check(a: Attrs, s: Shape) -> None:
+    _numeric_padding(a, "pooling")
     kh, kw = pair(a["kernel_size"])
     ph, pw = pair(a["padding"])
     for k, p in ((kh, ph), (kw, pw)):
@@ -563,7 +592,11 @@ def _conv1d_shape(a: Attrs, s: Shape) -> Shape:
             "reshape to channels and positions first: ECA's reshape(mean(x, (2, 3)), (1, -1))",
         )
     k, st, p, d = (a[n] for n in ("kernel_size", "stride", "padding", "dilation"))
-    return (a["out_channels"], _window_out(s[1], k, st, p, d, False))
+    if p == "same":
+        if st != 1:
+            raise OpError("E016", 'conv1d: padding = "same" keeps the length, so the stride is 1, as in PyTorch', arg="padding")
+        return (a["out_channels"], s[1])
+    return (a["out_channels"], _window_out(s[1], k, st, 0 if p == "valid" else p, d, False))
 
 
 def _conv1d_check(a: Attrs, s: Shape) -> None:
@@ -577,6 +610,7 @@ def _conv1d_check(a: Attrs, s: Shape) -> None:
             "choose groups dividing both channel counts",
         )
     k, p, d = a["kernel_size"], a["padding"], a["dilation"]
+    p = {"same": (d * (k - 1)) // 2 if _is_int(d) and _is_int(k) else UNKNOWN, "valid": 0}.get(p, p) if isinstance(p, str) else p
     if all(_is_int(v) for v in (length, k, p, d)) and d * (k - 1) + 1 > length + 2 * p:
         raise OpError(
             "E032",
@@ -1395,7 +1429,10 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "output_size": (_positive, "a positive integer or a pair (h, w) of them"),
     "dilation": (_positive, "a positive integer or a pair (h, w) of them"),
     "stride": (_positive, "a positive integer or a pair (h, w) of them"),
-    "padding": (_sizes(lambda v: _is_int(v) and 0 <= v <= MAX_SIZE), "a non-negative integer or a pair (h, w) of them"),
+    "padding": (
+        lambda v: v in ("same", "valid") or _sizes(lambda x: _is_int(x) and 0 <= x <= MAX_SIZE)(v),
+        'a non-negative integer or a pair (h, w) of them, or "same" or "valid" (a convolution\'s)',
+    ),
     "start_dim": (_is_int, "an integer"),
     "eps": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "momentum": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number between 0 and 1, or none"),

@@ -92,7 +92,7 @@ def _window(node: Node) -> tuple[tuple[int, int], tuple[float, float], tuple[int
     if node.op in ("conv", "maxpool", "avgpool"):
         kernel = ops.pair(a["kernel_size"])
         stride = ops.pair(a["stride"] if a.get("stride") is not None else a["kernel_size"])
-        return kernel, stride, ops.pair(a.get("padding", 0)), ops.pair(a.get("dilation", 1))
+        return kernel, stride, ops.padding_pair(a), ops.pair(a.get("dilation", 1))
     return None
 
 
