@@ -58,54 +58,67 @@ def selectors(program: Program, order: Sequence[str], network: Network) -> tuple
     for name in order:
         defn = program.definitions[name]
         params = {p.name for p in defn.params}
-        direct: set[str] = set()
-        # The parameters each `let` or loop variable is computed from, `if` conditions around it included.
-        deps: dict[str, set[str]] = {}
-        chosen: set[str] = set()
-
-        def expand(names: set[str], deps: dict[str, set[str]] = deps) -> set[str]:
-            out: set[str] = set()
-            for n in names:
-                out |= deps.get(n, {n})
-            return out
-
-        def visit(stmts: list[S.Stmt], control: set[str], deps: dict[str, set[str]] = deps, chosen: set[str] = chosen) -> None:
-            for stmt in stmts:
-                for call in (n for n in S.walk(stmt if not isinstance(stmt, (S.If, S.For)) else []) if isinstance(n, S.Call)):
-                    callee = program.definitions.get(call.func)
-                    if callee is None or callee.kind != "block" or not found.get(call.func):
-                        continue
-                    names = [p.name for p in callee.params]
-                    bound = {**dict(zip(names, call.args, strict=False)), **call.kwargs}
-                    for param in found[call.func]:
-                        if param in bound:
-                            chosen.update(expand(S.names_used(bound[param])) | control)
-                match stmt:
-                    case S.Let(name=name, value=value):
-                        deps[name] = deps.get(name, set()) | expand(S.names_used(value)) | control
-                    case S.If(test=test, body=then, orelse=orelse):
-                        cond = expand(S.names_used(test))
-                        outcomes = network.outcomes.get(id(stmt), [])
-                        if len(outcomes) == 1 and isinstance(outcomes[0], bool):
-                            dead = orelse if outcomes[0] else then
-                            if _blocks_called(program, dead) - network.sites.keys():
-                                chosen.update(cond | control)
-                                direct.update(cond | control)
-                        visit(then, control | cond)
-                        visit(orelse, control | cond)
-                    case S.For(index=index, var=var, iterable=iterable, body=body):
-                        source = expand(S.names_used(iterable)) | control
-                        for n in (index, var):
-                            if n is not None:
-                                deps[n] = deps.get(n, set()) | source
-                        visit(body, control)
-
+        flow = _Flow(program, network, found)
         # Twice: a `let` a loop reassigns feeds the statements before it on the next iteration.
-        visit(defn.body, set())
-        visit(defn.body, set())
-        found[name] = chosen & params
-        own[name] = direct & params
+        flow.visit(defn.body, set())
+        flow.visit(defn.body, set())
+        found[name] = flow.chosen & params
+        own[name] = flow.direct & params
     return found, own
+
+
+class _Flow:
+    """The names each `let` or loop variable of a body is computed from (`if` conditions around it included), and the
+    names that decide which blocks the body builds."""
+
+    def __init__(self, program: Program, network: Network, found: dict[str, set[str]]) -> None:
+        self.program = program
+        self.network = network
+        self.found = found
+        self.deps: dict[str, set[str]] = {}
+        self.chosen: set[str] = set()
+        self.direct: set[str] = set()
+
+    def expand(self, names: set[str]) -> set[str]:
+        out: set[str] = set()
+        for n in names:
+            out |= self.deps.get(n, {n})
+        return out
+
+    def visit(self, stmts: list[S.Stmt], control: set[str]) -> None:
+        for stmt in stmts:
+            if not isinstance(stmt, (S.If, S.For)):
+                self.calls(stmt, control)
+            match stmt:
+                case S.Let(name=name, value=value):
+                    self.deps[name] = self.deps.get(name, set()) | self.expand(S.names_used(value)) | control
+                case S.If(test=test, body=then, orelse=orelse):
+                    cond = self.expand(S.names_used(test))
+                    outcomes = self.network.outcomes.get(id(stmt), [])
+                    if len(outcomes) == 1 and isinstance(outcomes[0], bool):
+                        dead = orelse if outcomes[0] else then
+                        if _blocks_called(self.program, dead) - self.network.sites.keys():
+                            self.chosen |= cond | control
+                            self.direct |= cond | control
+                    self.visit(then, control | cond)
+                    self.visit(orelse, control | cond)
+                case S.For(index=index, var=var, iterable=iterable, body=body):
+                    source = self.expand(S.names_used(iterable)) | control
+                    for n in (index, var):
+                        if n is not None:
+                            self.deps[n] = self.deps.get(n, set()) | source
+                    self.visit(body, control)
+
+    def calls(self, stmt: S.Stmt, control: set[str]) -> None:
+        """The names passed to a selector of a block the statement instantiates."""
+        for call in (n for n in S.walk(stmt) if isinstance(n, S.Call)):
+            callee = self.program.definitions.get(call.func)
+            if callee is None or callee.kind != "block" or not self.found.get(call.func):
+                continue
+            bound = {**dict(zip([p.name for p in callee.params], call.args, strict=False)), **call.kwargs}
+            for param in self.found[call.func]:
+                if param in bound:
+                    self.chosen |= self.expand(S.names_used(bound[param])) | control
 
 
 def static_lets(body: list[S.Stmt], outcomes: dict[int, list[Any]]) -> set[str]:
