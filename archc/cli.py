@@ -1,4 +1,4 @@
-"""The command line: `archc compile | check | summary | ir | diagram | report | zoo | fmt | completion | train | verify | export`.
+"""The command line: `archc compile | check | summary | ir | diagram | report | zoo | fmt | completion | train | verify | export | import`.
 
 Exit codes: 0 success, 1 a located error in a spec, 2 a usage error, 3 an internal error (a bug in archc).
 """
@@ -24,6 +24,7 @@ from archc.compiler import compile_spec, parse_overrides  # noqa: E402
 from archc.errors import ArchError  # noqa: E402
 from archc.files import write_atomic  # noqa: E402
 from archc.passes.memory import DTYPE_BYTES  # noqa: E402
+from archc.tools.source import is_source  # noqa: E402
 
 
 def _input_shape(text: str) -> tuple[int, int, int]:
@@ -70,6 +71,9 @@ def _spec_options(p: argparse.ArgumentParser) -> None:
     _allow_import_outside(p)
 
 
+SPEC_OR_SOURCE = "a .arch file, or a model to import in memory: torchvision:NAME, timm:NAME, FILE.py:CALLABLE"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archc", description="Compile CNN architecture specs (.arch) to PyTorch.")
     parser.add_argument("--version", action="version", version=f"archc {__version__}")
@@ -79,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     def spec_command(name: str, help_text: str, many: bool) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         where = ", or a folder: every .arch file under it" if name == "check" else ""
-        p.add_argument("specs", nargs="+" if many else None, type=Path, metavar="SPEC", help=f"a .arch file{where}")
+        p.add_argument(
+            "specs", nargs="+" if many else None, type=Path, metavar="SPEC", help=f"a .arch file{where}" if many else SPEC_OR_SOURCE
+        )
         p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE", help="override a top-level parameter")
         p.add_argument("--max-nodes", type=_positive, default=200_000, help="refuse networks with more graph nodes (default 200000)")
         _allow_import_outside(p)
@@ -101,8 +107,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="fp32", help="element type for the memory figures (default fp32)")
     p = spec_command("ir", "print the elaborated IR as JSON", False)
     p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size instead of the spec's")
+    p = sub.add_parser(
+        "import",
+        help="write the spec of a torchvision, timm or Python model (torchvision:NAME, timm:NAME, FILE.py:CALLABLE)",
+        description="trace a model with torch.fx and write its spec (docs/import.md)",
+    )
+    p.add_argument(
+        "source", metavar="SOURCE", help="torchvision:NAME, timm:NAME or FILE.py:CALLABLE (a function or class returning an nn.Module)"
+    )
+    p.add_argument("-o", "--output", type=Path, metavar="FILE.arch", help="the spec to write (default: standard output)")
+    p.add_argument("--input", type=_input_shape, metavar="CxHxW", help="input size (default: the library's, else 3x224x224)")
     p = sub.add_parser("diagram", help="draw a spec with Graphviz", description="draw a spec with Graphviz (docs/diagrams.md)")
-    p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("spec", type=Path, metavar="SPEC", help=SPEC_OR_SOURCE)
     p.add_argument("-f", "--format", choices=("dot", "svg", "png", "pdf"), help="output format (default: the output's extension, else svg)")
     p.add_argument("--depth", type=_fold_depth, metavar="N|all", help=FOLD_HELP)
     p.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="top to bottom (default) or left to right")
@@ -117,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", action="store_true", help="show params and MACs in each box")
     _spec_options(p)
     p = sub.add_parser("report", help="write a self-contained HTML report", description="an HTML page: diagram, source, summary")
-    p.add_argument("spec", type=Path, metavar="SPEC", help="a .arch file")
+    p.add_argument("spec", type=Path, metavar="SPEC", help=SPEC_OR_SOURCE)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.html", help="the page to write")
     p.add_argument("--depth", type=_fold_depth, metavar="N|all", help=FOLD_HELP + "; the table follows it")
     _spec_options(p)
@@ -244,6 +260,10 @@ def _run(args: argparse.Namespace) -> int:
         return _run_torch_command(args)
     if args.command == "zoo":
         return _zoo(args.directory, args.markdown, args.chart)
+    if args.command == "import":
+        return _import(args.source, args.output, args.input)
+    if args.command in ("diagram", "report") and is_source(str(args.spec)):
+        return _on_source(args)
     if args.command == "diagram":
         from archc.emit.dot import diagram_command
 
@@ -264,7 +284,7 @@ def _run(args: argparse.Namespace) -> int:
             input_shape=args.input,
         )
         if str(written) != "-":  # standard output holds the picture
-            print(f"{args.spec} -> {written}")
+            print(f"{getattr(args, 'source', args.spec)} -> {written}")
         return 0
     if args.command == "report":
         from archc.emit.report import report_command
@@ -272,7 +292,7 @@ def _run(args: argparse.Namespace) -> int:
         page = report_command(
             args.spec, args.output, args.depth, args.allow_import_outside, overrides=parse_overrides(args.defines), input_shape=args.input
         )
-        print(f"{args.spec} -> {page}")
+        print(f"{getattr(args, 'source', args.spec)} -> {page}")
         return 0
     overrides = parse_overrides(args.defines)
     if args.command in ("compile", "check"):
@@ -302,9 +322,15 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
         return 1 if failed else 0
-    compiled = compile_spec(
-        args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside
-    )
+    if is_source(str(args.specs)):  # a model to import: in memory, torch imported for it only
+        from archc.tools.importer import import_source
+
+        text, imported = import_source(str(args.specs))
+        compiled = compile_spec(Path(f"{imported.name}.arch"), overrides, input_shape=args.input, text=text, max_nodes=args.max_nodes)
+    else:
+        compiled = compile_spec(
+            args.specs, overrides, input_shape=args.input, max_nodes=args.max_nodes, allow_import_outside=args.allow_import_outside
+        )
     if args.command == "ir":
         print(compiled.arch.to_json(indent=1))
     elif args.json:
@@ -316,6 +342,39 @@ def _run(args: argparse.Namespace) -> int:
 
         print_summary(compiled, args.depth, args.batch, args.dtype)
     return 0
+
+
+# --- archc import, and a SOURCE where a spec goes (issue 15, items 2 and 4) -------------------------------------------
+
+
+def _import(source: str, output: Path | None, input_shape: tuple[int, int, int] | None) -> int:
+    from archc.tools.importer import import_source
+
+    if not is_source(source):
+        raise ArchError("E094", f"`{source}` names no model", None, "give torchvision:NAME, timm:NAME or FILE.py:CALLABLE")
+    text, _ = import_source(source, input_shape)
+    if output is None:
+        print(text, end="")
+    else:
+        write_atomic(output, text)
+        print(f"{source} -> {output}")
+    return 0
+
+
+def _on_source(args: argparse.Namespace) -> int:
+    """`diagram`/`report` of a model to import: its spec in a temporary folder, drawn as a spec file is."""
+    import tempfile
+
+    from archc.tools.importer import import_source
+
+    text, source = import_source(str(args.spec))
+    with tempfile.TemporaryDirectory(prefix="archc-import-") as folder:
+        spec = Path(folder) / f"{source.name}.arch"
+        spec.write_text(text, encoding="utf-8")
+        args.source, args.spec = args.spec, spec
+        if args.command == "diagram" and args.output is None:
+            args.output = Path(f"{source.name}.{args.format or 'svg'}")
+        return _run(args)
 
 
 # --- compile's outputs: archc replaces only what it wrote (issue 16, item 2) --------------------------------------

@@ -117,6 +117,9 @@ CODES: dict[str, str] = {
     "E110": "unknown init function",
     "E111": "unknown target of an init rule",
     "E112": "bad argument of an init function",
+    # Importing a model (`archc import`)
+    "E120": "model the language cannot express",
+    "E121": "model torch.fx cannot trace",
 }
 
 # A note: where (or None) and what, e.g. where an operand of a mismatched `+` was made.

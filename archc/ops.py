@@ -311,9 +311,10 @@ def _chunk_shape(a: Attrs, s: Shape) -> Shape:
 def _split_shape(a: Attrs, s: Shape) -> Shape:
     dim = _dim(a["dim"], len(s), "split", "dim")
     sizes, whole = a["split_sizes"], s[dim - 1]
-    if not isinstance(sizes, tuple) or not sizes or not all(_is_int(v) and v > 0 for v in sizes):
-        raise OpError("E016", f"split: `split_sizes` must be a tuple of positive sizes, got {sizes!r}", "e.g. (16, 48)", arg="split_sizes")
-    if _is_int(whole) and sum(sizes) != whole:
+    if not isinstance(sizes, tuple) or not sizes or not all(is_symbolic(v) or (_is_int(v) and v > 0) for v in sizes):
+        got = literal(sizes)
+        raise OpError("E016", f"split: `split_sizes` must be a tuple of positive sizes, got {got}", "e.g. (16, 48)", arg="split_sizes")
+    if _is_int(whole) and all(_is_int(v) for v in sizes) and sum(sizes) != whole:
         raise OpError(
             "E016",
             f"split: sizes {sizes} add up to {sum(sizes)}, and dimension {dim} of {fmt_shape(s)} has {whole}",
@@ -484,7 +485,11 @@ def _index_shape(a: Attrs, s: Shape) -> Shape:
         if isinstance(item, tuple):
             if item == (None, None, None):
                 out.append(size)
-            elif _is_int(size):
+            elif item[0] in (None, 0) and item[2] in (None, 1) and is_symbolic(item[1]):
+                # `x[:, :k]` with k a constructor argument: k positions (PyTorch would clip a k beyond the size;
+                # elaboration, with the numbers, gives the exact size).
+                out.append(item[1])
+            elif _is_int(size) and all(v is None or _is_int(v) for v in item):
                 if item[2] is not None and item[2] <= 0:
                     raise OpError("E038", "a slice's step must be positive", "e.g. x[:, ::2]")
                 n = len(range(*slice(*item).indices(size)))
@@ -1090,6 +1095,18 @@ OPS: dict[str, Op] = {
             member=False,
         ),
         Op(
+            "sum",
+            "Sum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`: split attention's `x.sum(dim=1)`.",
+            (("dim", REQUIRED), ("keepdim", False)),
+            _reduce_shape("sum"),
+            lambda a: ("", [], {}),
+            _free,
+            functional="torch.sum",
+            axes=_reduce_axes,
+            positional=("dim",),
+            member=False,
+        ),
+        Op(
             "amax",
             "Maximum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`.",
             (("dim", REQUIRED), ("keepdim", False)),
@@ -1238,7 +1255,7 @@ DIV = "div"
 ARITHMETIC = (ADD, SUB, MUL, DIV)
 SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
-REDUCTIONS = ("mean", "amax")
+REDUCTIONS = ("mean", "amax", "sum")
 
 PARAM = "param"
 
@@ -1343,7 +1360,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "an integer (or, for a reduction, a tuple of them)",
     ),
     "keepdim": (lambda v: isinstance(v, bool), "true or false"),
-    "split_sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (16, 48)"),
+    "split_sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) or is_symbolic(d) for d in v), "a tuple of sizes, e.g. (16, 48)"),
     "items": (lambda v: isinstance(v, tuple), "subscripts"),
     "num_heads": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     "dropout": (lambda v: _is_number(v) and 0 <= v <= 1, "a probability between 0 and 1"),

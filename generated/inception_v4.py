@@ -217,6 +217,7 @@ class InceptionC(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        x0 = self.branch0(x)
         x1 = self.branch1_0(x)
         branch1_1a = self.branch1_1a(x1)
         branch1_1b = self.branch1_1b(x1)
@@ -227,10 +228,9 @@ class InceptionC(nn.Module):
         branch2_3a = self.branch2_3a(x2)
         branch2_3b = self.branch2_3b(x2)
         x2 = torch.cat([branch2_3a, branch2_3b], 1)
-        branch0 = self.branch0(x)
-        branch3 = self.branch3(x)
-        x = torch.cat([branch0, x1, x2, branch3], 1)
-        return x
+        x3 = self.branch3(x)
+        x0 = torch.cat([x0, x1, x2, x3], 1)
+        return x0
 
 
 class InceptionV4Features(nn.Sequential):

@@ -136,8 +136,8 @@ class PreActResNet(nn.Module):
             )
         )
         self.stages = PreActStages(64, layers, widths)
-        self.norm = nn.BatchNorm2d(512)
-        self.head = ClassifierHead(512, num_classes)
+        self.norm = nn.BatchNorm2d(widths[-1])
+        self.head = ClassifierHead(widths[-1], num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -141,6 +141,42 @@ def _output_not_writable(tmp: Path) -> str:
     return err
 
 
+IMPORTED = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.conv(x).mean(1)
+        return self.conv(x)
+
+
+class Mean(Net):
+    def forward(self, x):
+        return self.conv(x).mean(1)
+"""
+
+
+def _imported(tmp: Path, name: str) -> str:
+    (tmp / "net.py").write_text(IMPORTED, encoding="utf-8")
+    status, err = run_cli("import", f"{tmp / 'net.py'}:{name}")
+    assert status == 1 and f"{tmp / 'net.py'}:" in err, err  # located in the model's code
+    return err
+
+
+def _not_expressible(tmp: Path) -> str:
+    return _imported(tmp, "Mean")
+
+
+def _not_traceable(tmp: Path) -> str:
+    return _imported(tmp, "Net")
+
+
 NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E006": _missing_spec,
     "E061": _node_limit,
@@ -157,6 +193,8 @@ NOT_FROM_A_SPEC: dict[str, Callable[[Path], str]] = {
     "E101": _nothing_to_resume,
     "E102": _spec_unfit_for_data,
     "E103": _device_missing,
+    "E120": _not_expressible,
+    "E121": _not_traceable,
 }
 
 

@@ -116,3 +116,17 @@ def test_zero_init_residual_zeroes_the_last_batchnorm_of_each_block_as_torchvisi
         expected = {k for k, p in theirs.named_parameters() if p.dim() == 1 and not p.detach().any()}
         assert zeros == expected and zeros, sorted(zeros ^ expected)[:5]
         assert not {k for k, p in ours_ctor().named_parameters() if k.endswith(".weight") and not p.detach().any()}
+
+
+def test_two_rules_on_members_of_one_block_both_run(tmp_path: Path) -> None:
+    """`B.a = ...` and `B.b = ...` both apply (they were emitted as `if isinstance(m, B)` / `elif isinstance(m, B)`,
+    and the second never ran): checked on the weights of the built module."""
+    spec = tmp_path / "two_rules.arch"
+    spec.write_text(
+        "block B() {\n    a = conv(8, 1)\n    b = batchnorm()\n}\n"
+        "arch two_rules() {\n    input (3, 8, 8)\n    blk = B()\n    init {\n"
+        "        B.a = (weight = constant(2))\n        B.b = (weight = constant(0))\n    }\n}\n"
+    )
+    compiled = compile_spec(spec)
+    model = load_source(compiled.python(), "two_rules", tmp_path).two_rules()
+    assert bool((model.blk.a.weight == 2).all()) and bool((model.blk.b.weight == 0).all())

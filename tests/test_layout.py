@@ -184,3 +184,18 @@ def test_chunk_is_no_member(tmp_path: Path) -> None:
     spec.write_text("arch Net() {\n    input (4, 8, 8)\n    s = chunk(2, dim = 1)\n}\n")
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1 and "error[E082]" in outcome.err and "x1, x2 = chunk(x, 2, dim = 1)" in outcome.err
+
+
+def test_a_block_on_flat_features_normalises_them_as_batchnorm1d(compile_arch: Any) -> None:
+    """A block whose instances take flat features is written for flat features: its batchnorm is BatchNorm1d (a
+    BatchNorm2d refuses a 2-D batch), checked by running the generated module against the same layers by hand."""
+    compiled, module = compile_arch(
+        "block Head(n) {\n    bn = batchnorm()\n    fc = linear(n)\n}\n"
+        "arch Net() {\n    input (3, 8, 8)\n    c = conv(4, 3)\n    f = flatten()\n    head = Head(10)\n}\n"
+    )
+    model = module.model().eval()
+    assert isinstance(model.head.bn, torch.nn.BatchNorm1d)
+    assert_pass_matches_module(compiled, model)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.head.fc(model.head.bn(model.c(x).flatten(1))))

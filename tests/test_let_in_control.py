@@ -62,3 +62,33 @@ def test_a_let_accumulated_over_a_loop_reaches_the_generated_module(compile_arch
     assert_pass_matches_module(compiled, model)
     other = module.model(depths=[1, 1])
     assert [m.out_channels for m in other.b] == [2, 3]
+
+
+LOOP_OF_BLOCKS = """
+block Stage(rows) {
+    for r in rows {
+        conv(r, 1)
+    }
+}
+
+block Stages(stages) {
+    for rows in stages {
+        Stage(rows)
+    }
+}
+
+arch Net() {
+    input (4, 8, 8)
+    b = Stages([[8], [16, 12], [32]])
+}
+"""
+
+
+def test_a_loop_building_a_block_per_item_carries_its_output_width(compile_arch: Any) -> None:
+    """Each Stage starts from the last width of the one before (`channels = rows[-1]` in the generated class): the
+    generated module builds, runs and has the parameters elaboration counts."""
+    compiled, module = compile_arch(LOOP_OF_BLOCKS)
+    model = module.model()
+    widths = [conv.in_channels for conv in model.modules() if conv.__class__.__name__ == "Conv2d"]
+    assert widths == [4, 8, 16, 12]
+    assert_pass_matches_module(compiled, model)

@@ -247,7 +247,7 @@ def test_int_of_a_huge_number_speaks_of_the_number(tmp_path: Path) -> None:
             "help: archc calls ops by its own names: `conv(...)` for `nn.Conv2d` (docs/language.md lists them)",
         ),
         ("    if 1 = 1 { relu() }", 10, "error[E001]: unexpected '='", "help: compare with `==`: `=` names a member or a value"),
-        ("    if true: relu()", 12, "error[E002]: unexpected character ':'", "help: a body is written in braces"),
+        ("    if true: relu()", 12, "error[E001]: unexpected ':'", "help: a body is written in braces"),
         ("    if not true && false { relu() }", 17, "error[E002]: unexpected character '&'", "help: archc writes `not`, `and` and `or`"),
     ],
 )

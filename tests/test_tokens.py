@@ -183,3 +183,47 @@ def test_vit_b_16_counts_equal_torchvision() -> None:
     meta = torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.meta
     assert compiled.params.params == meta["num_params"]
     assert round(count_macs(compiled.arch).macs / 1e9, 3) == meta["_ops"]
+
+
+def test_split_sizes_may_be_block_arguments(compile_arch: Any) -> None:
+    compiled, module = compile_arch(
+        "block B(c) {\n    conv = conv(2 * c, 1)\n    forward(x) {\n        a, b = split(conv(x), (c, c), dim = 1)\n"
+        "        return a * b\n    }\n}\narch Net() {\n    input (3, 8, 8)\n    b = B(4)\n    d = B(8)\n}\n"
+    )
+    model = module.model().eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        y = model.b.conv(x)
+        z = model.d.conv(y[:, :4] * y[:, 4:])
+        torch.testing.assert_close(model(x), z[:, :8] * z[:, 8:])
+
+
+def test_a_module_chosen_inline_on_a_constructor_argument_is_a_located_error(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        "block B(act = true) {\n    seq(conv(8, 1), (relu() if act else identity()))\n}\n"
+        "arch Net() {\n    input (3, 8, 8)\n    b = B()\n}\n"
+    )
+    outcome = run_cli("compile", str(spec), "-o", str(tmp_path))
+    assert outcome.code == 1 and f"{spec}:2:22: error[E042]" in outcome.err and "`if c {" in outcome.err, outcome
+    assert not (tmp_path / "net.py").exists()
+
+
+def test_sum_and_a_slice_bounded_by_a_block_argument(compile_arch: Any) -> None:
+    """GhostNet's `out[:, :self.out_chs]` and split attention's `x.sum(dim=1)`: the generated class takes the bound
+    from its argument, and the module computes what PyTorch computes by hand."""
+    compiled, module = compile_arch(
+        "block Cut(c) {\n    conv = conv(2 * c, 1)\n    forward(x) {\n        y = conv(x)\n        return y[:, :c]\n    }\n}\n"
+        "block Net2(c) {\n    cut = Cut(c)\n    after = conv(8, 1)\n    forward(x) = after(cut(x))\n}\n"
+        "arch Net() {\n    input (3, 8, 8)\n    a = Net2(4)\n    b = Net2(6)\n"
+        "    forward(x) = sum(b(a(x)), (2, 3), keepdim = true)\n}\n"
+    )
+    model = module.model().eval()
+    assert model.a.after.in_channels == 4 and model.b.after.in_channels == 6
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        y = model.a.after(model.a.cut.conv(x)[:, :4])
+        y = model.b.after(model.b.cut.conv(y)[:, :6])
+        torch.testing.assert_close(model(x), y.sum(dim=(2, 3), keepdim=True))
+    assert tuple(compiled.arch.nodes[compiled.arch.outputs[0]].shape) == (8, 1, 1)
+    assert_counts(compiled, model)

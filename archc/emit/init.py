@@ -73,7 +73,13 @@ class _Writer:
                 else:
                     by_type.append((classes, body))
             elif target.block in self.classes:
-                by_member.append((target.block, self.member_body(rule, target)))
+                # Rules on members of one block share its test: each of them runs (an `elif` would skip the second).
+                body = self.member_body(rule, target)
+                same = [i for i, (block, _) in enumerate(by_member) if block == target.block]
+                if same:
+                    by_member[same[0]][1].extend(body)
+                else:
+                    by_member.append((target.block, body))
         lines: list[str] = []
         pad = INDENT * indent
         for tests in (

@@ -31,7 +31,7 @@ from archc.lang import syntax as S
 from archc.sema.calls import bind_block_args
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.program import Program
-from archc.sema.symbolic import UNKNOWN, Sym, is_symbolic, is_unknown
+from archc.sema.symbolic import Sym, is_symbolic, is_unknown
 
 
 class _ShapeRun(Protocol):
@@ -158,11 +158,13 @@ def constant_params(
     order: Sequence[str],
     root_sites: Callable[[Network], None],
     shape_writer: Callable[[S.Definition], _ShapeRun],
+    class_input: Callable[[str], tuple[Any, ...]],
 ) -> tuple[dict[str, dict[str, Any]], Network]:
     """For each block the network instantiates, its parameters that take one constant value wherever it does so.
 
     `root_sites` records the blocks the arch itself instantiates (by name, with their bound arguments); `shape_writer`
-    makes a shape-only writer for a definition, which records what it sees in its `network`."""
+    makes a shape-only writer for a definition, which records what it sees in its `network`; `class_input` is the input
+    shape a class is written for."""
     network = Network()
     root_sites(network)
     constants: dict[str, dict[str, Any]] = {}
@@ -178,7 +180,7 @@ def constant_params(
         constants[name] = fixed
         writer = shape_writer(defn)
         writer.network = network
-        writer.run({p.name: fixed.get(p.name, Sym(p.name)) for p in defn.params}, (Sym("in_channels"), UNKNOWN, UNKNOWN))
+        writer.run({p.name: fixed.get(p.name, Sym(p.name)) for p in defn.params}, class_input(name))
     return constants, network
 
 

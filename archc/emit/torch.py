@@ -545,8 +545,12 @@ class ClassWriter:
             if same_value(end, stand_in):
                 shape.append(start)
             elif not (isinstance(end, Sym) and _LOOP_SIZE in end.code):
-                # Set by the body, whatever it started from: the last iteration's value.
-                shape.append(UNKNOWN if _mentions(end, local) else end)
+                # Set by the body, whatever it started from: the last iteration's value; the loop's item itself
+                # (`for c in widths { conv(c, 3) }`) is the list's last.
+                if isinstance(end, Sym) and end.code == var:
+                    shape.append(Sym(f"{items.code}[-1]") if isinstance(items, Sym) else UNKNOWN)
+                else:
+                    shape.append(UNKNOWN if _mentions(end, local) else end)
             else:
                 step = _growth(end, stand_in)
                 fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
@@ -612,6 +616,14 @@ class ClassWriter:
         if self.members_loop is not None:
             # The next member takes what the forward's loop makes of this one's input and output.
             out = self.loop_step(self.seq_shape, out)
+        if self.symbolic_control and not self.shape_only and is_unknown(out[0]) and not is_unknown(self.seq_shape[0]):
+            # The channels the next member takes would be left as they were: wrong widths in the generated module.
+            raise ArchError(
+                "E073",
+                f"the channels after this member cannot be written in terms of {self.defn.name}'s arguments",
+                loc,
+                "give the block that this member builds an output width it takes as an argument, or write the loop out",
+            )
         if self.symbolic_control and not self.shape_only and not same_value(out[0], self.seq_shape[0]) and not is_unknown(out[0]):
             self.emit(f"channels = {literal(out[0])}", indent)
             out = (Sym("channels"), *(UNKNOWN for _ in out[1:]))
@@ -1305,6 +1317,14 @@ def emit_python(
     gen = Generator(program, arch, blocks | {class_name_for(program.arch().name), function_name})
     arch_def = program.arch()
     order = _definition_order(program, arch_def)
+
+    def class_input(name: str) -> tuple[Any, ...]:
+        """A class's input: its channels, then unknown sizes; the rank its instances' inputs have (a head block may
+        take flat features)."""
+        ranks = {len(m.input_shape) for m in gen.instances.get(name, []) if m.input_shape}
+        rank = ranks.pop() if len(ranks) == 1 else 3
+        return (Sym("in_channels"), *(UNKNOWN for _ in range(rank - 1)))
+
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
     dims = input_shape if input_shape is not None else tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
@@ -1326,6 +1346,7 @@ def emit_python(
         order,
         root_call_sites(program, arch_def) if arch_def.root is not None else arch_sites,
         lambda defn: ClassWriter(gen, defn, shape_only=True),
+        class_input,
     )
     chooses, own_choices = selectors(program, order, network)
     written: dict[str, ClassCode] = {}
@@ -1342,7 +1363,7 @@ def emit_python(
         seen = [m.args for m in gen.instances.get(name, [])]
         writer = make_writer(gen, defn)
         args = {p.name: Sym(p.name) if p.name in local or p.name not in fixed else fixed[p.name] for p in defn.params}
-        in_shape = (Sym("in_channels"), UNKNOWN, UNKNOWN)
+        in_shape = class_input(name)
         if fixed:
             probe = ClassWriter(gen, defn, shape_only=True)
             probe.network = Network()

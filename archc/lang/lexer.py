@@ -22,7 +22,7 @@ KEYWORDS = ("import", "let", "if", "elif", "else", "for", "in", "meta", "input",
 WORD_OPERATORS = ("and", "or", "not")
 CONSTANTS = ("true", "false", "none")
 # What a spec can call without defining it: the ops, `seq`, `cat`, the value builtins and the init functions.
-BUILTIN_CALLS = tuple(sorted({*OPS, *BUILTINS, *INIT_FUNCTIONS, "seq", "cat"}))
+BUILTIN_CALLS = tuple(sorted({*(n for n, op in OPS.items() if not op.syntax_only), *BUILTINS, *INIT_FUNCTIONS, "seq", "cat"}))
 
 
 class ArchLexer(RegexLexer):
@@ -50,6 +50,6 @@ class ArchLexer(RegexLexer):
             (r"\d+\.\d+([eE][+-]?\d+)?|\d+[eE][+-]?\d+", Number.Float),
             (r"\d+", Number.Integer),
             (r"==|!=|<=|>=|//|[<>+\-*/%=?]", Operator),
-            (r"[(){}\[\],.]", Punctuation),
+            (r"[(){}\[\],.:]", Punctuation),
         ]
     }

@@ -575,6 +575,8 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> ArchError:
             hint = "compare with `==`: `=` names a member or a value"
         elif token == "." and (m := re.search(r"\b(nn|torch|F|nn\.functional)\s*$", before)):
             hint = _torch_hint(m[1], line[loc.column :])
+        elif token == ":" and "LSQB" not in e.expected:  # a slice's `:` stands in brackets; elsewhere, Python's body
+            hint = _character_hint(":", line[loc.column - 1 :])
         return ArchError("E001", f"unexpected {token!r}", loc, hint)
     if isinstance(e, UnexpectedCharacters):
         pos = e.pos_in_stream if e.pos_in_stream is not None else -1

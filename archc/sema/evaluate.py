@@ -156,7 +156,18 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
             tv = evaluate(test, scope, call)
             if not isinstance(tv, Sym):
                 return evaluate(then if tv else orelse, scope, call)
-            return symbolic.conditional(tv, evaluate(then, scope, call), evaluate(orelse, scope, call))
+            chosen = evaluate(then, scope, call), evaluate(orelse, scope, call)
+            for value, branch in zip(chosen, (then, orelse), strict=True):
+                try:
+                    symbolic.literal(value)
+                except TypeError:
+                    raise ArchError(
+                        "E042",
+                        "a module chosen by `a if c else b` on a value the constructor takes",
+                        branch.loc,
+                        "write an `if c { ... } else { ... }` statement around the member instead",
+                    ) from None
+            return symbolic.conditional(tv, *chosen)
         case S.Index(target=target, index=index):
             tv, iv = evaluate(target, scope, call), evaluate(index, scope, call)
             if isinstance(tv, Sym) or isinstance(iv, Sym):

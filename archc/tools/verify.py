@@ -47,6 +47,12 @@ def reference_model(library: str, name: str, compiled: Compiled) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if isinstance(compiled.arch.params.get("num_classes"), int):
         kwargs["num_classes"] = compiled.arch.params["num_classes"]
+    return library_model(library, name, bool(compiled.arch.aux_outputs), **kwargs)
+
+
+def library_model(library: str, name: str, aux_logits: bool = False, **kwargs: Any) -> nn.Module:
+    """A torchvision or timm model without weights (`archc verify`'s reference, `archc import`'s source); the
+    torchvision models with auxiliary heads get them only with `aux_logits`."""
     if library == "torchvision":
         try:
             import torchvision
@@ -57,7 +63,7 @@ def reference_model(library: str, name: str, compiled: Compiled) -> nn.Module:
             raise _unknown(library, name, known)
         kwargs.update(_TORCHVISION_KWARGS.get(name, {}))
         if name in _TORCHVISION_KWARGS:
-            kwargs["aux_logits"] = bool(compiled.arch.aux_outputs)
+            kwargs["aux_logits"] = aux_logits
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = torchvision.models.get_model(name, weights=None, **kwargs)

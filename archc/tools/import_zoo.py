@@ -1,0 +1,132 @@
+"""The round trip over the zoos (issue 15, item 3): which models `archc import` covers, and the table of
+docs/import.md that tests/test_import.py holds true.
+
+The models: every torchvision classification model, and timm models chosen across its families (TIMM_MODELS).
+This module imports torch (through the importer).
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from archc.tools.importer import Verdict, round_trip
+
+# One to a few models per timm family, the smallest of each where there is a choice (CNN families get more).
+TIMM_MODELS = """
+resnet10t resnet14t resnet18 resnet18d resnet26 resnet26d resnet34 resnet34d resnet50 resnet50d seresnet18 ecaresnet26t
+resnet50_gn wide_resnet50_2 resnext50_32x4d skresnet18 efficientnet_b0 efficientnet_lite0 efficientnet_es mnasnet_100
+mobilenetv2_100 spnasnet_100 tf_efficientnet_b0 fbnetc_100 semnasnet_100 mixnet_s tinynet_a mobilenetv3_large_100
+mobilenetv3_small_100 lcnet_050 fbnetv3_b mobilenetv3_rw tf_mobilenetv3_small_minimal_100 regnetx_002 regnetx_004
+regnetx_006 regnety_002 regnety_004 regnetz_005 convnext_atto convnext_femto convnext_pico convnext_nano convnext_tiny
+densenet121 densenetblur121d vgg11 vgg11_bn vgg13 dla34 dla46_c dla60 dpn48b dpn68 ghostnet_050 ghostnet_100
+hrnet_w18_small inception_v3 inception_v4 inception_resnet_v2 legacy_xception xception41 cspresnet50 cspdarknet53
+cs3darknet_s repvgg_a0 gernet_s gernet_m mobileone_s0 resnet32ts ese_vovnet19b_dw ese_vovnet19b_slim rexnet_100
+rexnetr_100 res2net50_26w_4s resnest14d selecsls42b legacy_seresnet18 legacy_seresnext26_32x4d tresnet_m nf_resnet26
+hardcorenas_a repghostnet_050 repvit_m1 hgnet_tiny hgnetv2_b0 mobilevit_xxs efficientformer_l1 levit_128s
+vit_tiny_patch16_224 vit_small_patch16_224 deit_tiny_patch16_224 swin_tiny_patch4_window7_224 mixer_s16_224
+resmlp_12_224 convmixer_768_32 pit_ti_224 coat_lite_tiny visformer_tiny edgenext_xx_small fastvit_t8 starnet_s1
+fasternet_t0 tiny_vit_5m_224 coatnet_nano_rw_224 poolformer_s12 convformer_s18 mambaout_femto inception_next_atto
+pvt_v2_b0 twins_svt_small crossvit_tiny_240 cait_xxs24_224 xcit_nano_12_p16_224 gcvit_xxtiny davit_tiny nest_tiny
+sequencer2d_s shvit_s1 efficientvit_b0 efficientvit_m0 lcnetv2_small cspnext_s volo_d1_224 tnt_s_patch16_224
+convit_tiny focalnet_tiny_srf hiera_tiny_224 mvitv2_tiny nextvit_small efficientvim_m1 swiftformer_xs rdnet_tiny
+lowformer_b0 darknet17 bat_resnext26ts
+""".split()
+# The fast default set of tests/test_import.py: a few of each verdict, the families of specs/ among them.
+DEFAULT = (
+    "torchvision:resnet18",
+    "torchvision:mobilenet_v2",
+    "torchvision:squeezenet1_1",
+    "torchvision:densenet121",
+    "torchvision:shufflenet_v2_x0_5",
+    "timm:resnet10t",
+    "timm:efficientnet_b0",
+    "timm:repvit_m1",
+)
+
+
+def sources() -> list[str]:
+    """Every model of the table: torchvision's classification models, then the timm selection."""
+    import torchvision
+
+    return [f"torchvision:{n}" for n in torchvision.models.list_models(module=torchvision.models)] + [f"timm:{n}" for n in TIMM_MODELS]
+
+
+def run(names: list[str]) -> Iterator[Verdict]:
+    for name in names:
+        verdict = round_trip(name)
+        gc.collect()
+        yield verdict
+
+
+@dataclass
+class Row:
+    source: str
+    verdict: str
+    reason: str
+
+
+ROW = re.compile(r"^\| `([^`]+)` \| (equal|not equal|not imported) \| (.*) \|$")
+
+
+def read_table(text: str) -> list[Row]:
+    """The coverage table of docs/import.md."""
+    return [Row(m.group(1), m.group(2), m.group(3)) for line in text.splitlines() if (m := ROW.match(line))]
+
+
+def reason_text(verdict: Verdict) -> str:
+    """The reason column: the error or first difference, one line, without the local paths."""
+    text = re.sub(r"\s+", " ", verdict.reason)
+    text = re.sub(r"\(`%[^`]*`\)", "", text).strip()
+    return text.replace("|", "\\|")
+
+
+# What keeps a model out, by the words of its reason: (pattern, the construct).
+BLOCKERS = (
+    (r"reduction", "a reduction (`mean`, `sum`): squeeze-and-excitation, global pooling written as `mean`"),
+    (r"needs `reshape`|`reshape_as`", "`reshape`/`view`"),
+    (r"slicing", "indexing or slicing a tensor"),
+    (r"size in the forward|attribute \(`x.shape`\)", "reading a tensor's size in the forward"),
+    (r"multi-head attention, which", "multi-head attention"),
+    (r"ModuleList|ModuleDict", "a ModuleList or ModuleDict whose items the forward applies"),
+    (r"buffer", "a buffer of a module's own (relative position indices)"),
+    (r"list built at run time|to list", "a list of tensors passed between modules (DenseNet's features)"),
+    (r"`split`", "`split`"),
+    (r"cat` on dimension", "`cat` on a dimension other than the channels"),
+    (r"is not a name", "numbered members applied by a forward (timm's sequential lists)"),
+    (r"activation after its norm", "timm's BatchNormAct2d as an item of a Sequential"),
+    (r"more than one input", "a module taking more than one input"),
+    (r"has no archc op", "a torch function or module the op table lacks (`conv1d`, `pad`, ...)"),
+    (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
+)
+
+
+def blockers(rows: list[dict[str, object]]) -> list[tuple[str, list[str]]]:
+    """(construct, models) for the models that are not equal, the constructs that keep most first."""
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        if r["verdict"] == "equal":
+            continue
+        what = next((w for pattern, w in BLOCKERS if re.search(pattern, str(r["reason"]))), "other: see the table")
+        found.setdefault(what, []).append(str(r["source"]))
+    return sorted(found.items(), key=lambda item: -len(item[1]))
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    """The coverage table (rows as scripts/import_table.py prints them) with its figures."""
+    equal = sum(r["verdict"] == "equal" for r in rows)
+    lines = [f"**{equal} of {len(rows)}** models import and round-trip equal"]
+    for library in ("torchvision", "timm"):
+        mine = [r for r in rows if str(r["source"]).startswith(f"{library}:")]
+        lines.append(f"- {library}: {sum(r['verdict'] == 'equal' for r in mine)} of {len(mine)}")
+    lines += ["", "What keeps the others out, the first construct each needs (the language is growing several, issue 14):", ""]
+    for what, models in blockers(rows):
+        names = ", ".join(f"`{m}`" for m in models[:4]) + (f" and {len(models) - 4} more" if len(models) > 4 else "")
+        lines.append(f"- {what}: {len(models)} ({names})")
+    lines += ["", "| model | verdict | reason |", "|---|---|---|"]
+    for r in rows:
+        reason = "" if r["verdict"] == "equal" else r["reason"]
+        lines.append(f"| `{r['source']}` | {r['verdict']} | {reason} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1342 @@
+"""`archc import`: a spec from a model that is already written (torchvision, timm, or a Python file).
+
+The model is built without weights and each module is traced on its own with torch.fx, its submodules kept as
+leaves: a module of a class the op table knows (`nn.Conv2d`, `nn.BatchNorm2d`, ...) becomes an op call with every
+setting that differs from the op's default, a plain `nn.Sequential` of layers a `seq(...)`, and every other module
+an instance of a `block` named after its class, whose members are the module's children and whose forward is its
+traced graph. Instances of a class with the same structure share one block, parameterised by the values that
+differ between them (channels, stride, groups, ...); a class whose instances differ in structure gives one block
+per structure (`Bottleneck`, `Bottleneck2`). A run of anonymous members that are calls of one block becomes a
+loop. The result goes through `archc fmt` and is compiled before it is returned: what the language cannot express,
+or the tracer cannot trace, is a located error (E120, E121) naming the module and the op, never a partial spec.
+
+This module imports torch; the CLI imports it only for `archc import` and for a SOURCE given to
+`summary`/`diagram`/`report`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import keyword
+import math
+import operator
+import re
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx
+from torch import nn
+from torch.nn import functional as F
+
+from archc import ops
+from archc.compiler import compile_spec
+from archc.errors import ArchError, Loc
+from archc.lang.fmt import format_text
+from archc.tools.source import SOURCE_PATTERN
+
+# --- sources -------------------------------------------------------------------------------------------------------
+
+DEFAULT_INPUT = (3, 224, 224)
+
+
+@dataclass
+class Source:
+    """A model to import: the module (eval mode), its name, its reference string and its input size."""
+
+    model: nn.Module
+    name: str
+    reference: str | None
+    input_shape: tuple[int, int, int]
+
+
+def load_source(text: str, input_shape: tuple[int, int, int] | None = None) -> Source:
+    """Build the model a SOURCE names, without weights."""
+    match = SOURCE_PATTERN.match(text)
+    if match is None:
+        raise ArchError("E094", f"`{text}` names no model", None, "give torchvision:NAME, timm:NAME or FILE.py:CALLABLE")
+    library, name, file, func = match.groups()
+    if library is not None:
+        from archc.tools.verify import library_model
+
+        torch.manual_seed(0)
+        model = library_model(library, name)
+        shape = input_shape or _library_input(library, name, model)
+        return Source(model.eval(), _identifier(name), f"{library}:{name}", shape)
+    path = Path(file)
+    if not path.is_file():
+        raise ArchError("E006", f"{path}: no such file", None, "give FILE.py:CALLABLE, FILE a Python file")
+    spec = importlib.util.spec_from_file_location(f"archc_import_{_identifier(path.stem)}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # inspect finds the classes' source lines through it
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's file: any error it raises is reported, located where Python says
+        raise ArchError("E121", f"{path} raised {type(e).__name__} when run: {e}", None, "fix the file so that it imports") from None
+    maker = getattr(module, func, None)
+    if maker is None or not callable(maker):
+        raise ArchError("E094", f"{path} defines no callable `{func}`", None, "name a function or class that returns an nn.Module")
+    torch.manual_seed(0)
+    model = maker()
+    if not isinstance(model, nn.Module):
+        raise ArchError("E094", f"{path}:{func}() returned {type(model).__name__}, not an nn.Module", None, "return the model")
+    return Source(model.eval(), _identifier(func), None, input_shape or DEFAULT_INPUT)
+
+
+def _library_input(library: str, name: str, model: nn.Module) -> tuple[int, int, int]:
+    """The input size the library evaluates the model at: torchvision's weights' crop size, timm's config."""
+    if library == "timm":
+        size = getattr(model, "pretrained_cfg", {}).get("input_size")
+        if isinstance(size, (tuple, list)) and len(size) == 3:
+            return int(size[0]), int(size[1]), int(size[2])
+        return DEFAULT_INPUT
+    import torchvision
+
+    try:
+        weights = next(iter(torchvision.models.get_model_weights(name)))
+        crop = weights.transforms().crop_size[0]
+    except (StopIteration, ValueError, AttributeError, IndexError, TypeError):
+        return DEFAULT_INPUT
+    return 3, int(crop), int(crop)
+
+
+def _identifier(text: str) -> str:
+    out = re.sub(r"\W", "_", text)
+    return out if out and not out[0].isdigit() else f"m_{out}"
+
+
+# --- errors ----------------------------------------------------------------------------------------------------------
+
+
+def _class_loc(cls: type) -> Loc | None:
+    try:
+        file = inspect.getsourcefile(cls)
+        line = inspect.getsourcelines(cls)[1]
+    except (OSError, TypeError):
+        return None
+    return Loc(file, line, 1) if file else None
+
+
+def _node_loc(node: torch.fx.Node, cls: type) -> Loc | None:
+    found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if "/torch/fx/" not in f[0]]
+    if found:
+        file, line = found[-1]
+        return Loc(file, int(line), 1)
+    return _class_loc(cls)
+
+
+class _Unsupported(Exception):
+    def __init__(self, what: str, hint: str) -> None:
+        super().__init__(what)
+        self.what, self.hint = what, hint
+
+
+def _where(path: str, module: nn.Module) -> str:
+    return f"`{path or '(the model)'}` ({type(module).__module__}.{type(module).__qualname__})"
+
+
+# --- spec text with holes --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    """A literal of the spec that may become a block parameter: its value and the name it would take."""
+
+    value: Any
+    hint: str
+    # A keyword argument written only where its value is not the op's default: `, stride = 2` or nothing.
+    keyword: bool = False
+    default: Any = None
+
+
+@dataclass
+class Ref:
+    """A call of a child block instance inside a body (its arguments are decided once all instances are known)."""
+
+    inst: Instance
+
+
+Part = str | Slot | Ref
+
+
+@dataclass
+class Instance:
+    """A module that becomes a block instance."""
+
+    path: str
+    module: nn.Module
+    cls: str  # the block's base name
+    members: list[tuple[str | None, list[Part]]]  # (name or None for anonymous, constructor text)
+    forward: list[Part] | None  # None: members applied in order
+    variant: Variant | None = None
+
+    def parts(self) -> list[Part]:
+        out: list[Part] = []
+        for _, text in self.members:
+            out.extend(text)
+        out.extend(self.forward or [])
+        return out
+
+    def key(self) -> tuple[Any, ...]:
+        """The structure: the text with holes, children by their variant."""
+        skeleton: list[Any] = []
+        for name, text in self.members:
+            skeleton.append(("member", name))
+            skeleton.extend(_skeleton(text))
+        skeleton.append(("forward", None if self.forward is None else tuple(_skeleton(self.forward))))
+        return (self.cls, tuple(skeleton))
+
+    def values(self) -> list[Any]:
+        """The values of the holes, in order: own literals and the children's arguments."""
+        out: list[Any] = []
+        for p in self.parts():
+            if isinstance(p, Slot):
+                out.append(p.value)
+            elif isinstance(p, Ref):
+                assert p.inst.variant is not None
+                out.extend(p.inst.variant.args(p.inst))
+        return out
+
+    def hints(self) -> list[str]:
+        out: list[str] = []
+        for p in self.parts():
+            if isinstance(p, Slot):
+                out.append(p.hint)
+            elif isinstance(p, Ref):
+                assert p.inst.variant is not None
+                out.extend(name for name, _ in p.inst.variant.params)
+        return out
+
+
+def _skeleton(parts: list[Part]) -> list[Any]:
+    out: list[Any] = []
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        elif isinstance(p, Slot):
+            out.append(("slot", p.hint))
+        else:
+            assert p.inst.variant is not None
+            out.append(("ref", p.inst.variant.name))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b and (not isinstance(a, tuple) or all(_same(x, y) for x, y in zip(a, b, strict=True)))
+
+
+@dataclass
+class Variant:
+    """A block definition: its instances share a structure; parameters are the holes whose values differ."""
+
+    name: str
+    instances: list[Instance]
+    params: list[tuple[str, Any]] = field(default_factory=list)  # (name, default)
+    # For each hole: the parameter index it reads, or None for a literal.
+    holes: list[int | None] = field(default_factory=list)
+    vectors: dict[int, list[Any]] = field(default_factory=dict)  # id(instance) -> hole values
+
+    def settle(self) -> None:
+        """Decide the parameters: one per distinct column of hole values that differs between instances."""
+        for inst in self.instances:
+            self.vectors[id(inst)] = inst.values()
+        hints = self.instances[0].hints()
+        columns = list(zip(*(self.vectors[id(i)] for i in self.instances), strict=True)) if self.vectors else []
+        columns = columns or [() for _ in hints]
+        seen: dict[tuple[Any, ...], int] = {}
+        taken: set[str] = set()
+        self.holes = []
+        for hint, column in zip(hints, columns, strict=True):
+            if all(_same(v, column[0]) for v in column):
+                self.holes.append(None)
+                continue
+            key = tuple((type(v).__name__, repr(v)) for v in column)
+            if key not in seen:
+                seen[key] = len(self.params)
+                name = _param_name(hint, taken)
+                taken.add(name)
+                default = Counter(repr(v) for v in column).most_common(1)[0][0]
+                self.params.append((name, next(v for v in column if repr(v) == default)))
+            self.holes.append(seen[key])
+
+    def args(self, inst: Instance) -> list[Any]:
+        """The values this instance passes for the parameters."""
+        values = self.vectors[id(inst)]
+        out: list[Any] = [None] * len(self.params)
+        for hole, value in zip(self.holes, values, strict=True):
+            if hole is not None:
+                out[hole] = value
+        return out
+
+
+RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", "super", "channels", "x", "in_channels"}
+
+
+def _param_name(hint: str, taken: set[str]) -> str:
+    base = hint if hint.isidentifier() and not keyword.iskeyword(hint) and hint not in RESERVED else f"{hint}_value"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
+# --- literals --------------------------------------------------------------------------------------------------------
+
+
+def literal(value: Any) -> str:
+    """A value as spec text."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "none"
+    if isinstance(value, int):
+        return str(value) if value >= 0 else f"-{-value}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Unsupported(f"the value {value} has no spelling in a spec", "the language has finite numbers only")
+        text = repr(abs(value))
+        return text if value >= 0 else f"-{text}"
+    if isinstance(value, str):
+        if '"' in value or "\n" in value:
+            raise _Unsupported(f"the string {value!r} has no spelling in a spec", "strings hold no quotes or newlines")
+        return f'"{value}"'
+    if isinstance(value, (tuple, list)):
+        items = [literal(v) for v in value]
+        if isinstance(value, list):
+            return "[" + ", ".join(items) + "]"
+        return "(" + items[0] + ",)" if len(items) == 1 else "(" + ", ".join(items) + ")"
+    raise _Unsupported(f"the value {value!r} ({type(value).__name__}) has no spelling in a spec", "use numbers, strings or tuples")
+
+
+def _square(value: Any) -> Any:
+    """(3, 3) as 3: what a spec writes for a square kernel."""
+    if isinstance(value, (tuple, list)) and len(value) >= 1 and all(v == value[0] for v in value):
+        return value[0]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _op_text(op: str, values: dict[str, Any], positional: tuple[str, ...] = (), first: list[Part] | None = None) -> list[Part]:
+    """`op(first, a, b, key = value)`: required arguments by position, the others where they differ from the op's
+    default, by keyword."""
+    parts: list[Part] = [f"{op}("]
+    items: list[list[Part]] = []
+    if first is not None:
+        items.append(first)
+    for name, default in ops.OPS[op].args:
+        if name not in values:
+            continue
+        value = values[name]
+        if default is ops.REQUIRED or name in positional:
+            items.append([Slot(value, name)])
+        else:
+            items.append([Slot(value, name, True, default)])
+    for i, item in enumerate(items):
+        if i and not (isinstance(item[0], Slot) and item[0].keyword):
+            parts.append(", ")
+        parts.extend(item)
+    parts.append(")")
+    return parts
+
+
+# --- leaf modules: the op table in reverse ---------------------------------------------------------------------------
+
+
+def _conv(m: nn.Conv2d) -> tuple[str, dict[str, Any]]:
+    if m.padding_mode != "zeros":
+        raise _Unsupported(f"padding_mode={m.padding_mode!r}", "archc's conv pads with zeros only")
+    if isinstance(m.padding, str):
+        raise _Unsupported(f"padding={m.padding!r}", "archc's conv takes explicit paddings, not 'same'/'valid'")
+    return "conv", {
+        "out_channels": m.out_channels,
+        "kernel_size": _square(m.kernel_size),
+        "stride": _square(m.stride),
+        "padding": _square(m.padding),
+        "dilation": _square(m.dilation),
+        "groups": m.groups,
+        "bias": m.bias is not None,
+    }
+
+
+def _batchnorm(m: nn.modules.batchnorm._BatchNorm) -> tuple[str, dict[str, Any]]:
+    if m.momentum is None:
+        raise _Unsupported("momentum=None (a cumulative moving average)", "archc's batchnorm takes a number")
+    return "batchnorm", {"eps": m.eps, "momentum": m.momentum, "affine": m.affine, "track_running_stats": m.track_running_stats}
+
+
+def _layernorm(m: nn.LayerNorm) -> tuple[str, dict[str, Any]]:
+    if len(m.normalized_shape) != 1:
+        raise _Unsupported(f"normalized_shape={m.normalized_shape}", "archc's layernorm normalises the last dimension only")
+    op = "layernorm2d" if type(m).__name__ == "LayerNorm2d" else "layernorm"
+    return op, {"eps": m.eps, "elementwise_affine": m.elementwise_affine, "bias": getattr(m, "bias", None) is not None}
+
+
+def _pool(op: str, m: Any, names: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    values = {n: _square(getattr(m, n)) for n in names}
+    if "stride" in values and _same(values["stride"], values["kernel_size"]):
+        values["stride"] = None
+    return op, values
+
+
+def _plain(op: str, *names: str) -> Callable[[Any], tuple[str, dict[str, Any]]]:
+    return lambda m: (op, {n: getattr(m, n) for n in names})
+
+
+def _maxpool(m: nn.MaxPool2d) -> tuple[str, dict[str, Any]]:
+    if m.return_indices:
+        raise _Unsupported("return_indices=True", "archc's maxpool returns the pooled map only")
+    return _pool("maxpool", m, ("kernel_size", "stride", "padding", "dilation", "ceil_mode"))
+
+
+def _avgpool(m: nn.AvgPool2d) -> tuple[str, dict[str, Any]]:
+    if m.divisor_override is not None:
+        raise _Unsupported(f"divisor_override={m.divisor_override}", "archc's avgpool divides by the window")
+    return _pool("avgpool", m, ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"))
+
+
+def _adaptive(op: str) -> Callable[[Any], tuple[str, dict[str, Any]]]:
+    def convert(m: Any) -> tuple[str, dict[str, Any]]:
+        size = m.output_size
+        if isinstance(size, (tuple, list)) and any(s is None for s in size):
+            raise _Unsupported(f"output_size={size}", "archc's adaptive pooling takes sizes, not None")
+        return op, {"output_size": tuple(size) if isinstance(size, list) else size}
+
+    return convert
+
+
+def _prelu(m: nn.PReLU) -> tuple[str, dict[str, Any]]:
+    return "prelu", {"num_parameters": m.num_parameters}
+
+
+def _stochastic_depth(m: Any) -> tuple[str, dict[str, Any]]:
+    return "stochastic_depth", {"p": m.p, "mode": m.mode}
+
+
+def _permute(m: Any) -> tuple[str, dict[str, Any]]:
+    return "permute", {"dims": tuple(m.dims)}
+
+
+LEAVES: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
+    nn.Conv2d: _conv,
+    nn.Linear: lambda m: ("linear", {"out_features": m.out_features, "bias": m.bias is not None}),
+    nn.BatchNorm2d: _batchnorm,
+    nn.BatchNorm1d: _batchnorm,
+    nn.LayerNorm: _layernorm,
+    nn.GroupNorm: lambda m: ("groupnorm", {"num_groups": m.num_groups, "eps": m.eps, "affine": m.affine}),
+    nn.InstanceNorm2d: _plain("instancenorm", "eps", "momentum", "affine", "track_running_stats"),
+    nn.LocalResponseNorm: _plain("local_response_norm", "size", "alpha", "beta", "k"),
+    nn.ReLU: _plain("relu", "inplace"),
+    nn.ReLU6: _plain("relu6", "inplace"),
+    nn.Sigmoid: _plain("sigmoid"),
+    nn.Tanh: _plain("tanh"),
+    nn.Hardtanh: _plain("hardtanh", "min_val", "max_val", "inplace"),
+    nn.SiLU: _plain("silu", "inplace"),
+    nn.GELU: _plain("gelu", "approximate"),
+    nn.Hardswish: _plain("hardswish", "inplace"),
+    nn.Hardsigmoid: _plain("hardsigmoid", "inplace"),
+    nn.LeakyReLU: _plain("leaky_relu", "negative_slope", "inplace"),
+    nn.ELU: _plain("elu", "alpha", "inplace"),
+    nn.Mish: _plain("mish", "inplace"),
+    nn.Softmax: _plain("softmax", "dim"),
+    nn.LogSoftmax: _plain("log_softmax", "dim"),
+    nn.PReLU: _prelu,
+    nn.MaxPool2d: _maxpool,
+    nn.AvgPool2d: _avgpool,
+    nn.AdaptiveAvgPool2d: _adaptive("adaptive_avgpool"),
+    nn.AdaptiveMaxPool2d: _adaptive("adaptive_maxpool"),
+    nn.Flatten: _plain("flatten", "start_dim", "end_dim"),
+    nn.Unflatten: lambda m: ("unflatten", {"dim": m.dim, "sizes": tuple(m.unflattened_size)}),
+    nn.Dropout: _plain("dropout", "p", "inplace"),
+    nn.Identity: lambda m: ("identity", {}),
+}
+# Classes of the libraries that are one op (matched by module and name: the libraries are imported lazily).
+NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {
+    ("torchvision.ops.stochastic_depth", "StochasticDepth"): _stochastic_depth,
+    ("torchvision.ops.misc", "Permute"): _permute,
+    ("torchvision.models.convnext", "LayerNorm2d"): _layernorm,
+    ("timm.layers.norm", "LayerNorm2d"): _layernorm,
+    ("timm.layers.norm", "LayerNorm"): _layernorm,
+    ("timm.layers.linear", "Linear"): LEAVES[nn.Linear],
+    ("timm.layers.norm", "GroupNorm"): LEAVES[nn.GroupNorm],
+}
+# timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
+NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
+
+
+def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]] | None:
+    cls = type(m)
+    named = NAMED_LEAVES.get((cls.__module__, cls.__name__))
+    if named is not None:
+        return named
+    return LEAVES.get(cls)
+
+
+def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str, Any]] | None]:
+    """timm's BatchNormAct2d: batchnorm's text, and the activation its forward applies after it (None: identity)."""
+    drop, act = getattr(m, "drop", None), getattr(m, "act", None)
+    if drop is not None and not isinstance(drop, nn.Identity):
+        raise ArchError(
+            "E120", f"cannot import {_where(path, m)}: drop block after the norm", _class_loc(type(m)), "the language has no drop block"
+        )
+    convert = _leaf_converter(act) if act is not None else None
+    if act is None or convert is None:
+        raise ArchError(
+            "E120", f"cannot import {_where(path, m)}: its activation {type(act).__name__}", _class_loc(type(m)), "an op's activation"
+        )
+    try:
+        op, values = _batchnorm(m)  # type: ignore[arg-type]
+        post = convert(act)
+    except _Unsupported as e:
+        raise ArchError("E120", f"cannot import {_where(path, m)}: {e.what}", _class_loc(type(m)), e.hint) from None
+    if ops.OPS[post[0]].functional is None and post[0] != "identity":
+        raise ArchError("E120", f"cannot import {_where(path, m)}: activation {post[0]} inline", _class_loc(type(m)), None)
+    return _op_text(op, values), None if post[0] == "identity" else post
+
+
+def _is_plain_sequential(m: nn.Module) -> bool:
+    return type(m) is nn.Sequential
+
+
+def _sequential_like(m: nn.Module) -> bool:
+    """A Sequential (or a subclass that keeps its forward): its children run in order."""
+    return isinstance(m, nn.Sequential) and type(m).forward is nn.Sequential.forward
+
+
+# --- forward: torch.fx graph to spec text -------------------------------------------------------------------------------
+
+
+class _ChildrenAsLeaves(torch.fx.Tracer):
+    """Traces one module's forward, its submodules called as leaves."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.record_stack_traces = True  # each node's Python line, for the errors
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return module_qualified_name != ""
+
+
+# torch functions and methods with an archc inline op: (op, the torch argument names after the tensor, torch's
+# defaults, arguments dropped).
+_FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    F.relu: ("relu", ("inplace",), {"inplace": False}),
+    torch.relu: ("relu", (), {}),
+    F.relu6: ("relu6", ("inplace",), {"inplace": False}),
+    F.silu: ("silu", ("inplace",), {"inplace": False}),
+    F.gelu: ("gelu", ("approximate",), {"approximate": "none"}),
+    F.hardswish: ("hardswish", ("inplace",), {"inplace": False}),
+    F.hardsigmoid: ("hardsigmoid", ("inplace",), {"inplace": False}),
+    F.hardtanh: ("hardtanh", ("min_val", "max_val", "inplace"), {"min_val": -1.0, "max_val": 1.0, "inplace": False}),
+    torch.sigmoid: ("sigmoid", (), {}),
+    F.sigmoid: ("sigmoid", (), {}),
+    torch.tanh: ("tanh", (), {}),
+    F.tanh: ("tanh", (), {}),
+    F.leaky_relu: ("leaky_relu", ("negative_slope", "inplace"), {"negative_slope": 0.01, "inplace": False}),
+    F.elu: ("elu", ("alpha", "inplace"), {"alpha": 1.0, "inplace": False}),
+    F.mish: ("mish", ("inplace",), {"inplace": False}),
+    F.softmax: ("softmax", ("dim", "_stacklevel", "dtype"), {"dim": None, "_stacklevel": 3, "dtype": None}),
+    F.log_softmax: ("log_softmax", ("dim", "_stacklevel", "dtype"), {"dim": None, "_stacklevel": 3, "dtype": None}),
+    F.adaptive_avg_pool2d: ("adaptive_avgpool", ("output_size",), {}),
+    F.adaptive_max_pool2d: ("adaptive_maxpool", ("output_size", "return_indices"), {"return_indices": False}),
+    F.max_pool2d: (
+        "maxpool",
+        ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+        {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False},
+    ),
+    F.avg_pool2d: (
+        "avgpool",
+        ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+        {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True, "divisor_override": None},
+    ),
+    F.dropout: ("dropout", ("p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False}),
+    torch.flatten: ("flatten", ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1}),
+    torch.transpose: ("transpose", ("dim0", "dim1"), {}),
+    torch.permute: ("permute", ("dims",), {}),
+    torch.unflatten: ("unflatten", ("dim", "sizes"), {}),
+    torch.chunk: ("chunk", ("chunks", "dim"), {"dim": 0}),
+    F.local_response_norm: ("local_response_norm", ("size", "alpha", "beta", "k"), {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
+}
+_METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    "relu": ("relu", (), {}),
+    "sigmoid": ("sigmoid", (), {}),
+    "tanh": ("tanh", (), {}),
+    "flatten": ("flatten", ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1}),
+    "transpose": ("transpose", ("dim0", "dim1"), {}),
+    "chunk": ("chunk", ("chunks", "dim"), {"dim": 0}),
+    "unflatten": ("unflatten", ("dim", "sizes"), {}),
+    "softmax": ("softmax", ("dim",), {}),
+}
+# What the language does not have yet, by the torch function or method that needs it.
+_MISSING = {
+    "mean": "a reduction (`mean`)",
+    "sum": "a reduction (`sum`)",
+    "amax": "a reduction (`amax`)",
+    "view": "`reshape`",
+    "reshape": "`reshape`",
+    "expand": "`expand`",
+    "size": "reading a tensor's size in the forward",
+    "getattr": "reading a tensor's attribute (`x.shape`) in the forward",
+    "getitem": "slicing",
+    "scaled_dot_product_attention": "multi-head attention",
+    "cat": "`cat` on a dimension other than the channels",
+    "split": "`split`",
+    "matmul": "matrix products (attention)",
+    "softmax": "`softmax` without a dimension",
+}
+_ARITH = {
+    operator.add: "+",
+    torch.add: "+",
+    operator.sub: "-",
+    torch.sub: "-",
+    operator.mul: "*",
+    torch.mul: "*",
+    operator.truediv: "/",
+    torch.div: "/",
+}
+_PREC = {"+": 6, "-": 6, "*": 7, "/": 7}
+
+
+@dataclass
+class _Expr:
+    parts: list[Part]
+    prec: int = 10  # 10 an atom or call, 7 `*` and `/`, 6 `+` and `-`, 8 unary minus
+
+
+def _name_of(target: Any) -> str:
+    return str(getattr(target, "__name__", target))
+
+
+class _Forward:
+    """One module's traced graph as a forward: statements in graph order, a value used once right where it is made
+    written inside the expression that uses it."""
+
+    def __init__(
+        self,
+        graph: torch.fx.Graph,
+        module: nn.Module,
+        path: str,
+        members: set[str],
+        post: dict[str, tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
+        self.post = post or {}
+        self.nodes = list(graph.nodes)
+        self.index = {n: i for i, n in enumerate(self.nodes)}
+        self.module, self.path, self.members = module, path, members
+        self.exprs: dict[torch.fx.Node, _Expr] = {}
+        self.names: dict[torch.fx.Node, str] = {}
+        self.used: set[str] = set()
+        self.concrete: set[torch.fx.Node] = set()
+        self.lines: list[list[Part]] = []
+        self.inline = self._inlined()
+        self.last_use = {n: max((self.index[u] for u in n.users), default=self.index[n]) for n in self.nodes}
+
+    def fail(self, node: torch.fx.Node, what: str, hint: str) -> ArchError:
+        return ArchError("E120", f"cannot import {_where(self.path, self.module)}: {what}", _node_loc(node, type(self.module)), hint)
+
+    def _inlined(self) -> set[torch.fx.Node]:
+        out: set[torch.fx.Node] = set()
+        for n in reversed(self.nodes):
+            if n.op in ("placeholder", "output", "get_attr") or len(n.users) != 1:
+                continue
+            (user,) = n.users
+            if _is_multi(n):
+                continue
+            between = self.nodes[self.index[n] + 1 : self.index[user]]
+            if all(m in out and all(self.index[u] <= self.index[user] for u in m.users) for m in between):
+                out.add(n)
+        return out
+
+    def run(self) -> tuple[list[Part], bool]:
+        """(the forward's text, whether it only applies the members in order)."""
+        for node in self.nodes:
+            try:
+                self._node(node)
+            except _Unsupported as e:
+                raise self.fail(node, e.what, e.hint) from None
+        return self._text()
+
+    def _free_name(self, node: torch.fx.Node) -> str:
+        live = {name for n, name in self.names.items() if self.last_use[n] > self.index[node]}
+        for name in ("x", "out", "y", "z", *(f"y{i}" for i in range(1, 1000))):
+            if name not in live and name not in self.members:
+                return name
+        raise _Unsupported("a forward of more than 1000 live values", "split the module")
+
+    def _value(self, arg: Any, hint: str = "value") -> _Expr:
+        if isinstance(arg, torch.fx.Node):
+            if arg in self.exprs:
+                return self.exprs.pop(arg)
+            return _Expr([self.names[arg]])
+        return _Expr([Slot(arg, hint)])
+
+    def _node(self, node: torch.fx.Node) -> None:
+        if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
+            self.concrete.add(node)  # torch.fx's check that a held argument has its value
+            return
+        if node.op == "placeholder":
+            if self.names and (node.args or not node.users):
+                self.concrete.add(node)  # an argument held at its default (concrete_args)
+                return
+            if self.names:
+                raise _Unsupported("a forward with more than one input", "archc's modules take one tensor")
+            self.names[node] = "x"
+            return
+        if node.op == "output":
+            out = node.args[0]
+            if not isinstance(out, torch.fx.Node):
+                raise _Unsupported("a forward that returns several values or none", "archc's blocks return one tensor")
+            self.lines.append(["return ", *self._value(out).parts])
+            return
+        if node.op == "get_attr":
+            target = str(node.target)
+            if "." in target or target not in dict(self.module.named_parameters(recurse=False)):
+                raise _Unsupported(f"reading `{target}`, not a parameter of this module", "only the module's own parameters can be read")
+            self.names[node] = target
+            return
+        expr = self._expression(node)
+        if node in self.inline:
+            self.exprs[node] = expr
+            return
+        if _is_multi(node):
+            names: list[tuple[int, torch.fx.Node]] = []
+            for user in sorted(node.users, key=lambda u: self.index[u]):
+                index = user.args[1] if len(user.args) > 1 else None
+                if user.target is not operator.getitem or not isinstance(index, int):
+                    raise _Unsupported("a chunked tensor used whole", "use each piece")
+                names.append((index, user))
+            count = node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks")
+            if sorted(i for i, _ in names) != list(range(len(names))) or len(names) != count:
+                raise _Unsupported("chunks left unused", "name every piece")
+            pieces = []
+            for _, user in sorted(names, key=lambda t: t[0]):
+                name = self._free_name(node)
+                self.names[user] = name
+                self.used.add(name)
+                pieces.append(name)
+            self.lines.append([", ".join(pieces) + " = ", *expr.parts])
+            return
+        name = self._free_name(node)
+        self.names[node] = name
+        self.lines.append([f"{name} = ", *expr.parts])
+
+    def _expression(self, node: torch.fx.Node) -> _Expr:
+        if node.op == "call_module":
+            target = str(node.target)
+            if "." in target:
+                raise _Unsupported(
+                    f"calling `{target}`, an item of a ModuleList or ModuleDict", "the language applies a block's own members only"
+                )
+            if len(node.args) != 1 or node.kwargs:
+                raise _Unsupported(f"calling `{target}` with {len(node.args) + len(node.kwargs)} arguments", "members take one tensor")
+            if not isinstance(node.args[0], torch.fx.Node):
+                raise _Unsupported(f"applying `{target}` to {type(node.args[0]).__name__}", "members take one tensor")
+            call = [f"{target}(", *self._value(node.args[0]).parts, ")"]
+            if target in self.post:
+                op, values = self.post[target]
+                return _Expr(_op_text(op, dict(values), (), call))
+            return _Expr(call)
+        if node.op == "call_function" and node.target is operator.getitem:
+            source = node.args[0]
+            if isinstance(source, torch.fx.Node) and _is_multi(source):
+                return _Expr([self.names[node]]) if node in self.names else _Expr(["?"])
+            raise _Unsupported("indexing or slicing a tensor", "the language has no slicing yet (issue 14)")
+        if node.op == "call_function" and node.target in _ARITH:
+            return self._arith(node, _ARITH[node.target])
+        if node.op == "call_method" and node.target in ("add", "sub", "mul", "div"):
+            return self._arith(node, {"add": "+", "sub": "-", "mul": "*", "div": "/"}[str(node.target)])
+        if node.op == "call_function" and node.target is torch.cat:
+            return self._cat(node)
+        if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
+            return self._spatial_mean(node)
+        if node.op == "call_method" and node.target == "contiguous":
+            return self._value(node.args[0])
+        if node.op == "call_method" and node.target == "permute":
+            dims = node.args[1:] if not (len(node.args) == 2 and isinstance(node.args[1], (tuple, list))) else node.args[1]
+            return self._inline("permute", node.args[0], {"dims": tuple(dims)})
+        table = _FN.get(node.target) if node.op == "call_function" else _METHODS.get(str(node.target)) if node.op == "call_method" else None
+        if table is None:
+            name = _name_of(node.target)
+            missing = _MISSING.get(name.rsplit(".", 1)[-1])
+            if missing:
+                raise _Unsupported(f"`{name}` needs {missing}, which the language lacks", "the language is growing these (issue 14)")
+            raise _Unsupported(f"`{name}` has no archc op", "write the model with ops the language has (docs/language.md#ops)")
+        op, names, defaults = table
+        bound = dict(defaults)
+        for name, value in zip(names, node.args[1:], strict=False):
+            bound[name] = value
+        bound.update({k: v for k, v in node.kwargs.items() if k not in ("input",)})
+        if len(node.args) - 1 > len(names):
+            raise _Unsupported(f"`{_name_of(node.target)}` with {len(node.args)} arguments", "pass fewer arguments")
+        return self._apply(node, op, bound)
+
+    def _apply(self, node: torch.fx.Node, op: str, bound: dict[str, Any]) -> _Expr:
+        bound.pop("training", None)  # dropout's: the generated module passes self.training
+        bound.pop("_stacklevel", None)
+        for flag in ("return_indices", "divisor_override", "dtype"):
+            if bound.pop(flag, None) not in (None, False):
+                raise _Unsupported(f"`{_name_of(node.target)}` with {flag}", "the language has no such setting")
+        if op in ("softmax", "log_softmax") and bound.get("dim") is None:
+            raise _Unsupported(f"`{op}` without a dimension", "pass dim")
+        if op == "chunk" and bound.get("dim", 0) == 0:
+            raise _Unsupported("`chunk` over the batch", "chunk another dimension")
+        known = {name for name, _ in ops.OPS[op].args}
+        for name in bound:
+            if name not in known:
+                raise _Unsupported(f"`{_name_of(node.target)}` with `{name}`", "the language has no such setting")
+        if op in ("flatten", "maxpool", "avgpool") and "stride" in bound and _same(bound.get("stride"), bound.get("kernel_size")):
+            bound["stride"] = None
+        for name in ("kernel_size", "stride", "padding", "dilation", "output_size"):
+            if name in bound:
+                bound[name] = _square(bound[name])
+        return self._inline(op, node.args[0], bound)
+
+    def _spatial_mean(self, node: torch.fx.Node) -> _Expr:
+        """The mean over a map's height and width (squeeze-and-excitation's, a global pool): global average pooling,
+        flattened where the dimensions are not kept. Other means need a reduction, which the language lacks."""
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
+        if dims not in ((2, 3), (-2, -1), (3, 2), (-1, -2)) or node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool):
+            raise _Unsupported(
+                f"`mean` over dimensions {dims} needs a reduction, which the language lacks", "the language is growing these (issue 14)"
+            )
+        pooled = self._inline("adaptive_avgpool", node.args[0], {"output_size": 1})
+        if keepdim:
+            return pooled
+        return _Expr(_op_text("flatten", {"start_dim": 1}, ("start_dim",), pooled.parts))
+
+    def _inline(self, op: str, tensor: Any, values: dict[str, Any]) -> _Expr:
+        positional = ("start_dim",) if op == "flatten" else ()
+        if op == "flatten" and values.get("start_dim") == 1 and values.get("end_dim", -1) == -1:
+            values = {"start_dim": 1}
+        return _Expr(_op_text(op, values, positional, self._value(tensor).parts))
+
+    def _arith(self, node: torch.fx.Node, symbol: str) -> _Expr:
+        if node.kwargs.get("alpha", 1) != 1 or len(node.args) != 2:
+            raise _Unsupported(f"`{_name_of(node.target)}` with alpha or more operands", "write the scaling as a product")
+        a, b = node.args
+        if not isinstance(a, torch.fx.Node) and not isinstance(b, torch.fx.Node):
+            raise _Unsupported("arithmetic on two numbers in the forward", "compute it in the body")
+        for v in (a, b):
+            if not isinstance(v, (torch.fx.Node, int, float)) or isinstance(v, bool):
+                raise _Unsupported(f"arithmetic with {v!r}", "tensors take numbers and tensors")
+        left, right = self._value(a, "scale"), self._value(b, "scale")
+        prec = _PREC[symbol]
+        lp = left.parts if left.prec >= prec else ["(", *left.parts, ")"]
+        rp = right.parts if right.prec > prec else ["(", *right.parts, ")"]
+        return _Expr([*lp, f" {symbol} ", *rp], prec)
+
+    def _cat(self, node: torch.fx.Node) -> _Expr:
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if dim != 1:
+            raise _Unsupported(
+                f"`torch.cat` on dimension {dim}", "the language's `cat` joins channels only (`cat(dim =)` is coming, issue 14)"
+            )
+        if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, torch.fx.Node) for t in tensors):
+            raise _Unsupported("`torch.cat` of a list built at run time", "concatenate named tensors")
+        parts: list[Part] = ["cat("]
+        for i, t in enumerate(tensors):
+            parts.extend([", "] if i else [])
+            parts.extend(self._value(t).parts)
+        return _Expr([*parts, ")"])
+
+    def _text(self) -> tuple[list[Part], bool]:
+        sequential = len(self.lines) == 1 and self.lines[0][0] == "return "
+        out: list[Part] = []
+        if len(self.lines) == 1:
+            out = ["forward(x) = ", *self.lines[0][1:], "\n"]
+        else:
+            out = ["forward(x) {\n"]
+            for line in self.lines:
+                out.extend([*line, "\n"])
+            out.append("}\n")
+        return out, sequential
+
+
+def _is_multi(node: torch.fx.Node) -> bool:
+    return (node.op == "call_function" and node.target is torch.chunk) or (node.op == "call_method" and node.target == "chunk")
+
+
+def _chain(graph: torch.fx.Graph, name: str, items: list[str]) -> bool:
+    """Where the forward applies every item of the ModuleList (or ModuleDict) `name` once, in order, each to the
+    previous one's output (`for block in self.blocks: x = block(x)`), rewrite the graph to apply `name` once, as a
+    sequence; whether it did."""
+    calls = [n for n in graph.nodes if n.op == "call_module" and str(n.target).startswith(f"{name}.")]
+    if not items or [str(n.target) for n in calls] != [f"{name}.{item}" for item in items]:
+        return False
+    for previous, node in zip(calls, calls[1:], strict=False):
+        if node.args != (previous,) or node.kwargs or list(previous.users) != [node]:
+            return False
+    first, last = calls[0], calls[-1]
+    if len(first.args) != 1 or first.kwargs or not isinstance(first.args[0], torch.fx.Node):
+        return False
+    with graph.inserting_before(first):
+        whole = graph.call_module(name, (first.args[0],))
+    last.replace_all_uses_with(whole)
+    for node in reversed(calls):
+        graph.erase_node(node)
+    return True
+
+
+def _in_order(graph: torch.fx.Graph, names: list[str]) -> bool:
+    """Whether the graph applies the named children in order, each to the previous one's output, and returns the last."""
+    nodes = [n for n in graph.nodes]
+    if len(nodes) != len(names) + 2 or not names:
+        return False
+    previous = nodes[0]
+    for node, name in zip(nodes[1:-1], names, strict=True):
+        if node.op != "call_module" or node.target != name or node.args != (previous,) or node.kwargs:
+            return False
+        previous = node
+    return nodes[-1].args[0] is previous
+
+
+# --- the importer ----------------------------------------------------------------------------------------------------
+
+
+def _member_name(name: str) -> str:
+    return name if name.isidentifier() and not keyword.iskeyword(name) else f'"{name}"'
+
+
+class Importer:
+    def __init__(self) -> None:
+        self.instances: list[Instance] = []
+        self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
+        self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
+
+    def member(self, module: nn.Module, path: str) -> list[Part]:
+        """The constructor text of a member: an op, a seq or a block instance."""
+        if (type(module).__module__, type(module).__name__) in NORM_ACT:
+            text, post = _norm_act(module, path)
+            if post is not None:
+                self.post[id(module)] = post
+            return text
+        if isinstance(module, nn.MultiheadAttention):
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: multi-head attention, which the language lacks",
+                _class_loc(type(module)),
+                "the language is growing multi-head attention (issue 14)",
+            )
+        convert = _leaf_converter(module)
+        if convert is not None:
+            try:
+                op, values = convert(module)
+                return _op_text(op, values)
+            except _Unsupported as e:
+                raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
+        children = list(module.named_children())
+        if (
+            _is_plain_sequential(module)
+            and children
+            and all(_leaf_converter(c) is not None or (type(c).__module__, type(c).__name__) in NORM_ACT for _, c in children)
+        ):
+            parts: list[Part] = ["seq("]
+            for i, (name, child) in enumerate(children):
+                parts.extend([", "] if i else [])
+                if name != str(i):
+                    parts.append(f"{_member_name(name)} = ")
+                parts.extend(self.member(child, f"{path}.{name}" if path else name))
+                if id(child) in self.post:
+                    raise ArchError(
+                        "E120",
+                        f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
+                        _class_loc(type(child)),
+                        "in a sequence the activation would need an index of its own",
+                    )
+            return [*parts, ")"]
+        if not children and not list(module.parameters(recurse=False)) and type(module).forward is nn.Module.forward:
+            raise ArchError("E120", f"cannot import {_where(path, module)}: it has no forward", _class_loc(type(module)), None)
+        inst = self.instance(module, path)
+        return [Ref(inst)]
+
+    def instance(self, module: nn.Module, path: str) -> Instance:
+        cls = type(module).__name__
+        if _is_plain_sequential(module) or type(module) in (nn.ModuleList, nn.ModuleDict):
+            base = path.rsplit(".", 1)[-1].rstrip("0123456789") if path else "Sequential"
+            cls = "".join(p[:1].upper() + p[1:] for p in re.split(r"[_\W]+", base) if p) or "Sequential"
+            cls = cls if cls[0].isalpha() else f"Seq{cls}"
+        members: list[tuple[str | None, list[Part]]] = []
+        children = list(module.named_children())
+        for name, param in module.named_parameters(recurse=False):
+            if not name.isidentifier():
+                raise ArchError("E120", f"cannot import {_where(path, module)}: parameter `{name}`", _class_loc(type(module)), None)
+            dims: list[Part] = []
+            for i, size in enumerate(param.shape):
+                dims.extend([", "] if i else [])
+                dims.append(Slot(int(size), "dim"))
+            members.append((name, ["param((", *dims, ",)" if len(param.shape) == 1 else ")", ")"]))
+        persistent = [n for n, _ in module.named_buffers(recurse=False) if n not in getattr(module, "_non_persistent_buffers_set", set())]
+        if persistent:
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: buffer `{persistent[0]}` of its own",
+                _class_loc(type(module)),
+                "a block holds members and parameters; buffers belong to ops (batchnorm's running statistics)",
+            )
+        if _sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict):
+            if type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
+                raise ArchError(
+                    "E120",
+                    f"cannot import {_where(path, module)}: a {type(module).__name__} whose items the forward does not apply"
+                    " one after the other, each to the previous one's output",
+                    _class_loc(type(module)),
+                    "a block applies its members; a list of modules is a sequence in the language",
+                )
+            for i, (name, child) in enumerate(children):
+                text = self.member(child, f"{path}.{name}" if path else name)
+                if id(child) in self.post:
+                    raise ArchError(
+                        "E120",
+                        f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
+                        _class_loc(type(child)),
+                        "in a sequence the activation would need an index of its own",
+                    )
+                members.append((None if name == str(i) else _member_name(name), text))
+            inst = Instance(path, module, cls, members, None)
+            self.instances.append(inst)
+            return inst
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = _ChildrenAsLeaves().trace(module, concrete_args=_defaults(module))
+        except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ArchError(
+                "E121",
+                f"cannot trace {_where(path, module)}: {message}",
+                _trace_loc(e, type(module)),
+                "its forward depends on the input's values or sizes, or calls what torch.fx cannot follow",
+            ) from None
+        for name, child in children:
+            if type(child) in (nn.ModuleList, nn.ModuleDict) and _chain(graph, name, [n for n, _ in child.named_children()]):
+                self.chained.add(id(child))
+        called = {str(n.target).split(".")[0] for n in graph.nodes if n.op == "call_module"}
+        names = [n for n, _ in children]
+        for name, child in children:
+            if name not in called:
+                if any(True for _ in child.parameters()) or any(True for _ in child.buffers()) or list(child.children()):
+                    raise ArchError(
+                        "E120",
+                        f"cannot import {_where(path, module)}: its member `{name}` has weights but its forward never applies it",
+                        _class_loc(type(module)),
+                        "a spec's block applies every member it declares",
+                    )
+                continue  # a weightless module the forward does not use: no key, nothing to declare
+            if not name.isidentifier() or keyword.iskeyword(name):
+                raise ArchError(
+                    "E120", f"cannot import {_where(path, module)}: its member `{name}` is not a name", _class_loc(type(module)), None
+                )
+            members.append((name, self.member(child, f"{path}.{name}" if path else name)))
+        post = {name: self.post[id(child)] for name, child in children if id(child) in self.post}
+        forward, sequential = _Forward(graph, module, path, set(names), post).run()
+        sequential = sequential and not post
+        used_children = [n for n in names if n in called]
+        inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
+        self.instances.append(inst)
+        return inst
+
+    def variants(self) -> list[Variant]:
+        """Group the instances (children first, as they were made) into block definitions."""
+        by_key: dict[tuple[Any, ...], Variant] = {}
+        names: Counter[str] = Counter()
+        out: list[Variant] = []
+        for inst in self.instances:  # children are made before their parents
+            key = inst.key()
+            variant = by_key.get(key)
+            if variant is None:
+                names[inst.cls] += 1
+                name = inst.cls if names[inst.cls] == 1 else f"{inst.cls}{names[inst.cls]}"
+                variant = Variant(name, [])
+                by_key[key] = variant
+                out.append(variant)
+            variant.instances.append(inst)
+            inst.variant = variant
+        settled: set[int] = set()
+
+        def settle(variant: Variant) -> None:
+            if id(variant) in settled:
+                return
+            settled.add(id(variant))
+            for inst in variant.instances:
+                for p in inst.parts():
+                    if isinstance(p, Ref):
+                        assert p.inst.variant is not None
+                        settle(p.inst.variant)
+            variant.settle()
+
+        for variant in out:
+            settle(variant)
+        return out
+
+
+def _defaults(module: nn.Module) -> dict[str, Any] | None:
+    """The forward's arguments after the tensor that have defaults, held at them (timm's `pre_logits=False`)."""
+    try:
+        parameters = list(inspect.signature(module.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    out = {p.name: p.default for p in parameters if p.kind in kinds and p.default is not inspect.Parameter.empty}
+    return out or None
+
+
+def _trace_loc(e: Exception, cls: type) -> Loc | None:
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    for frame in reversed(frames):
+        if "torch/fx" not in frame.filename and "archc/" not in frame.filename:
+            return Loc(frame.filename, frame.lineno or 1, 1)
+    return _class_loc(cls)
+
+
+# --- rendering -------------------------------------------------------------------------------------------------------
+
+
+def _render_parts(parts: list[Part], values: list[str]) -> str:
+    """Text with each hole filled from `values` (in order: slots, then each Ref's arguments)."""
+    out: list[str] = []
+    it = iter(values)
+    for p in parts:
+        if isinstance(p, str):
+            out.append(p)
+        elif isinstance(p, Slot):
+            value = next(it)
+            if not p.keyword:
+                out.append(value)
+            elif not _literal_default(value, p.default):
+                out.append(f", {p.hint} = {value}")
+        else:
+            variant = p.inst.variant
+            assert variant is not None
+            args = []
+            for (name, default), _ in zip(variant.params, range(len(variant.params)), strict=True):
+                value = next(it)
+                if value != literal(default):
+                    args.append(f"{name} = {value}")
+            out.append(f"{variant.name}({', '.join(args)})")
+    return re.sub(r"\(, ", "(", "".join(out))
+
+
+def _literal_default(text: str, default: Any) -> bool:
+    """Whether spec text (a literal, or a parameter's name) is the default value."""
+    try:
+        return text == literal(default) or (isinstance(default, float) and float(text) == default)
+    except ValueError:
+        return False
+
+
+def _hole_count(parts: list[Part]) -> int:
+    n = 0
+    for p in parts:
+        if isinstance(p, Slot):
+            n += 1
+        elif isinstance(p, Ref):
+            assert p.inst.variant is not None
+            n += len(p.inst.variant.params)
+    return n
+
+
+def render_variant(variant: Variant) -> str:
+    inst = variant.instances[0]
+    values = variant.vectors[id(inst)]
+    filled = [literal(v) if hole is None else variant.params[hole][0] for hole, v in zip(variant.holes, values, strict=True)]
+    params = ", ".join(f"{name} = {literal(default)}" for name, default in variant.params)
+    lines = [f"# {len(variant.instances)} instance{'s' if len(variant.instances) != 1 else ''}: {_paths(variant)}"]
+    lines.append(f"block {variant.name}({params}) {{")
+    at = 0
+    statements: list[tuple[str | None, str, Variant | None]] = []
+    for name, text in inst.members:
+        n = _hole_count(text)
+        body = _render_parts(text, filled[at : at + n])
+        ref = text[0].inst.variant if len(text) == 1 and isinstance(text[0], Ref) else None
+        statements.append((name, body, ref))
+        at += n
+    lines.extend(_loops(statements))
+    if inst.forward is not None:
+        lines.append(_render_parts(inst.forward, filled[at:]))
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def _paths(variant: Variant) -> str:
+    paths = [i.path or "(the model)" for i in variant.instances]
+    return ", ".join(paths) if len(paths) <= 4 else ", ".join(paths[:3]) + f", ... {paths[-1]}"
+
+
+_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
+
+
+def _loops(statements: list[tuple[str | None, str, Variant | None]]) -> list[str]:
+    """Member statements, a run of anonymous calls of one block written as a loop."""
+    out: list[str] = []
+    i = 0
+    while i < len(statements):
+        name, body, ref = statements[i]
+        j = i + 1
+        if name is None and ref is not None:
+            while j < len(statements) and statements[j][0] is None and statements[j][2] is ref:
+                j += 1
+        if j - i < 2 or (j - i == 2 and statements[i][1] != statements[i + 1][1]):  # two different calls read better as two lines
+            out.append(body if name is None else f"{name} = {body}")
+            i += 1
+            continue
+        out.append(_loop([s[1] for s in statements[i:j]], ref))
+        i = j
+    return out
+
+
+def _split_args(text: str) -> dict[str, str]:
+    match = _CALL.match(text)
+    assert match is not None
+    args: dict[str, str] = {}
+    depth, start, inner = 0, 0, match.group(2)
+    pieces = []
+    for k, ch in enumerate(inner):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            pieces.append(inner[start:k])
+            start = k + 1
+    if inner.strip():
+        pieces.append(inner[start:])
+    for piece in pieces:
+        key, _, value = piece.partition(" = ")
+        args[key.strip()] = value.strip()
+    return args
+
+
+def _loop(calls: list[str], variant: Variant | None) -> str:
+    assert variant is not None
+    parsed = [_split_args(c) for c in calls]
+    args = []
+    for name, default in variant.params:
+        column = [p.get(name, literal(default)) for p in parsed]
+        if all(v == column[0] for v in column):
+            if column[0] != literal(default):
+                args.append(f"{name} = {column[0]}")
+        elif all(v == column[1] for v in column[1:]):
+            args.append(f"{name} = ({column[0]} if i == 0 else {column[1]})")
+        else:
+            args.append(f"{name} = [{', '.join(column)}][i]")
+    return f"for i in range({len(calls)}) {{\n{variant.name}({', '.join(args)})\n}}"
+
+
+def import_model(source: Source) -> str:
+    """The spec of a model, formatted, compiled to make sure it is whole."""
+    importer = Importer()
+    root = importer.member(source.model, "")
+    if len(root) != 1 or not isinstance(root[0], Ref):
+        raise ArchError("E120", f"cannot import {_where('', source.model)}: the model is a single layer", None, "wrap it in a module")
+    variants = importer.variants()
+    root_variant = root[0].inst.variant
+    assert root_variant is not None
+    taken = {v.name for v in variants}
+    name = source.name if source.name not in taken else f"{source.name.lower()}_net"
+    while name in taken:
+        name += "_"
+    source.name = name  # the spec's file stem too: a generated function may not take a block's name
+    header = [f"# Imported by `archc import {source.reference or source.name}` from {type(source.model).__module__}."]
+    blocks = [render_variant(v) for v in variants]
+    meta = [f'reference = "{source.reference}"'] if source.reference else [f'source = "{type(source.model).__module__}"']
+    c, h, w = source.input_shape
+    arch = f"arch {name}() = {root_variant.name}() {{\nmeta {{ {', '.join(meta)} }}\ninput ({c}, {h}, {w})\n}}"
+    text = "\n".join(header) + "\n\n" + "\n\n".join([*blocks, arch]) + "\n"
+    text = _indent(text)
+    file = f"{name}.arch"
+    try:
+        text = format_text(text, file)
+        compile_spec(Path(file), text=text)
+    except ArchError as e:
+        raise ArchError(
+            "E120",
+            f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
+            None,
+            "the language cannot express this model yet; the error above names the construct",
+        ) from None
+    return text
+
+
+def _indent(text: str) -> str:
+    """Indent by braces (the formatter keeps the indentation it is given only as a layout hint; it rewrites it)."""
+    out, depth = [], 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("}"):
+            depth -= 1
+        out.append("    " * depth + stripped if stripped else "")
+        if stripped.endswith("{"):
+            depth += 1
+    return "\n".join(out) + "\n"
+
+
+def import_source(text: str, input_shape: tuple[int, int, int] | None = None) -> tuple[str, Source]:
+    """(the spec text, the source) for `archc import SOURCE`."""
+    source = load_source(text, input_shape)
+    return import_model(source), source
+
+
+# --- the round trip --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    """One model's round trip: `equal`, `not equal` (with the first difference) or `not imported` (with the error)."""
+
+    source: str
+    verdict: str
+    reason: str = ""
+    seconds: float = 0.0
+
+
+def round_trip(source_text: str) -> Verdict:
+    """Import, compile, load the reference's state_dict strictly into the generated module and compare every
+    module's type, settings and output with the reference's (eval mode, BatchNorm randomised; `archc verify`'s
+    comparison, one seed)."""
+    import time
+
+    start = time.perf_counter()
+    try:
+        return _round_trip(source_text, start)
+    except ArchError as e:
+        return Verdict(source_text, "not imported", f"{e.code}: {e.message}", time.perf_counter() - start)
+    except Exception as e:  # an archc bug the table must show, not hide
+        return Verdict(source_text, "not imported", f"internal error: {type(e).__name__}: {e}", time.perf_counter() - start)
+
+
+def _round_trip(source_text: str, start: float) -> Verdict:
+    import time
+
+    from archc.tools.runtime import build_model
+    from archc.tools.verify import eval_run, settings_differences, spec_locator
+
+    text, source = import_source(source_text)
+    compiled = compile_spec(Path(f"{source.name}.arch"), text=text)
+    torch.manual_seed(0)
+    model = build_model(compiled)
+    reference = source.model
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    if ours != theirs:
+        differ = sorted(set(ours.items()) ^ set(theirs.items()))
+        return Verdict(source_text, "not equal", f"state_dict differs at {differ[0][0]}", time.perf_counter() - start)
+    locate, _ = spec_locator(compiled)
+    _, settings = settings_differences(model, reference, locate)
+    if settings:
+        return Verdict(source_text, "not equal", settings[0].render(), time.perf_counter() - start)
+    run = eval_run(model, reference, compiled.arch.input_shape, locate, seed=0)
+    if run.first is not None:
+        return Verdict(source_text, "not equal", run.first.render(), time.perf_counter() - start)
+    return Verdict(source_text, "equal", f"{run.compared} module outputs", time.perf_counter() - start)

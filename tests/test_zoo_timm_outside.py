@@ -1,0 +1,135 @@
+"""timm CNNs outside torchvision, written from docs/language.md alone, against their references: counts, strict
+state_dict load, every module's settings and output, logits in eval and training mode, shapes.
+
+References: timm's `repvgg_a0` (RepVGG, training form), `cspresnet50` (CSPNet), `gernet_s` (GENet) and `lcnet_050`
+(PP-LCNet), built by timm.create_model without weights. Every model is compiled at 3×64×64 (the specs declare 224),
+small enough to build and run each in a few seconds; one module-scoped fixture builds a spec and its reference once.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from archc.compiler import Compiled, compile_spec
+from archc.passes.macs import count_macs
+from tests.conftest import ROOT, SPECS, load_source
+from tests.zoo_helpers import (
+    assert_counts,
+    assert_equals_reference,
+    assert_same_logits,
+    assert_shapes_match_hooks,
+    count,
+    randomize_batchnorm_statistics,
+    reference_flops,
+)
+
+NAMES = ["repvgg_a0", "cspresnet50", "gernet_s", "lcnet_050"]
+INPUT = (3, 64, 64)
+
+Case = tuple[str, Compiled, nn.Module, nn.Module]
+
+
+def build(name: str, directory: Path, **params: Any) -> tuple[Compiled, nn.Module]:
+    """Compile specs/<name>.arch at 3×64×64 and build its model with the generated constructor."""
+    compiled = compile_spec(SPECS / f"{name}.arch", input_shape=INPUT)
+    module = load_source(compiled.python(), name, directory)
+    return compiled, getattr(module, name)(**params)
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
+    """(name, compiled spec, generated model, timm's model), built once and freed after its tests."""
+    name = request.param
+    compiled, model = build(name, tmp_path_factory.mktemp(name))
+    reference = timm.create_model(name, pretrained=False)
+    yield name, compiled, model, reference
+    del compiled, model, reference
+    gc.collect()
+
+
+def test_parameter_and_buffer_counts_equal_generated_module_and_reference(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert_counts(compiled, model, reference=reference)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_archc_summary_json_params_equal_the_references(name: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "archc", "summary", "--json", "--input", "3x64x64", f"specs/{name}.arch"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    summary = json.loads(result.stdout)
+    reference = timm.create_model(name, pretrained=False)
+    assert summary["params"] == count(reference.parameters())
+
+
+def test_macs_equal_half_the_flops_pytorch_counts_on_timms_model(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, compiled.arch.input_shape)
+
+
+def test_generated_state_dict_keys_are_timms_in_timms_order(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert list(model.state_dict()) == list(reference.state_dict())
+
+
+def test_settings_and_every_module_output_equal_timms(case: Case) -> None:
+    # Types and settings of every layer (eps, inplace, strides, groups, paddings), then a strict load of timm's
+    # state_dict (BatchNorm randomised) and every module's output at input scales ×1 and ×10.
+    name, compiled, model, reference = case
+    assert_equals_reference(compiled, model, reference)
+
+
+def test_training_mode_logits_equal_timms(case: Case) -> None:
+    # Training mode uses the batch statistics; no model here has an active dropout by default.
+    name, compiled, model, reference = case
+    randomize_batchnorm_statistics(reference, affine=True)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.train()
+    reference.train()
+    torch.manual_seed(0)
+    x = torch.randn(2, *INPUT)
+    assert_same_logits(model(x), reference(x))
+
+
+def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert_shapes_match_hooks(compiled, model)
+
+
+def test_spec_names_its_reference(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert compiled.arch.meta["reference"] == f"timm:{name}"
+    assert compiled.arch.meta["paper"] and isinstance(compiled.arch.meta["year"], int)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_num_classes_and_drop_rate_reach_the_module_as_in_timm(name: str, tmp_path: Path) -> None:
+    kwargs: dict[str, Any] = {"num_classes": 10, "drop_rate": 0.25}
+    _, model = build(name, tmp_path, **kwargs)
+    reference = timm.create_model(name, pretrained=False, **kwargs)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    x = torch.randn(1, *INPUT)
+    with torch.no_grad():
+        out = model(x)
+        assert out.shape == (1, 10)
+        assert_same_logits(out, reference(x))
+    # The head's dropout (inline F.dropout) is active in training mode.
+    model.train()
+    assert not torch.equal(model(x), model(x))
