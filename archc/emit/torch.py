@@ -1352,9 +1352,11 @@ def emit_python(
     written: dict[str, ClassCode] = {}
     for name in order:
         defn = program.definitions[name]
-        if defn.kind != "block" or name not in constants:
+        if defn.kind != "block":
             continue
         _check_identifier(defn.name, defn.loc)
+        # A block the runs saw no instance of is written as it is (and left out below unless a class calls it).
+        constants.setdefault(name, {})
         fixed = {p: v for p, v in constants[name].items() if p in chooses[name]}
         # A list a selector takes only to pass on (EfficientNet's stage settings) is written once, as a local.
         local = {p for p, v in fixed.items() if isinstance(v, (list, tuple)) and p not in own_choices[name]}
