@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +72,57 @@ def test_an_overridden_arch_parameter_stays_a_constructor_argument(name: str, tm
         blocks = [m for m in model.modules() if hasattr(m, last) and hasattr(m, "conv1")]
         assert blocks
         assert all(torch.all(getattr(b, last).weight == (0 if zero else 1)) for b in blocks)
+
+
+# `Pick` chooses between two blocks by `wide`, which `Net` passes on from `use_wide`; `extra` only the wide branch reads.
+LIBRARY = """
+block Wide(c) {
+    conv(c, 3, padding = 1)
+}
+block Narrow(c) {
+    conv(c, 1)
+}
+block Pick(wide, c, extra = 2) {
+    let w = wide
+    for i in range(2) {
+        if w {
+            Wide(c * extra)
+        } else {
+            Narrow(c)
+        }
+    }
+}
+block Net(use_wide = false, n = 8) {
+    Pick(use_wide, n)
+    Pick(use_wide, n * 2)
+}
+"""
+
+
+def test_a_constant_choice_is_written_as_its_branch(compile_arch: Any) -> None:
+    """`use_wide` is false everywhere: neither `Wide` nor the parameters that chose it or only it read are written,
+    the argument after the dropped one is passed by keyword, and the model is the one the same library builds where
+    the choice is left to the constructor."""
+    import torch
+
+    from tests.test_language_cases import assert_pass_matches_module
+
+    compiled, module = compile_arch(LIBRARY + "arch model() = Net() {\n    input (3, 8, 8)\n}\n")
+    source = compiled.python()
+    assert "class Wide" not in source
+    assert not re.search(r"\b(wide|use_wide|w|extra)\b", source)
+    assert "self.append(Pick(in_channels, c=n))" in source
+    model = module.model()
+    assert {type(m).__name__ for m in model.modules()} >= {"Net", "Pick", "Narrow"}
+    assert_pass_matches_module(compiled, model)
+
+    # The choice as an arch parameter: both classes are written and the constructor picks.
+    chosen, chooser = compile_arch(LIBRARY + "arch model(wide = false) = Net(use_wide = wide) {\n    input (3, 8, 8)\n}\n")
+    assert "class Wide" in chosen.python() and "class Narrow" in chosen.python()
+    assert "Wide" in {type(m).__name__ for m in chooser.model(wide=True).modules()}
+    narrow = chooser.model(wide=False)
+    assert "Wide" not in {type(m).__name__ for m in narrow.modules()}
+    assert {k: v.shape for k, v in narrow.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, 8, 8)
+    narrow.load_state_dict(model.state_dict(), strict=True)
+    assert torch.equal(narrow.eval()(x), model.eval()(x))
