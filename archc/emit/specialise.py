@@ -9,12 +9,17 @@ where the argument is left out.
 Two kinds of constant parameter are written as constants (substituted when the class is written, dropped from its
 signature and from every call to it):
 
-- a *selector*: one that decides which blocks are built, read in the condition of an `if` whose branches instantiate
-  different blocks (ResLayer's `bottleneck`), or passed on, directly or through `let`s, loops and `if`s, to a selector
-  of the block it calls (ResNet's `bottleneck`). The `if` then takes its branch when the class is written, and the
-  other branch's blocks are never referenced;
+- a *selector*: one that decides which blocks are built, read in the condition of an `if` that goes the same way
+  wherever the network evaluates it and whose other branch would build a block the network has nowhere else
+  (ResLayer's `bottleneck`), or passed on, directly or through `let`s, loops and `if`s, to a selector of the block it
+  calls (ResNet's `bottleneck`: left a parameter, `bottleneck=True` would build a ResNet of basic blocks). The `if`
+  then takes its branch when the class is written, and the other branch's blocks are never referenced. A list a
+  selector only passes on is assigned to a local of its name instead (EfficientNet's stage `setting`);
 - one the written class no longer reads (ResLayer's `groups` once the Bottleneck branch is gone): the emitter finds
   these after writing the class (`unused_params`).
+
+An `if` that picks a block by a condition on `in.channels`, or on a parameter whose value varies between instances,
+keeps both branches, and both classes.
 
 Every other parameter stays a parameter, with the spec's default: the classes still read like the library they came
 from, and a parameter that does not change which classes exist keeps its meaning for a caller of the generated class.
