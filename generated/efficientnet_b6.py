@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ConvNormActivation", "FusedMBConvLayers", "FusedMBConv", "SqueezeExcitation", "MBConvLayers", "MBConv", "Stage", "Features", "EfficientNet", "efficientnet_b6"]
+__all__ = ["ConvNormActivation", "SqueezeExcitation", "MBConvLayers", "MBConv", "Stage", "Features", "EfficientNet", "efficientnet_b6"]
 
 
 def stochastic_depth(input: Tensor, p: float, mode: str = "row", training: bool = True) -> Tensor:
@@ -54,50 +54,6 @@ class ConvNormActivation(nn.Sequential):
         self.append(nn.BatchNorm2d(out_channels, eps=eps, momentum=momentum))
         if activation:
             self.append(nn.SiLU(inplace=True))
-
-
-class FusedMBConvLayers(nn.Sequential):
-    """FusedMBConv's layers (V2): the expansion and the depthwise convolution fused into one k×k
-    convolution, then a 1×1 projection; a single k×k convolution where the expansion ratio keeps the
-    width.
-    """
-
-    def __init__(self, in_channels: int, expand_ratio: Any, kernel: Any, stride: Any, out_channels: Any, eps: Any, momentum: Any) -> None:
-        super().__init__()
-        v = in_channels * expand_ratio
-        d = max(8, int(v + 4) // 8 * 8)
-        expanded = d + 8 if d < 0.9 * v else d
-        channels = in_channels
-        if expanded != in_channels:
-            self.append(ConvNormActivation(channels, expanded, kernel, stride=stride, eps=eps, momentum=momentum))
-            channels = expanded
-            self.append(ConvNormActivation(channels, out_channels, 1, eps=eps, momentum=momentum, activation=False))
-            channels = out_channels
-        else:
-            self.append(ConvNormActivation(channels, out_channels, kernel, stride=stride, eps=eps, momentum=momentum))
-            channels = out_channels
-
-
-class FusedMBConv(nn.Module):
-    """EfficientNetV2's FusedMBConv: the same residual and stochastic depth around the fused layers (no
-    squeeze-and- excitation).
-    """
-
-    def __init__(self, in_channels: int, expand_ratio: Any, kernel: Any, stride: Any, out_channels: Any, stochastic_depth_prob: Any, eps: Any, momentum: Any) -> None:
-        super().__init__()
-        use_res_connect = stride == 1 and in_channels == out_channels
-        self.block = FusedMBConvLayers(in_channels, expand_ratio, kernel, stride, out_channels, eps, momentum)
-        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
-        self.use_res_connect = use_res_connect
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.use_res_connect:
-            x_2 = self.block(x)
-            x_2 = self.stochastic_depth(x_2)
-            x = x_2 + x
-            return x
-        x = self.block(x)
-        return x
 
 
 class SqueezeExcitation(nn.Module):
@@ -172,18 +128,14 @@ class Stage(nn.Sequential):
     block of the network, growing linearly with depth (Huang et al.'s linear decay rule).
     """
 
-    def __init__(self, in_channels: int, kind: str, expand_ratio: int, kernel: int, stride: int, out_channels: int, num_layers: int, first_id: int, total: int, stochastic_depth_prob: float, eps: float, momentum: float) -> None:
+    def __init__(self, in_channels: int, expand_ratio: int, kernel: int, stride: int, out_channels: int, num_layers: int, first_id: int, total: int, stochastic_depth_prob: float, eps: float, momentum: float) -> None:
         super().__init__()
         channels = in_channels
         for i in range(num_layers):
             s = stride if i == 0 else 1
             p = stochastic_depth_prob * float(first_id + i) / total
-            if kind == "FusedMBConv":
-                self.append(FusedMBConv(channels, expand_ratio, kernel, s, out_channels, p, eps, momentum))
-                channels = out_channels
-            else:
-                self.append(MBConv(channels, expand_ratio, kernel, s, out_channels, p, eps, momentum))
-                channels = out_channels
+            self.append(MBConv(channels, expand_ratio, kernel, s, out_channels, p, eps, momentum))
+            channels = out_channels
 
 
 class Features(nn.Sequential):
@@ -193,8 +145,9 @@ class Features(nn.Sequential):
     probabilities.
     """
 
-    def __init__(self, in_channels: int, setting: list[tuple[int | str, ...]], width_mult: float, depth_mult: float, stochastic_depth_prob: float, last_channel: Any, eps: float, momentum: float) -> None:
+    def __init__(self, in_channels: int, width_mult: float, depth_mult: float, stochastic_depth_prob: float, last_channel: Any, eps: float, momentum: float) -> None:
         super().__init__()
+        setting = [("MBConv", 1, 3, 1, 32, 16, 1), ("MBConv", 6, 3, 2, 16, 24, 2), ("MBConv", 6, 5, 2, 24, 40, 2), ("MBConv", 6, 3, 2, 40, 80, 3), ("MBConv", 6, 5, 1, 80, 112, 3), ("MBConv", 6, 5, 2, 112, 192, 4), ("MBConv", 6, 3, 1, 192, 320, 1)]
         total = 0
         channels = in_channels
         for stage in setting:
@@ -209,7 +162,7 @@ class Features(nn.Sequential):
             d = max(8, int(v + 4) // 8 * 8)
             out_channels = d + 8 if d < 0.9 * v else d
             n = math.ceil(stage[6] * depth_mult)
-            self.append(Stage(channels, stage[0], stage[1], stage[2], stage[3], out_channels, n, first_id, total, stochastic_depth_prob, eps, momentum))
+            self.append(Stage(channels, expand_ratio=stage[1], kernel=stage[2], stride=stage[3], out_channels=out_channels, num_layers=n, first_id=first_id, total=total, stochastic_depth_prob=stochastic_depth_prob, eps=eps, momentum=momentum))
             channels = out_channels
             first_id = first_id + n
         self.append(ConvNormActivation(channels, last_channel or 4 * out_channels, 1, eps=eps, momentum=momentum))
@@ -225,21 +178,13 @@ class EfficientNet(nn.Module):
     momentum 0.01 for B5-B7, eps 0.001 for V2.
     """
 
-    def __init__(self, in_channels: int, conf: str, dropout: float, width_mult: float = 1.0, depth_mult: float = 1.0, stochastic_depth_prob: float = 0.2, num_classes: int = 1000, last_channel: Any = None, eps: float = 1e-05, momentum: float = 0.1) -> None:
+    def __init__(self, in_channels: int, dropout: float, width_mult: float = 1.0, depth_mult: float = 1.0, stochastic_depth_prob: float = 0.2, num_classes: int = 1000, last_channel: Any = None, eps: float = 1e-05, momentum: float = 0.1) -> None:
         super().__init__()
-        if conf == "v1":
-            setting = [("MBConv", 1, 3, 1, 32, 16, 1), ("MBConv", 6, 3, 2, 16, 24, 2), ("MBConv", 6, 5, 2, 24, 40, 2), ("MBConv", 6, 3, 2, 40, 80, 3), ("MBConv", 6, 5, 1, 80, 112, 3), ("MBConv", 6, 5, 2, 112, 192, 4), ("MBConv", 6, 3, 1, 192, 320, 1)]
-        elif conf == "v2_s":
-            setting = [("FusedMBConv", 1, 3, 1, 24, 24, 2), ("FusedMBConv", 4, 3, 2, 24, 48, 4), ("FusedMBConv", 4, 3, 2, 48, 64, 4), ("MBConv", 4, 3, 2, 64, 128, 6), ("MBConv", 6, 3, 1, 128, 160, 9), ("MBConv", 6, 3, 2, 160, 256, 15)]
-        elif conf == "v2_m":
-            setting = [("FusedMBConv", 1, 3, 1, 24, 24, 3), ("FusedMBConv", 4, 3, 2, 24, 48, 5), ("FusedMBConv", 4, 3, 2, 48, 80, 5), ("MBConv", 4, 3, 2, 80, 160, 7), ("MBConv", 6, 3, 1, 160, 176, 14), ("MBConv", 6, 3, 2, 176, 304, 18), ("MBConv", 6, 3, 1, 304, 512, 5)]
-        else:
-            setting = [("FusedMBConv", 1, 3, 1, 32, 32, 4), ("FusedMBConv", 4, 3, 2, 32, 64, 7), ("FusedMBConv", 4, 3, 2, 64, 96, 7), ("MBConv", 4, 3, 2, 96, 192, 10), ("MBConv", 6, 3, 1, 192, 224, 19), ("MBConv", 6, 3, 2, 224, 384, 25), ("MBConv", 6, 3, 1, 384, 640, 7)]
-        self.features = Features(in_channels, setting, width_mult, depth_mult, stochastic_depth_prob, last_channel, eps, momentum)
+        self.features = Features(in_channels, width_mult=width_mult, depth_mult=depth_mult, stochastic_depth_prob=stochastic_depth_prob, last_channel=last_channel, eps=eps, momentum=momentum)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout, inplace=True),
-            nn.Linear(2304, num_classes),
+            nn.Linear(last_channel or 4 * (max(8, int(320 * width_mult + 4) // 8 * 8) + 8 if max(8, int(320 * width_mult + 4) // 8 * 8) < 0.9 * (320 * width_mult) else max(8, int(320 * width_mult + 4) // 8 * 8)), num_classes),
         )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -264,4 +209,4 @@ class EfficientNet(nn.Module):
 
 def efficientnet_b6(num_classes: int = 1000, dropout: float = 0.5, stochastic_depth_prob: float = 0.2, in_channels: int = 3) -> EfficientNet:
     """efficientnet_b6: input 3×528×528."""
-    return EfficientNet(in_channels, "v1", dropout, width_mult=1.8, depth_mult=2.6, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes, eps=0.001, momentum=0.01)
+    return EfficientNet(in_channels, dropout=dropout, width_mult=1.8, depth_mult=2.6, stochastic_depth_prob=stochastic_depth_prob, num_classes=num_classes, eps=0.001, momentum=0.01)

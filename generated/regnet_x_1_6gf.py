@@ -3,12 +3,10 @@
 
 Reference implementation: torchvision:regnet_x_1_6gf.
 """
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SimpleStemIN", "ConvNormActivation", "SqueezeExcitation", "BottleneckTransform", "ResBottleneckBlock", "AnyStage", "Trunk", "RegNet", "regnet_x_1_6gf"]
+__all__ = ["SimpleStemIN", "ConvNormActivation", "BottleneckTransform", "ResBottleneckBlock", "AnyStage", "Trunk", "RegNet", "regnet_x_1_6gf"]
 
 
 class SimpleStemIN(nn.Sequential):
@@ -34,47 +32,26 @@ class ConvNormActivation(nn.Sequential):
             self.append(nn.ReLU(inplace=True))
 
 
-class SqueezeExcitation(nn.Module):
-    """Squeeze-and-excitation (torchvision.ops.SqueezeExcitation): a per-channel scale in (0, 1), computed
-    from the globally pooled map, multiplies the map.
-    """
-
-    def __init__(self, in_channels: int, squeeze_channels: Any) -> None:
-        super().__init__()
-        self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
-        self.fc1 = nn.Conv2d(in_channels, squeeze_channels, kernel_size=1)
-        self.fc2 = nn.Conv2d(squeeze_channels, in_channels, kernel_size=1)
-        self.activation = nn.ReLU()
-        self.scale_activation = nn.Sigmoid()
-
-    def forward(self, x: Tensor) -> Tensor:
-        scale = self.avgpool(x)
-        scale = self.fc1(scale)
-        scale = self.activation(scale)
-        scale = self.fc2(scale)
-        scale = self.scale_activation(scale)
-        scale = scale * x
-        return scale
-
-
-class BottleneckTransform(nn.Sequential):
+class BottleneckTransform(nn.Module):
     """The residual branch: 1×1, grouped 3×3 carrying the stride, squeeze-and-excitation in RegNetY, 1×1
     without activation (BottleneckTransform). Each group of the 3×3 convolution has `group_width`
     channels; the SE block squeezes to `se_ratio` of the block's input channels (0: none, torchvision's
     None). Widths are rounded as Python's round does (half to even).
     """
 
-    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0, se_ratio: float = 0.0) -> None:
+    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0) -> None:
         super().__init__()
         w = width_out * bottleneck_multiplier
         w_b = int(w) + (1 if w - int(w) > 0.5 or w - int(w) == 0.5 and int(w) % 2 == 1 else 0)
         self.a = ConvNormActivation(in_channels, w_b, 1)
         self.b = ConvNormActivation(w_b, w_b, 3, stride=stride, groups=w_b // group_width)
-        channels = w_b
-        if se_ratio > 0:
-            s = se_ratio * in_channels
-            self.se = SqueezeExcitation(channels, int(s) + (1 if s - int(s) > 0.5 or s - int(s) == 0.5 and int(s) % 2 == 1 else 0))
-        self.c = ConvNormActivation(channels, width_out, 1, activation=False)
+        self.c = ConvNormActivation(w_b, width_out, 1, activation=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.a(x)
+        x = self.b(x)
+        x = self.c(x)
+        return x
 
 
 class ResBottleneckBlock(nn.Module):
@@ -82,12 +59,12 @@ class ResBottleneckBlock(nn.Module):
     (ResBottleneckBlock). An X block without `se_ratio`, a Y block with it.
     """
 
-    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0, se_ratio: float = 0.0) -> None:
+    def __init__(self, in_channels: int, width_out: int, stride: int, group_width: int, bottleneck_multiplier: float = 1.0) -> None:
         super().__init__()
         self.proj = None
         if in_channels != width_out or stride != 1:
             self.proj = ConvNormActivation(in_channels, width_out, 1, stride=stride, activation=False)
-        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, bottleneck_multiplier, se_ratio)
+        self.f = BottleneckTransform(in_channels, width_out, stride, group_width, bottleneck_multiplier)
         self.activation = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -105,11 +82,11 @@ class AnyStage(nn.Sequential):
     names them "block<stage>-<index>".
     """
 
-    def __init__(self, in_channels: int, width_out: int, depth: int, group_width: int, bottleneck_multiplier: float, se_ratio: float, stage_index: int) -> None:
+    def __init__(self, in_channels: int, width_out: int, depth: int, group_width: int, bottleneck_multiplier: float, stage_index: int) -> None:
         super().__init__()
         channels = in_channels
         for i in range(depth):
-            self.add_module(f"block{stage_index}-{i}", ResBottleneckBlock(channels, width_out, 2 if i == 0 else 1, group_width, bottleneck_multiplier, se_ratio))
+            self.add_module(f"block{stage_index}-{i}", ResBottleneckBlock(channels, width_out, 2 if i == 0 else 1, group_width, bottleneck_multiplier))
             channels = width_out
 
 
@@ -118,12 +95,12 @@ class Trunk(nn.Sequential):
     (BlockParams._adjust_widths_groups_compatibilty).
     """
 
-    def __init__(self, in_channels: int, depths: list[int], widths: list[int], group_width: int, bottleneck_multiplier: float, se_ratio: float) -> None:
+    def __init__(self, in_channels: int, depths: list[int], widths: list[int], group_width: int, bottleneck_multiplier: float) -> None:
         super().__init__()
         channels = in_channels
         for s, depth in enumerate(depths):
             w_b = int(widths[s] * bottleneck_multiplier)
-            self.add_module(f"block{s + 1}", AnyStage(channels, widths[s], depth, min(group_width, w_b), bottleneck_multiplier, se_ratio, s + 1))
+            self.add_module(f"block{s + 1}", AnyStage(channels, widths[s], depth, min(group_width, w_b), bottleneck_multiplier, stage_index=s + 1))
             channels = widths[s]
 
 
@@ -133,10 +110,10 @@ class RegNet(nn.Module):
     BlockParams.from_init_params, a quantisation in log space; the specs give its results.
     """
 
-    def __init__(self, in_channels: int, depths: list[int], widths: list[int], group_width: int, bottleneck_multiplier: float = 1.0, se_ratio: float = 0.0, num_classes: int = 1000, stem_width: int = 32) -> None:
+    def __init__(self, in_channels: int, depths: list[int], widths: list[int], group_width: int, bottleneck_multiplier: float = 1.0, num_classes: int = 1000, stem_width: int = 32) -> None:
         super().__init__()
         self.stem = SimpleStemIN(in_channels, stem_width)
-        self.trunk_output = Trunk(stem_width, depths, widths, group_width, bottleneck_multiplier, se_ratio)
+        self.trunk_output = Trunk(stem_width, depths, widths, group_width, bottleneck_multiplier)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.fc = nn.Linear(912, num_classes)
         for m in self.modules():

@@ -3,51 +3,10 @@
 
 Reference implementation: torchvision:resnet18.
 """
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Bottleneck", "BasicBlock", "ResLayer", "ResNet", "resnet18"]
-
-
-class Bottleneck(nn.Module):
-    """1×1 reduce, 3×3 (grouped for ResNeXt), 1×1 expand by 4. The stride sits on the 3×3 convolution
-    (ResNet v1.5, as torchvision and the NVIDIA recipe place it).
-    """
-
-    def __init__(self, in_channels: int, planes: Any, stride: int = 1, groups: int = 1, base_width: int = 64) -> None:
-        super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, planes * 4, kernel_size=1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or in_channels != planes * 4:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, planes * 4, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * 4),
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = self.relu(out)
-        out = self.conv3(out)
-        out = self.bn3(out)
-        out = out + identity
-        out = self.relu(out)
-        return out
+__all__ = ["BasicBlock", "ResLayer", "ResNet", "resnet18"]
 
 
 class BasicBlock(nn.Module):
@@ -84,17 +43,13 @@ class BasicBlock(nn.Module):
 class ResLayer(nn.Sequential):
     """A stage: `blocks` residual blocks; the first may change the stride and the channels."""
 
-    def __init__(self, in_channels: int, planes: int, blocks: int, stride: int = 1, bottleneck: bool = False, groups: int = 1, base_width: int = 64) -> None:
+    def __init__(self, in_channels: int, planes: int, blocks: int, stride: int = 1) -> None:
         super().__init__()
         channels = in_channels
         for i in range(blocks):
             s = stride if i == 0 else 1
-            if bottleneck:
-                self.append(Bottleneck(channels, planes, stride=s, groups=groups, base_width=base_width))
-                channels = planes * 4
-            else:
-                self.append(BasicBlock(channels, planes, stride=s))
-                channels = planes
+            self.append(BasicBlock(channels, planes, stride=s))
+            channels = planes
 
 
 class ResNet(nn.Module):
@@ -103,18 +58,18 @@ class ResNet(nn.Module):
     (Goyal et al., "Accurate, Large Minibatch SGD", 2017), as torchvision's flag.
     """
 
-    def __init__(self, in_channels: int, layers: list[int], num_classes: int = 1000, zero_init_residual: bool = False, bottleneck: bool = False, groups: int = 1, width_per_group: int = 64) -> None:
+    def __init__(self, in_channels: int, layers: list[int], num_classes: int = 1000, zero_init_residual: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = ResLayer(64, 64, layers[0], bottleneck=bottleneck, groups=groups, base_width=width_per_group)
-        self.layer2 = ResLayer(256 if bottleneck else 64, 128, layers[1], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
-        self.layer3 = ResLayer(512 if bottleneck else 128, 256, layers[2], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
-        self.layer4 = ResLayer(1024 if bottleneck else 256, 512, layers[3], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
+        self.layer1 = ResLayer(64, 64, layers[0])
+        self.layer2 = ResLayer(64, 128, layers[1], stride=2)
+        self.layer3 = ResLayer(128, 256, layers[2], stride=2)
+        self.layer4 = ResLayer(256, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-        self.fc = nn.Linear(2048 if bottleneck else 512, num_classes)
+        self.fc = nn.Linear(512, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -123,9 +78,7 @@ class ResNet(nn.Module):
                 nn.init.constant_(m.bias, 0)
         if zero_init_residual:
             for m in self.modules():
-                if isinstance(m, Bottleneck):
-                    nn.init.constant_(m.bn3.weight, 0)
-                elif isinstance(m, BasicBlock):
+                if isinstance(m, BasicBlock):
                     nn.init.constant_(m.bn2.weight, 0)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -3,12 +3,10 @@
 
 Reference implementation: torchvision:resnext50_32x4d.
 """
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Bottleneck", "BasicBlock", "ResLayer", "ResNet", "resnext50_32x4d"]
+__all__ = ["Bottleneck", "ResLayer", "ResNet", "resnext50_32x4d"]
 
 
 class Bottleneck(nn.Module):
@@ -50,51 +48,16 @@ class Bottleneck(nn.Module):
         return out
 
 
-class BasicBlock(nn.Module):
-    """Two 3×3 convolutions with a shortcut: ResNet-18 and ResNet-34."""
-
-    def __init__(self, in_channels: int, planes: Any, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or in_channels != planes:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, planes, kernel_size=1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes),
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out = self.conv1(x)
-        out = self.bn1(out)
-        out = self.relu(out)
-        out = self.conv2(out)
-        out = self.bn2(out)
-        out = out + identity
-        out = self.relu(out)
-        return out
-
-
 class ResLayer(nn.Sequential):
     """A stage: `blocks` residual blocks; the first may change the stride and the channels."""
 
-    def __init__(self, in_channels: int, planes: int, blocks: int, stride: int = 1, bottleneck: bool = False, groups: int = 1, base_width: int = 64) -> None:
+    def __init__(self, in_channels: int, planes: int, blocks: int, stride: int = 1, groups: int = 1, base_width: int = 64) -> None:
         super().__init__()
         channels = in_channels
         for i in range(blocks):
             s = stride if i == 0 else 1
-            if bottleneck:
-                self.append(Bottleneck(channels, planes, stride=s, groups=groups, base_width=base_width))
-                channels = planes * 4
-            else:
-                self.append(BasicBlock(channels, planes, stride=s))
-                channels = planes
+            self.append(Bottleneck(channels, planes, stride=s, groups=groups, base_width=base_width))
+            channels = planes * 4
 
 
 class ResNet(nn.Module):
@@ -103,18 +66,18 @@ class ResNet(nn.Module):
     (Goyal et al., "Accurate, Large Minibatch SGD", 2017), as torchvision's flag.
     """
 
-    def __init__(self, in_channels: int, layers: list[int], num_classes: int = 1000, zero_init_residual: bool = False, bottleneck: bool = False, groups: int = 1, width_per_group: int = 64) -> None:
+    def __init__(self, in_channels: int, layers: list[int], num_classes: int = 1000, zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = ResLayer(64, 64, layers[0], bottleneck=bottleneck, groups=groups, base_width=width_per_group)
-        self.layer2 = ResLayer(256 if bottleneck else 64, 128, layers[1], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
-        self.layer3 = ResLayer(512 if bottleneck else 128, 256, layers[2], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
-        self.layer4 = ResLayer(1024 if bottleneck else 256, 512, layers[3], stride=2, bottleneck=bottleneck, groups=groups, base_width=width_per_group)
+        self.layer1 = ResLayer(64, 64, layers[0], groups=groups, base_width=width_per_group)
+        self.layer2 = ResLayer(256, 128, layers[1], stride=2, groups=groups, base_width=width_per_group)
+        self.layer3 = ResLayer(512, 256, layers[2], stride=2, groups=groups, base_width=width_per_group)
+        self.layer4 = ResLayer(1024, 512, layers[3], stride=2, groups=groups, base_width=width_per_group)
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
-        self.fc = nn.Linear(2048 if bottleneck else 512, num_classes)
+        self.fc = nn.Linear(2048, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -125,8 +88,6 @@ class ResNet(nn.Module):
             for m in self.modules():
                 if isinstance(m, Bottleneck):
                     nn.init.constant_(m.bn3.weight, 0)
-                elif isinstance(m, BasicBlock):
-                    nn.init.constant_(m.bn2.weight, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
@@ -145,4 +106,4 @@ class ResNet(nn.Module):
 
 def resnext50_32x4d(num_classes: int = 1000, zero_init_residual: bool = False, in_channels: int = 3) -> ResNet:
     """resnext50_32x4d: input 3×224×224."""
-    return ResNet(in_channels, [3, 4, 6, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, bottleneck=True, groups=32, width_per_group=4)
+    return ResNet(in_channels, [3, 4, 6, 3], num_classes=num_classes, zero_init_residual=zero_init_residual, groups=32, width_per_group=4)

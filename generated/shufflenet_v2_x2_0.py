@@ -10,18 +10,6 @@ from torch import Tensor, nn
 __all__ = ["InvertedResidual", "Stage", "ShuffleNetV2", "shufflenet_v2_x2_0"]
 
 
-class Transpose(nn.Module):
-    """Swaps two dimensions of its input (a module, so a Sequential can hold it)."""
-
-    def __init__(self, dim0: int, dim1: int) -> None:
-        super().__init__()
-        self.dim0 = dim0
-        self.dim1 = dim1
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.transpose(x, self.dim0, self.dim1)
-
-
 class InvertedResidual(nn.Module):
     """The units of Fig. 3 (c) and (d): a stride-1 unit splits its channels in two and transforms one half;
     a stride-2 unit transforms the whole input twice. Either way the halves are joined and their

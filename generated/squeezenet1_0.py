@@ -6,7 +6,7 @@ Reference implementation: torchvision:squeezenet1_0.
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Fire", "Features1_0", "Features1_1", "SqueezeNet", "squeezenet1_0"]
+__all__ = ["Fire", "Features1_0", "SqueezeNet", "squeezenet1_0"]
 
 
 class Fire(nn.Module):
@@ -52,39 +52,14 @@ class Features1_0(nn.Sequential):
         self.append(Fire(512, 64, 256, 256))
 
 
-class Features1_1(nn.Sequential):
-    """SqueezeNet 1.1: a 3×3 stem of 64 channels and earlier pooling: 0.35 GMACs against 1.0's 0.82, at the
-    same accuracy.
-    """
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        self.append(nn.Conv2d(in_channels, 64, kernel_size=3, stride=2))
-        self.append(nn.ReLU(inplace=True))
-        self.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-        self.append(Fire(64, 16, 64, 64))
-        self.append(Fire(128, 16, 64, 64))
-        self.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-        self.append(Fire(128, 32, 128, 128))
-        self.append(Fire(256, 32, 128, 128))
-        self.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-        self.append(Fire(256, 48, 192, 192))
-        self.append(Fire(384, 48, 192, 192))
-        self.append(Fire(384, 64, 256, 256))
-        self.append(Fire(512, 64, 256, 256))
-
-
 class SqueezeNet(nn.Module):
     """The network: features, then a classifier of dropout, a 1×1 convolution to the classes, ReLU and
     global average pooling; the logits are the pooled map, flattened.
     """
 
-    def __init__(self, in_channels: int, version: str = "1_0", num_classes: int = 1000, dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
-        if version == "1_0":
-            self.features = Features1_0(in_channels)
-        else:
-            self.features = Features1_1(in_channels)
+        self.features = Features1_0(in_channels)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
             nn.Conv2d(512, num_classes, kernel_size=1),
@@ -109,4 +84,4 @@ class SqueezeNet(nn.Module):
 
 def squeezenet1_0(num_classes: int = 1000, dropout: float = 0.5, in_channels: int = 3) -> SqueezeNet:
     """squeezenet1_0: input 3×224×224."""
-    return SqueezeNet(in_channels, "1_0", num_classes=num_classes, dropout=dropout)
+    return SqueezeNet(in_channels, num_classes=num_classes, dropout=dropout)

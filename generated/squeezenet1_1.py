@@ -6,7 +6,7 @@ Reference implementation: torchvision:squeezenet1_1.
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Fire", "Features1_0", "Features1_1", "SqueezeNet", "squeezenet1_1"]
+__all__ = ["Fire", "Features1_1", "SqueezeNet", "squeezenet1_1"]
 
 
 class Fire(nn.Module):
@@ -30,26 +30,6 @@ class Fire(nn.Module):
         expand3x3_activation = self.expand3x3_activation(expand3x3_activation)
         x = torch.cat([expand1x1_activation, expand3x3_activation], 1)
         return x
-
-
-class Features1_0(nn.Sequential):
-    """SqueezeNet 1.0: a 7×7 stem of 96 channels; the max pools come after the 3rd and 7th Fire modules."""
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        self.append(nn.Conv2d(in_channels, 96, kernel_size=7, stride=2))
-        self.append(nn.ReLU(inplace=True))
-        self.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-        self.append(Fire(96, 16, 64, 64))
-        self.append(Fire(128, 16, 64, 64))
-        self.append(Fire(128, 32, 128, 128))
-        self.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-        self.append(Fire(256, 32, 128, 128))
-        self.append(Fire(256, 48, 192, 192))
-        self.append(Fire(384, 48, 192, 192))
-        self.append(Fire(384, 64, 256, 256))
-        self.append(nn.MaxPool2d(kernel_size=3, stride=2, ceil_mode=True))
-        self.append(Fire(512, 64, 256, 256))
 
 
 class Features1_1(nn.Sequential):
@@ -79,12 +59,9 @@ class SqueezeNet(nn.Module):
     global average pooling; the logits are the pooled map, flattened.
     """
 
-    def __init__(self, in_channels: int, version: str = "1_0", num_classes: int = 1000, dropout: float = 0.5) -> None:
+    def __init__(self, in_channels: int, num_classes: int = 1000, dropout: float = 0.5) -> None:
         super().__init__()
-        if version == "1_0":
-            self.features = Features1_0(in_channels)
-        else:
-            self.features = Features1_1(in_channels)
+        self.features = Features1_1(in_channels)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout),
             nn.Conv2d(512, num_classes, kernel_size=1),
@@ -109,4 +86,4 @@ class SqueezeNet(nn.Module):
 
 def squeezenet1_1(num_classes: int = 1000, dropout: float = 0.5, in_channels: int = 3) -> SqueezeNet:
     """squeezenet1_1: input 3×224×224."""
-    return SqueezeNet(in_channels, "1_1", num_classes=num_classes, dropout=dropout)
+    return SqueezeNet(in_channels, num_classes=num_classes, dropout=dropout)

@@ -11,17 +11,6 @@ from torch import Tensor, nn
 __all__ = ["EncoderBlock", "EncoderLayers", "Encoder", "VisionTransformer", "vit_b_16"]
 
 
-class Permute(nn.Module):
-    """Reorders the dimensions of its input, as torchvision.ops.Permute (a module, so a Sequential can hold it)."""
-
-    def __init__(self, dims: list[int]) -> None:
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.permute(x, self.dims)
-
-
 class EncoderBlock(nn.Module):
     """A transformer encoder layer, pre-norm: self-attention, then a two-layer MLP with GELU, each around a
     residual.

@@ -18,8 +18,8 @@ INDENT = "    "
 
 
 def init_lines(definitions: dict[str, S.Definition], arch: Architecture, defn: S.Definition, scope: Scope, classes: set[str]) -> list[str]:
-    """The lines that end `defn`'s `__init__`; `classes`: the blocks written into the module so far (a rule on a member
-    of another block matches nothing and is left out)."""
+    """The lines that end `defn`'s `__init__`; `classes`: the blocks an instance of `defn` holds (a rule on a member of
+    another block matches nothing and is left out)."""
     if defn.init is None:
         return []
     # The loop variable is torchvision's `m`, unless the rules read a parameter of that name.

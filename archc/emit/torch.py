@@ -23,6 +23,7 @@ import jinja2
 
 from archc import ops
 from archc.emit.init import init_lines
+from archc.emit.specialise import Network, call_arguments, constant_params, root_call_sites, selectors, static_lets, unused_params
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
@@ -154,6 +155,11 @@ class Generator:
         self.shape_cache: dict[str, tuple[Any, ...]] = {}
         # Whether each emitted block class takes `in_channels` (classes that never read it do not).
         self.takes_input: dict[str, bool] = {}
+        # Per block: the parameters written as constants (archc/emit/specialise.py), with their values; and the
+        # blocks each written class instantiates.
+        self.constants: dict[str, dict[str, Any]] = {}
+        self.dropped: dict[str, set[str]] = {}
+        self.calls: dict[str, set[str]] = {}
 
     def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
         """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
@@ -177,6 +183,27 @@ class Generator:
             )
         value = values[0]
         return tuple(value) if isinstance(value, list) else value
+
+    def call_arguments(
+        self, defn: S.Definition, args: list[Any], kwargs: dict[str, Any], bound: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """A call's arguments as written: without the parameters the callee's class holds as constants."""
+        for name, value in self.constants.get(defn.name, {}).items():
+            # The class holds the value as a constant: every call gives it (specialise.py found so; a value still
+            # symbolic here is a loop variable or a local the caller computes from its own constants).
+            assert is_symbolic(bound[name]) or repr(bound[name]) == repr(value), (defn.name, name, bound[name])
+        return call_arguments(defn, self.dropped.get(defn.name, set()), args, kwargs)
+
+    def reachable(self, name: str) -> set[str]:
+        """The classes an instance of `name` holds, at any depth."""
+        seen: set[str] = set()
+        todo = [name]
+        while todo:
+            for callee in self.calls.get(todo.pop(), set()):
+                if callee not in seen:
+                    seen.add(callee)
+                    todo.append(callee)
+        return seen
 
     def block_out_shape(self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
         key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}"
@@ -245,6 +272,8 @@ class ClassWriter:
         self._start_shape: tuple[Any, ...] = ()
         self.scope = Scope()
         self.body_scope = Scope()  # the constructor's names after its body, which `init` reads
+        # Where set, the block calls and `if` outcomes a shape-only run records (specialise.py).
+        self.network: Network | None = None
 
     # Evaluation of member constructors, symbolically
 
@@ -320,11 +349,15 @@ class ClassWriter:
         if is_unknown(in_channels) and not self.shape_only:
             in_channels = self.gen.consensus(self.defn.name, relpath, "in_channels", spec.call.loc)
         bound = bind_block_args(defn, spec.args, spec.kwargs, spec.call)
+        if self.network is not None:
+            self.network.sites.setdefault(defn.name, []).append(bound)
         out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]))
         if self.shape_only:
             return [], out
+        self.gen.calls.setdefault(self.defn.name, set()).add(defn.name)
         leading = [in_channels] if self.gen.takes_input.get(defn.name, True) else []
-        return [_call(defn.name, [*leading, *spec.args], spec.kwargs)], out
+        args, kwargs = self.gen.call_arguments(defn, spec.args, spec.kwargs, bound)
+        return [_call(defn.name, [*leading, *args], kwargs)], out
 
     # Body
 
@@ -373,6 +406,11 @@ class ClassWriter:
                     self.member(name, spec, stmt.loc, indent, None if key is None else member_name_code(key, scope, stmt.loc))
                 case S.If(test=test, body=then, orelse=orelse):
                     cond = evaluate(test, scope)
+                    if self.network is not None:
+                        outcome = "symbolic" if isinstance(cond, Sym) else bool(cond)
+                        seen = self.network.outcomes.setdefault(id(stmt), [])
+                        if outcome not in seen:
+                            seen.append(outcome)
                     if not isinstance(cond, Sym):
                         self.body(then if cond else orelse, scope, indent)
                         continue
@@ -1047,7 +1085,7 @@ class ClassWriter:
             init.append(f"self.{name} = {code}")
         if not any(re.search(r"\bchannels\b", line) for line in init if not line.lstrip().startswith("channels = ")):
             init = [line for line in init if not line.lstrip().startswith("channels = ")]
-        init += init_lines(self.gen.program.definitions, self.gen.arch, self.defn, self.body_scope, set(self.gen.takes_input))
+        init += init_lines(self.gen.program.definitions, self.gen.arch, self.defn, self.body_scope, self.gen.reachable(self.defn.name))
         init = _fill_empty_blocks(init)
         base = "nn.Sequential" if self.sequential else "nn.Module"
         return ClassCode(
@@ -1166,9 +1204,17 @@ class Signature:
 
 
 def _signature(
-    defn: S.Definition, seen_args: list[dict[str, Any]], with_input: bool, taken: set[str], values: dict[str, Any] | None = None
+    defn: S.Definition,
+    seen_args: list[dict[str, Any]],
+    with_input: bool,
+    taken: set[str],
+    values: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None,
+    local: set[str] | frozenset[str] = frozenset(),
 ) -> Signature:
-    """Constructor parameters with annotations and defaults; `values` are the parameters as elaborated (with `-D`).
+    """Constructor parameters with annotations and defaults; `values` are the parameters as elaborated (with `-D`);
+    `fixed`: the parameters the class holds as constants (specialise.py), with their values, which it does not take;
+    those in `local` it assigns to a local of their name first.
 
     Annotations cover every value the elaborated instances pass (`int | tuple[int, ...]`). A default written in
     terms of other parameters, or a list (mutable in Python), becomes `None` and is filled in by the prologue.
@@ -1177,11 +1223,17 @@ def _signature(
     prologue: list[str] = []
     names = {p.name for p in defn.params}
     scope = Scope()
-    symbols = Scope({n: Sym(n) for n in names})
+    fixed = fixed or {}
+    symbols = Scope({n: fixed[n] if n in fixed and n not in local else Sym(n) for n in names})
     for p in defn.params:
         _check_identifier(p.name, p.loc, taken=taken)
         if with_input and p.name == "in_channels":
             raise ArchError("E070", "a block parameter cannot be named `in_channels`", p.loc, "a block's input channels are `in.channels`")
+        if p.name in fixed:
+            scope.values[p.name] = fixed[p.name]
+            if p.name in local:
+                prologue.append(f"{p.name} = {literal(fixed[p.name])}")
+            continue
         samples = [values[p.name]] if values and p.name in values else [a[p.name] for a in seen_args if p.name in a]
         if p.default is None:
             parts.append(f"{p.name}: {_annotations(samples)}")
@@ -1265,39 +1317,86 @@ def emit_python(
     gen = Generator(program, arch, blocks | {class_name_for(program.arch().name), function_name})
     arch_def = program.arch()
     order = _definition_order(program, arch_def)
-    classes: list[ClassCode] = []
-    for name in order:
-        defn = program.definitions[name]
-        if defn.kind != "block":
-            continue
-        _check_identifier(defn.name, defn.loc)
-        seen = [m.args for m in gen.instances.get(name, [])]
-        writer = make_writer(gen, defn)
-        args = {p.name: Sym(p.name) for p in defn.params}
-        # The class's input has the rank its instances' inputs have (a head block may take flat features).
+
+    def class_input(name: str) -> tuple[Any, ...]:
+        """A class's input: its channels, then unknown sizes; the rank its instances' inputs have (a head block may
+        take flat features)."""
         ranks = {len(m.input_shape) for m in gen.instances.get(name, []) if m.input_shape}
         rank = ranks.pop() if len(ranks) == 1 else 3
-        writer.run(args, (Sym("in_channels"), *(UNKNOWN for _ in range(rank - 1))))
-        code = writer.class_code(_signature(defn, seen, True, gen.taken), defn.name, _doc(defn))
-        gen.takes_input[name] = any(re.search(r"\bin_channels\b", line) for line in code.init)
-        if not gen.takes_input[name]:
-            code.signature.remove("in_channels: int")
-        classes.append(code)
+        return (Sym("in_channels"), *(UNKNOWN for _ in range(rank - 1)))
 
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
     assert arch_def.input is not None
     dims = input_shape if input_shape is not None else tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
-    signature = _signature(arch_def, [arch.params], False, gen.taken, arch.params)
     # The input's channels as a constructor argument (timm's `in_chans`), the spec's count its default, where the spec
     # writes a number there (an arch parameter there already is one). Every size after the input is derived from it.
     # Not where the spec uses the name itself (an arch parameter, a block, a `let` or loop variable of the arch's).
     bound_in_arch = {n for st in S.walk(arch_def.body) if isinstance(st, (S.Let, S.For)) for n in _names_bound(st)}
     channels_param = isinstance(dims[0], int) and "in_channels" not in {p.name for p in arch_def.params} | gen.taken | bound_in_arch
     in_channels: Any = Sym("in_channels") if channels_param else dims[0]
+
+    # The parameters each class holds as constants, so that the module holds only the classes the network builds.
+    def arch_sites(network: Network) -> None:
+        writer = ClassWriter(gen, arch_def, shape_only=True)
+        writer.network = network
+        writer.run({p.name: Sym(p.name) for p in arch_def.params}, (in_channels, *dims[1:]))
+
+    constants, network = constant_params(
+        program,
+        order,
+        root_call_sites(program, arch_def) if arch_def.root is not None else arch_sites,
+        lambda defn: ClassWriter(gen, defn, shape_only=True),
+        class_input,
+    )
+    chooses, own_choices = selectors(program, order, network)
+    written: dict[str, ClassCode] = {}
+    for name in order:
+        defn = program.definitions[name]
+        if defn.kind != "block":
+            continue
+        _check_identifier(defn.name, defn.loc)
+        # A block the runs saw no instance of is written as it is (and left out below unless a class calls it).
+        constants.setdefault(name, {})
+        fixed = {p: v for p, v in constants[name].items() if p in chooses[name]}
+        # A list a selector takes only to pass on (EfficientNet's stage settings) is written once, as a local.
+        local = {p for p, v in fixed.items() if isinstance(v, (list, tuple)) and p not in own_choices[name]}
+        gen.constants[name] = fixed
+        gen.dropped[name] = set(fixed)
+        seen = [m.args for m in gen.instances.get(name, [])]
+        writer = make_writer(gen, defn)
+        args = {p.name: Sym(p.name) if p.name in local or p.name not in fixed else fixed[p.name] for p in defn.params}
+        in_shape = class_input(name)
+        if fixed:
+            probe = ClassWriter(gen, defn, shape_only=True)
+            probe.network = Network()
+            probe.run(dict(args), in_shape)
+            writer.variable_lets -= static_lets(defn.body, probe.network.outcomes)
+        writer.run(args, in_shape)
+        block_signature = _signature(defn, seen, True, gen.taken, fixed=fixed, local=local)
+        code = writer.class_code(block_signature, defn.name, _doc(defn))
+        # A constant parameter the written class no longer reads (it fed a branch not taken) goes too.
+        lines = code.init + code.forward + code.extra_methods
+        unused = unused_params(defn, set(constants[name]) - set(fixed) | local, lines, block_signature.prologue)
+        if unused:
+            gen.dropped[name] |= unused
+            fixed = {**fixed, **{p: constants[name][p] for p in unused}}
+            block_signature = _signature(defn, seen, True, gen.taken, fixed=fixed, local=local - unused)
+            code = writer.class_code(block_signature, defn.name, _doc(defn))
+        gen.takes_input[name] = any(re.search(r"\bin_channels\b", line) for line in code.init)
+        if not gen.takes_input[name]:
+            code.signature.remove("in_channels: int")
+        written[name] = code
+
+    signature = _signature(arch_def, [arch.params], False, gen.taken, arch.params)
+    top_class: ClassCode | None = None
     if arch_def.root is not None:
         root = arch_def.root
         call_args = [evaluate(a, top_scope) for a in root.args]
         call_kwargs = {k: evaluate(v, top_scope) for k, v in root.kwargs.items()}
+        root_defn = program.definitions[root.func]
+        bound = bind_block_args(root_defn, call_args, call_kwargs, root)
+        call_args, call_kwargs = gen.call_arguments(root_defn, call_args, call_kwargs, bound)
+        used_classes = {root.func} | gen.reachable(root.func)
         return_class = root.func
         takes_input = gen.takes_input.get(root.func, True)
         if takes_input and channels_param:
@@ -1319,16 +1418,27 @@ def emit_python(
             raise ArchError("E072", f"the arch's class name `{return_class}` is taken", arch_def.loc, "rename the arch")
         _check_identifier(return_class, arch_def.loc)
         code = writer.class_code(signature, return_class, _doc(arch_def))
+        used_classes = gen.reachable(arch_def.name)
         names = [p.name for p in arch_def.params]
         if channels_param and any(re.search(r"\bin_channels\b", line) for line in code.init):
             names.append("in_channels")
             signature.params.append(f"in_channels: int = {dims[0]}")
-        classes.append(code)
+        top_class = code
         body = [f"return {return_class}(" + ", ".join(f"{name}={name}" for name in names) + ")"]
 
-    # What the ops the network uses need beyond torch (stochastic depth), then what the variant adds.
+    # The classes the network builds: a class only a branch not taken would have built is not written.
+    classes = [code for name, code in written.items() if name in used_classes]
+    if top_class is not None:
+        classes.append(top_class)
+    # What the ops the network uses need beyond torch (stochastic depth), where the written classes use it, then what
+    # the variant adds.
     used = {node.op for node in arch.nodes} - (variant.identity_ops if variant is not None else frozenset())
-    op_helpers = [row.helper for name, row in ops.OPS.items() if name in used and row.helper is not None]
+    written_source = "\n".join(_all_lines(classes))
+    op_helpers = [
+        row.helper
+        for name, row in ops.OPS.items()
+        if name in used and row.helper is not None and any(re.search(rf"\b{n}\b", written_source) for n in _defined_names(row.helper))
+    ]
     helpers = [*op_helpers, *(variant.helpers if variant is not None else [])]
     source = "\n".join([*helpers, *_all_lines(classes), *signature.params, *body])
     env = jinja2.Environment(
@@ -1346,6 +1456,11 @@ def emit_python(
         input_shape=arch.input_shape,
         imports=_imports(source),
     )
+
+
+def _defined_names(code: str) -> list[str]:
+    """The classes and functions a helper's code defines at its top level."""
+    return re.findall(r"^(?:class|def) (\w+)", code, flags=re.MULTILINE)
 
 
 def _imports(source: str) -> list[str]:
