@@ -99,6 +99,9 @@ def _library_input(library: str, name: str, model: nn.Module) -> tuple[int, int,
         return DEFAULT_INPUT
     import torchvision
 
+    size = getattr(model, "image_size", None)  # a ViT built without weights takes this size only
+    if isinstance(size, int) and not isinstance(size, bool):
+        return 3, size, size
     try:
         weights = next(iter(torchvision.models.get_model_weights(name)))
         crop = weights.transforms().crop_size[0]
