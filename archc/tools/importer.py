@@ -957,6 +957,12 @@ class _Forward:
         """`x.view(n, c, -1)`: each sample given the shape the run found (`flatten(x, 1)` where it is flat), the
         batch kept."""
         before, after = self._shape(node.args[0]), self._shape(node)
+        source = node.args[0]
+        if isinstance(source, torch.fx.Node) and source.op == "get_attr":
+            raise _Unsupported(
+                f"`{_name_of(node.target)}` of the parameter `{source.target}` to {after}",
+                "the language reshapes tensors with a batch; a parameter is read as it is declared",
+            )
         if not before or not after or before[0] != after[0]:
             raise _Unsupported(f"`{_name_of(node.target)}` to {after} from {before}, which moves the batch", "keep the batch first")
         if len(after) == 2:
@@ -1225,6 +1231,8 @@ class Importer:
             except _Unsupported as e:
                 raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
         children = list(module.named_children())
+        if _is_plain_sequential(module) and not children:
+            return ["seq()"]  # an empty Sequential: the identity (GhostNet's shortcut where shapes agree)
         if (
             _is_plain_sequential(module)
             and children
