@@ -670,19 +670,11 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 # What the language does not have yet, by the torch function or method that needs it.
 _MISSING = {
-    "mean": "a reduction (`mean`)",
-    "sum": "a reduction (`sum`)",
-    "amax": "a reduction (`amax`)",
-    "view": "`reshape`",
-    "reshape": "`reshape`",
-    "expand": "`expand`",
-    "size": "reading a tensor's size in the forward",
-    "getattr": "reading a tensor's attribute (`x.shape`) in the forward",
-    "getitem": "slicing",
-    "scaled_dot_product_attention": "multi-head attention",
-    "cat": "`cat` on a dimension other than the channels",
-    "split": "`split`",
-    "matmul": "matrix products (attention)",
+    "sum": "a sum (`sum`; the language reduces with `mean` and `amax`)",
+    "size": "reading a tensor's size in the forward, where the module is not applied to one tensor",
+    "getattr": "reading a tensor's attribute (`x.shape`) in the forward, where the module is not applied to one tensor",
+    "scaled_dot_product_attention": "attention written with its own projections (the language has `mha`, nn.MultiheadAttention)",
+    "matmul": "matrix products (attention written out)",
     "softmax": "`softmax` without a dimension",
 }
 _ARITH = {
@@ -964,7 +956,10 @@ class _Forward:
                 "the language reshapes tensors with a batch; a parameter is read as it is declared",
             )
         if not before or not after or before[0] != after[0]:
-            raise _Unsupported(f"`{_name_of(node.target)}` to {after} from {before}, which moves the batch", "keep the batch first")
+            raise _Unsupported(
+                f"`{_name_of(node.target)}` from {before} to {after} (a batch of 2), which moves the batch",
+                "the language's reshape keeps the batch first",
+            )
         if len(after) == 2:
             return self._inline("flatten", node.args[0], {"start_dim": 1})
         if after == before:
