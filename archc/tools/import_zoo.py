@@ -87,7 +87,7 @@ def reason_text(verdict: Verdict) -> str:
 
 # What keeps a model out, by the words of its reason: (pattern, the construct).
 BLOCKERS = (
-    (r"a sum \(`sum`", "a sum (`sum`; the language reduces with `mean` and `amax`)"),
+    (r"reduction by sum", "a reduction by sum (`x.sum(1)`; the language has `mean` and `amax`)"),
     (r"of the parameter", "a parameter reshaped in the forward (layer scale's `gamma.reshape(1, -1, 1, 1)`, weight standardisation)"),
     (r"moves the batch|indexing the batch|`unbind`", "tokens regrouped across the batch (`qkv.permute(2, 0, ...)`, `unbind`, windows)"),
     (r"slicing", "indexing or slicing a tensor"),

@@ -670,7 +670,7 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 # What the language does not have yet, by the torch function or method that needs it.
 _MISSING = {
-    "sum": "a sum (`sum`; the language reduces with `mean` and `amax`)",
+    "sum": "a reduction by sum (the language has `mean` and `amax`)",
     "size": "reading a tensor's size in the forward, where the module is not applied to one tensor",
     "getattr": "reading a tensor's attribute (`x.shape`) in the forward, where the module is not applied to one tensor",
     "scaled_dot_product_attention": "attention written with its own projections (the language has `mha`, nn.MultiheadAttention)",
