@@ -513,6 +513,17 @@ def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str,
     return _op_text(op, values), None if post[0] == "identity" else post
 
 
+def _named_norm_acts(m: nn.Module) -> bool:
+    """A Sequential of named items, one of them timm's norm with an activation after it: a block whose forward applies
+    its items in order, the activation inline (in a `seq` it would need an index of its own)."""
+    children = list(m.named_children())
+    if not _sequential_like(m) or not all(n.isidentifier() and not keyword.iskeyword(n) for n, _ in children):
+        return False
+    return any(
+        (type(c).__module__, type(c).__name__) in NORM_ACT and not isinstance(getattr(c, "act", None), nn.Identity) for _, c in children
+    )
+
+
 def _is_plain_sequential(m: nn.Module) -> bool:
     return type(m) is nn.Sequential
 
@@ -1230,6 +1241,7 @@ class Importer:
             return ["seq()"]  # an empty Sequential: the identity (GhostNet's shortcut where shapes agree)
         if (
             _is_plain_sequential(module)
+            and not _named_norm_acts(module)
             and children
             and all(_leaf_converter(c) is not None or (type(c).__module__, type(c).__name__) in NORM_ACT for _, c in children)
         ):
@@ -1276,7 +1288,7 @@ class Importer:
                 _class_loc(type(module)),
                 "a block holds members and parameters; buffers belong to ops (batchnorm's running statistics)",
             )
-        if _sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict):
+        if (_sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict)) and not _named_norm_acts(module):
             if type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
                 raise ArchError(
                     "E120",
