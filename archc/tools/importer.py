@@ -1028,7 +1028,8 @@ class _Forward:
         if not isinstance(sizes, (tuple, list)) or not all(isinstance(v, int) for v in sizes):
             raise _Unsupported(f"`split` into {sizes!r}", "split into sizes given as numbers")
         self.pieces[node] = len(sizes)
-        return _Expr(_op_text("split", {"split_sizes": tuple(sizes), "dim": dim}, ("split_sizes", "dim"), self._value(node.args[0]).parts))
+        # The sizes as written, never a block's parameter: the generated module needs them as numbers (E016).
+        return _Expr(["split(", *self._value(node.args[0]).parts, f", {literal(tuple(sizes))}, dim = {dim})"])
 
     def _inline(self, op: str, tensor: Any, values: dict[str, Any]) -> _Expr:
         positional = ("start_dim",) if op == "flatten" else ()
