@@ -100,7 +100,7 @@ BLOCKERS = (
     (r"activation after its norm", "timm's BatchNormAct2d as an item of a Sequential"),
     (r"more than one input|with \d+ arguments|several values", "a module taking or returning more than one tensor"),
     (r"never applies it", "a member the forward reads other than by applying it"),
-    (r"E073", "one block for instances at input sizes its generated class cannot derive (E073: a token MLP and a channel MLP)"),
+    (r"E073|in terms of", "one block for instances at input sizes its generated class cannot derive (E073)"),
     (r"has no archc op", "a torch function or module the op table lacks (`conv1d`, `pad`, ...)"),
     (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
 )

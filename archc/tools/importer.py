@@ -1211,6 +1211,9 @@ class Importer:
     def __init__(self, model: nn.Module | None = None, shape: tuple[int, ...] = DEFAULT_INPUT) -> None:
         self.model, self.shape = model, shape
         self.shapes: dict[int, tuple[int, ...]] | None = None  # id(module) -> the size of its input, when asked
+        # Classes whose instances share a block only at one input size (the generated class cannot derive a size
+        # from its arguments otherwise: E073).
+        self.by_input: set[str] = set()
         self.instances: list[Instance] = []
         self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
         self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
@@ -1368,6 +1371,8 @@ class Importer:
         out: list[Variant] = []
         for inst in self.instances:  # children are made before their parents
             key = inst.key()
+            if inst.cls in self.by_input:
+                key = (*key, self.input_shape(inst.module))
             variant = by_key.get(key)
             if variant is None:
                 names[inst.cls] += 1
@@ -1556,33 +1561,47 @@ def import_model(source: Source) -> str:
     root = importer.member(source.model, "")
     if len(root) != 1 or not isinstance(root[0], Ref):
         raise ArchError("E120", f"cannot import {_where('', source.model)}: the model is a single layer", None, "wrap it in a module")
-    variants = importer.variants()
-    root_variant = root[0].inst.variant
+    name = source.name
+    while True:
+        variants = importer.variants()
+        text, name = _spec_text(source, name, variants, root[0])
+        file = f"{name}.arch"
+        try:
+            text = format_text(text, file)
+            compiled = compile_spec(Path(file), text=text)
+            compiled.python()
+        except ArchError as e:
+            again = re.search(r"in terms of (\w+)'s arguments", e.message) if e.code == "E073" else None
+            cls = next((v.instances[0].cls for v in variants if again and v.name == again.group(1)), None)
+            if cls is not None and cls not in importer.by_input:
+                importer.by_input.add(cls)  # a block per input size for this class, and try again
+                continue
+            raise ArchError(
+                "E120",
+                f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
+                None,
+                "the language cannot express this model yet; the error above names the construct",
+            ) from None
+        source.name = name  # the spec's file stem too: a generated function may not take a block's name
+        return text
+
+
+def _spec_text(source: Source, name: str, variants: list[Variant], root: Part) -> tuple[str, str]:
+    """(the spec's text, unformatted; the arch's name, apart from the blocks')."""
+    assert isinstance(root, Ref)
+    root_variant = root.inst.variant
     assert root_variant is not None
     taken = {v.name for v in variants}
-    name = source.name if source.name not in taken else f"{source.name.lower()}_net"
+    name = name if name not in taken else f"{name.lower()}_net"
     while name in taken:
         name += "_"
-    source.name = name  # the spec's file stem too: a generated function may not take a block's name
     header = [f"# Imported by `archc import {source.reference or source.name}` from {type(source.model).__module__}."]
     blocks = [render_variant(v) for v in variants]
     meta = [f'reference = "{source.reference}"'] if source.reference else [f'source = "{type(source.model).__module__}"']
     c, h, w = source.input_shape
     arch = f"arch {name}() = {root_variant.name}() {{\nmeta {{ {', '.join(meta)} }}\ninput ({c}, {h}, {w})\n}}"
     text = "\n".join(header) + "\n\n" + "\n\n".join([*blocks, arch]) + "\n"
-    text = _indent(text)
-    file = f"{name}.arch"
-    try:
-        text = format_text(text, file)
-        compile_spec(Path(file), text=text)
-    except ArchError as e:
-        raise ArchError(
-            "E120",
-            f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
-            None,
-            "the language cannot express this model yet; the error above names the construct",
-        ) from None
-    return text
+    return _indent(text), name
 
 
 def _indent(text: str) -> str:
