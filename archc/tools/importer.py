@@ -8,8 +8,10 @@ traced graph. Instances of a class with the same structure share one block, para
 differ between them (channels, stride, groups, ...); a class whose instances differ in structure gives one block
 per structure (`Bottleneck`, `Bottleneck2`). A run of anonymous members that are calls of one block becomes a
 loop. Sizes a forward reads (`x.shape`) come from running its graph once on shape-only (fake) tensors, at the size
-the model applies the module to: they become the numbers of `reshape`, `split` and slices. The result goes through `archc fmt` and is compiled before it is returned: what the language cannot express,
-or the tracer cannot trace, is a located error (E120, E121) naming the module and the op, never a partial spec.
+the model applies the module to: they become the numbers of `reshape`, `split` and slices. The result goes through
+`archc fmt` and is compiled (and its PyTorch module written) before it is returned: what the language cannot
+express, or the tracer cannot trace, is a located error (E120, E121) naming the module and the op, never a partial
+spec.
 
 This module imports torch; the CLI imports it only for `archc import` and for a SOURCE given to
 `summary`/`diagram`/`report`.
