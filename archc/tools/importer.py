@@ -1486,11 +1486,26 @@ def render_variant(variant: Variant) -> str:
         ref = text[0].inst.variant if len(text) == 1 and isinstance(text[0], Ref) else None
         statements.append((name, body, ref))
         at += n
-    lines.extend(_loops(statements))
+    named = _numbered_loop(statements) if inst.forward == [DENSE_FORWARD] else None
+    lines.extend(named if named is not None else _loops(statements))
     if inst.forward is not None:
         lines.append(_render_parts(inst.forward, filled[at:]))
     lines.append("}")
     return "\n".join(lines)
+
+
+def _numbered_loop(statements: list[tuple[str | None, str, Variant | None]]) -> list[str] | None:
+    """Members `denselayer1`, `denselayer2`, ... of one call, as a loop with computed names (torchvision's dense
+    block, as specs/lib/densenet.arch writes it); None where they are not."""
+    found = [re.fullmatch(r"([A-Za-z_]\w*?)(\d+)", name or "") for name, _, _ in statements]
+    if len(statements) < 2 or not all(found) or len({body for _, body, _ in statements}) != 1:
+        return None
+    prefixes = {m.group(1) for m in found if m}
+    numbers = [int(m.group(2)) for m in found if m]
+    if len(prefixes) != 1 or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return None
+    index = "i" if numbers[0] == 0 else f"i + {numbers[0]}"
+    return [f"for i in range({len(statements)}) {{", f'"{prefixes.pop()}{{{index}}}" = {statements[0][1]}', "}"]
 
 
 def _paths(variant: Variant) -> str:
