@@ -41,8 +41,10 @@ DEFAULT = (
     "torchvision:squeezenet1_1",
     "torchvision:densenet121",
     "torchvision:shufflenet_v2_x0_5",
+    "torchvision:vit_b_16",
     "timm:resnet10t",
     "timm:efficientnet_b0",
+    "timm:cspresnet50",
     "timm:repvit_m1",
 )
 
@@ -85,19 +87,20 @@ def reason_text(verdict: Verdict) -> str:
 
 # What keeps a model out, by the words of its reason: (pattern, the construct).
 BLOCKERS = (
-    (r"reduction", "a reduction (`mean`, `sum`): squeeze-and-excitation, global pooling written as `mean`"),
-    (r"needs `reshape`|`reshape_as`", "`reshape`/`view`"),
+    (r"reduction by sum", "a reduction by sum (`x.sum(1)`; the language has `mean` and `amax`)"),
+    (r"of the parameter", "a parameter reshaped in the forward (layer scale's `gamma.reshape(1, -1, 1, 1)`, weight standardisation)"),
+    (r"moves the batch|indexing the batch|`unbind`", "tokens regrouped across the batch (`qkv.permute(2, 0, ...)`, `unbind`, windows)"),
     (r"slicing", "indexing or slicing a tensor"),
     (r"size in the forward|attribute \(`x.shape`\)", "reading a tensor's size in the forward"),
-    (r"multi-head attention, which", "multi-head attention"),
     (r"ModuleList|ModuleDict", "a ModuleList or ModuleDict whose items the forward applies"),
     (r"buffer", "a buffer of a module's own (relative position indices)"),
-    (r"list built at run time|to list", "a list of tensors passed between modules (DenseNet's features)"),
-    (r"`split`", "`split`"),
-    (r"cat` on dimension", "`cat` on a dimension other than the channels"),
+    (r"list built at run time|to list|not run on one tensor", "a list of tensors passed between modules (DLA's roots, RDNet's features)"),
+    (r"cat` on dimension", "`cat` on the batch"),
     (r"is not a name", "numbered members applied by a forward (timm's sequential lists)"),
     (r"activation after its norm", "timm's BatchNormAct2d as an item of a Sequential"),
-    (r"more than one input", "a module taking more than one input"),
+    (r"more than one input|with \d+ arguments|several values", "a module taking or returning more than one tensor"),
+    (r"never applies it", "a member the forward reads other than by applying it"),
+    (r"E073|in terms of", "one block for instances at input sizes its generated class cannot derive (E073)"),
     (r"has no archc op", "a torch function or module the op table lacks (`conv1d`, `pad`, ...)"),
     (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
 )

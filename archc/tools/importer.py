@@ -7,8 +7,11 @@ an instance of a `block` named after its class, whose members are the module's c
 traced graph. Instances of a class with the same structure share one block, parameterised by the values that
 differ between them (channels, stride, groups, ...); a class whose instances differ in structure gives one block
 per structure (`Bottleneck`, `Bottleneck2`). A run of anonymous members that are calls of one block becomes a
-loop. The result goes through `archc fmt` and is compiled before it is returned: what the language cannot express,
-or the tracer cannot trace, is a located error (E120, E121) naming the module and the op, never a partial spec.
+loop. Sizes a forward reads (`x.shape`) come from running its graph once on shape-only (fake) tensors, at the size
+the model applies the module to: they become the numbers of `reshape`, `split` and slices. The result goes through
+`archc fmt` and is compiled (and its PyTorch module written) before it is returned: what the language cannot
+express, or the tracer cannot trace, is a located error (E120, E121) naming the module and the op, never a partial
+spec.
 
 This module imports torch; the CLI imports it only for `archc import` and for a SOURCE given to
 `summary`/`diagram`/`report`.
@@ -99,6 +102,9 @@ def _library_input(library: str, name: str, model: nn.Module) -> tuple[int, int,
         return DEFAULT_INPUT
     import torchvision
 
+    size = getattr(model, "image_size", None)  # a ViT built without weights takes this size only
+    if isinstance(size, int) and not isinstance(size, bool):
+        return 3, size, size
     try:
         weights = next(iter(torchvision.models.get_model_weights(name)))
         crop = weights.transforms().crop_size[0]
@@ -420,6 +426,14 @@ def _stochastic_depth(m: Any) -> tuple[str, dict[str, Any]]:
     return "stochastic_depth", {"p": m.p, "mode": m.mode}
 
 
+def _mha(m: nn.MultiheadAttention) -> tuple[str, dict[str, Any]]:
+    if not m.batch_first:
+        raise _Unsupported("batch_first=False", "archc's mha takes tokens batch first (N×L×D)")
+    if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn:
+        raise _Unsupported("keys or values of their own sizes, or added to", "archc's mha attends a tensor to itself")
+    return "mha", {"num_heads": m.num_heads, "dropout": m.dropout, "bias": m.in_proj_bias is not None}
+
+
 def _permute(m: Any) -> tuple[str, dict[str, Any]]:
     return "permute", {"dims": tuple(m.dims)}
 
@@ -456,6 +470,7 @@ LEAVES: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     nn.Unflatten: lambda m: ("unflatten", {"dim": m.dim, "sizes": tuple(m.unflattened_size)}),
     nn.Dropout: _plain("dropout", "p", "inplace"),
     nn.Identity: lambda m: ("identity", {}),
+    nn.MultiheadAttention: _mha,
 }
 # Classes of the libraries that are one op (matched by module and name: the libraries are imported lazily).
 NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {
@@ -501,6 +516,17 @@ def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str,
     return _op_text(op, values), None if post[0] == "identity" else post
 
 
+def _named_norm_acts(m: nn.Module) -> bool:
+    """A Sequential of named items, one of them timm's norm with an activation after it: a block whose forward applies
+    its items in order, the activation inline (in a `seq` it would need an index of its own)."""
+    children = list(m.named_children())
+    if not _sequential_like(m) or not all(n.isidentifier() and not keyword.iskeyword(n) for n, _ in children):
+        return False
+    return any(
+        (type(c).__module__, type(c).__name__) in NORM_ACT and not isinstance(getattr(c, "act", None), nn.Identity) for _, c in children
+    )
+
+
 def _is_plain_sequential(m: nn.Module) -> bool:
     return type(m) is nn.Sequential
 
@@ -513,15 +539,97 @@ def _sequential_like(m: nn.Module) -> bool:
 # --- forward: torch.fx graph to spec text -------------------------------------------------------------------------------
 
 
+def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
+    """Library functions traced as one call, each written with ops (`_LEAF_FUNCTIONS`): torchvision's
+    `channel_shuffle` reads `x.size()`, which a spec spells `unflatten`, `transpose`, `flatten`."""
+    try:
+        from torchvision.models.shufflenetv2 import channel_shuffle
+    except ImportError:  # pragma: no cover - torchvision is a dependency of the importer
+        return ()
+    return (channel_shuffle,)
+
+
 class _ChildrenAsLeaves(torch.fx.Tracer):
     """Traces one module's forward, its submodules called as leaves."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(autowrap_functions=_wrapped_functions())
         self.record_stack_traces = True  # each node's Python line, for the errors
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return module_qualified_name != ""
+
+
+def _fake_mode() -> Any:
+    """A mode in which tensors have shapes but no data: running a model in it costs nothing."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(allow_non_fake_inputs=True)
+
+
+def input_shapes(model: nn.Module, shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """The size of the tensor each module is first applied to, for a batch of two of `shape` (id(module) -> size)."""
+    shapes: dict[int, tuple[int, ...]] = {}
+
+    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            shapes.setdefault(id(module), tuple(args[0].shape))
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+    try:
+        with torch.no_grad(), _fake_mode():
+            model(torch.empty(2, *shape))
+    except Exception:  # the model's own error: the forwards that need sizes say so where they read one
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+class _Run(torch.fx.Interpreter):
+    """Runs a traced forward on a batch of two shape-only tensors and keeps what each node gives: a tensor's size, or
+    a value (`x.shape`, `x.size(1)`, arithmetic on them), which the spec writes as a number."""
+
+    def __init__(self, module: nn.Module, graph: torch.fx.Graph) -> None:
+        super().__init__(torch.fx.GraphModule(module, graph))
+        self.shapes: dict[torch.fx.Node, tuple[int, ...]] = {}
+        self.known: dict[torch.fx.Node, Any] = {}
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor):
+            self.shapes[n] = tuple(out.shape)
+        elif n.op in ("call_function", "call_method") and not _holds_tensor(out):
+            self.known[n] = tuple(out) if isinstance(out, torch.Size) else out
+        return out
+
+
+def _holds_tensor(value: Any) -> bool:
+    return isinstance(value, torch.Tensor) or (isinstance(value, (tuple, list)) and any(_holds_tensor(v) for v in value))
+
+
+def _needs_run(node: torch.fx.Node) -> bool:
+    """Whether the node reads a size or needs one to be written (a reshape, a slice, an expand)."""
+    if node.op == "call_method":
+        return str(node.target) in ("size", "dim", "view", "reshape", "expand", "split", "numel")
+    if node.op == "call_function":
+        return node.target in (getattr, torch.reshape, torch.split, operator.getitem, torch._assert)
+    return False
+
+
+def run_graph(module: nn.Module, graph: torch.fx.Graph, shape: tuple[int, ...] | None) -> _Run | None:
+    """The graph run on shape-only tensors of `shape` (None: the module was never applied to one tensor, or the run
+    failed: a forward that reads sizes then says so)."""
+    if shape is None:
+        return None
+    run = _Run(module, graph)
+    try:
+        with torch.no_grad(), _fake_mode():
+            run.run(torch.empty(*shape))
+    except Exception:
+        return None
+    return run
 
 
 # torch functions and methods with an archc inline op: (op, the torch argument names after the tensor, torch's
@@ -576,19 +684,11 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 # What the language does not have yet, by the torch function or method that needs it.
 _MISSING = {
-    "mean": "a reduction (`mean`)",
-    "sum": "a reduction (`sum`)",
-    "amax": "a reduction (`amax`)",
-    "view": "`reshape`",
-    "reshape": "`reshape`",
-    "expand": "`expand`",
-    "size": "reading a tensor's size in the forward",
-    "getattr": "reading a tensor's attribute (`x.shape`) in the forward",
-    "getitem": "slicing",
-    "scaled_dot_product_attention": "multi-head attention",
-    "cat": "`cat` on a dimension other than the channels",
-    "split": "`split`",
-    "matmul": "matrix products (attention)",
+    "sum": "a reduction by sum (the language has `mean` and `amax`)",
+    "size": "reading a tensor's size in the forward, where the module is not applied to one tensor",
+    "getattr": "reading a tensor's attribute (`x.shape`) in the forward, where the module is not applied to one tensor",
+    "scaled_dot_product_attention": "attention written with its own projections (the language has `mha`, nn.MultiheadAttention)",
+    "matmul": "matrix products (attention written out)",
     "softmax": "`softmax` without a dimension",
 }
 _ARITH = {
@@ -625,8 +725,12 @@ class _Forward:
         path: str,
         members: set[str],
         post: dict[str, tuple[str, dict[str, Any]]] | None = None,
+        run: _Run | None = None,
     ) -> None:
         self.post = post or {}
+        self.run_ = run
+        self.known: dict[torch.fx.Node, Any] = run.known if run is not None else {}
+        self.shapes: dict[torch.fx.Node, tuple[int, ...]] = run.shapes if run is not None else {}
         self.nodes = list(graph.nodes)
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.module, self.path, self.members = module, path, members
@@ -634,9 +738,14 @@ class _Forward:
         self.names: dict[torch.fx.Node, str] = {}
         self.used: set[str] = set()
         self.concrete: set[torch.fx.Node] = set()
+        self.pieces: dict[torch.fx.Node, int] = {}  # a split's number of parts
         self.lines: list[list[Part]] = []
         self.inline = self._inlined()
-        self.last_use = {n: max((self.index[u] for u in n.users), default=self.index[n]) for n in self.nodes}
+        self.last_use = {n: max((self.index[u] for u in self._users(n)), default=self.index[n]) for n in self.nodes}
+
+    def _users(self, node: torch.fx.Node) -> list[torch.fx.Node]:
+        """The nodes that use a value, but for the sizes read from it (the spec writes those as numbers)."""
+        return [u for u in node.users if u not in self.known]
 
     def fail(self, node: torch.fx.Node, what: str, hint: str) -> ArchError:
         return ArchError("E120", f"cannot import {_where(self.path, self.module)}: {what}", _node_loc(node, type(self.module)), hint)
@@ -644,13 +753,14 @@ class _Forward:
     def _inlined(self) -> set[torch.fx.Node]:
         out: set[torch.fx.Node] = set()
         for n in reversed(self.nodes):
-            if n.op in ("placeholder", "output", "get_attr") or len(n.users) != 1:
+            users = self._users(n)
+            if n.op in ("placeholder", "output", "get_attr") or len(users) != 1 or n in self.known:
                 continue
-            (user,) = n.users
+            (user,) = users
             if _is_multi(n):
                 continue
-            between = self.nodes[self.index[n] + 1 : self.index[user]]
-            if all(m in out and all(self.index[u] <= self.index[user] for u in m.users) for m in between):
+            between = [m for m in self.nodes[self.index[n] + 1 : self.index[user]] if m not in self.known]
+            if all(m in out and all(self.index[u] <= self.index[user] for u in self._users(m)) for m in between):
                 out.add(n)
         return out
 
@@ -671,6 +781,8 @@ class _Forward:
         raise _Unsupported("a forward of more than 1000 live values", "split the module")
 
     def _value(self, arg: Any, hint: str = "value") -> _Expr:
+        if isinstance(arg, torch.fx.Node) and arg in self.known:
+            return _Expr([Slot(self.known[arg], hint)])
         if isinstance(arg, torch.fx.Node):
             if arg in self.exprs:
                 return self.exprs.pop(arg)
@@ -678,6 +790,8 @@ class _Forward:
         return _Expr([Slot(arg, hint)])
 
     def _node(self, node: torch.fx.Node) -> None:
+        if node in self.known:
+            return  # a size the forward reads (`x.shape`, `x.size(1)`, a check on it): a number where it is used
         if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
             self.concrete.add(node)  # torch.fx's check that a held argument has its value
             return
@@ -712,7 +826,7 @@ class _Forward:
                 if user.target is not operator.getitem or not isinstance(index, int):
                     raise _Unsupported("a chunked tensor used whole", "use each piece")
                 names.append((index, user))
-            count = node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks")
+            count = self.pieces.get(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks"))
             if sorted(i for i, _ in names) != list(range(len(names))) or len(names) != count:
                 raise _Unsupported("chunks left unused", "name every piece")
             pieces = []
@@ -747,7 +861,16 @@ class _Forward:
             source = node.args[0]
             if isinstance(source, torch.fx.Node) and _is_multi(source):
                 return _Expr([self.names[node]]) if node in self.names else _Expr(["?"])
-            raise _Unsupported("indexing or slicing a tensor", "the language has no slicing yet (issue 14)")
+            return self._index(node)
+        if node.op == "call_function" and _name_of(node.target) in _LEAF_FUNCTIONS and node.target in _wrapped_functions():
+            return _LEAF_FUNCTIONS[_name_of(node.target)](self, node)
+        reshape = node.op == "call_method" and node.target in ("view", "reshape")
+        if reshape or (node.op == "call_function" and node.target is torch.reshape):
+            return self._reshape(node)
+        if node.op == "call_method" and node.target == "expand":
+            return self._expand(node)
+        if (node.op == "call_method" and node.target == "split") or (node.op == "call_function" and node.target is torch.split):
+            return self._split(node)
         if node.op == "call_function" and node.target in _ARITH:
             return self._arith(node, _ARITH[node.target])
         if node.op == "call_method" and node.target in ("add", "sub", "mul", "div"):
@@ -756,6 +879,8 @@ class _Forward:
             return self._cat(node)
         if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
             return self._spatial_mean(node)
+        if (node.op == "call_method" and node.target == "amax") or (node.op == "call_function" and node.target is torch.amax):
+            return self._reduce(node, "amax")
         if node.op == "call_method" and node.target == "contiguous":
             return self._value(node.args[0])
         if node.op == "call_method" and node.target == "permute":
@@ -804,14 +929,110 @@ class _Forward:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
         dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
-        if dims not in ((2, 3), (-2, -1), (3, 2), (-1, -2)) or node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool):
-            raise _Unsupported(
-                f"`mean` over dimensions {dims} needs a reduction, which the language lacks", "the language is growing these (issue 14)"
-            )
+        rank = len(self.shapes.get(node.args[0], ())) if isinstance(node.args[0], torch.fx.Node) else 0
+        if dims not in ((2, 3), (-2, -1), (3, 2), (-1, -2)) or rank not in (0, 4):
+            return self._reduce(node, "mean")
+        if node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool):
+            raise _Unsupported("`mean` with a dtype", "the language's mean keeps the tensor's type")
         pooled = self._inline("adaptive_avgpool", node.args[0], {"output_size": 1})
         if keepdim:
             return pooled
         return _Expr(_op_text("flatten", {"start_dim": 1}, ("start_dim",), pooled.parts))
+
+    def _reduce(self, node: torch.fx.Node, op: str) -> _Expr:
+        """`mean(x, dims, keepdim = true)`, `amax(...)`: a reduction over dimensions other than the batch."""
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+        if node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool) or dims is None:
+            raise _Unsupported(f"`{op}` over every dimension or with a dtype", "reduce named dimensions")
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
+        rank = len(self.shapes.get(node.args[0], ())) if isinstance(node.args[0], torch.fx.Node) else 0
+        if any(d == 0 or (rank and d == -rank) for d in (dims if isinstance(dims, tuple) else (dims,))):
+            raise _Unsupported(f"`{op}` over the batch", "reduce the dimensions of a sample")
+        values: dict[str, Any] = {"dim": dims[0] if isinstance(dims, tuple) and len(dims) == 1 else dims}
+        if keepdim:
+            values["keepdim"] = True
+        return _Expr(_op_text(op, values, ("dim",), self._value(node.args[0]).parts))
+
+    def _shape(self, node: Any) -> tuple[int, ...]:
+        if not isinstance(node, torch.fx.Node) or node not in self.shapes:
+            raise _Unsupported("a size the forward reads, where the module was not run on one tensor", "apply the module to one tensor")
+        return self.shapes[node]
+
+    def _reshape(self, node: torch.fx.Node) -> _Expr:
+        """`x.view(n, c, -1)`: each sample given the shape the run found (`flatten(x, 1)` where it is flat), the
+        batch kept."""
+        before, after = self._shape(node.args[0]), self._shape(node)
+        source = node.args[0]
+        if isinstance(source, torch.fx.Node) and source.op == "get_attr":
+            raise _Unsupported(
+                f"`{_name_of(node.target)}` of the parameter `{source.target}` to {after}",
+                "the language reshapes tensors with a batch; a parameter is read as it is declared",
+            )
+        if not before or not after or before[0] != after[0]:
+            raise _Unsupported(
+                f"`{_name_of(node.target)}` from {before} to {after} (a batch of 2), which moves the batch",
+                "the language's reshape keeps the batch first",
+            )
+        if len(after) == 2:
+            return self._inline("flatten", node.args[0], {"start_dim": 1})
+        if after == before:
+            return self._value(node.args[0])
+        return _Expr(_op_text("reshape", {"sizes": tuple(after[1:])}, ("sizes",), self._value(node.args[0]).parts))
+
+    def _expand(self, node: torch.fx.Node) -> _Expr:
+        """A learnable tensor with a leading 1 expanded to the batch (ViT's class token): the parameter, which `cat`
+        and arithmetic expand."""
+        source = node.args[0]
+        if isinstance(source, torch.fx.Node) and source.op == "get_attr":
+            shape = tuple(dict(self.module.named_parameters(recurse=False))[str(source.target)].shape)
+            after = self._shape(node)
+            if shape[:1] == (1,) and after[1:] == shape[1:] and all(u.target is torch.cat for u in node.users):
+                return self._value(source)
+        raise _Unsupported("`expand` of a tensor other than a parameter joined to the tokens", "the language expands only in `cat`")
+
+    def _index(self, node: torch.fx.Node) -> _Expr:
+        """`x[:, 0]`, `x[:, 1:]`: one subscript per dimension from the batch on, the batch whole."""
+        items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
+        if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
+            raise _Unsupported("indexing a value that is not a tensor", "index tensors")
+        text: list[str] = []
+        for item in items:
+            item = self.known.get(item, item) if isinstance(item, torch.fx.Node) else item
+            if isinstance(item, slice):
+                bounds = [item.start, item.stop, item.step]
+                if any(b is not None and not isinstance(b, int) for b in bounds):
+                    raise _Unsupported(f"slicing with {item}", "slice with numbers")
+                words = ["" if b is None else literal(b) for b in bounds]
+                text.append(":".join(words[:2]) if item.step is None else ":".join(words))
+            elif isinstance(item, int) and not isinstance(item, bool):
+                text.append(literal(item))
+            else:
+                raise _Unsupported(f"indexing with {item!r}", "index with numbers and slices")
+        if not text or text[0] != ":":
+            raise _Unsupported("indexing the batch", "the first subscript is `:`, the batch whole")
+        value = self._value(node.args[0])
+        parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
+        return _Expr([*parts, f"[{', '.join(text)}]"])
+
+    def _split(self, node: torch.fx.Node) -> _Expr:
+        """`a, b = split(x, (16, 48), dim = 1)`: sizes written out where the forward gave one size for all parts."""
+        sizes = node.args[1] if len(node.args) > 1 else node.kwargs.get("split_size_or_sections", node.kwargs.get("split_size"))
+        dim = node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0)
+        sizes = self.known.get(sizes, sizes) if isinstance(sizes, torch.fx.Node) else sizes
+        dim = self.known.get(dim, dim) if isinstance(dim, torch.fx.Node) else dim
+        shape = self._shape(node.args[0])
+        if not isinstance(dim, int) or dim % len(shape) == 0:
+            raise _Unsupported("`split` over the batch", "split another dimension")
+        dim = dim % len(shape)
+        if isinstance(sizes, int):
+            total = shape[dim]
+            sizes = tuple(min(sizes, total - start) for start in range(0, total, sizes))
+        if not isinstance(sizes, (tuple, list)) or not all(isinstance(v, int) for v in sizes):
+            raise _Unsupported(f"`split` into {sizes!r}", "split into sizes given as numbers")
+        self.pieces[node] = len(sizes)
+        # The sizes as written, never a block's parameter: the generated module needs them as numbers (E016).
+        return _Expr(["split(", *self._value(node.args[0]).parts, f", {literal(tuple(sizes))}, dim = {dim})"])
 
     def _inline(self, op: str, tensor: Any, values: dict[str, Any]) -> _Expr:
         positional = ("start_dim",) if op == "flatten" else ()
@@ -837,17 +1058,22 @@ class _Forward:
     def _cat(self, node: torch.fx.Node) -> _Expr:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors")
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-        if dim != 1:
-            raise _Unsupported(
-                f"`torch.cat` on dimension {dim}", "the language's `cat` joins channels only (`cat(dim =)` is coming, issue 14)"
-            )
+        if isinstance(tensors, torch.fx.Node) and tensors.op == "placeholder":
+            # The forward's input is a list of tensors it joins first (torchvision's _DenseLayer): the spec passes
+            # the joined tensor, so the join is the input itself.
+            return self._value(tensors)
         if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, torch.fx.Node) for t in tensors):
             raise _Unsupported("`torch.cat` of a list built at run time", "concatenate named tensors")
+        if isinstance(dim, int) and dim < 0 and tensors[0] in self.shapes:
+            dim += len(self.shapes[tensors[0]])
+        if dim == 0 or not isinstance(dim, int):
+            raise _Unsupported(f"`torch.cat` on dimension {dim}", "the language's `cat` joins the dimensions of a sample")
         parts: list[Part] = ["cat("]
         for i, t in enumerate(tensors):
             parts.extend([", "] if i else [])
             parts.extend(self._value(t).parts)
-        return _Expr([*parts, ")"])
+        rank = len(self.shapes.get(tensors[0], (0, 0, 0, 0)))
+        return _Expr([*parts, ")" if dim == 1 and rank == 4 else f", dim = {dim})"])
 
     def _text(self) -> tuple[list[Part], bool]:
         sequential = len(self.lines) == 1 and self.lines[0][0] == "return "
@@ -863,7 +1089,25 @@ class _Forward:
 
 
 def _is_multi(node: torch.fx.Node) -> bool:
-    return (node.op == "call_function" and node.target is torch.chunk) or (node.op == "call_method" and node.target == "chunk")
+    return (node.op == "call_function" and node.target in (torch.chunk, torch.split)) or (
+        node.op == "call_method" and node.target in ("chunk", "split")
+    )
+
+
+def _channel_shuffle(forward: _Forward, node: torch.fx.Node) -> _Expr:
+    """torchvision's `channel_shuffle(x, groups)`: channels into (groups, C / groups), transposed, flattened back."""
+    groups = node.args[1] if len(node.args) > 1 else node.kwargs.get("groups")
+    groups = forward.known.get(groups, groups) if isinstance(groups, torch.fx.Node) else groups
+    if not isinstance(groups, int):
+        raise _Unsupported(f"`channel_shuffle` with groups {groups!r}", "shuffle a number of groups")
+    x = forward._value(node.args[0]).parts
+    grouped = _op_text("unflatten", {"dim": 1, "sizes": (groups, -1)}, ("dim", "sizes"), x)
+    swapped = _op_text("transpose", {"dim0": 1, "dim1": 2}, ("dim0", "dim1"), grouped)
+    return _Expr(["flatten(", *swapped, ", 1, 2)"])
+
+
+# Library functions traced as one call (`_wrapped_functions`), by name: how each is written.
+_LEAF_FUNCTIONS: dict[str, Callable[[_Forward, torch.fx.Node], _Expr]] = {"channel_shuffle": _channel_shuffle}
 
 
 def _chain(graph: torch.fx.Graph, name: str, items: list[str]) -> bool:
@@ -887,6 +1131,65 @@ def _chain(graph: torch.fx.Graph, name: str, items: list[str]) -> bool:
     return True
 
 
+# torchvision's _DenseBlock: each layer applied to every feature before it, all of them joined at the end.
+DENSE_FORWARD = "forward(x) {\nfor layer in members {\nnew_features = layer(x)\nx = cat(x, new_features)\n}\nreturn x\n}\n"
+
+
+def _dense_loop(graph: torch.fx.Graph, items: list[str]) -> bool:
+    """Whether the forward applies its children in order, each to the list of the input and every output before it,
+    and returns them all joined on channels (`features.append(layer(features))`, `torch.cat(features, 1)`): a loop
+    over the members that joins each one's new features to the tensor it carries (DENSE_FORWARD)."""
+    nodes = list(graph.nodes)
+    placeholders = [n for n in nodes if n.op == "placeholder"]
+    calls = [n for n in nodes if n.op == "call_module"]
+    if not items or len(placeholders) != 1 or [str(n.target) for n in calls] != items:
+        return False
+    features: list[torch.fx.Node] = [placeholders[0]]
+    for call in calls:
+        if call.kwargs or len(call.args) != 1 or not isinstance(call.args[0], (list, tuple)) or list(call.args[0]) != features:
+            return False
+        features.append(call)
+    out = nodes[-1]
+    cat = out.args[0] if out.op == "output" else None
+    if not isinstance(cat, torch.fx.Node) or cat.op != "call_function" or cat.target is not torch.cat:
+        return False
+    dim = cat.args[1] if len(cat.args) > 1 else cat.kwargs.get("dim", 0)
+    joined = cat.args[0] if cat.args else cat.kwargs.get("tensors")
+    rest = [n for n in nodes if n not in (*placeholders, *calls, cat, out)]
+    return isinstance(dim, int) and dim == 1 and isinstance(joined, (list, tuple)) and list(joined) == features and not rest
+
+
+def _self_attention(graph: torch.fx.Graph, module: nn.Module) -> None:
+    """`attn(x, x, x, need_weights=False)[0]` becomes `attn(x)`, as the spec applies `mha`: a tensor attended to itself,
+    the weights dropped."""
+    for node in list(graph.nodes):
+        if node.op != "call_module":
+            continue
+        try:
+            target = module.get_submodule(str(node.target))
+        except AttributeError:
+            continue
+        if not isinstance(target, nn.MultiheadAttention):
+            continue
+        kwargs = dict(node.kwargs)
+        args = [*node.args, *(kwargs.pop(k) for k in ("query", "key", "value") if k in kwargs)]
+        masks = all(kwargs.pop(k, None) is None for k in ("key_padding_mask", "attn_mask")) and not kwargs.pop("is_causal", False)
+        weights = kwargs.pop("need_weights", True)
+        kwargs.pop("average_attn_weights", None)
+        if len(args) != 3 or not (args[0] is args[1] is args[2]) or not masks or kwargs:
+            raise _Unsupported(f"`{node.target}` applied to other than one tensor attending to itself", "archc's mha is self-attention")
+        users = list(node.users)
+        indexed = [(u, u.args[1]) for u in users if u.op == "call_function" and u.target is operator.getitem and len(u.args) == 2]
+        weights_used = any(i == 1 and (u.users or weights) for u, i in indexed)
+        if len(indexed) != len(users) or weights_used or any(i not in (0, 1) for _, i in indexed):
+            raise _Unsupported(f"the attention weights of `{node.target}` used", "archc's mha returns the attended tokens only")
+        for user, i in indexed:
+            if i == 0:
+                user.replace_all_uses_with(node)
+            graph.erase_node(user)
+        node.args, node.kwargs = (args[0],), {}
+
+
 def _in_order(graph: torch.fx.Graph, names: list[str]) -> bool:
     """Whether the graph applies the named children in order, each to the previous one's output, and returns the last."""
     nodes = [n for n in graph.nodes]
@@ -908,10 +1211,23 @@ def _member_name(name: str) -> str:
 
 
 class Importer:
-    def __init__(self) -> None:
+    def __init__(self, model: nn.Module | None = None, shape: tuple[int, ...] = DEFAULT_INPUT) -> None:
+        self.model, self.shape = model, shape
+        self.shapes: dict[int, tuple[int, ...]] | None = None  # id(module) -> the size of its input, when asked
+        # Classes whose instances share a block only at one input size (the generated class cannot derive a size
+        # from its arguments otherwise: E073).
+        self.by_input: set[str] = set()
         self.instances: list[Instance] = []
         self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
         self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
+
+    def input_shape(self, module: nn.Module) -> tuple[int, ...] | None:
+        """The size of the tensor the model first applies `module` to, in a batch of two (None: never one tensor)."""
+        if self.model is None:
+            return None
+        if self.shapes is None:
+            self.shapes = input_shapes(self.model, self.shape)
+        return self.shapes.get(id(module))
 
     def member(self, module: nn.Module, path: str) -> list[Part]:
         """The constructor text of a member: an op, a seq or a block instance."""
@@ -920,13 +1236,6 @@ class Importer:
             if post is not None:
                 self.post[id(module)] = post
             return text
-        if isinstance(module, nn.MultiheadAttention):
-            raise ArchError(
-                "E120",
-                f"cannot import {_where(path, module)}: multi-head attention, which the language lacks",
-                _class_loc(type(module)),
-                "the language is growing multi-head attention (issue 14)",
-            )
         convert = _leaf_converter(module)
         if convert is not None:
             try:
@@ -935,8 +1244,11 @@ class Importer:
             except _Unsupported as e:
                 raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
         children = list(module.named_children())
+        if _is_plain_sequential(module) and not children:
+            return ["seq()"]  # an empty Sequential: the identity (GhostNet's shortcut where shapes agree)
         if (
             _is_plain_sequential(module)
+            and not _named_norm_acts(module)
             and children
             and all(_leaf_converter(c) is not None or (type(c).__module__, type(c).__name__) in NORM_ACT for _, c in children)
         ):
@@ -983,7 +1295,7 @@ class Importer:
                 _class_loc(type(module)),
                 "a block holds members and parameters; buffers belong to ops (batchnorm's running statistics)",
             )
-        if _sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict):
+        if (_sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict)) and not _named_norm_acts(module):
             if type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
                 raise ArchError(
                     "E120",
@@ -1017,6 +1329,12 @@ class Importer:
                 _trace_loc(e, type(module)),
                 "its forward depends on the input's values or sizes, or calls what torch.fx cannot follow",
             ) from None
+        run = run_graph(module, graph, self.input_shape(module)) if any(_needs_run(n) for n in graph.nodes) else None
+        try:
+            _self_attention(graph, module)
+        except _Unsupported as e:
+            raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
+        dense = _dense_loop(graph, [n for n, _ in children])
         for name, child in children:
             if type(child) in (nn.ModuleList, nn.ModuleDict) and _chain(graph, name, [n for n, _ in child.named_children()]):
                 self.chained.add(id(child))
@@ -1038,7 +1356,11 @@ class Importer:
                 )
             members.append((name, self.member(child, f"{path}.{name}" if path else name)))
         post = {name: self.post[id(child)] for name, child in children if id(child) in self.post}
-        forward, sequential = _Forward(graph, module, path, set(names), post).run()
+        if dense:
+            forward: list[Part] = [DENSE_FORWARD]
+            sequential = False
+        else:
+            forward, sequential = _Forward(graph, module, path, set(names), post, run).run()
         sequential = sequential and not post
         used_children = [n for n in names if n in called]
         inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
@@ -1052,6 +1374,8 @@ class Importer:
         out: list[Variant] = []
         for inst in self.instances:  # children are made before their parents
             key = inst.key()
+            if inst.cls in self.by_input:
+                key = (*key, self.input_shape(inst.module))
             variant = by_key.get(key)
             if variant is None:
                 names[inst.cls] += 1
@@ -1162,11 +1486,26 @@ def render_variant(variant: Variant) -> str:
         ref = text[0].inst.variant if len(text) == 1 and isinstance(text[0], Ref) else None
         statements.append((name, body, ref))
         at += n
-    lines.extend(_loops(statements))
+    named = _numbered_loop(statements) if inst.forward == [DENSE_FORWARD] else None
+    lines.extend(named if named is not None else _loops(statements))
     if inst.forward is not None:
         lines.append(_render_parts(inst.forward, filled[at:]))
     lines.append("}")
     return "\n".join(lines)
+
+
+def _numbered_loop(statements: list[tuple[str | None, str, Variant | None]]) -> list[str] | None:
+    """Members `denselayer1`, `denselayer2`, ... of one call, as a loop with computed names (torchvision's dense
+    block, as specs/lib/densenet.arch writes it); None where they are not."""
+    found = [re.fullmatch(r"([A-Za-z_]\w*?)(\d+)", name or "") for name, _, _ in statements]
+    if len(statements) < 2 or not all(found) or len({body for _, body, _ in statements}) != 1:
+        return None
+    prefixes = {m.group(1) for m in found if m}
+    numbers = [int(m.group(2)) for m in found if m]
+    if len(prefixes) != 1 or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return None
+    index = "i" if numbers[0] == 0 else f"i + {numbers[0]}"
+    return [f"for i in range({len(statements)}) {{", f'"{prefixes.pop()}{{{index}}}" = {statements[0][1]}', "}"]
 
 
 def _paths(variant: Variant) -> str:
@@ -1236,37 +1575,51 @@ def _loop(calls: list[str], variant: Variant | None) -> str:
 
 def import_model(source: Source) -> str:
     """The spec of a model, formatted, compiled to make sure it is whole."""
-    importer = Importer()
+    importer = Importer(source.model, source.input_shape)
     root = importer.member(source.model, "")
     if len(root) != 1 or not isinstance(root[0], Ref):
         raise ArchError("E120", f"cannot import {_where('', source.model)}: the model is a single layer", None, "wrap it in a module")
-    variants = importer.variants()
-    root_variant = root[0].inst.variant
+    name = source.name
+    while True:
+        variants = importer.variants()
+        text, name = _spec_text(source, name, variants, root[0])
+        file = f"{name}.arch"
+        try:
+            text = format_text(text, file)
+            compiled = compile_spec(Path(file), text=text)
+            compiled.python()
+        except ArchError as e:
+            again = re.search(r"in terms of (\w+)'s arguments", e.message) if e.code == "E073" else None
+            cls = next((v.instances[0].cls for v in variants if again and v.name == again.group(1)), None)
+            if cls is not None and cls not in importer.by_input:
+                importer.by_input.add(cls)  # a block per input size for this class, and try again
+                continue
+            raise ArchError(
+                "E120",
+                f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
+                None,
+                "the language cannot express this model yet; the error above names the construct",
+            ) from None
+        source.name = name  # the spec's file stem too: a generated function may not take a block's name
+        return text
+
+
+def _spec_text(source: Source, name: str, variants: list[Variant], root: Part) -> tuple[str, str]:
+    """(the spec's text, unformatted; the arch's name, apart from the blocks')."""
+    assert isinstance(root, Ref)
+    root_variant = root.inst.variant
     assert root_variant is not None
     taken = {v.name for v in variants}
-    name = source.name if source.name not in taken else f"{source.name.lower()}_net"
+    name = name if name not in taken else f"{name.lower()}_net"
     while name in taken:
         name += "_"
-    source.name = name  # the spec's file stem too: a generated function may not take a block's name
     header = [f"# Imported by `archc import {source.reference or source.name}` from {type(source.model).__module__}."]
     blocks = [render_variant(v) for v in variants]
     meta = [f'reference = "{source.reference}"'] if source.reference else [f'source = "{type(source.model).__module__}"']
     c, h, w = source.input_shape
     arch = f"arch {name}() = {root_variant.name}() {{\nmeta {{ {', '.join(meta)} }}\ninput ({c}, {h}, {w})\n}}"
     text = "\n".join(header) + "\n\n" + "\n\n".join([*blocks, arch]) + "\n"
-    text = _indent(text)
-    file = f"{name}.arch"
-    try:
-        text = format_text(text, file)
-        compile_spec(Path(file), text=text)
-    except ArchError as e:
-        raise ArchError(
-            "E120",
-            f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
-            None,
-            "the language cannot express this model yet; the error above names the construct",
-        ) from None
-    return text
+    return _indent(text), name
 
 
 def _indent(text: str) -> str:
