@@ -156,9 +156,10 @@ class Net(nn.Module):
         return self.conv(x)
 
 
-class Sum(Net):
+class Product(Net):
     def forward(self, x):
-        return self.conv(x).sum(1)
+        y = self.conv(x).flatten(2)
+        return y @ y.transpose(1, 2)
 """
 
 
@@ -170,7 +171,7 @@ def _imported(tmp: Path, name: str) -> str:
 
 
 def _not_expressible(tmp: Path) -> str:
-    return _imported(tmp, "Sum")
+    return _imported(tmp, "Product")
 
 
 def _not_traceable(tmp: Path) -> str:

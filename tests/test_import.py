@@ -123,13 +123,13 @@ def test_a_model_from_a_python_file(tmp_path: Path) -> None:
         "        self.pool = nn.AdaptiveAvgPool2d(1)\n"
         "        self.fc = nn.Linear(8, 5)\n\n"
         "    def forward(self, x):\n"
-        "        return self.fc(self.pool(self.stem(x) + x.sigmoid().sum(1, keepdim=True)).flatten(1))\n",
+        "        return self.fc(self.pool(self.stem(x) + x.roll(1, 2)).flatten(1))\n",
         encoding="utf-8",
     )
     code, _, err = run_cli("import", f"{tmp_path / 'tiny.py'}:Tiny")
-    assert code == 1 and "error[E120]" in err and "`sum`" in err and f"{tmp_path / 'tiny.py'}:12:" in err
+    assert code == 1 and "error[E120]" in err and "`roll`" in err and f"{tmp_path / 'tiny.py'}:12:" in err
     (tmp_path / "tiny.py").write_text(
-        (tmp_path / "tiny.py").read_text(encoding="utf-8").replace(" + x.sigmoid().sum(1, keepdim=True)", " * 0.5"), encoding="utf-8"
+        (tmp_path / "tiny.py").read_text(encoding="utf-8").replace(" + x.roll(1, 2)", " * 0.5"), encoding="utf-8"
     )
     target = tmp_path / "tiny.arch"
     code, _, err = run_cli("import", f"{tmp_path / 'tiny.py'}:Tiny", "-o", str(target), "--input", "3x32x32")

@@ -359,14 +359,26 @@ def _op_text(op: str, values: dict[str, Any], positional: tuple[str, ...] = (), 
 def _conv(m: nn.Conv2d) -> tuple[str, dict[str, Any]]:
     if m.padding_mode != "zeros":
         raise _Unsupported(f"padding_mode={m.padding_mode!r}", "archc's conv pads with zeros only")
-    if isinstance(m.padding, str):
-        raise _Unsupported(f"padding={m.padding!r}", "archc's conv takes explicit paddings, not 'same'/'valid'")
     return "conv", {
         "out_channels": m.out_channels,
         "kernel_size": _square(m.kernel_size),
         "stride": _square(m.stride),
-        "padding": _square(m.padding),
+        "padding": m.padding if isinstance(m.padding, str) else _square(m.padding),
         "dilation": _square(m.dilation),
+        "groups": m.groups,
+        "bias": m.bias is not None,
+    }
+
+
+def _conv1d(m: nn.Conv1d) -> tuple[str, dict[str, Any]]:
+    if m.padding_mode != "zeros":
+        raise _Unsupported(f"padding_mode={m.padding_mode!r}", "archc's conv1d pads with zeros only")
+    return "conv1d", {
+        "out_channels": m.out_channels,
+        "kernel_size": m.kernel_size[0],
+        "stride": m.stride[0],
+        "padding": m.padding if isinstance(m.padding, str) else m.padding[0],
+        "dilation": m.dilation[0],
         "groups": m.groups,
         "bias": m.bias is not None,
     }
@@ -440,6 +452,7 @@ def _permute(m: Any) -> tuple[str, dict[str, Any]]:
 
 LEAVES: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     nn.Conv2d: _conv,
+    nn.Conv1d: _conv1d,
     nn.Linear: lambda m: ("linear", {"out_features": m.out_features, "bias": m.bias is not None}),
     nn.BatchNorm2d: _batchnorm,
     nn.BatchNorm1d: _batchnorm,
@@ -684,7 +697,6 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 }
 # What the language does not have yet, by the torch function or method that needs it.
 _MISSING = {
-    "sum": "a reduction by sum (the language has `mean` and `amax`)",
     "size": "reading a tensor's size in the forward, where the module is not applied to one tensor",
     "getattr": "reading a tensor's attribute (`x.shape`) in the forward, where the module is not applied to one tensor",
     "scaled_dot_product_attention": "attention written with its own projections (the language has `mha`, nn.MultiheadAttention)",
@@ -881,6 +893,8 @@ class _Forward:
             return self._spatial_mean(node)
         if (node.op == "call_method" and node.target == "amax") or (node.op == "call_function" and node.target is torch.amax):
             return self._reduce(node, "amax")
+        if (node.op == "call_method" and node.target == "sum") or (node.op == "call_function" and node.target is torch.sum):
+            return self._reduce(node, "sum")
         if node.op == "call_method" and node.target == "contiguous":
             return self._value(node.args[0])
         if node.op == "call_method" and node.target == "permute":
