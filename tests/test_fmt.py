@@ -145,7 +145,9 @@ def test_generated_specs_keep_their_ast_and_comments_and_format_to_a_fixed_point
     once = format_text(text, "generated.arch")
     assert_same_program(text, once)
     assert format_text(once, "generated.arch") == once
-    assert all(len(line) <= 140 or "(" not in line for line in once.splitlines() if not line.lstrip().startswith("#"))
+    # The width is the code's (docs/language.md): a comment after the code follows it, however long the line gets.
+    code = [re.sub(r"\s{2,}#.*$", "", line) for line in once.splitlines() if not line.lstrip().startswith("#")]
+    assert all(len(line) <= 140 or "(" not in line for line in code)
 
 
 def test_layout_rules() -> None:
