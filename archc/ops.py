@@ -627,6 +627,15 @@ def _conv1d_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
     return Cost(numel(out) * (a["in_channels"] // a["groups"]) * a["kernel_size"])
 
 
+def _param_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
+    """`torch.full(shape, fill)`, or with `std` a normal draw around `fill` (ViT's position embedding:
+    `torch.empty(...).normal_(std=0.02)`)."""
+    shape = literal(tuple(a["shape"]))
+    if not is_symbolic(a["std"]) and a["std"] == 0:
+        return "nn.Parameter", [Sym(f"torch.full({shape}, {literal(a['fill'])})")], {}
+    return "nn.Parameter", [Sym(f"torch.empty({shape}).normal_({literal(a['fill'])}, {literal(a['std'])})")], {}
+
+
 def _hardtanh_check(a: Attrs, s: Shape) -> None:
     low, high = a["min_val"], a["max_val"]
     if _is_number(low) and _is_number(high) and not low < high:
@@ -1318,9 +1327,9 @@ OPS: dict[str, Op] = {
             "param",
             "A learnable tensor of its own (`nn.Parameter`), not inside a module: ConvNeXt's layer scale, a class token. "
             "Read by name in a forward; its shape is PyTorch's (no batch), broadcast against a batch of activations.",
-            (("shape", REQUIRED), ("fill", 0.0)),
+            (("shape", REQUIRED), ("fill", 0.0), ("std", 0.0)),
             lambda a, s: tuple(a["shape"]),
-            lambda a: ("nn.Parameter", [Sym(f"torch.full({literal(tuple(a['shape']))}, {literal(a['fill'])})")], {}),
+            _param_module,
             _free,
             params=lambda a: numel(tuple(a["shape"])),
             allocates_output=False,
@@ -1448,6 +1457,7 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a tuple of positive sizes, e.g. (dim, 1, 1)",
     ),
     "fill": (_is_number, "a number"),
+    "std": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
     "mode": (lambda v: v in ("row", "batch"), '"row" (one draw per sample) or "batch" (one for the batch)'),
     "dim": (
         lambda v: _is_int(v) or (isinstance(v, tuple) and all(_is_int(d) for d in v)),

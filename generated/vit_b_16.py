@@ -3,12 +3,12 @@
 
 Reference implementation: torchvision:vit_b_16.
 """
-from collections import OrderedDict
+import math
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EncoderBlock", "EncoderLayers", "Encoder", "VisionTransformer", "vit_b_16"]
+__all__ = ["EncoderBlock", "EncoderLayers", "Encoder", "Heads", "VisionTransformer", "vit_b_16"]
 
 
 class EncoderBlock(nn.Module):
@@ -59,7 +59,7 @@ class Encoder(nn.Module):
 
     def __init__(self, seq_length: int, num_layers: int, num_heads: int, hidden_dim: int, mlp_dim: int, drop: float = 0.0, attention_dropout: float = 0.0) -> None:
         super().__init__()
-        self.pos_embedding = nn.Parameter(torch.full((1, seq_length, hidden_dim), 0.0))
+        self.pos_embedding = nn.Parameter(torch.empty((1, seq_length, hidden_dim)).normal_(0.0, 0.02))
         self.dropout = nn.Dropout(p=drop)
         self.layers = EncoderLayers(num_layers, num_heads, hidden_dim, mlp_dim, drop, attention_dropout)
         self.ln = nn.LayerNorm(hidden_dim, eps=1e-06)
@@ -69,6 +69,18 @@ class Encoder(nn.Module):
         x = self.dropout(x)
         x = self.layers(x)
         x = self.ln(x)
+        return x
+
+
+class Heads(nn.Module):
+    """torchvision's `heads`, an nn.Sequential holding one linear named `head`."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.head = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.head(x)
         return x
 
 
@@ -84,13 +96,23 @@ class VisionTransformer(nn.Module):
         self.conv_proj = nn.Conv2d(in_channels, hidden_dim, kernel_size=patch_size, stride=patch_size)
         self.class_token = nn.Parameter(torch.full((1, 1, hidden_dim), 0.0))
         self.encoder = Encoder(seq_length, num_layers, num_heads, hidden_dim, mlp_dim, drop, attention_dropout)
-        self.heads = nn.Sequential(
-            OrderedDict(
-                [
-                    ('head', nn.Linear(hidden_dim, num_classes)),
-                ]
-            )
-        )
+        self.heads = Heads(hidden_dim, num_classes)
+        for m in self.modules():
+            if isinstance(m, VisionTransformer):
+                nn.init.trunc_normal_(m.conv_proj.weight, std=math.sqrt(1 / (3 * patch_size * patch_size)))
+                if m.conv_proj.bias is not None:
+                    nn.init.constant_(m.conv_proj.bias, 0)
+            elif isinstance(m, EncoderBlock):
+                nn.init.xavier_uniform_(m.mlp[0].weight)
+                if m.mlp[0].bias is not None:
+                    nn.init.normal_(m.mlp[0].bias, std=1e-06)
+                nn.init.xavier_uniform_(m.mlp[3].weight)
+                if m.mlp[3].bias is not None:
+                    nn.init.normal_(m.mlp[3].bias, std=1e-06)
+            elif isinstance(m, Heads):
+                nn.init.constant_(m.head.weight, 0)
+                if m.head.bias is not None:
+                    nn.init.constant_(m.head.bias, 0)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv_proj(x)
