@@ -804,6 +804,11 @@ TRANSPOSE = '''class Transpose(nn.Module):
         return torch.transpose(x, self.dim0, self.dim1)'''
 
 
+def _no_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
+    """The module form of an op applied inline only (`member = False`, or `multi`): sema.calls refuses it as a member."""
+    return "", [], {}
+
+
 @dataclass(frozen=True)
 class Op:
     """One primitive op and its rules."""
@@ -848,6 +853,22 @@ class Op:
     apply: str | None = None
     # Not callable by name in a spec: written with syntax of its own (`x[:, 0]`).
     syntax_only: bool = False
+
+
+def _reduction(name: str, doc: str) -> Op:
+    """A reduction over dimensions (`torch.<name>(x, dim, keepdim=...)`), applied inline; listed in REDUCTIONS."""
+    return Op(
+        name,
+        doc,
+        (("dim", REQUIRED), ("keepdim", False)),
+        _reduce_shape(name),
+        _no_module,
+        _free,
+        functional=f"torch.{name}",
+        axes=_reduce_axes,
+        positional=("dim",),
+        member=False,
+    )
 
 
 OPS: dict[str, Op] = {
@@ -1174,57 +1195,30 @@ OPS: dict[str, Op] = {
             "`x1, x2 = chunk(x, 2, dim = 1)`, as ShuffleNetV2 splits its channels.",
             (("chunks", REQUIRED), ("dim", REQUIRED)),
             _chunk_shape,
-            lambda a: ("", [], {}),  # never a member: sema.calls refuses one
+            _no_module,
             _free,
             functional="torch.chunk",
             allocates_output=False,
             positional=("chunks", "dim"),
             multi=True,
         ),
-        Op(
+        _reduction(
             "mean",
             "Mean over `dim` (one PyTorch dimension or a tuple, the batch 0), keeping them as size 1 with `keepdim`: "
             "`mean(x, (2, 3))` pools a map globally, as ShuffleNetV2's `x.mean([2, 3])`.",
-            (("dim", REQUIRED), ("keepdim", False)),
-            _reduce_shape("mean"),
-            lambda a: ("", [], {}),
-            _free,
-            functional="torch.mean",
-            axes=_reduce_axes,
-            positional=("dim",),
-            member=False,
         ),
-        Op(
+        _reduction(
             "sum",
             "Sum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`: split attention's `x.sum(dim=1)`.",
-            (("dim", REQUIRED), ("keepdim", False)),
-            _reduce_shape("sum"),
-            lambda a: ("", [], {}),
-            _free,
-            functional="torch.sum",
-            axes=_reduce_axes,
-            positional=("dim",),
-            member=False,
         ),
-        Op(
-            "amax",
-            "Maximum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`.",
-            (("dim", REQUIRED), ("keepdim", False)),
-            _reduce_shape("amax"),
-            lambda a: ("", [], {}),
-            _free,
-            functional="torch.amax",
-            axes=_reduce_axes,
-            positional=("dim",),
-            member=False,
-        ),
+        _reduction("amax", "Maximum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`."),
         Op(
             "reshape",
             "Gives each sample the shape `sizes` (the batch kept; one size may be -1): `reshape(x, (768, -1))` is "
             "torchvision's `x.reshape(n, 768, -1)`.",
             (("sizes", REQUIRED),),
             _reshape_shape,
-            lambda a: ("", [], {}),
+            _no_module,
             _free,
             functional="reshape",
             allocates_output=False,
@@ -1238,7 +1232,7 @@ OPS: dict[str, Op] = {
             "`x[:, 0]`, `x[:, 1:]`: indexing and slicing a tensor, the batch kept whole (written with brackets).",
             (("items", REQUIRED),),
             _index_shape,
-            lambda a: ("", [], {}),
+            _no_module,
             _free,
             functional="index",
             allocates_output=False,
@@ -1252,7 +1246,7 @@ OPS: dict[str, Op] = {
             "Splits a tensor along `dim` into parts of the given sizes, unpacked in a forward: `a, b = split(x, (16, 48), dim = 1)`.",
             (("split_sizes", REQUIRED), ("dim", REQUIRED)),
             _split_shape,
-            lambda a: ("", [], {}),
+            _no_module,
             _free,
             functional="torch.split",
             allocates_output=False,
@@ -1355,7 +1349,7 @@ DIV = "div"
 ARITHMETIC = (ADD, SUB, MUL, DIV)
 SYMBOLS = {ADD: "+", SUB: "-", MUL: "*", DIV: "/"}
 CAT = "cat"
-REDUCTIONS = ("mean", "amax", "sum")
+REDUCTIONS = tuple(name for name, op in OPS.items() if op.axes is _reduce_axes)
 
 PARAM = "param"
 
