@@ -239,7 +239,7 @@ class EfficientNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(output_size=1)
         self.classifier = nn.Sequential(
             nn.Dropout(p=dropout, inplace=True),
-            nn.Linear(1280, num_classes),
+            nn.Linear(last_channel, num_classes),
         )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):

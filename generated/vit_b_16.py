@@ -18,12 +18,12 @@ class EncoderBlock(nn.Module):
 
     def __init__(self, num_heads: int, hidden_dim: int, mlp_dim: int, drop: float = 0.0, attention_dropout: float = 0.0) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(768, eps=1e-06)
-        self.self_attention = nn.MultiheadAttention(768, num_heads, dropout=attention_dropout, batch_first=True)
+        self.ln_1 = nn.LayerNorm(hidden_dim, eps=1e-06)
+        self.self_attention = nn.MultiheadAttention(hidden_dim, num_heads, dropout=attention_dropout, batch_first=True)
         self.dropout = nn.Dropout(p=drop)
-        self.ln_2 = nn.LayerNorm(768, eps=1e-06)
+        self.ln_2 = nn.LayerNorm(hidden_dim, eps=1e-06)
         self.mlp = nn.Sequential(
-            nn.Linear(768, mlp_dim),
+            nn.Linear(hidden_dim, mlp_dim),
             nn.GELU(),
             nn.Dropout(p=drop),
             nn.Linear(mlp_dim, hidden_dim),

@@ -265,3 +265,19 @@ def test_conv1d_across_channels_equals_timm_eca(compile_arch: Any) -> None:
     assert isinstance(model.e.conv, torch.nn.Conv1d)
     assert_counts(compiled, model)
     assert count_macs(compiled.arch).macs * 2 == flops_math(model, torch.randn(1, 3, 16, 16))
+
+
+def test_generated_encoder_block_takes_its_width_from_hidden_dim(tmp_path: Path) -> None:
+    """The block class on tokens writes its widths as torchvision's EncoderBlock does (`nn.LayerNorm(hidden_dim)`),
+    so it builds at a width no instance of the spec has, and equals torchvision's layer of that width."""
+    from torchvision.models.vision_transformer import EncoderBlock
+
+    compiled = compile_spec(SPECS / "vit_b_16.arch")
+    module = load_source(compiled.python(), "vit_b_16", tmp_path)
+    torch.manual_seed(0)
+    ours = module.EncoderBlock(4, 32, 64).eval()
+    theirs = EncoderBlock(4, 32, 64, 0.0, 0.0, norm_layer=torch.nn.LayerNorm).eval()
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))

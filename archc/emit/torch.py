@@ -182,7 +182,26 @@ class Generator:
                 "its instances are used at different input sizes: pool to a fixed size first (adaptive_avgpool), or write a block per use",
             )
         value = values[0]
-        return tuple(value) if isinstance(value, list) else value
+        if isinstance(value, list):
+            return tuple(value)
+        return self._as_parameter(defn, value)
+
+    def _as_parameter(self, defn: str, value: Any) -> Any:
+        """`value` written as the one constructor parameter of `defn` that equals it in every instance, where there
+        is one (torchvision's `nn.LayerNorm(hidden_dim)` in a block on tokens, whose width is not `in_channels`)."""
+        instances = self.instances.get(defn, [])
+        if not instances or not isinstance(value, int) or isinstance(value, bool) or value < 2:
+            return value
+        definition = self.program.definitions.get(defn)
+        if definition is None or definition.kind != "block":
+            return value
+        fixed = self.constants.get(defn, {})
+        matches = [
+            p.name
+            for p in definition.params
+            if p.name not in fixed and all(type(inst.args.get(p.name)) is int and inst.args.get(p.name) == value for inst in instances)
+        ]
+        return Sym(matches[0]) if len(matches) == 1 else value
 
     def call_arguments(
         self, defn: S.Definition, args: list[Any], kwargs: dict[str, Any], bound: dict[str, Any]
