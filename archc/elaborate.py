@@ -563,10 +563,15 @@ def elaborate(
     arch = program.arch()
     params = top_level_params(program, overrides or {})
     scope = Scope(params)
-    if arch.input is None:
-        raise ArchError("E029", f"`{arch.name}` has no input shape", arch.loc, "add `input (3, 224, 224)` (channels, height, width)")
-    dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]
-    for d, e in zip(dims, arch.input.dims, strict=True):
+    if arch.input is None and input_shape is None:
+        raise ArchError(
+            "E029",
+            f"`{arch.name}` has no input shape",
+            arch.loc,
+            "add `input (3, 224, 224)` (channels, height, width), or give one with --input 3x224x224",
+        )
+    dims = list(input_shape) if input_shape is not None else [evaluate(d, scope) for d in arch.input.dims]  # type: ignore[union-attr]
+    for i, d in enumerate(dims):
         if not isinstance(d, int) or isinstance(d, bool) or not 0 < d <= ops.MAX_SIZE:
             if input_shape is not None:  # the caller's size, not the spec's `input`
                 raise ArchError(
@@ -578,13 +583,13 @@ def elaborate(
             raise ArchError(
                 "E044",
                 f"input sizes must be positive integers up to 2**31 - 1, got {d!r}",
-                e.loc,
+                arch.input.dims[i].loc,  # type: ignore[union-attr]
                 "channels, height and width, e.g. input (3, 224, 224)",
             )
     meta = {k: evaluate(v, scope) for k, v in arch.meta.items()}
     elab = Elaborator(program, max_nodes)
     elab.input_given = input_shape is not None
-    x = _input_node(elab, dims, arch.input.loc)
+    x = _input_node(elab, dims, arch.input.loc if arch.input is not None else arch.loc)
     if arch.root is not None:
         spec = elab.make_spec(arch.root, scope)
         if spec.kind != "block":

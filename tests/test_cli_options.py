@@ -185,3 +185,21 @@ def test_resume_of_a_finished_run_answers_before_importing_torch(tmp_path: Path)
     assert "torch" not in names and "numpy" not in names
     r = subprocess.run([sys.executable, "-m", "archc", *argv, "--resume"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout == f"{ck}: run already finished at step 2 (epoch 1; --epochs 1); nothing to do\n"
+
+
+def test_a_spec_without_input_takes_the_one_given(tmp_path: Path) -> None:
+    spec = tmp_path / "n.arch"
+    spec.write_text("arch n() {\n    c = conv(4, 3)\n}\n")
+    given = run_cli("summary", str(spec), "--input", "2x9x7", "--json")
+    assert given.code == 0, given.err
+    # Against a spec that states the same input: the same table.
+    stated = tmp_path / "s.arch"
+    stated.write_text("arch n() {\n    input (2, 9, 7)\n    c = conv(4, 3)\n}\n")
+    ours, theirs = json.loads(given.out), json.loads(run_cli("summary", str(stated), "--json").out)
+    for table in (ours, theirs):  # the file and its lines differ: the spec that states its input has one more line
+        table.pop("spec")
+        for layer in table["layers"]:
+            layer.pop("line")
+    assert ours == theirs
+    missing = run_cli("summary", str(spec))
+    assert missing.code == 1 and "error[E029]" in missing.err and "--input" in missing.err

@@ -1345,8 +1345,8 @@ def emit_python(
         return (Sym("in_channels"), *(UNKNOWN for _ in range(rank - 1)))
 
     top_scope = Scope({p.name: Sym(p.name) for p in arch_def.params})
-    assert arch_def.input is not None
-    dims = input_shape if input_shape is not None else tuple(evaluate(d, top_scope) for d in arch_def.input.dims)
+    assert arch_def.input is not None or input_shape is not None
+    dims = input_shape if input_shape is not None else tuple(evaluate(d, top_scope) for d in arch_def.input.dims)  # type: ignore[union-attr]
     # The input's channels as a constructor argument (timm's `in_chans`), the spec's count its default, where the spec
     # writes a number there (an arch parameter there already is one). Every size after the input is derived from it.
     # Not where the spec uses the name itself (an arch parameter, a block, a `let` or loop variable of the arch's).
