@@ -1,0 +1,55 @@
+"""The expression builtins that compute sizes from the input: `log` (ECA's adaptive kernel size), evaluated by archc
+and written into the generated class, both held to Python's math.log."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from archc.errors import ArchError
+
+ECA_KERNEL = """
+block Eca(gamma = 2, beta = 1) {
+    let t = int(abs(log(in.channels, 2) + beta) / gamma)
+    let k = max((t if t % 2 == 1 else t + 1), 3)
+    conv = conv1d(1, k, padding = (k - 1) // 2, bias = false)
+    forward(x) = x * reshape(conv(reshape(mean(x, (2, 3)), (1, -1))), (-1, 1, 1))
+}
+
+arch model(width = 64) {
+    input (3, 8, 8)
+    stem = conv(width, 1)
+    eca = Eca()
+    natural = conv(int(log(width) * 10), 1)
+}
+"""
+
+
+def eca_kernel(channels: int) -> int:
+    """timm's EcaModule: t = int(abs(math.log(channels, 2) + beta) / gamma), then odd and at least 3."""
+    t = int(abs(math.log(channels, 2) + 1) / 2)
+    return max(t if t % 2 else t + 1, 3)
+
+
+@pytest.mark.parametrize("width", [16, 64, 256, 2048, 100])
+def test_log_sizes_equal_pythons_in_archc_and_in_the_generated_class(compile_arch: Any, width: int) -> None:
+    compiled, module = compile_arch(ECA_KERNEL, overrides={"width": width})
+    sizes = {m.path: m.attrs for m in compiled.arch.modules() if m.kind == "op"}
+    assert sizes["eca.conv"]["kernel_size"] == eca_kernel(width)
+    assert sizes["natural"]["out_channels"] == int(math.log(width) * 10)
+    # The class computes the kernel from its in_channels: built at another width, it follows math.log.
+    assert "math.log(in_channels, 2)" in compiled.python()
+    for channels in (width, 512):
+        eca = module.Eca(channels)
+        assert eca.conv.kernel_size == (eca_kernel(channels),)
+    model = module.model()
+    assert model.natural.out_channels == int(math.log(width) * 10)
+
+
+def test_log_outside_its_domain_is_an_error_at_the_call(compile_arch: Any) -> None:
+    with pytest.raises(ArchError) as err:
+        compile_arch("arch model(w = 0) {\n    input (3, 8, 8)\n    c = conv(int(log(w, 2)) + 1, 1)\n}\n")
+    assert err.value.code == "E045" and "log" in str(err.value)
+    assert err.value.loc is not None and (err.value.loc.line, err.value.loc.column) == (3, 18)
