@@ -53,3 +53,37 @@ def test_log_outside_its_domain_is_an_error_at_the_call(compile_arch: Any) -> No
         compile_arch("arch model(w = 0) {\n    input (3, 8, 8)\n    c = conv(int(log(w, 2)) + 1, 1)\n}\n")
     assert err.value.code == "E045" and "log" in str(err.value)
     assert err.value.loc is not None and (err.value.loc.line, err.value.loc.column) == (3, 18)
+
+
+ROUNDED = """
+block Widths(base = 16.0, step = 11.25) {
+    let c = base
+    for i in range(4) {
+        conv(round(c), 1)
+        let c = c + step
+    }
+}
+
+arch model(step = 11.25) {
+    input (3, 8, 8)
+    widths = Widths(step = step)
+}
+"""
+
+
+@pytest.mark.parametrize("step", [11.25, 0.5, 2.5])
+def test_round_halves_to_even_as_python_in_archc_and_in_the_generated_class(compile_arch: Any, step: float) -> None:
+    # ReXNet's widths: 16 + k · 11.25 rounded, 38.5 to 38 (Python's round, not half up).
+    expected = [round(16.0 + k * step) for k in range(4)]
+    compiled, module = compile_arch(ROUNDED, overrides={"step": step})
+    assert [m.attrs["out_channels"] for m in compiled.arch.modules() if m.kind == "op"] == expected
+    assert "round(c)" in compiled.python()
+    built = module.Widths(3, step=step)
+    assert [c.out_channels for c in built] == expected
+    assert [c.out_channels for c in module.Widths(3, step=step + 1.0)] == [round(16.0 + k * (step + 1.0)) for k in range(4)]
+
+
+def test_a_name_round_would_shadow_the_builtin_the_generated_code_calls(compile_arch: Any) -> None:
+    with pytest.raises(ArchError) as err:
+        compile_arch("arch model(round = 2) {\n    input (3, 8, 8)\n    c = conv(round, 1)\n}\n")
+    assert err.value.code == "E070" and "`round`" in str(err.value)

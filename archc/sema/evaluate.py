@@ -81,6 +81,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "ceil": _numeric("math.ceil", math.ceil),
     "sqrt": _numeric("math.sqrt", math.sqrt),
     "log": _numeric("math.log", math.log),
+    "round": _numeric("round", round),
     "range": _range,
 }
 
