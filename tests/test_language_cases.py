@@ -312,6 +312,7 @@ def test_init_rules_set_each_parameter_as_torch_nn_init_does(compile_arch: Any) 
         ('Head.proj = kaiming_uniform(nonlinearity = "gelu")', "E112", 'nonlinearity of kaiming_uniform is "gelu"'),
         ("Head.norm = xavier_normal()", "E112", "xavier_normal needs a tensor of 2 or more dimensions"),
         ("Head.fc = normal(0, undefined)", "E010", "unknown name `undefined`"),
+        ("Head.fc = normal(0, 1.0 / in.channels)", "E112", "an init argument cannot read `in.channels`"),
         ("Head.fc = zeros()\n        Head.fc = ones()", "E111", "`Head.fc` is initialised twice"),
     ],
 )

@@ -370,3 +370,24 @@ def test_the_zoo_comparison_catches_batchnorm_momentum_that_no_eval_output_shows
     with pytest.raises(AssertionError) as caught:
         assert_equals_reference(compiled, model, reference, batch=1)
     assert str(caught.value).startswith("bn1  ") and "momentum: spec 0.01, reference 0.1" in str(caught.value)
+
+
+def test_timms_own_activation_classes_are_compared_as_the_torch_nn_activation_they_compute() -> None:
+    # timm.layers.activations' Sigmoid (ECA's gate), HardSigmoid, ... derive from nn.Module alone; each computes a
+    # torch.nn activation, which the spec's op writes: the same type, while a different activation still differs.
+    from timm.layers import activations
+
+    x = torch.randn(64) * 8
+    for theirs, ours in [
+        (activations.Sigmoid(), nn.Sigmoid()),
+        (activations.Tanh(), nn.Tanh()),
+        (activations.Swish(), nn.SiLU()),
+        (activations.Mish(), nn.Mish()),
+        (activations.HardSigmoid(), nn.Hardsigmoid()),
+        (activations.HardSwish(), nn.Hardswish()),
+        (activations.GELU(), nn.GELU()),
+    ]:
+        assert torch.allclose(theirs(x.clone()), ours(x.clone()), atol=1e-6), type(theirs).__name__  # the claim itself
+        assert compare_settings(ours, theirs) == [], type(theirs).__name__
+    assert compare_settings(nn.Hardsigmoid(), activations.Sigmoid()) == [("type", "Hardsigmoid", "Sigmoid")]
+    assert compare_settings(nn.SiLU(inplace=True), activations.Swish()) == [("inplace", True, False)]

@@ -54,7 +54,7 @@ RESERVED = {"self", "torch", "nn", "F", "Tensor", "Any", "OrderedDict", "math", 
 HELPER_NAMES = {"StochasticDepth", "stochastic_depth", "Permute", "Transpose", "LayerNorm2d"}
 # Python builtins the generated code calls or annotates with (the language's builtins become these, loops use
 # `range` and `enumerate`): a parameter, `let` or loop variable of the same name would shadow them.
-EMITTED_BUILTINS = {"abs", "bool", "enumerate", "float", "int", "len", "list", "max", "min", "range", "str", "super", "tuple"}
+EMITTED_BUILTINS = {"abs", "bool", "enumerate", "float", "int", "len", "list", "max", "min", "range", "round", "str", "super", "tuple"}
 # The public attributes of nn.Module and nn.Sequential instances, which a member, a `seq` key or a parameter kept
 # as an attribute (`self.scale`) of the same name would shadow; names starting with `_` are refused as well, which
 # covers their private ones. tests/test_hostile.py holds this list to the installed torch.

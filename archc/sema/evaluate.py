@@ -80,6 +80,8 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "len": _numeric("len", len),
     "ceil": _numeric("math.ceil", math.ceil),
     "sqrt": _numeric("math.sqrt", math.sqrt),
+    "log": _numeric("math.log", math.log),
+    "round": _numeric("round", round),
     "range": _range,
 }
 

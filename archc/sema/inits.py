@@ -231,6 +231,14 @@ def check_rule_params(target: Target, rule: S.InitRule) -> None:
                 "use normal, uniform, trunc_normal or constant",
             )
         for name, expr in bound.items():
+            reads_input = next((e for e in S.walk(expr) if isinstance(e, S.InputAttr)), None)
+            if reads_input is not None:
+                raise ArchError(
+                    "E112",
+                    f"an init argument cannot read `in.channels`: {call.func}'s `{name}` is a value of the block's parameters",
+                    reads_input.loc,
+                    'pass the width as a parameter, or let the function compute the fan: kaiming_normal(mode = "fan_out")',
+                )
             if not S.names_used(expr):
                 check_value(call.func, name, evaluate(expr, Scope()), expr.loc)
 

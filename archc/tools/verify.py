@@ -126,11 +126,26 @@ def _is_leaf(module: nn.Module) -> bool:
     return next(module.children(), None) is None
 
 
+# timm's own activation classes (timm/layers/activations.py) derive from nn.Module alone; each computes the torch.nn
+# activation named here (timm's `inplace` aside, compared as a setting where the torch.nn class has one).
+_TIMM_ACTIVATIONS = {
+    "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh",
+    "Swish": "SiLU",
+    "Mish": "Mish",
+    "HardSigmoid": "Hardsigmoid",
+    "HardSwish": "Hardswish",
+    "GELU": "GELU",
+}
+
+
 def torch_type(module: nn.Module) -> str:
-    """The torch.nn class a module is (for a custom class, the nearest torch.nn class it derives from); an empty
-    container is the identity."""
+    """The torch.nn class a module is (for a custom class, the nearest torch.nn class it derives from, for timm's
+    own activations the torch.nn activation they compute); an empty container is the identity."""
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) and _is_leaf(module):
         return "Identity"
+    if type(module).__module__ == "timm.layers.activations" and type(module).__name__ in _TIMM_ACTIVATIONS:
+        return _TIMM_ACTIVATIONS[type(module).__name__]
     for cls in type(module).__mro__:
         if cls.__module__ == "torch.nn" or cls.__module__.startswith("torch.nn."):
             return cls.__name__
