@@ -114,7 +114,8 @@ class Elaborator:
         else:
             shape = infer_shape(op, attrs, [t.shape for t in inputs], loc, [self.origin(t) for t in inputs], [t.axes for t in inputs])
             try:
-                axes = infer_axes(op, attrs, [t.axes for t in inputs if t.batched] or [t.axes for t in inputs], shape)
+                leading = [t for t in inputs if t.batched] or inputs
+                axes = infer_axes(op, attrs, [t.axes for t in leading], shape, leading[0].shape)
             except ops.OpError as e:
                 raise ArchError(e.code, e.message, loc, e.hint) from None
         node = Node(

@@ -482,15 +482,62 @@ def _reshape_shape(a: Attrs, s: Shape) -> Shape:
     return tuple(whole // known if not is_symbolic(v) and v == -1 else v for v in sizes)
 
 
-def _reshape_axes(a: Attrs, axes: Axes) -> Axes:
-    n = len(a["sizes"])
-    if n == len(axes):
-        return axes
-    if n == 3:
+def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
+    """What each dimension of a reshape's output is. A row-major reshape maps groups of input dimensions onto groups of
+    output dimensions, cut where the products of the sizes so far agree on both sides (`_reshape_groups`): a dimension
+    kept whole keeps its kind (C×H×W to radix×(C / radix)×H×W keeps H and W). Dimensions merged into one take
+    flatten's label (`_merge_axes`: channels stay channels, positions become tokens); one dimension split keeps
+    channels as channels (as `unflatten` splits them into groups) and makes tokens a height and a width (flatten(x, 2)
+    undone); anything else is plain (`F`), as is a dimension of size 1 the reshape adds. Plain or channel values (no
+    position among them) reshaped into three dimensions are read as a C×H×W map (a gate's `view(n, c, 1, 1)`)."""
+    out: list[str] = []
+    for inner, count in _reshape_groups(before, after):
+        labels = axes[inner[0] : inner[1]]
+        if count == 1 and len(labels) == 1:
+            out.append(labels[0])
+        elif count == 1 and labels:
+            out.append(_merge_axes(labels))
+        elif labels == ("C",):
+            out += ["C"] * count
+        elif labels == ("L",) and count == 2:
+            out += ["H", "W"]
+        else:
+            out += ["F"] * count
+    positions = SPATIAL | {"L"}
+    if len(out) == 3 and not set(axes) & positions and not set(out) & positions:
         return MAP_AXES
-    if n == 2 and set(axes) & (SPATIAL | {"L"}):
-        return ("C", "L")
-    return ("F",) * n
+    return tuple(out)
+
+
+def _reshape_groups(before: Shape, after: Shape) -> list[tuple[tuple[int, int], int]]:
+    """The groups of a reshape from `before` to `after`: (the range of input dimensions, the number of output dimensions
+    they become), in order. A group closes where the products of the sizes taken so far agree; a dimension of size 1
+    facing a larger one is a group of its own (dropped, or added). Sizes not all known: one group of everything."""
+    if not all(_is_int(d) for d in (*before, *after)):
+        return [((0, len(before)), len(after))]
+    groups: list[tuple[tuple[int, int], int]] = []
+    i = j = 0
+    while i < len(before) or j < len(after):
+        if i < len(before) and before[i] == 1 and (j == len(after) or after[j] != 1):
+            groups.append(((i, i + 1), 0))
+            i += 1
+            continue
+        if j < len(after) and after[j] == 1 and (i == len(before) or before[i] != 1):
+            groups.append(((i, i), 1))
+            j += 1
+            continue
+        start, first, taken_in, taken_out = i, j, 1, 1
+        if i < len(before):
+            taken_in, i = before[i], i + 1
+        if j < len(after):
+            taken_out, j = after[j], j + 1
+        while taken_in != taken_out and (i < len(before) or j < len(after)):
+            if (taken_in < taken_out and i < len(before)) or j == len(after):
+                taken_in, i = taken_in * before[i], i + 1
+            else:
+                taken_out, j = taken_out * after[j], j + 1
+        groups.append(((start, i), j - first))
+    return groups
 
 
 def _index_items(a: Attrs, s: Shape) -> list[Any]:
@@ -840,6 +887,8 @@ class Op:
     layout: str = "any"
     # The output's dimension labels, for ops that move, merge or split dimensions (default: the input's).
     axes: Callable[[Attrs, Axes], Axes] | None = None
+    # Likewise, for ops whose labels follow the sizes (`reshape`): from the input's labels and shape and the output's shape.
+    sized_axes: Callable[[Attrs, Axes, Shape, Shape], Axes] | None = None
     # Arguments the inline form passes by position, in order (`torch.flatten(x, 1)`).
     positional: tuple[str, ...] = ()
     # The number of tensors it returns is its `chunks` argument (`x1, x2 = chunk(x, 2, dim = 1)`): inline only, each
@@ -1222,7 +1271,7 @@ OPS: dict[str, Op] = {
             _free,
             functional="reshape",
             allocates_output=False,
-            axes=_reshape_axes,
+            sized_axes=_reshape_axes,
             positional=("sizes",),
             member=False,
             code=_reshape_code,

@@ -2,8 +2,9 @@
 state_dict load, every module's settings and output, logits in eval and training mode, shapes.
 
 References: timm's `repvgg_a0` (RepVGG, training form), `cspresnet50` (CSPNet), `gernet_s` (GENet), `lcnet_050`
-(PP-LCNet), `ghostnet_100` (GhostNet v1), `ecaresnet50d` (ECA-ResNet-50-D) and `rexnet_100` (ReXNet), built by
-timm.create_model without weights. Every model is compiled at 3×64×64 (the specs declare 224),
+(PP-LCNet), `ghostnet_100` (GhostNet v1), `ecaresnet50d` (ECA-ResNet-50-D), `rexnet_100` (ReXNet) and `resnest14d`
+(ResNeSt's split attention; `resnest50d` under `-m full`), built by timm.create_model without weights. Every model is
+compiled at 3×64×64 (the specs declare 224),
 small enough to build and run each in a few seconds; one module-scoped fixture builds a spec and its reference once.
 """
 
@@ -35,7 +36,17 @@ from tests.zoo_helpers import (
     reference_flops,
 )
 
-NAMES = ["repvgg_a0", "cspresnet50", "gernet_s", "lcnet_050", "ghostnet_100", "ecaresnet50d", "rexnet_100"]
+NAMES = [
+    "repvgg_a0",
+    "cspresnet50",
+    "gernet_s",
+    "lcnet_050",
+    "ghostnet_100",
+    "ecaresnet50d",
+    "rexnet_100",
+    "resnest14d",
+    pytest.param("resnest50d", marks=pytest.mark.full),
+]
 INPUT = (3, 64, 64)
 
 Case = tuple[str, Compiled, nn.Module, nn.Module]
@@ -130,7 +141,7 @@ def test_num_classes_and_drop_rate_reach_the_module_as_in_timm(name: str, tmp_pa
     model.load_state_dict(reference.state_dict(), strict=True)
     model.eval()
     reference.eval()
-    x = torch.randn(2, *INPUT)  # two samples: ReXNet's SE BatchNorm sees 1×1 maps, one value per channel per sample
+    x = torch.randn(2, *INPUT)  # two samples: ReXNet's SE and split attention's BatchNorm see 1×1 maps
     with torch.no_grad():
         out = model(x)
         assert out.shape == (2, 10)

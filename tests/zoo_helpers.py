@@ -149,7 +149,7 @@ FULL_ONLY = frozenset(
         "resnext101_64x4d", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4", "efficientnet_b5",
         "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
         "convnext_small", "convnext_base", "convnext_large", "convmixer_768_32", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
-        "shufflenet_v2_x2_0",
+        "shufflenet_v2_x2_0", "resnest50d",
     }
 )  # fmt: skip
 

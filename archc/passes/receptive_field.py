@@ -148,8 +148,8 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         elif len(incoming) > 1:
             shapes = [arch.nodes[i].shape for i in node.inputs]
             fields[node.id] = ReceptiveField(
-                _merge(node, [f.h for f in incoming], _broadcast(shapes, node.shape, 1), "height", warnings),
-                _merge(node, [f.w for f in incoming], _broadcast(shapes, node.shape, 2), "width", warnings),
+                _merge(node, [f.h for f in incoming], _broadcast(shapes, node, "H"), "height", warnings),
+                _merge(node, [f.w for f in incoming], _broadcast(shapes, node, "W"), "width", warnings),
             )
         else:
             fields[node.id] = first
@@ -207,10 +207,15 @@ def _reduces_positions(node: Node, source: Node) -> bool:
     return any(axes[d] in ("H", "W", "L") for d in ops.reduced_axes(node.attrs, len(axes)))
 
 
-def _broadcast(shapes: list[list[int]], out: list[int], axis: int) -> list[bool]:
-    """Which inputs of an elementwise node are broadcast along `axis` (size 1 against a larger output): each of
+def _broadcast(shapes: list[list[int]], node: Node, axis: str) -> list[bool]:
+    """Which inputs of an elementwise node are broadcast along its height or width (`axis`, "H" or "W": size 1 against
+    a larger output; a split-attention gate N×radix×C×1×1 against N×radix×C×H×W as much as an N×C×1×1 one): each of
     their values meets every output position, so their fields do not have to line up with the others'."""
-    return [len(s) == len(out) == 3 and s[axis] == 1 and out[axis] > 1 for s in shapes]
+    axes, out = _axes(node), node.shape
+    if axis not in axes:
+        return [False] * len(shapes)
+    i = axes.index(axis)
+    return [len(s) == len(out) and s[i] == 1 and out[i] > 1 for s in shapes]
 
 
 def _merge(node: Node, incoming: list[Field], broadcast: list[bool], axis: str, warnings: list[str]) -> Field:

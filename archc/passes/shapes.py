@@ -148,12 +148,15 @@ def check_layout(row: ops.Op, shape: Shape, axes: Axes) -> None:
         )
 
 
-def infer_axes(op: str, attrs: dict[str, Any], axes: list[Axes], shape: Shape) -> Axes:
-    """What each dimension of `op`'s output is, given its inputs' (`ops.Axes`) and its output `shape`."""
+def infer_axes(op: str, attrs: dict[str, Any], axes: list[Axes], shape: Shape, before: Shape | None = None) -> Axes:
+    """What each dimension of `op`'s output is, given its inputs' (`ops.Axes`), the first input's shape `before`
+    and the output `shape`."""
     first = axes[0]
     row = ops.OPS.get(op)
     if row is not None and row.axes is not None:
         return row.axes(attrs, first)
+    if row is not None and row.sized_axes is not None and before is not None:
+        return row.sized_axes(attrs, first, before, shape)
     if len(first) == len(shape):
         return first
     # A rank-changing op without its own rule: nothing is known of its dimensions.
