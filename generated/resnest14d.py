@@ -94,7 +94,7 @@ class ResNestBottleneck(nn.Module):
         self.avd_last = None
         if avd_stride > 0 and not pool_first:
             self.avd_last = nn.AvgPool2d(kernel_size=3, stride=avd_stride, padding=1)
-        self.conv3 = nn.Conv2d(group_width * radix // radix, planes * 4, kernel_size=1, bias=False)
+        self.conv3 = nn.Conv2d(group_width, planes * 4, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.act3 = nn.ReLU(inplace=True)
         self.downsample = None

@@ -110,3 +110,41 @@ def test_a_branch_that_returns_leaves_the_other_branch_names_bound(tmp_path: Pat
     )
     outcome = run_cli("check", str(spec))
     assert outcome.code == 0, outcome.err
+
+
+SPLIT_SUM = """
+block Split(out, radix = 2) {
+    conv = conv(out * radix, 3, padding = 1, bias = false)
+    forward(x) {
+        x = conv(x)
+        if radix > 1 {
+            x = unflatten(x, 1, (radix, -1))
+            return sum(x, 1)
+        }
+        return x
+    }
+}
+block Outer(out, radix = 2) {
+    split = Split(out, radix = radix)
+    after = conv(8, 1)
+}
+arch Net(radix = 2) {
+    input (3, 8, 8)
+    o = Outer(4, radix = radix)
+}
+"""
+
+
+@pytest.mark.parametrize("radix", [1, 2, 3])
+def test_a_block_whose_size_depends_on_a_path_that_returns_early(compile_arch: Any, radix: int) -> None:
+    """A forward `if` that returns on one path: the caller's class sizes the next member for either path, in its
+    own constructor's terms (it wrote `self.radix`, an attribute of the callee, and the size of the other path)."""
+    compiled, module = compile_arch(SPLIT_SUM, overrides={"radix": radix})
+    model = module.model()
+    out = model(torch.randn(2, 3, 8, 8))
+    assert out.shape == (2, 8, 8, 8)
+    assert model.o.after.in_channels == 4  # the channels PyTorch gives: out * radix summed over radix, or out
+    assert sum(p.numel() for p in model.parameters()) == compiled.params.params
+    # The class itself, built at another radix than the spec's, is still right.
+    other = module.Outer(3, 4, radix=5 - radix)
+    assert other(torch.randn(1, 3, 8, 8)).shape == (1, 8, 8, 8)

@@ -708,6 +708,9 @@ class ClassWriter:
         """Write forward statements; returns the shape of the first value returned (None if none is) and whether
         every path through them ends in a `return`."""
         shape: tuple[Any, ...] | None = None
+        # The `if`s before here that returned on one path only: the shape returned there, and its condition, for the
+        # block's output size (`out if radix > 1 else out * radix`) in the constructor's terms.
+        returned: list[tuple[Any, tuple[Any, ...], bool]] = []
         for stmt in stmts:
             if isinstance(stmt, S.Assign):
                 if stmt.name != "x":
@@ -771,22 +774,34 @@ class ClassWriter:
                         )
                     )
                 first = outs[0]
-                return (first.shape if isinstance(first, TVal) else in_shape), True
+                result = first.shape if isinstance(first, TVal) else in_shape
+                for test, branch, on_then in reversed(returned):
+                    result = _merge_shapes(test, branch, result) if on_then else _merge_shapes(test, result, branch)
+                return result, True
             elif isinstance(stmt, S.Unpack):
                 self.unpack(stmt, env)
             elif isinstance(stmt, S.If):
-                branch_shape, ended = self.forward_if(stmt, env, in_shape)
+                branch_shape, ended, partial = self.forward_if(stmt, env, in_shape)
                 if ended:
+                    for test, branch, on_then in reversed(returned):
+                        assert branch_shape is not None
+                        branch_shape = _merge_shapes(test, branch, branch_shape) if on_then else _merge_shapes(test, branch_shape, branch)
                     return branch_shape, True
+                if partial is not None:
+                    returned.append(partial)
                 shape = shape if shape is not None else branch_shape
         return shape, False
 
-    def forward_if(self, stmt: S.If, env: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, bool]:
+    def forward_if(
+        self, stmt: S.If, env: dict[str, Any], in_shape: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...] | None, bool, tuple[Any, tuple[Any, ...], bool] | None]:
         """A forward `if`: only the branch taken where the class fixes the condition, else `if`/`else` in Python
-        on the constructor's values (`if self.use_res_connect:`)."""
+        on the constructor's values (`if self.use_res_connect:`). Returns the shape returned (merged over the paths
+        where both return), whether every path returns, and where one path only returns: its condition in the
+        constructor's terms, the shape it returns, and whether it is the `if` path."""
         cond = self.scalar(stmt.test)
         if not isinstance(cond, Sym):
-            return self.forward_stmts(stmt.body if forward_condition(cond, stmt.test) else stmt.orelse, env, in_shape)
+            return (*self.forward_stmts(stmt.body if forward_condition(cond, stmt.test) else stmt.orelse, env, in_shape), None)
         results: list[tuple[tuple[Any, ...] | None, bool]] = []
         envs: list[dict[str, Any]] = []
         # The condition in the constructor's terms (`stride == 1`), for sizes that depend on the path.
@@ -811,14 +826,18 @@ class ClassWriter:
         for i, (_, ended) in enumerate(results):
             if ended:
                 env.update(envs[1 - i])
-        for name in set(envs[0]) & set(envs[1]):
-            a, b = envs[0][name], envs[1][name]
-            if isinstance(a, TVal) and isinstance(b, TVal):
-                env[name] = TVal(
-                    name, tuple(x if same_value(x, y) else conditional(cond, x, y) for x, y in zip(a.shape, b.shape, strict=False))
-                )
+        if not any(ended for _, ended in results):
+            for name in set(envs[0]) & set(envs[1]):
+                a, b = envs[0][name], envs[1][name]
+                if isinstance(a, TVal) and isinstance(b, TVal):
+                    merged = _merge_shapes(test, a.shape, b.shape)
+                    env[name] = TVal(name, merged) if merged is not None else TVal(name, tuple(UNKNOWN for _ in a.shape))
+        if all(ended for _, ended in results):
+            both = _merge_shapes(test, results[0][0], results[1][0])  # type: ignore[arg-type]
+            return both, True, None
+        partial = next(((test, s, i == 0) for i, (s, ended) in enumerate(results) if ended and s is not None), None)
         shapes = [s for s, _ in results if s is not None]
-        return (shapes[0] if shapes else None), all(ended for _, ended in results)
+        return (shapes[0] if shapes else None), False, partial
 
     def return_target(self, expr: S.Expr, env: dict[str, Any]) -> str:
         """The variable a returned expression is computed into: the one its chain of calls starts from
@@ -1220,6 +1239,25 @@ class Signature:
 
     params: list[str]
     prologue: list[str]
+
+
+def _merge_shapes(test: Any, then: tuple[Any, ...], orelse: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The shape `then if test else orelse`, per dimension; of another rank on the two paths, unknown sizes. A size
+    the symbolic run could not write on one path is the other path's (the instances agree on it where it is read)."""
+    if len(then) != len(orelse):
+        return tuple(UNKNOWN for _ in then)
+    return tuple(
+        b if is_unknown(a) or _equal_under(test, a, b) else a if is_unknown(b) or same_value(a, b) else conditional(test, a, b)
+        for a, b in zip(then, orelse, strict=True)
+    )
+
+
+def _equal_under(test: Any, a: Any, b: Any) -> bool:
+    """Whether `test` states `a == b` as one of its `and`-ed terms (MobileNetV2's `... and in.channels == oup`)."""
+    if not isinstance(test, Sym) or is_unknown(a) or is_unknown(b) or not (is_symbolic(a) or is_symbolic(b)):
+        return False
+    terms = test.code.split(" and ")
+    return f"{literal(a)} == {literal(b)}" in terms or f"{literal(b)} == {literal(a)}" in terms
 
 
 def _signature(

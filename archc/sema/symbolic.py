@@ -167,6 +167,12 @@ def binary(op: str, left: Any, right: Any) -> Any:
         return right
     if op in ("//", "/") and _is_const(right, 1) and op == "//":
         return left
+    if op == "//" and isinstance(left, Sym) and left.prec == _PREC["*"]:
+        # `(p * b) // b` is `p` for integers: the size a split by `b` leaves (`out * radix // radix`).
+        factor = " * " + wrap(right, _PREC["*"], right=True)
+        prefix = left.code[: -len(factor)]
+        if left.code.endswith(factor) and " / " not in prefix and "(" not in prefix:
+            return Sym(prefix, _PREC["*"])
     if op in _CONCRETE_OPS and op not in "+-*/%" and op != "//":
         prec = _PREC["cmp"]
         return Sym(f"{wrap(left, prec + 1)} {op} {wrap(right, prec + 1)}", prec)
