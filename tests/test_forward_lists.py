@@ -184,3 +184,56 @@ def test_misuse_is_located(tmp_path: Path, forward: str, where: str, code: str, 
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1, outcome.err
     assert f"{spec}:{where}:" in outcome.err and f"error[{code}]" in outcome.err and words in outcome.err, outcome.err
+
+
+# MixNet's member that is one conv in some instances and a list of convs (one per channel group) in others.
+MIXED_OR_PLAIN = """
+block Groups(out_chs, kernels) {
+    for k in kernels {
+        conv(out_chs // len(kernels), k, padding = (k - 1) // 2, bias = false)
+    }
+}
+
+block Mix(out_chs, kernels) {
+    if len(kernels) > 1 {
+        c = Groups(out_chs, kernels)
+    } else {
+        c = conv(out_chs, kernels[0], padding = (kernels[0] - 1) // 2, bias = false)
+    }
+    forward(x) {
+        if len(kernels) > 1 {
+            xs = chunk(x, len(kernels), dim = 1)
+            ys = []
+            for i in range(len(kernels)) {
+                ys = ys + [c[i](xs[i])]
+            }
+            return cat(ys)
+        }
+        return c(x)
+    }
+}
+
+arch Net() {
+    input (6, 9, 9)
+    a = Mix(12, [3, 5, 7])
+    b = Mix(8, [3])
+    d = Mix(8, [1, 3])
+}
+"""
+
+
+def test_a_member_is_a_module_in_some_instances_and_a_list_in_others(compile_arch: Any) -> None:
+    compiled, module = compile_arch(MIXED_OR_PLAIN)
+    model = module.model().eval()
+    assert isinstance(model.a.c, nn.ModuleList) and isinstance(model.b.c, nn.Conv2d) and isinstance(model.d.c, nn.ModuleList)
+    assert [tuple(c.weight.shape) for c in model.a.c] == [(4, 2, 3, 3), (4, 2, 5, 5), (4, 2, 7, 7)]
+    assert [tuple(c.weight.shape) for c in model.d.c] == [(4, 4, 1, 1), (4, 4, 3, 3)]
+    x = torch.randn(2, 6, 9, 9)
+    with torch.no_grad():
+        y = torch.cat([c(p) for c, p in zip(model.a.c, x.chunk(3, 1), strict=True)], 1)
+        y = model.b.c(y)
+        y = torch.cat([c(p) for c, p in zip(model.d.c, y.chunk(2, 1), strict=True)], 1)
+        torch.testing.assert_close(model(x), y)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(model, (6, 9, 9))

@@ -2,8 +2,10 @@
 state_dict load, every module's settings and output, logits in eval and training mode, shapes.
 
 References: timm's `repvgg_a0` (RepVGG, training form), `cspresnet50` (CSPNet), `gernet_s` (GENet), `lcnet_050`
-(PP-LCNet) and `res2net50_26w_4s` (Res2Net: lists of tensors, a forward loop over a range), built by timm.create_model without weights. Every model is compiled at 3×64×64 (the specs declare 224),
-small enough to build and run each in a few seconds; one module-scoped fixture builds a spec and its reference once.
+(PP-LCNet), `res2net50_26w_4s` (Res2Net: lists of tensors, a forward loop over a range) and `mixnet_s` (MixConv's
+channel groups, each through its own kernel size), built by timm.create_model without weights. Every model is
+compiled at 3×64×64 (the specs declare 224), small enough to build and run each in a few seconds; one module-scoped
+fixture builds a spec and its reference once.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tests.zoo_helpers import (
     reference_flops,
 )
 
-NAMES = ["repvgg_a0", "cspresnet50", "gernet_s", "lcnet_050", "res2net50_26w_4s"]
+NAMES = ["repvgg_a0", "cspresnet50", "gernet_s", "lcnet_050", "res2net50_26w_4s", "mixnet_s"]
 INPUT = (3, 64, 64)
 
 Case = tuple[str, Compiled, nn.Module, nn.Module]

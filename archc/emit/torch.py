@@ -995,7 +995,7 @@ class ClassWriter:
                 env[name] = TList(name, (*a.entries[:k], ("either", test, a.entries[k:], b.entries[k:])))
             if isinstance(a, TVal) and isinstance(b, TVal):
                 env[name] = TVal(
-                    name, tuple(x if same_value(x, y) else conditional(cond, x, y) for x, y in zip(a.shape, b.shape, strict=False))
+                    name, tuple(x if same_value(x, y) else conditional(test, x, y) for x, y in zip(a.shape, b.shape, strict=False))
                 )
         shapes = [s for s, _ in results if s is not None]
         return (shapes[0] if shapes else None), all(ended for _, ended in results)
@@ -1035,10 +1035,19 @@ class ClassWriter:
                 return present
         return size
 
-    def apply_member(self, name: str, x: TVal, loc: Loc) -> tuple[Any, ...]:
-        """Fill in the member's constructor(s) for input `x`; a member declared in both branches of an `if` has two."""
+    def is_list(self, name: str, spec: MemberSpec) -> bool:
+        """Whether a member's constructor makes a list of modules, applied item by item (`convs[i](x)`)."""
+        if spec.kind == "seq":
+            return name in self.gen.list_seqs.get(self.defn.name, set())
+        return spec.kind == "block" and spec.type in self.gen.list_blocks
+
+    def apply_member(self, name: str, x: TVal, loc: Loc, items: bool = False) -> tuple[Any, ...]:
+        """Fill in the member's constructor(s) for input `x`; a member declared in both branches of an `if` has two.
+        `items`: x goes to an item of a list of modules, so only the declarations that make such a list take it (a
+        member may be a module in one branch and a list in the other: MixNet's `conv_pw`)."""
         outs = []
-        for placeholder in self.members[name]:
+        placeholders = [p for p in self.members[name] if self.is_list(name, p.spec) == items] or self.members[name]
+        for placeholder in placeholders:
             shape = tuple(self._seen_under(d, placeholder.condition) for d in x.shape)
             lines, out = self.ctor(placeholder.spec, shape, name)
             if placeholder.lines is None:
@@ -1206,7 +1215,7 @@ class ClassWriter:
         x = self.tensor(expr.args[0], env, target)
         if not isinstance(x, TVal):
             raise not_a_list(expr.args[0].loc)
-        out_shape = self.apply_member(expr.func, x, expr.loc)
+        out_shape = self.apply_member(expr.func, x, expr.loc, items=True)
         self.line(f"{target} = self.{expr.func}[{literal(self.scalar(expr.item))}]({x.var})")
         return TVal(target, out_shape)
 
