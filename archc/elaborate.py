@@ -20,13 +20,18 @@ from archc.passes.shapes import infer_axes, infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
 from archc.sema.forward import (
+    ApplyItem,
     ApplyMember,
     InlineOp,
     Join,
     forward_call,
     forward_condition,
+    is_range_loop,
     join_dim,
+    list_index,
     members_loop,
+    not_a_list,
+    range_bounds,
     tensor_arithmetic,
     tensor_subscripts,
     unpack_call,
@@ -245,6 +250,8 @@ class BlockInstance(Instance):
         self.child_orders: list[int] = []
         self.declared = S.declared_members(defn.body) if defn else set()
         self.loop_members: dict[str, str] = {}  # a forward loop's name -> the member it stands for now
+        self.applied_by_item: set[str] = set()  # members that are lists of modules, applied item by item (`convs[i](x)`)
+        self.applied_whole: set[str] = set()
 
     def declare(self, name: str | None, spec: Spec, loc: Loc) -> None:
         order = len(self.slots)
@@ -370,6 +377,21 @@ class BlockInstance(Instance):
                         )
                     for name, piece in zip(names, pieces, strict=True):
                         scope.values[name] = piece
+                case S.For(var=var, body=loop_body) if is_range_loop(stmt):
+                    # `for i in range(n)`: the body once per integer, each iteration elaborated on its own.
+                    for i in range(*range_bounds(stmt, lambda e: evaluate(e, scope))):
+                        self.elab.iterations += 1
+                        if self.elab.iterations > self.elab.max_nodes:
+                            raise ArchError(
+                                "E061",
+                                f"loops run over {self.elab.max_nodes} times in all",
+                                stmt.iterable.loc,
+                                "raise the limit with --max-nodes if this is intended",
+                            )
+                        scope.values[var] = i
+                        result = self.run_forward_body(loop_body, scope, aux_names)
+                        if result is not None:
+                            return result
                 case S.For(var=var, body=loop_body):
                     # `for layer in members`: the body once per member, in the order declared.
                     declared = self.declared
@@ -390,6 +412,8 @@ class BlockInstance(Instance):
                         t = self.eval_tensor(v, scope)
                         if t is None and isinstance(v, S.Name) and v.name in aux_names:
                             continue
+                        if isinstance(t, list):
+                            raise not_a_list(v.loc)
                         if not isinstance(t, Tensor):
                             raise ArchError("E083", "forward must return tensors", v.loc)
                         is_aux = isinstance(v, S.Name) and v.name in aux_names
@@ -397,6 +421,17 @@ class BlockInstance(Instance):
                     if len(outputs) != 1:
                         raise ArchError("E083", "forward returns exactly one main output", stmt.loc, "other outputs are `aux` ones")
                     self.build_members_of_other_branches()
+                    for name in self.applied_by_item:
+                        container = self.slots[name].instance
+                        assert isinstance(container, BlockInstance)
+                        idle = [s for s in container.slots.values() if s.instance is None]
+                        if idle:
+                            raise ArchError(
+                                "E021",
+                                f"item {idle[0].name} of `{name}` is never applied in the forward",
+                                idle[0].loc,
+                                "apply it or remove it",
+                            )
                     unused = [n for n, s in self.slots.items() if s.instance is None]
                     if unused:
                         slot = self.slots[unused[0]]
@@ -446,13 +481,25 @@ class BlockInstance(Instance):
                                 [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
                             )
                         x = self.eval_tensor(expr.args[0], scope)
+                        if isinstance(x, list):
+                            raise not_a_list(expr.args[0].loc)
                         if not isinstance(x, Tensor):
                             raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", expr.args[0].loc)
                         if func not in self.slots:
                             return x
+                        if func in self.applied_by_item:
+                            raise self.whole_and_items(func, expr.loc)
+                        self.applied_whole.add(func)
                         return self.member(func, x, expr.loc).apply(x, expr.loc)
+                    case ApplyItem(name=func):
+                        return self.apply_item(func, expr, scope)
                     case Join():
                         tensors = [self.eval_tensor(a, scope) for a in expr.args]
+                        if len(tensors) == 1 and isinstance(tensors[0], list):  # cat(xs): the tensors of a list
+                            tensors = tensors[0]
+                        for t, a in zip(tensors, expr.args, strict=False):
+                            if isinstance(t, list):
+                                raise not_a_list(a.loc, "a tensor among several")
                         if not tensors or not all(isinstance(t, Tensor) for t in tensors):
                             raise ArchError("E081", "cat joins one or more tensors: cat(a, b, ...)", expr.loc)
                         dim = join_dim(expr, lambda e: evaluate(e, scope))
@@ -468,10 +515,25 @@ class BlockInstance(Instance):
                             ops.CAT, None, self.elab.inline_name(self.module.path, CAT), {"dim": dim}, tensors, self.module.path, expr.loc
                         )
                     case InlineOp(op=op):
-                        return self.inline_op(op, expr, scope)
+                        result = self.inline_op(op, expr, scope)
+                        return list(result) if isinstance(result, tuple) else result  # a list of the tensors of `chunk`
                 return evaluate(expr, scope)
+            case S.ListLit(items=list_items):
+                values = [self.eval_tensor(item, scope) for item in list_items]
+                if not any(isinstance(v, (Tensor, list)) for v in values):
+                    return evaluate(expr, scope)
+                for v, item in zip(values, list_items, strict=True):
+                    if isinstance(v, list):
+                        raise not_a_list(item.loc, "a tensor (an item of a list)")
+                    if not isinstance(v, Tensor):
+                        raise ArchError("E086", f"a list of tensors holds tensors only, not {v!r}", item.loc)
+                return values
             case S.BinOp(op=op, left=left, right=right):
                 lv, rv = self.eval_tensor(left, scope), self.eval_tensor(right, scope)
+                if isinstance(lv, list) or isinstance(rv, list):
+                    if op == "+" and isinstance(lv, list) and isinstance(rv, list):
+                        return lv + rv  # `xs + [y]`: a longer list
+                    raise not_a_list((left if isinstance(lv, list) else right).loc, "a tensor (lists join with `+` only)")
                 if not isinstance(lv, Tensor) and not isinstance(rv, Tensor):
                     return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
                 arith = tensor_arithmetic(expr, lv, rv, Tensor)
@@ -484,7 +546,14 @@ class BlockInstance(Instance):
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
-            case S.Index(target=target) if isinstance(x := self.eval_tensor(target, scope), Tensor):
+            case S.Index(target=target, index=index):
+                x = self.eval_tensor(target, scope)
+                if isinstance(x, list):
+                    if isinstance(index, (S.TupleLit, S.Slice)):
+                        raise ArchError("E042", "a list takes one integer index", index.loc, "e.g. xs[0], xs[-1], xs[i]")
+                    return list_index(x, evaluate(index, scope), index.loc)
+                if not isinstance(x, Tensor):
+                    return evaluate(expr, scope)
                 items = tensor_subscripts(expr, lambda e: evaluate(e, scope))
                 return self.elab.add_node(
                     "index", None, self.elab.inline_name(self.module.path, "index"), {"items": items}, [x], self.module.path, expr.loc
@@ -499,6 +568,53 @@ class BlockInstance(Instance):
             case _:
                 return evaluate(expr, scope)
 
+    def whole_and_items(self, name: str, loc: Loc) -> ArchError:
+        return ArchError(
+            "E081",
+            f"`{name}` is applied both whole and item by item",
+            loc,
+            "a list of modules (`convs[i](x)`) is not applied whole; declare two members",
+        )
+
+    def apply_item(self, func: str, expr: S.Call, scope: Scope) -> Tensor:
+        """`convs[i](x)`: item `i` of a member that is a list of modules, built for x where first applied."""
+        assert expr.item is not None
+        if func not in self.slots:
+            raise ArchError("E022", f"member `{func}` does not exist for these arguments", expr.loc)
+        x = self.eval_tensor(expr.args[0], scope)
+        if isinstance(x, list):
+            raise not_a_list(expr.args[0].loc)
+        if not isinstance(x, Tensor):
+            raise ArchError("E081", f"an item of `{func}` is applied to a tensor, got {x!r}", expr.args[0].loc)
+        slot = self.slots[func]
+        if slot.spec.kind == "op" or (slot.spec.kind == "block" and self.elab.program.definitions[slot.spec.type].forward is not None):
+            raise ArchError(
+                "E081",
+                f"`{func}` is no list of modules, so it has no items",
+                expr.loc,
+                "a list of modules is a `seq(...)` or a block of numbered members without a forward",
+                [(slot.loc, f"`{func}` is declared here")],
+            )
+        if func in self.applied_whole:
+            raise self.whole_and_items(func, expr.loc)
+        self.applied_by_item.add(func)
+        container = self.member(func, x, expr.loc)
+        assert isinstance(container, BlockInstance)
+        names = list(container.slots)
+        name = list_index(names, evaluate(expr.item, scope), expr.item.loc)
+        built = tuple(container.module.input_shape)
+        if x.shape[:1] != built[:1]:
+            # The class writes the items side by side, each for the channels of the list's first input.
+            raise ArchError(
+                "E036",
+                f"the items of `{func}` were built for {ops.fmt_shape(built)} inputs and item {name} is applied here to"
+                f" {ops.fmt_shape(x.shape)}",
+                expr.loc,
+                "the items of a list of modules take inputs of one channel count; declare a list per input width",
+                [(slot.loc, f"`{func}` is declared here")],
+            )
+        return container.member(name, x, expr.loc).apply(x, expr.loc)
+
     def read_param(self, name: str, loc: Loc) -> Tensor:
         """A learnable tensor read in the forward: a node of its own, with no input, its shape PyTorch's."""
         instance = self.member(name, Tensor(-1, ()), loc)
@@ -512,6 +628,8 @@ class BlockInstance(Instance):
         if not expr.args:
             raise ArchError("E081", f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
         x = self.eval_tensor(expr.args[0], scope)
+        if isinstance(x, list):
+            raise not_a_list(expr.args[0].loc)
         if not isinstance(x, Tensor):
             raise ArchError("E081", f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
         args = [evaluate(a, scope) for a in expr.args[1:]]

@@ -98,6 +98,9 @@ CODES: dict[str, str] = {
     "E082": "op with weights used inline",
     "E083": "wrong outputs of a forward",
     "E084": "a forward loop archc does not take",
+    "E085": "list index out of range",
+    "E086": "a list of tensors where a tensor is expected",
+    "E087": "forward loop bound not a build-time integer",
     # Command-line usage
     "E090": "malformed -D definition",
     "E091": "not a directory",

@@ -325,7 +325,7 @@ def _unflatten_axes(a: Attrs, axes: Axes) -> Axes:
 def _chunk_shape(a: Attrs, s: Shape) -> Shape:
     dim = _dim(a["dim"], len(s), "chunk", "dim")
     chunks, size = a["chunks"], s[dim - 1]
-    if not _is_int(chunks) or chunks < 1:
+    if not is_symbolic(chunks) and (not _is_int(chunks) or chunks < 1):
         raise OpError("E016", f"chunk: `chunks` must be a positive integer, got {chunks!r}", arg="chunks")
     if _is_int(size) and size % chunks:
         raise OpError(

@@ -109,7 +109,7 @@ def test_a_residual_around_each_member(compile_arch: Any) -> None:
 @pytest.mark.parametrize(
     ("forward", "where", "words"),
     [
-        ("for i in range(2) {\n            x = c(x)\n        }\n        return x", "6:18", "runs over the block's members"),
+        ("for v in [1, 2] {\n            x = c(x)\n        }\n        return x", "6:18", "runs over the block's members"),
         ("for layer in members {\n            y = layer(x)\n        }\n        return y", "6:9", "is the loop, then `return x`"),
         ("x = c(x)\n        for layer in members {\n            x = layer(x)\n        }\n        return x", "7:9", "is the loop"),
         ("for layer in members {\n            return layer(x)\n        }\n        return x", "7:13", "assigns tensors"),

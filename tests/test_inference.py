@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -322,7 +323,22 @@ def test_every_spec_inference_build_gives_the_training_logits_at_two_scales(path
     assert_logits_match_at_two_scales(inference, training, compiled.arch.input_shape, batch=1)
     folded = {n for n, m in inference.named_modules() if type(m).__name__ == "FoldedBatchNorm"}
     _, after_a_conv = batchnorms_run(training, torch.randn(1, *compiled.arch.input_shape))
+    if name in PARTLY_FOLDED:
+        # Each fold left out is of the kind PARTLY_FOLDED names; the others fold.
+        assert folded and folded < after_a_conv
+        assert all(PARTLY_FOLDED[name](path) for path in after_a_conv - folded), sorted(after_a_conv - folded)
+        return
     assert folded == after_a_conv
+
+
+# Specs whose conv > BatchNorm pairs the inference build folds only in part, and which BatchNorms it leaves: a pair
+# across two lists of modules (Res2Net's `bns[i](convs[i](x))`: the BatchNorm is not beside its conv), and MixNet's
+# BatchNorms after a conv that is a list of convolutions (MixConv) in other instances of the block (one class serves
+# them all, so the location folds nowhere).
+PARTLY_FOLDED: dict[str, Callable[[str], bool]] = {
+    "res2net50_26w_4s": lambda path: ".bns." in path,
+    "mixnet_s": lambda path: path.startswith("blocks.") and path.rsplit(".", 1)[-1] in ("bn1", "bn2", "bn3"),
+}
 
 
 def conv_batchnorm_pairs(model: nn.Module) -> dict[str, nn.Conv2d]:

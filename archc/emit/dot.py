@@ -13,7 +13,8 @@ The picture is the graph of the IR (`Architecture.nodes`) drawn inside the modul
 `depth` folds the module tree: modules `depth` levels down (and deeper) become one box each, labelled with path and
 type (`layer1.0: BasicBlock`), every module at the same depth alike (those above it stay clusters); consecutive
 sibling blocks that are identical (same type, arguments, input shape and structure) and chained one into the next
-become one box (`layer3.1–5: Bottleneck ×5`). `×N` always stands for N blocks in a chain. A box does not repeat the
+become one box (`layer3.1–5: Bottleneck ×5`). `×N` always stands for N blocks in a chain. A list of modules applied
+item by item with other layers between (Res2Net's `convs[i](x)`) is no box: its items are boxes at its level. A box does not repeat the
 shape its outgoing edges carry. `fit_depth` picks the default depth: the deepest whose picture fits a page. The DOT
 text is deterministic: the same spec gives the same bytes. Nothing here imports torch.
 """
@@ -244,11 +245,24 @@ class _Plan:
             parts = path.split(".") if path else []
             for k in range(1, len(parts) + 1):
                 self._under.setdefault(".".join(parts[:k]), []).append(n.id)
+        # A list of modules applied item by item (Res2Net's `convs[i](x)`, between which other layers run) is no box of
+        # its own: folded into one, its items would feed each other through the layers between them, a cycle. Its items
+        # stand at its level instead.
+        self.interleaved = {
+            path
+            for path, ids in self._under.items()
+            if self.modules.get(path) is not None and self.modules[path].kind != "op" and max(ids) - min(ids) + 1 != len(ids)
+        }
         # IR node id -> unit key; unit key -> unit.
         self.unit_of: dict[int, str] = {}
         self.units: dict[str, _Unit] = {}
         for n in arch.nodes:
             target = self._fold_target(n, depth)
+            path = n.module if n.module is not None else n.scope
+            while target is not None and target in self.interleaved and path != target:
+                target = ".".join(path.split(".")[: len(target.split(".")) + 1])
+                if n.module is not None and target == n.module and path == target:
+                    break
             if target is None:
                 # A module sits in its parent's cluster; an inline op in the block it runs in.
                 self._assign(n.id, _Unit(f"n{n.id}", n.scope if n.module is None else _parent(n.module)))

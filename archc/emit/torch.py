@@ -30,13 +30,17 @@ from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import (
+    ApplyItem,
     ApplyMember,
     InlineOp,
     Join,
     forward_call,
     forward_condition,
+    is_range_loop,
     join_dim,
     members_loop,
+    not_a_list,
+    range_bounds,
     tensor_arithmetic,
     tensor_subscripts,
     unpack_call,
@@ -90,6 +94,60 @@ class TVal:
     var: str
     shape: tuple[Any, ...]
     batched: bool = True  # False for a learnable tensor (`param`), whose shape is PyTorch's, without a batch
+
+
+@dataclass
+class TList:
+    """A list of tensors in the generated forward: the expression holding it and its items' shapes, as entries:
+    `("one", shape)` an item, `("run", count, shape)` `count` items (a loop's appends), `("open",)` what a list held
+    before the iteration of a loop being written (unknown)."""
+
+    var: str
+    entries: tuple[tuple[Any, ...], ...]
+
+    def shapes(self, entries: tuple[tuple[Any, ...], ...] | None = None) -> list[tuple[Any, ...]]:
+        out = []
+        for e in self.entries if entries is None else entries:
+            if e[0] == "either":
+                out += self.shapes(e[2]) + self.shapes(e[3])
+            elif e[0] != "open":
+                out.append(e[-1])
+        return out
+
+    def uniform(self) -> tuple[Any, ...] | None:
+        """The shape every item has, dimension by dimension (UNKNOWN where items differ); None if none is known."""
+        shapes = self.shapes()
+        if not shapes:
+            return None
+        if any(e[0] in ("open", "either") for e in self.entries):
+            return tuple(UNKNOWN for _ in shapes[0])
+        first = shapes[0]
+        return tuple(d if all(same_value(d, s[k]) for s in shapes) else UNKNOWN for k, d in enumerate(first))
+
+    def item(self, index: Any) -> tuple[Any, ...] | None:
+        """The shape of item `index` (an integer, or a Sym)."""
+        if isinstance(index, int) and not isinstance(index, bool) and all(e[0] == "one" for e in self.entries):
+            shapes = self.shapes()
+            return shapes[index] if -len(shapes) <= index < len(shapes) else None
+        return self.uniform()
+
+    def total(self, axis: int, entries: tuple[tuple[Any, ...], ...] | None = None) -> Any:
+        """The size of the items joined on `axis`."""
+        total: Any = 0
+        for e in self.entries if entries is None else entries:
+            if e[0] == "open":
+                return UNKNOWN
+            if e[0] == "either":
+                then, orelse = self.total(axis, e[2]), self.total(axis, e[3])
+                if is_unknown(then) or is_unknown(orelse):
+                    return UNKNOWN
+                size = then if same_value(then, orelse) else conditional(e[1], then, orelse)
+            else:
+                size = e[-1][axis] if e[0] == "one" else e[1] * e[-1][axis]
+            if same_value(size, 0):
+                continue
+            total = sum_channels([total, size]) if not same_value(total, 0) else size
+        return total
 
 
 @dataclass
@@ -160,6 +218,20 @@ class Generator:
         self.constants: dict[str, dict[str, Any]] = {}
         self.dropped: dict[str, set[str]] = {}
         self.calls: dict[str, set[str]] = {}
+        # Lists of modules: the blocks whose instances a forward applies item by item (`convs[i](x)`), written as
+        # nn.ModuleList subclasses, and per definition its `seq` members applied so (written as nn.ModuleList).
+        self.list_blocks: set[str] = set()
+        self.list_seqs: dict[str, set[str]] = {}
+        for defn in program.definitions.values():
+            if defn.forward is None:
+                continue
+            items = {c.func for c in S.walk(defn.forward.body) if isinstance(c, S.Call) and c.item is not None}
+            for member in S.walk(defn.body):
+                if isinstance(member, S.Member) and member.name in items and isinstance(member.value, S.Call):
+                    if member.value.func == SEQ:
+                        self.list_seqs.setdefault(defn.name, set()).add(member.name)
+                    elif member.value.func in program.definitions:
+                        self.list_blocks.add(member.value.func)
 
     def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
         """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
@@ -279,6 +351,11 @@ class ClassWriter:
             if isinstance(let, S.Let)
         }
         self.sequential = False  # emitted as an nn.Sequential subclass
+        # A list of modules (applied item by item elsewhere): an nn.ModuleList subclass, each item built for the block's
+        # input, and `item_shape` what every item gives.
+        self.list_block = defn.name in gen.list_blocks and defn.forward is None
+        self.item_shape: tuple[Any, ...] | None = None
+        self.loop_vars: set[str] = set()  # the variables of the forward's `for i in range(...)` loops being written
         self.seq_shape: tuple[Any, ...] = ()
         self.item_count = 0
         self.forward_lines: list[str] = []
@@ -334,8 +411,23 @@ class ClassWriter:
                 return [], out
             cls, positional, keywords = row.module(attrs)
             return [_call(cls, positional, keywords)], out
-        if spec.kind == "seq":
+        as_list = spec.kind == "seq" and relpath in self.gen.list_seqs.get(self.defn.name, set())
+        if as_list:
+            # A seq applied item by item (`convs[i](x)`): an nn.ModuleList, each item built for the same input.
             lines: list[str] = []
+            shapes = []
+            for i, (_, item) in enumerate(spec.items):
+                item_lines, out = self.ctor(item, in_shape, f"{relpath}.{i}")
+                shapes.append(out)
+                if not self.shape_only:
+                    item_lines[-1] += ","
+                    lines.extend("        " + line for line in item_lines)
+            merged = TList("", tuple(("one", o) for o in shapes)).uniform() or in_shape
+            if self.shape_only:
+                return [], merged
+            return ["nn.ModuleList(", "    [", *lines, "    ]", ")"], merged
+        if spec.kind == "seq":
+            lines = []
             shape = in_shape
             named = any(n is not None for n, _ in spec.items)
             for i, (item_name, item) in enumerate(spec.items):
@@ -389,6 +481,9 @@ class ClassWriter:
         self.body(self.defn.body, scope, 0)
         if self.members_loop is not None:
             return self.loop_forward(in_shape)
+        if self.list_block:
+            self.sequential = True
+            return self.item_shape if self.item_shape is not None else in_shape
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
                 self.sequential = True
@@ -512,6 +607,12 @@ class ClassWriter:
                     scope.values[index] = i
                 scope.values[var] = item
                 self.body(body, scope, indent)
+        elif self.shape_only and self.list_block:
+            # Items side by side: each is built for the block's input, so one run of the body on symbols tells them.
+            if index is not None:
+                scope.values[index] = Sym(index)
+            scope.values[var] = Sym(var)
+            self.body(body, scope, indent)
         elif self.shape_only:
             self.symbolic_loop_shape(index, var, iterable, items, body, scope, indent)
         else:
@@ -585,6 +686,8 @@ class ClassWriter:
         if (self.defn.forward is not None and self.members_loop is None) or self.shape_only:
             return
         self.sequential = True
+        if self.list_block:
+            return
         if not self.seq_shape:
             self.seq_shape = self.start_shape
         if not (isinstance(self.seq_shape[0], Sym) and self.seq_shape[0].code == "channels"):
@@ -632,6 +735,13 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
+        if self.list_block:
+            # Side by side: the next item takes the block's input too.
+            before = self.item_shape
+            self.item_shape = (
+                out if before is None else tuple(a if same_value(a, b) else UNKNOWN for a, b in zip(before, out, strict=False))
+            )
+            return
         if self.members_loop is not None:
             # The next member takes what the forward's loop makes of this one's input and output.
             out = self.loop_step(self.seq_shape, out)
@@ -712,6 +822,8 @@ class ClassWriter:
         # block's output size (`out if radix > 1 else out * radix`) in the constructor's terms.
         returned: list[tuple[Any, tuple[Any, ...], bool]] = []
         for stmt in stmts:
+            if isinstance(stmt, S.Assign) and self.appends(stmt, env):
+                continue
             if isinstance(stmt, S.Assign):
                 if stmt.name != "x":
                     _check_identifier(stmt.name, stmt.loc, taken=self.gen.taken)
@@ -738,6 +850,9 @@ class ClassWriter:
                 if isinstance(value, TVal) and value.var != stmt.name:
                     self.line(f"{stmt.name} = {value.var}")
                     value = TVal(stmt.name, value.shape)
+                if isinstance(value, TList) and value.var != stmt.name:
+                    self.line(f"{stmt.name} = {value.var}")
+                    value = TList(stmt.name, value.entries)
                 env[stmt.name] = value
                 self.forward_vars.add(stmt.name)
             elif isinstance(stmt, S.Return):
@@ -780,6 +895,9 @@ class ClassWriter:
                 return result, True
             elif isinstance(stmt, S.Unpack):
                 self.unpack(stmt, env)
+            elif isinstance(stmt, S.For) and is_range_loop(stmt):
+                loop_shape, ended = self.range_loop(stmt, env, in_shape)
+                shape = shape if shape is not None else loop_shape
             elif isinstance(stmt, S.If):
                 branch_shape, ended, partial = self.forward_if(stmt, env, in_shape)
                 if ended:
@@ -791,6 +909,81 @@ class ClassWriter:
                     returned.append(partial)
                 shape = shape if shape is not None else branch_shape
         return shape, False
+
+    def appends(self, stmt: S.Assign, env: dict[str, Any]) -> bool:
+        """`xs = xs + [y]`, written `xs.append(y)` (`xs.extend([y, z])`), as torchvision grows a list of outputs."""
+        value, grown = stmt.value, env.get(stmt.name)
+        if stmt.aux or not isinstance(grown, TList) or not isinstance(value, S.BinOp) or value.op != "+":
+            return False
+        if not (isinstance(value.left, S.Name) and value.left.name == stmt.name and isinstance(value.right, S.ListLit)):
+            return False
+        parts = [self.tensor(item, env, self.fresh(_hint_name(item))) for item in value.right.items]
+        if not all(isinstance(p, TVal) for p in parts):
+            raise not_a_list(value.right.loc, "tensors")
+        names = [p.var for p in parts]
+        self.line(f"{stmt.name}.append({names[0]})" if len(names) == 1 else f"{stmt.name}.extend([{', '.join(names)}])")
+        env[stmt.name] = TList(stmt.name, grown.entries + tuple(("one", p.shape) for p in parts))
+        return True
+
+    def range_loop(self, stmt: S.For, env: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[tuple[Any, ...] | None, bool]:
+        """`for i in range(n) { ... }`: a Python loop, its body written once for any `i`. The body first runs, writing
+        nothing, as the first iteration (which binds the names a later iteration reads, as Res2Net's `sp`); then it is
+        written on `i`, starting from what an iteration leaves: a tensor's sizes that the iteration changes are unknown
+        after it, and a list it appends to holds `count` more such items after the loop."""
+        var = stmt.var
+        _check_identifier(var, stmt.loc, taken=self.gen.taken)
+        code = range_bounds(stmt, self.scalar)
+        sizes = range_bounds(stmt, lambda e: evaluate(e, self.scope))
+        start = sizes[0] if len(sizes) > 1 else 0
+        count: Any = UNKNOWN
+        if len(sizes) == 1:
+            count = sizes[0]
+        elif len(sizes) == 2:
+            count = sizes[1] - start
+        outer_scope = self.scope
+        saved = self.forward_lines, set(self.forward_vars), dict(self.guarded)
+        # The first iteration, written nowhere.
+        self.forward_lines = []
+        self.scope = Scope({var: start}, parent=outer_scope)
+        first = dict(env)
+        self.forward_stmts(stmt.body, first, in_shape)
+        self.forward_lines, self.forward_vars, self.guarded = saved
+        entering = dict(env)
+        for name, value in first.items():
+            before = env.get(name)
+            if before is None:
+                entering[name] = value
+            elif isinstance(value, TVal) and isinstance(before, TVal):
+                merged = tuple(a if same_value(a, b) else UNKNOWN for a, b in zip(before.shape, value.shape, strict=False))
+                entering[name] = TVal(before.var, merged)
+            elif isinstance(value, TList) and isinstance(before, TList) and value.entries != before.entries:
+                entering[name] = TList(before.var, (("open",),))
+        # Any iteration, written.
+        self.line(f"for {var} in range({', '.join(literal(c) for c in code)}):")
+        mark = len(self.forward_lines)
+        self.forward_vars.add(var)
+        self.loop_vars.add(var)
+        self.scope = Scope({var: Sym(var)}, parent=outer_scope)
+        after = dict(entering)
+        _, ended = self.forward_stmts(stmt.body, after, in_shape)
+        self.scope = outer_scope
+        self.loop_vars.discard(var)
+        if len(self.forward_lines) == mark:
+            self.line("pass")
+        self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+        for name, value in after.items():
+            before = env.get(name)
+            if isinstance(value, TList) and value.entries[:1] == (("open",),):
+                appended = value.entries[1:]
+                if isinstance(before, TList) and all(e[0] == "one" for e in appended) and not is_unknown(count):
+                    value = TList(name, before.entries + tuple(("run", count, e[1]) for e in appended))
+                else:
+                    value = TList(name, (("open",),))
+            elif isinstance(value, TVal) and isinstance(entering.get(name), TVal):
+                was = entering[name]
+                value = TVal(value.var, tuple(a if same_value(a, b) else UNKNOWN for a, b in zip(was.shape, value.shape, strict=False)))
+            env[name] = value
+        return None, False
 
     def forward_if(
         self, stmt: S.If, env: dict[str, Any], in_shape: tuple[Any, ...]
@@ -829,9 +1022,14 @@ class ClassWriter:
         if not any(ended for _, ended in results):
             for name in set(envs[0]) & set(envs[1]):
                 a, b = envs[0][name], envs[1][name]
+                if isinstance(a, TList) and isinstance(b, TList) and a.entries != b.entries:
+                    # A list the branches leave different: its items after what they share depend on the path.
+                    k = 0
+                    while k < min(len(a.entries), len(b.entries)) and a.entries[k] == b.entries[k]:
+                        k += 1
+                    env[name] = TList(name, (*a.entries[:k], ("either", test, a.entries[k:], b.entries[k:])))
                 if isinstance(a, TVal) and isinstance(b, TVal):
-                    merged = _merge_shapes(test, a.shape, b.shape)
-                    env[name] = TVal(name, merged) if merged is not None else TVal(name, tuple(UNKNOWN for _ in a.shape))
+                    env[name] = TVal(name, _merge_shapes(test, a.shape, b.shape))
         if all(ended for _, ended in results):
             both = _merge_shapes(test, results[0][0], results[1][0])  # type: ignore[arg-type]
             return both, True, None
@@ -874,10 +1072,19 @@ class ClassWriter:
                 return present
         return size
 
-    def apply_member(self, name: str, x: TVal, loc: Loc) -> tuple[Any, ...]:
-        """Fill in the member's constructor(s) for input `x`; a member declared in both branches of an `if` has two."""
+    def is_list(self, name: str, spec: MemberSpec) -> bool:
+        """Whether a member's constructor makes a list of modules, applied item by item (`convs[i](x)`)."""
+        if spec.kind == "seq":
+            return name in self.gen.list_seqs.get(self.defn.name, set())
+        return spec.kind == "block" and spec.type in self.gen.list_blocks
+
+    def apply_member(self, name: str, x: TVal, loc: Loc, items: bool = False) -> tuple[Any, ...]:
+        """Fill in the member's constructor(s) for input `x`; a member declared in both branches of an `if` has two.
+        `items`: x goes to an item of a list of modules, so only the declarations that make such a list take it (a
+        member may be a module in one branch and a list in the other: MixNet's `conv_pw`)."""
         outs = []
-        for placeholder in self.members[name]:
+        placeholders = [p for p in self.members[name] if self.is_list(name, p.spec) == items] or self.members[name]
+        for placeholder in placeholders:
             shape = tuple(self._seen_under(d, placeholder.condition) for d in x.shape)
             lines, out = self.ctor(placeholder.spec, shape, name)
             if placeholder.lines is None:
@@ -907,6 +1114,18 @@ class ClassWriter:
                 meaning = forward_call(expr, self.declared)
                 if isinstance(meaning, ApplyMember):
                     return self.apply_call(expr, env, target)
+                if isinstance(meaning, ApplyItem):
+                    return self.apply_item(expr, env, target)
+                if isinstance(meaning, Join) and len(args) == 1 and isinstance(xs := self.tensor(args[0], env, self.fresh("xs")), TList):
+                    # `cat(xs)`: the tensors of a list, joined.
+                    dim = join_dim(expr, self.scalar)
+                    first = xs.uniform()
+                    if first is None:
+                        raise ArchError("E081", "cat joins one or more tensors: the list is empty", expr.loc)
+                    axis = ops.dimension(dim, len(first) + 1, "cat", "dim") - 1
+                    shape = (*first[:axis], xs.total(axis), *first[axis + 1 :])
+                    self.line(f"{target} = torch.cat({xs.var}, {literal(dim)})")
+                    return TVal(target, shape)
                 if isinstance(meaning, Join):
                     parts = [self.tensor(a, env, self.fresh(_hint_name(a))) for a in args]
                     if not parts or not all(isinstance(p, TVal) for p in parts):
@@ -929,10 +1148,31 @@ class ClassWriter:
                     shape = (*shapes[0][:axis], joined, *shapes[0][axis + 1 :])
                     self.line(f"{target} = torch.cat([{', '.join(names)}], {literal(dim)})")
                     return TVal(target, shape)
+                if isinstance(meaning, InlineOp) and meaning.op.multi:
+                    return self.inline_pieces(meaning.op, expr, env, target)
                 if isinstance(meaning, InlineOp):
                     return self.inline_call(meaning.op, expr, env, target)
                 return self.scalar(expr)
-            case S.Index(target=target_expr) if isinstance(x := self.tensor(target_expr, env, target), TVal):
+            case S.ListLit(items=items) if items:
+                parts = [self.tensor(item, env, self.fresh(_hint_name(item))) for item in items]
+                if not any(isinstance(p, (TVal, TList)) for p in parts):
+                    return self.scalar(expr)
+                if not all(isinstance(p, TVal) for p in parts):
+                    raise not_a_list(expr.loc, "a tensor (an item of a list)")
+                return TList(f"[{', '.join(p.var for p in parts)}]", tuple(("one", p.shape) for p in parts))
+            case S.ListLit():
+                return TList("[]", ())
+            case S.Index(target=target_expr, index=index):
+                x = self.tensor(target_expr, env, target)
+                if isinstance(x, TList):
+                    # An item of a list of tensors.
+                    position = self.scalar(index)
+                    item_shape = x.item(evaluate(index, self.scope))
+                    if item_shape is None:
+                        raise ArchError("E085", f"index {literal(position)} is out of range for this list", index.loc)
+                    return TVal(f"{x.var}[{literal(position)}]", item_shape)
+                if not isinstance(x, TVal):
+                    return self.scalar(expr)
                 row = ops.OPS["index"]
                 attrs = {"items": tensor_subscripts(expr, self.scalar)}
                 sizes = {"items": tensor_subscripts(expr, lambda e: evaluate(e, self.scope))}
@@ -948,6 +1188,10 @@ class ClassWriter:
                 left_target = target if target not in right_names else self.fresh(target)
                 lv = self.tensor(left, env, left_target)
                 rv = self.tensor(right, env, self.fresh(_hint_name(right)) if isinstance(lv, TVal) else target)
+                if isinstance(lv, TList) or isinstance(rv, TList):
+                    if not (isinstance(lv, TList) and isinstance(rv, TList) and expr.op == "+"):
+                        raise not_a_list(expr.loc, "a tensor (lists join with `+` only)")
+                    return TList(f"{lv.var} + {rv.var}", lv.entries + rv.entries)
                 if not isinstance(lv, TVal) and not isinstance(rv, TVal):
                     return self.scalar(expr)
                 arith = tensor_arithmetic(expr, lv, rv, TVal)
@@ -1001,6 +1245,39 @@ class ClassWriter:
             return TVal(target, out_shape)
         self.line(self.apply_line(func, target, x.var))
         return TVal(target, out_shape)
+
+    def apply_item(self, expr: S.Call, env: dict[str, Any], target: str) -> TVal:
+        """`convs[i](x)`: `self.convs[i](x)`, the list's constructor filled in for x's shape."""
+        assert expr.item is not None
+        x = self.tensor(expr.args[0], env, target)
+        if not isinstance(x, TVal):
+            raise not_a_list(expr.args[0].loc)
+        out_shape = self.apply_member(expr.func, x, expr.loc, items=True)
+        self.line(f"{target} = self.{expr.func}[{literal(self.scalar(expr.item))}]({x.var})")
+        return TVal(target, out_shape)
+
+    def inline_pieces(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> TList:
+        """`chunk(x, n, dim = 1)`, `split(...)` assigned to one name: the list of its tensors."""
+        x = self.tensor(expr.args[0], env, self.fresh("t")) if expr.args else None
+        if not isinstance(x, TVal):
+            raise ArchError("E081", f"inline `{row.name}` needs its input tensor first: {row.name}(x, ...)", expr.loc)
+        attrs, sizes = self.inline_args(row, expr)
+        try:
+            count: Any = ops.pieces(row, sizes)
+        except (TypeError, ValueError):
+            count = UNKNOWN
+        try:
+            if isinstance(count, int):
+                entries: tuple[tuple[Any, ...], ...] = tuple(("one", row.shape({**sizes, "index": i}, x.shape)) for i in range(count))
+            else:
+                # As many pieces as the constructor's arguments say: chunk's are equal.
+                count = sizes["chunks"] if row.name == "chunk" else UNKNOWN
+                piece = row.shape({**sizes, "index": 0}, x.shape)
+                entries = (("run", count, piece),) if not is_unknown(count) and row.name == "chunk" else (("open",),)
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        self.line(f"{target} = {_call(row.functional or row.name, [Sym(x.var), *(attrs[n] for n in row.positional)], {})}")
+        return TList(target, entries)
 
     def apply_line(self, member: str, out: str, x: str) -> str:
         """The statement applying a member: `out = self.m(x)`, or the op's own form (`mha`'s query, key and value)."""
@@ -1090,7 +1367,7 @@ class ClassWriter:
         if is_symbolic(value):
             for name in sorted(S.names_used(expr)):
                 found, v = self.scope.lookup(name)
-                if found and isinstance(v, Sym) and name not in self.self_scalars:
+                if found and isinstance(v, Sym) and name not in self.self_scalars and name not in self.loop_vars:
                     _check_identifier(name, expr.loc, member=True)
                     self.self_scalars[name] = v.code
             reads_input = any(isinstance(n, S.InputAttr) for n in S.walk(expr))
@@ -1125,7 +1402,7 @@ class ClassWriter:
             init = [line for line in init if not line.lstrip().startswith("channels = ")]
         init += init_lines(self.gen.program.definitions, self.gen.arch, self.defn, self.body_scope, self.gen.reachable(self.defn.name))
         init = _fill_empty_blocks(init)
-        base = "nn.Sequential" if self.sequential else "nn.Module"
+        base = "nn.ModuleList" if self.list_block else "nn.Sequential" if self.sequential else "nn.Module"
         return ClassCode(
             class_name,
             base,

@@ -441,6 +441,17 @@ class _Formatter:
             if kind == "tuple_lit" and len(values) == 1:  # `(a,)`: the comma makes the tuple, so it never breaks
                 return [_T("(", pos), *self.expr(values[0]), _T(",)", closer.start_pos)]
             return [self._group(opener, items, closer, self.expr)]
+        if kind == "item_call":
+            # `convs[i](x)`: the item, then its arguments as a call's.
+            target, lsqb, index, rsqb, lpar, *rest = kids
+            assert isinstance(lsqb, Token) and isinstance(rsqb, Token) and isinstance(lpar, Token)
+            item = [*self.expr(target), _T("[", lsqb.start_pos), *self.expr(index), _T("]", rsqb.start_pos)]
+            close = rest[-1]
+            assert isinstance(close, Token)
+            if len(rest) == 1:
+                return [*item, _T("()", lpar.start_pos)]
+            assert isinstance(rest[0], Tree) and rest[0].data == "args"
+            return [*item, self._group(lpar, list(rest[0].children), close, self.arg)]
         if kind == "call":
             name = kids[0]
             assert isinstance(name, Token)

@@ -426,6 +426,9 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True, inline=True)
     def call(self, meta: Any, func: Token, optional: Token | None, args: Any) -> S.Call:
+        return self._call(self._tok(func), str(func), optional is not None, args)
+
+    def _call(self, loc: Loc, func: str, optional: bool, args: Any) -> S.Call:
         positional: list[S.Expr] = []
         keywords: dict[str, S.Expr] = {}
         kwarg_locs: dict[str, Loc] = {}
@@ -433,7 +436,7 @@ class _ToAst(Transformer[Token, Any]):
             if isinstance(a, tuple):
                 key, value, key_loc, quoted = a
                 if quoted:
-                    _check_seq_key(str(func), key, key_loc)
+                    _check_seq_key(func, key, key_loc)
                 if key in keywords:
                     raise ArchError(
                         "E015",
@@ -448,7 +451,15 @@ class _ToAst(Transformer[Token, Any]):
                 raise ArchError("E017", "a positional argument after a keyword argument", a.loc, "put positional arguments first")
             else:
                 positional.append(a)
-        return S.Call(self._tok(func), str(func), positional, keywords, optional is not None, kwarg_locs)
+        return S.Call(loc, func, positional, keywords, optional, kwarg_locs)
+
+    @v_args(meta=True, inline=True)
+    def item_call(self, meta: Any, target: S.Expr, index: S.Expr, args: Any) -> S.Call:
+        if not isinstance(target, S.Name):
+            raise ArchError("E081", "only a member's item is applied by index", target.loc, "write `convs[i](x)`, `convs` a member")
+        call = self._call(target.loc, target.name, False, args)
+        call.item = index
+        return call
 
     def args(self, items: list[Any]) -> list[Any]:
         return [i for i in items if i is not None]

@@ -102,6 +102,7 @@ class Call(Expr):
     kwargs: dict[str, Expr]
     optional: bool = False  # `member?(x)`
     kwarg_locs: dict[str, Loc] = field(default_factory=dict)  # where each keyword argument's name stands
+    item: Expr | None = None  # `convs[i](x)`: the item of member `func` applied
 
 
 # Statements

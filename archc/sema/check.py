@@ -16,7 +16,7 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call, members_loop, unpack_call
+from archc.sema.forward import InlineOp, forward_call, is_range_loop, members_loop, unpack_call
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -160,6 +160,14 @@ class _Checker:
                     for a in [*stmt.value.args, *stmt.value.kwargs.values()]:
                         self.flow(a, known)
                 known |= set(stmt.names)
+            elif isinstance(stmt, S.For) and is_range_loop(stmt):
+                # `for i in range(n)`: `i` is a value. A later iteration sees what an earlier one assigned (elaboration,
+                # which runs every iteration, reports a name read before any iteration assigns it).
+                self.value(stmt.iterable, known)
+                assigned = {a.name for a in S.walk(stmt.body) if isinstance(a, S.Assign)}
+                inside = known | {stmt.var} | assigned | {n for u in S.walk(stmt.body) if isinstance(u, S.Unpack) for n in u.names}
+                self.forward(stmt.body, inside)
+                known |= inside - {stmt.var}
             elif isinstance(stmt, S.For):
                 # `for layer in members`: the loop's name applies each member (members_loop checks the form).
                 members = self.members
@@ -309,6 +317,10 @@ class _Checker:
         for node in S.walk(expr):
             if isinstance(node, S.Name):
                 self.name(node, bound)
+            elif isinstance(node, S.Call) and node.item is not None:
+                self.errors.append(
+                    ArchError("E019", f"`{node.func}[...](...)` applies a member's item in a forward", node.loc, "declare members here")
+                )
             elif isinstance(node, S.Call) and not node.optional and node.func not in BUILTINS and node.func != SEQ:
                 self.constructor(node)
 
@@ -345,7 +357,7 @@ class _Checker:
                 else:
                     if isinstance(meaning, InlineOp) and args:
                         self.op_args(meaning.op, expr, len(args) - 1)
-                for a in [*args, *kwargs.values()]:
+                for a in [*args, *kwargs.values(), *([expr.item] if expr.item is not None else [])]:
                     self.flow(a, bound)
                 return
         for child in vars(expr).values():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from archc import ops
-from archc.errors import ArchError
+from archc.errors import ArchError, Loc
 from archc.lang import syntax as S
 from archc.sema.calls import CAT
 from archc.sema.evaluate import BUILTINS, did_you_mean
@@ -27,6 +27,13 @@ class ApplyMember:
 
     name: str
     optional: bool
+
+
+@dataclass(frozen=True)
+class ApplyItem:
+    """`convs[i](x)`: item `i` of a member that is a list of modules (a `seq`, or a block of numbered members)."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,22 @@ class BuiltinCall:
     """`int(...)`, `len(...)`: a value, not a tensor."""
 
 
-ForwardCall = ApplyMember | Join | InlineOp | BuiltinCall
+ForwardCall = ApplyMember | ApplyItem | Join | InlineOp | BuiltinCall
 
 
-def forward_call(call: S.Call, declared: set[str], unpacked: bool = False) -> ForwardCall:
+def forward_call(call: S.Call, declared: set[str]) -> ForwardCall:
     """What `call` means in the forward of a definition declaring the members `declared` (on any path).
 
     Raises the errors every interpreter reports alike: a member applied to other than one tensor (E081), `?` on a
-    name that is no member (E011), an op with weights used inline (E082), an unknown name (E011)."""
+    name that is no member (E011), an op with weights used inline (E082), an unknown name (E011). An op that returns
+    several tensors (`chunk`, `split`) gives a list of them."""
     func = call.func
+    if call.item is not None:
+        if func not in declared:
+            raise ArchError("E011", f"no member `{func}` to take an item of", call.loc, did_you_mean(func, declared))
+        if len(call.args) != 1 or call.kwargs:
+            raise ArchError("E081", f"an item of `{func}` is applied to one tensor", call.loc, f"write `{func}[i](x)`")
+        return ApplyItem(func)
     if func in declared:
         if len(call.args) != 1 or call.kwargs:
             raise ArchError("E081", f"member `{func}` is applied to one tensor", call.loc, f"write `{func}(x)`")
@@ -71,13 +85,6 @@ def forward_call(call: S.Call, declared: set[str], unpacked: bool = False) -> Fo
                 f"`{op.name}` cannot be used inline" + (" (it has weights)" if op.inferred else ""),
                 call.loc,
                 f"declare it as a member (`{op.name}1 = {op.name}(...)`) and apply it by name",
-            )
-        if op.multi and not unpacked:
-            raise ArchError(
-                "E081",
-                f"`{op.name}` returns several tensors: unpack them",
-                call.loc,
-                f"write `x1, x2 = {op.name}(...)` as a statement of its own",
             )
         return InlineOp(op)
     if func in BUILTINS:
@@ -148,7 +155,7 @@ def unpack_call(stmt: S.Unpack, declared: set[str]) -> ops.Op:
     """The op an unpacking statement applies: one that returns several tensors, called directly; E081 otherwise."""
     value = stmt.value
     if isinstance(value, S.Call):
-        meaning = forward_call(value, declared, unpacked=True)
+        meaning = forward_call(value, declared)
         if isinstance(meaning, InlineOp) and meaning.op.multi:
             return meaning.op
     raise ArchError(
@@ -200,12 +207,64 @@ class MembersLoop:
     body: list[S.Stmt]
 
 
+def is_range_loop(stmt: S.For) -> bool:
+    """`for i in range(n) { ... }` in a forward: a loop over integers, not over the members."""
+    return isinstance(stmt.iterable, S.Call) and stmt.iterable.func == "range" and stmt.iterable.item is None and stmt.index is None
+
+
+def range_bounds(stmt: S.For, value: Callable[[S.Expr], Any]) -> tuple[Any, ...]:
+    """The arguments of a forward loop's `range(...)`, each an integer known when the module is built (E087 otherwise);
+    `value` evaluates them (to a `Sym` where the emitter writes a constructor argument)."""
+    call = stmt.iterable
+    assert isinstance(call, S.Call)
+    if call.kwargs or not 1 <= len(call.args) <= 3:
+        raise ArchError("E087", "a forward loop runs over range(n), range(start, stop) or range(start, stop, step)", call.loc)
+    bounds = []
+    for arg in call.args:
+        v = value(arg)
+        if isinstance(v, bool) or not isinstance(v, (int, Sym)):
+            shown = repr(v) if isinstance(v, (float, str, list, tuple)) or v is None else "a tensor"
+            raise ArchError(
+                "E087",
+                f"a forward loop's bound is an integer known when the module is built, not {shown}",
+                arg.loc,
+                "a parameter, a `let` or a number, e.g. `for i in range(scale - 1)`",
+            )
+        bounds.append(v)
+    return tuple(bounds)
+
+
+def not_a_list(loc: Loc, what: str = "a tensor") -> ArchError:
+    """E086: a list of tensors where one tensor is expected (or the other way round)."""
+    return ArchError(
+        "E086",
+        f"a list of tensors where {what} is expected",
+        loc,
+        "take one of its tensors (`xs[i]`, `xs[-1]`) or join them (`cat(xs)`)",
+    )
+
+
+def list_index(items: list[Any], index: Any, loc: Loc) -> Any:
+    """Item `index` of a list of tensors (or of modules): a located E085 out of range, E042 for a non-integer."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ArchError("E042", f"a list's index is an integer known when the module is built, not {index!r}", loc, "e.g. xs[0], xs[i]")
+    if not -len(items) <= index < len(items):
+        raise ArchError(
+            "E085",
+            f"index {index} is out of range for a list of {len(items)}",
+            loc,
+            f"the items are 0 to {len(items) - 1} (or -1 to -{len(items)} from the end)" if items else "the list is empty",
+        )
+    return items[index]
+
+
 def members_loop(forward: S.Forward | None) -> MembersLoop | None:
     """The loop of a forward that runs over the block's members, or None for a forward without one; E084 for a loop
-    in another form. The form is one loop, its body assignments, then `return` of the forward's argument."""
+    in another form. The form is one loop, its body assignments, then `return` of the forward's argument. A loop over
+    `range(...)` is no such loop, and may stand anywhere in a forward."""
     if forward is None:
         return None
-    loops = [s for s in S.walk(forward.body) if isinstance(s, S.For)]
+    loops = [s for s in S.walk(forward.body) if isinstance(s, S.For) and not is_range_loop(s)]
     if not loops:
         return None
     first = loops[0]
@@ -213,9 +272,9 @@ def members_loop(forward: S.Forward | None) -> MembersLoop | None:
     if not (isinstance(first.iterable, S.Name) and first.iterable.name == MEMBERS) or first.index is not None:
         raise ArchError(
             "E084",
-            "a forward's `for` runs over the block's members",
+            "a forward's `for` runs over the block's members or over range(n)",
             first.iterable.loc,
-            f"write `for layer in {MEMBERS}`; a loop over values builds members in the block's body",
+            f"write `for layer in {MEMBERS}` or `for i in range(n)`; a loop over values builds members in the block's body",
         )
     body = forward.body
     returned = body[1].values if len(body) == 2 and isinstance(body[1], S.Return) else []

@@ -1,0 +1,239 @@
+"""Lists of tensors, loops over `range(n)` and items of a list of modules in a forward (Res2Net's and MixNet's
+vocabulary): the generated module against a hand-written torch module (strict state_dict load, equal outputs), its
+state_dict keys, shapes against forward hooks, parameters against `sum(numel)`, MACs against FlopCounterMode / 2, and
+the errors of misuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from archc.passes.macs import count_macs
+from tests.conftest import run_cli
+from tests.zoo_helpers import assert_counts, assert_shapes_match_hooks, randomize_batchnorm_statistics, reference_flops
+
+torch.set_num_threads(1)
+
+# Res2Net's multi-scale block, in small: numbered lists of convs and norms, one applied per scale.
+RES2 = """
+block Convs(n, width, stride = 1) {
+    for i in range(n) {
+        conv(width, 3, stride = stride, padding = 1, bias = false)
+    }
+}
+
+block Norms(n) {
+    for i in range(n) {
+        batchnorm()
+    }
+}
+
+block Res2(width, scale = 4) {
+    let nums = scale - 1
+    conv1 = conv(width * scale, 1, bias = false)
+    convs = Convs(nums, width)
+    bns = Norms(nums)
+    conv3 = conv(in.channels, 1, bias = false)
+    forward(x) {
+        out = relu(conv1(x))
+        spx = chunk(out, scale, dim = 1)
+        spo = []
+        for i in range(nums) {
+            if i == 0 {
+                sp = spx[i]
+            } else {
+                sp = sp + spx[i]
+            }
+            sp = relu(bns[i](convs[i](sp)))
+            spo = spo + [sp]
+        }
+        out = cat(spo + [spx[-1]])
+        return relu(conv3(out) + x)
+    }
+}
+
+arch Net(scale = 4) {
+    input (16, 8, 8)
+    a = Res2(4, scale = scale)
+    b = Res2(6, scale = 3)
+}
+"""
+
+
+class Res2(nn.Module):
+    """The same block by hand, as timm's Bottle2neck writes it."""
+
+    def __init__(self, inplanes: int, width: int, scale: int) -> None:
+        super().__init__()
+        self.width = width
+        self.conv1 = nn.Conv2d(inplanes, width * scale, 1, bias=False)
+        self.convs = nn.ModuleList([nn.Conv2d(width, width, 3, padding=1, bias=False) for _ in range(scale - 1)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(width) for _ in range(scale - 1)])
+        self.conv3 = nn.Conv2d(width * scale, inplanes, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spx = torch.split(torch.relu(self.conv1(x)), self.width, 1)
+        spo = []
+        sp = spx[0]
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
+            sp = spx[i] if i == 0 else sp + spx[i]
+            sp = torch.relu(bn(conv(sp)))
+            spo.append(sp)
+        spo.append(spx[-1])
+        return torch.relu(self.conv3(torch.cat(spo, 1)) + x)
+
+
+class Net(nn.Module):
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.a = Res2(16, 4, scale)
+        self.b = Res2(16, 6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_res2_block_equals_the_hand_written_module(compile_arch: Any, scale: int) -> None:
+    compiled, module = compile_arch(RES2, overrides={"scale": scale})
+    model = module.model(scale=scale)
+    reference = Net(scale)
+    assert list(model.state_dict()) == list(reference.state_dict())
+    assert "a.convs.0.weight" in model.state_dict() and "b.bns.1.running_mean" in model.state_dict()
+    assert isinstance(model.a.convs, nn.ModuleList) and isinstance(model.b.bns, nn.ModuleList)
+    torch.manual_seed(0)
+    randomize_batchnorm_statistics(reference, affine=True)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert_counts(compiled, model, reference=reference)
+    assert_shapes_match_hooks(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, (16, 8, 8))
+
+
+def test_the_generated_forward_is_a_python_loop(compile_arch: Any) -> None:
+    compiled, _ = compile_arch(RES2)
+    source = compiled.python()
+    # One loop per forward (not a copy per iteration), items taken by index, outputs appended.
+    assert "for i in range(self.nums):" in source
+    assert "sp = self.convs[i](sp)" in source
+    assert "spo.append(sp)" in source
+    assert "torch.cat(spo + [spx[-1]], 1)" in source
+    assert "class Convs(nn.ModuleList):" in source
+    assert source.count("self.convs[") == 1
+
+
+# MixNet's mixed conv, in small: a seq whose items, kernels 3 and 5, each take one piece of the channels.
+MIXED = """
+block Mixed(out_channels) {
+    convs = seq(conv(out_channels // 2, 3, padding = 1), conv(out_channels // 2, 5, padding = 2))
+    forward(x) {
+        xs = split(x, (in.channels // 2, in.channels // 2), dim = 1)
+        outs = [convs[0](xs[0]), convs[1](xs[1])]
+        return cat(outs, dim = 1)
+    }
+}
+
+arch Net() {
+    input (8, 10, 10)
+    m = Mixed(12)
+}
+"""
+
+
+def test_a_seq_applied_item_by_item_is_a_module_list(compile_arch: Any) -> None:
+    compiled, module = compile_arch(MIXED)
+    model = module.model()
+    assert isinstance(model.m.convs, nn.ModuleList)
+    assert [k for k in model.state_dict()] == ["m.convs.0.weight", "m.convs.0.bias", "m.convs.1.weight", "m.convs.1.bias"]
+    x = torch.randn(2, 8, 10, 10)
+    a, b = x.split(4, 1)
+    with torch.no_grad():
+        expected = torch.cat([model.m.convs[0](a), model.m.convs[1](b)], 1)
+        torch.testing.assert_close(model(x), expected)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(model, (8, 10, 10))
+
+
+@pytest.mark.parametrize(
+    ("forward", "where", "code", "words"),
+    [
+        ("xs = chunk(x, 2, dim = 1)\n        return c[2](xs[0])", "10:18", "E085", "index 2 is out of range for a list of 2"),
+        ("xs = chunk(x, 2, dim = 1)\n        return c[0](xs[3])", "10:24", "E085", "index 3 is out of range for a list of 2"),
+        ("xs = chunk(x, 2, dim = 1)\n        return c[0](xs)", "10:21", "E086", "a list of tensors where a tensor is expected"),
+        ("xs = chunk(x, 2, dim = 1)\n        return relu(xs)", "10:21", "E086", "a list of tensors where a tensor is expected"),
+        ("for i in range(x) {\n            x = c[0](x)\n        }\n        return x", "9:24", "E087", "built, not a tensor"),
+        ("for i in range(0.5) {\n            x = c[0](x)\n        }\n        return x", "9:24", "E087", "not 0.5"),
+        ("for v in [1, 2] {\n            x = c[0](x)\n        }\n        return x", "9:18", "E084", "or over range(n)"),
+    ],
+)
+def test_misuse_is_located(tmp_path: Path, forward: str, where: str, code: str, words: str) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        "block Two() {\n    conv(2, 1)\n    conv(2, 1)\n}\n\nblock B() {\n    c = Two()\n    forward(x) {\n"
+        f"        {forward}\n    }}\n}}\n\narch Net() {{\n    input (4, 8, 8)\n    B()\n}}\n"
+    )
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1, outcome.err
+    assert f"{spec}:{where}:" in outcome.err and f"error[{code}]" in outcome.err and words in outcome.err, outcome.err
+
+
+# MixNet's member that is one conv in some instances and a list of convs (one per channel group) in others.
+MIXED_OR_PLAIN = """
+block Groups(out_chs, kernels) {
+    for k in kernels {
+        conv(out_chs // len(kernels), k, padding = (k - 1) // 2, bias = false)
+    }
+}
+
+block Mix(out_chs, kernels) {
+    if len(kernels) > 1 {
+        c = Groups(out_chs, kernels)
+    } else {
+        c = conv(out_chs, kernels[0], padding = (kernels[0] - 1) // 2, bias = false)
+    }
+    forward(x) {
+        if len(kernels) > 1 {
+            xs = chunk(x, len(kernels), dim = 1)
+            ys = []
+            for i in range(len(kernels)) {
+                ys = ys + [c[i](xs[i])]
+            }
+            return cat(ys)
+        }
+        return c(x)
+    }
+}
+
+arch Net() {
+    input (6, 9, 9)
+    a = Mix(12, [3, 5, 7])
+    b = Mix(8, [3])
+    d = Mix(8, [1, 3])
+}
+"""
+
+
+def test_a_member_is_a_module_in_some_instances_and_a_list_in_others(compile_arch: Any) -> None:
+    compiled, module = compile_arch(MIXED_OR_PLAIN)
+    model = module.model().eval()
+    assert isinstance(model.a.c, nn.ModuleList) and isinstance(model.b.c, nn.Conv2d) and isinstance(model.d.c, nn.ModuleList)
+    assert [tuple(c.weight.shape) for c in model.a.c] == [(4, 2, 3, 3), (4, 2, 5, 5), (4, 2, 7, 7)]
+    assert [tuple(c.weight.shape) for c in model.d.c] == [(4, 4, 1, 1), (4, 4, 3, 3)]
+    x = torch.randn(2, 6, 9, 9)
+    with torch.no_grad():
+        y = torch.cat([c(p) for c, p in zip(model.a.c, x.chunk(3, 1), strict=True)], 1)
+        y = model.b.c(y)
+        y = torch.cat([c(p) for c, p in zip(model.d.c, y.chunk(2, 1), strict=True)], 1)
+        torch.testing.assert_close(model(x), y)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(model, (6, 9, 9))
