@@ -393,7 +393,7 @@ def _batchnorm(m: nn.modules.batchnorm._BatchNorm) -> tuple[str, dict[str, Any]]
 def _layernorm(m: nn.LayerNorm) -> tuple[str, dict[str, Any]]:
     if len(m.normalized_shape) != 1:
         raise _Unsupported(f"normalized_shape={m.normalized_shape}", "archc's layernorm normalises the last dimension only")
-    op = "layernorm2d" if type(m).__name__ == "LayerNorm2d" else "layernorm"
+    op = "layernorm2d" if any(c.__name__ == "LayerNorm2d" for c in type(m).__mro__) else "layernorm"
     return op, {"eps": m.eps, "elementwise_affine": m.elementwise_affine, "bias": getattr(m, "bias", None) is not None}
 
 
@@ -494,6 +494,9 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("timm.layers.norm", "LayerNorm"): _layernorm,
     ("timm.layers.linear", "Linear"): LEAVES[nn.Linear],
     ("timm.layers.norm", "GroupNorm"): LEAVES[nn.GroupNorm],
+    ("timm.layers.norm", "GroupNorm1"): LEAVES[nn.GroupNorm],  # F.group_norm with its own weight: nn.GroupNorm's forward
+    ("timm.models.metaformer", "LayerNorm2dNoBias"): _layernorm,  # timm's LayerNorm2d, its bias None
+    ("timm.models.metaformer", "LayerNormNoBias"): _layernorm,
 }
 # timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
 NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
@@ -881,6 +884,8 @@ class _Forward:
             return self._reshape(node)
         if node.op == "call_method" and node.target == "expand":
             return self._expand(node)
+        if node.op == "call_method" and node.target == "expand_as":
+            return self._expand_as(node)
         if (node.op == "call_method" and node.target == "split") or (node.op == "call_function" and node.target is torch.split):
             return self._split(node)
         if node.op == "call_function" and node.target in _ARITH:
@@ -979,10 +984,11 @@ class _Forward:
         before, after = self._shape(node.args[0]), self._shape(node)
         source = node.args[0]
         if isinstance(source, torch.fx.Node) and source.op == "get_attr":
-            raise _Unsupported(
-                f"`{_name_of(node.target)}` of the parameter `{source.target}` to {after}",
-                "the language reshapes tensors with a batch; a parameter is read as it is declared",
-            )
+            # A parameter reshaped to broadcast against a map (layer scale's `gamma.reshape(1, -1, 1, 1)`): the
+            # parameter has no batch, so the sizes are its whole shape, written as the model wrote them.
+            written = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+            sizes = tuple(written) if written and all(isinstance(v, int) and not isinstance(v, bool) for v in written) else after
+            return _Expr(["reshape(", *self._value(source).parts, f", {literal(sizes)})"])
         if not before or not after or before[0] != after[0]:
             raise _Unsupported(
                 f"`{_name_of(node.target)}` from {before} to {after} (a batch of 2), which moves the batch",
@@ -992,7 +998,8 @@ class _Forward:
             return self._inline("flatten", node.args[0], {"start_dim": 1})
         if after == before:
             return self._value(node.args[0])
-        return _Expr(_op_text("reshape", {"sizes": tuple(after[1:])}, ("sizes",), self._value(node.args[0]).parts))
+        # The sizes as written, never a block's parameter (as `split`'s): the shape rule needs them as numbers.
+        return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after[1:]))})"])
 
     def _expand(self, node: torch.fx.Node) -> _Expr:
         """A learnable tensor with a leading 1 expanded to the batch (ViT's class token): the parameter, which `cat`
@@ -1004,6 +1011,21 @@ class _Forward:
             if shape[:1] == (1,) and after[1:] == shape[1:] and all(u.target is torch.cat for u in node.users):
                 return self._value(source)
         raise _Unsupported("`expand` of a tensor other than a parameter joined to the tokens", "the language expands only in `cat`")
+
+    def _expand_as(self, node: torch.fx.Node) -> _Expr:
+        """`x * y.expand_as(x)` (ECA's gate): where each use is arithmetic whose result broadcasting gives anyway,
+        the tensor itself, which the arithmetic broadcasts."""
+        source, shape = node.args[0], self._shape(node)
+        for user in self._users(node):
+            plain = user.op == "call_function" and user.target in _ARITH
+            plain = plain or (user.op == "call_method" and user.target in ("add", "sub", "mul", "div"))
+            others = [a for a in user.args if a is not node]
+            if not plain or len(user.args) != 2 or len(others) != 1 or user not in self.shapes:
+                raise _Unsupported("`expand_as` other than an operand of arithmetic", "broadcast in the arithmetic")
+            other = self._shape(others[0]) if isinstance(others[0], torch.fx.Node) else ()
+            if tuple(torch.broadcast_shapes(other, self._shape(source))) != self.shapes[user]:
+                raise _Unsupported(f"`expand_as` to {shape}, which broadcasting does not give", "broadcast in the arithmetic")
+        return self._value(source)
 
     def _index(self, node: torch.fx.Node) -> _Expr:
         """`x[:, 0]`, `x[:, 1:]`: one subscript per dimension from the batch on, the batch whole."""
