@@ -446,6 +446,18 @@ def _mha(m: nn.MultiheadAttention) -> tuple[str, dict[str, Any]]:
     return "mha", {"num_heads": m.num_heads, "dropout": m.dropout, "bias": m.in_proj_bias is not None}
 
 
+# nn's padding modules, by the base class of each mode.
+_PAD_MODES = {"_ConstantPadNd": "constant", "_ReflectionPadNd": "reflect", "_ReplicationPadNd": "replicate", "_CircularPadNd": "circular"}
+
+
+def _pad(m: Any) -> tuple[str, dict[str, Any]]:
+    mode = next(_PAD_MODES[c.__name__] for c in type(m).__mro__ if c.__name__ in _PAD_MODES)
+    values: dict[str, Any] = {"pad": tuple(m.padding), "mode": mode}
+    if mode == "constant":
+        values["value"] = float(m.value)
+    return "pad", values
+
+
 def _permute(m: Any) -> tuple[str, dict[str, Any]]:
     return "permute", {"dims": tuple(m.dims)}
 
@@ -484,6 +496,12 @@ LEAVES: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     nn.Dropout: _plain("dropout", "p", "inplace"),
     nn.Identity: lambda m: ("identity", {}),
     nn.MultiheadAttention: _mha,
+    **{
+        getattr(nn, f"{kind}Pad{k}d"): _pad
+        for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular")
+        for k in (1, 2, 3)
+        if hasattr(nn, f"{kind}Pad{k}d")
+    },
 }
 # Classes of the libraries that are one op (matched by module and name: the libraries are imported lazily).
 NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {
@@ -686,6 +704,7 @@ _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     torch.permute: ("permute", ("dims",), {}),
     torch.unflatten: ("unflatten", ("dim", "sizes"), {}),
     torch.chunk: ("chunk", ("chunks", "dim"), {"dim": 0}),
+    F.pad: ("pad", ("pad", "mode", "value"), {"mode": "constant", "value": None}),
     F.local_response_norm: ("local_response_norm", ("size", "alpha", "beta", "k"), {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
 }
 _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
@@ -826,6 +845,12 @@ class _Forward:
             return
         if node.op == "get_attr":
             target = str(node.target)
+            if "." not in target and target in dict(self.module.named_buffers(recurse=False)):
+                raise _Unsupported(
+                    f"reading the buffer `{target}` of its own, a fixed tensor made when the module is built (not in the "
+                    "state_dict), in the forward",
+                    "the language has learnable tensors (`param`) and the buffers of ops (batchnorm's); a fixed tensor has no spelling",
+                )
             if "." in target or target not in dict(self.module.named_parameters(recurse=False)):
                 raise _Unsupported(f"reading `{target}`, not a parameter of this module", "only the module's own parameters can be read")
             self.names[node] = target
@@ -927,6 +952,12 @@ class _Forward:
         for flag in ("return_indices", "divisor_override", "dtype"):
             if bound.pop(flag, None) not in (None, False):
                 raise _Unsupported(f"`{_name_of(node.target)}` with {flag}", "the language has no such setting")
+        if op == "pad":
+            # Sizes the forward computed (davit's stem pads to a multiple of its stride): the numbers of this input.
+            sizes = bound["pad"]
+            bound["pad"] = tuple(self.known.get(v, v) if isinstance(v, torch.fx.Node) else v for v in sizes)
+            if bound.get("value") is None:
+                bound["value"] = 0.0
         if op in ("softmax", "log_softmax") and bound.get("dim") is None:
             raise _Unsupported(f"`{op}` without a dimension", "pass dim")
         if op == "chunk" and bound.get("dim", 0) == 0:
@@ -1023,7 +1054,7 @@ class _Forward:
             if not plain or len(user.args) != 2 or len(others) != 1 or user not in self.shapes:
                 raise _Unsupported("`expand_as` other than an operand of arithmetic", "broadcast in the arithmetic")
             other = self._shape(others[0]) if isinstance(others[0], torch.fx.Node) else ()
-            if tuple(torch.broadcast_shapes(other, self._shape(source))) != self.shapes[user]:
+            if tuple(torch.broadcast_shapes(other, self._shape(source))) != self.shapes[user]:  # type: ignore[no-untyped-call]
                 raise _Unsupported(f"`expand_as` to {shape}, which broadcasting does not give", "broadcast in the arithmetic")
         return self._value(source)
 
