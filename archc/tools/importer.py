@@ -920,7 +920,7 @@ class _Forward:
         if node.op == "call_function" and node.target is torch.cat:
             return self._cat(node)
         if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
-            return self._spatial_mean(node)
+            return self._reduce(node, "mean")
         if (node.op == "call_method" and node.target == "amax") or (node.op == "call_function" and node.target is torch.amax):
             return self._reduce(node, "amax")
         if (node.op == "call_method" and node.target == "sum") or (node.op == "call_function" and node.target is torch.sum):
@@ -972,22 +972,6 @@ class _Forward:
             if name in bound:
                 bound[name] = _square(bound[name])
         return self._inline(op, node.args[0], bound)
-
-    def _spatial_mean(self, node: torch.fx.Node) -> _Expr:
-        """The mean over a map's height and width (squeeze-and-excitation's, a global pool): global average pooling,
-        flattened where the dimensions are not kept. Other means need a reduction, which the language lacks."""
-        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-        dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
-        rank = len(self.shapes.get(node.args[0], ())) if isinstance(node.args[0], torch.fx.Node) else 0
-        if dims not in ((2, 3), (-2, -1), (3, 2), (-1, -2)) or rank not in (0, 4):
-            return self._reduce(node, "mean")
-        if node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool):
-            raise _Unsupported("`mean` with a dtype", "the language's mean keeps the tensor's type")
-        pooled = self._inline("adaptive_avgpool", node.args[0], {"output_size": 1})
-        if keepdim:
-            return pooled
-        return _Expr(_op_text("flatten", {"start_dim": 1}, ("start_dim",), pooled.parts))
 
     def _reduce(self, node: torch.fx.Node, op: str) -> _Expr:
         """`mean(x, dims, keepdim = true)`, `amax(...)`: a reduction over dimensions other than the batch."""
