@@ -55,3 +55,41 @@ def test_layer_scale_expand_as_and_metaformer_norms_round_trip(tmp_path: Path) -
     assert "mean(out, (2, 3))" in text and "adaptive_avgpool" not in text, text  # a spatial mean as the model wrote it
     verdict = round_trip(f"{tmp_path / 'net.py'}:Net")
     assert verdict.verdict == "equal", verdict.reason
+
+
+AFFINE = '''
+import torch
+from torch import nn
+
+
+class Affine(nn.Module):
+    """timm's ResMLP Affine: `torch.addcmul(self.beta, self.alpha, x)`."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones((1, 1, dim)))
+        self.beta = nn.Parameter(torch.zeros((1, 1, dim)))
+
+    def forward(self, x):
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 8, stride=8)
+        self.norm = Affine(16)
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = self.norm(self.stem(x).flatten(2).transpose(1, 2))
+        return self.fc(x.mean(1))
+'''
+
+
+def test_addcmul_is_a_sum_and_a_product_and_round_trips(tmp_path: Path) -> None:
+    (tmp_path / "affine.py").write_text(AFFINE, encoding="utf-8")
+    text, _ = import_source(f"{tmp_path / 'affine.py'}:Net", (3, 32, 32))
+    assert "forward(x) = beta + alpha * x" in text, text
+    verdict = round_trip(f"{tmp_path / 'affine.py'}:Net")
+    assert verdict.verdict == "equal", verdict.reason

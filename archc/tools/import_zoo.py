@@ -101,7 +101,7 @@ BLOCKERS = (
     (r"more than one input|with \d+ arguments|several values", "a module taking or returning more than one tensor"),
     (r"never applies it", "a member the forward reads other than by applying it"),
     (r"E073|in terms of", "one block for instances at input sizes its generated class cannot derive (E073)"),
-    (r"has no archc op", "a torch function or module the op table lacks (`addcmul`, `pow`, ...)"),
+    (r"has no archc op", "a torch function or module the op table lacks (`pow`, `conv_transpose2d`, ...)"),
     (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
 )
 

@@ -919,6 +919,8 @@ class _Forward:
             return self._arith(node, {"add": "+", "sub": "-", "mul": "*", "div": "/"}[str(node.target)])
         if node.op == "call_function" and node.target is torch.cat:
             return self._cat(node)
+        if (node.op == "call_function" and node.target is torch.addcmul) or (node.op == "call_method" and node.target == "addcmul"):
+            return self._addcmul(node)
         if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
             return self._reduce(node, "mean")
         if (node.op == "call_method" and node.target == "amax") or (node.op == "call_function" and node.target is torch.amax):
@@ -1105,6 +1107,14 @@ class _Forward:
         lp = left.parts if left.prec >= prec else ["(", *left.parts, ")"]
         rp = right.parts if right.prec > prec else ["(", *right.parts, ")"]
         return _Expr([*lp, f" {symbol} ", *rp], prec)
+
+    def _addcmul(self, node: torch.fx.Node) -> _Expr:
+        """`torch.addcmul(a, b, c)` (ResMLP's affine, `addcmul(beta, alpha, x)`): `a + b * c`."""
+        if len(node.args) != 3 or node.kwargs.get("value", 1) != 1 or not all(isinstance(a, torch.fx.Node) for a in node.args):
+            raise _Unsupported("`addcmul` with a value or other than three tensors", "write it as `a + b * c`")
+        a, b, c = (self._value(t) for t in node.args)
+        product = [*(b.parts if b.prec >= 7 else ["(", *b.parts, ")"]), " * ", *(c.parts if c.prec > 7 else ["(", *c.parts, ")"])]
+        return _Expr([*(a.parts if a.prec >= 6 else ["(", *a.parts, ")"]), " + ", *product], 6)
 
     def _cat(self, node: torch.fx.Node) -> _Expr:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors")
