@@ -643,7 +643,12 @@ class BlockInstance(Instance):
                 )
                 for i in range(ops.pieces(op, attrs))
             )
-        return self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
+        out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
+        if not x.batched and op.name == "reshape":
+            # A learnable tensor reshaped (timm's layer scale, `gamma.reshape(1, -1, 1, 1)`): it has no batch, so the
+            # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is.
+            return Tensor(out.node, out.shape, out.axes, batched=False)
+        return out
 
 
 def _truth(value: Any, loc: Loc) -> bool:

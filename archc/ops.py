@@ -851,6 +851,63 @@ TRANSPOSE = '''class Transpose(nn.Module):
         return torch.transpose(x, self.dim0, self.dim1)'''
 
 
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+# nn's padding modules by mode, `{k}` the number of dimensions padded (1 to 3).
+_PAD_MODULES = {"reflect": "nn.ReflectionPad{k}d", "replicate": "nn.ReplicationPad{k}d", "circular": "nn.CircularPad{k}d"}
+
+
+def _pad_shape(a: Attrs, s: Shape) -> Shape:
+    """F.pad: `pad` gives (before, after) for the last dimension, then the one before it, ...; each grows by both."""
+    pad = a["pad"]
+    k = len(pad) // 2
+    if k > len(s):
+        raise OpError(
+            "E016",
+            f"pad: {len(pad)} numbers pad {k} dimensions, but a sample of {fmt_shape(s)} has {len(s)}",
+            "pad the dimensions of a sample: (left, right) for the last one, then (top, bottom), ...",
+            arg="pad",
+        )
+    if a["mode"] != "constant" and k not in (len(s) - 1, len(s)):
+        raise OpError(
+            "E016",
+            f'pad: mode "{a["mode"]}" pads the last {len(s) - 1} or {len(s)} dimensions of {fmt_shape(s)} '
+            f"(as PyTorch's), got {len(pad)} numbers for {k}",
+            f"give {2 * (len(s) - 1)} numbers: (left, right, top, bottom) for a map",
+            arg="pad",
+        )
+    out = list(s)
+    for i in range(k):
+        before, after = pad[2 * i], pad[2 * i + 1]
+        size = out[len(out) - 1 - i]
+        limit = {"reflect": size - 1, "circular": size}.get(a["mode"])
+        if limit is not None and all(isinstance(v, int) for v in (size, before, after)) and max(before, after) > limit:
+            raise OpError(
+                "E016",
+                f'pad: mode "{a["mode"]}" pads a dimension of {size} by at most {limit} on a side, got {before} and {after}',
+                "it repeats values of the tensor, so it cannot pad more than the dimension holds",
+                arg="pad",
+            )
+        out[len(out) - 1 - i] = size + before + after
+    return tuple(out)
+
+
+def _pad_check(a: Attrs, s: Shape) -> None:
+    if a["mode"] != "constant" and not same_value(a["value"], 0.0):
+        raise OpError(
+            "E016", f'pad: mode "{a["mode"]}" takes no `value` (PyTorch refuses it)', 'a value goes with mode "constant" only', arg="value"
+        )
+
+
+def _pad_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
+    """nn's padding module of the mode and the number of dimensions padded: `nn.ZeroPad2d((0, 1, 0, 1))`."""
+    k = len(a["pad"]) // 2
+    if a["mode"] != "constant":
+        return _PAD_MODULES[a["mode"]].format(k=k), [a["pad"]], {}
+    if same_value(a["value"], 0.0):
+        return f"nn.ZeroPad{k}d", [a["pad"]], {}
+    return f"nn.ConstantPad{k}d", [a["pad"], a["value"]], {}
+
+
 def _no_module(a: Attrs) -> tuple[str, list[Any], Attrs]:
     """The module form of an op applied inline only (`member = False`, or `multi`): sema.calls refuses it as a member."""
     return "", [], {}
@@ -1277,6 +1334,18 @@ OPS: dict[str, Op] = {
             code=_reshape_code,
         ),
         Op(
+            "pad",
+            "Pads the last dimensions (F.pad): `pad` holds (before, after) for the last dimension, then the one before "
+            'it; `mode` "constant" (with `value`), "reflect", "replicate" or "circular". hgnetv2\'s stem: `pad(x, (0, 1, 0, 1))`.',
+            (("pad", REQUIRED), ("mode", "constant"), ("value", 0.0)),
+            _pad_shape,
+            _pad_module,
+            _free,
+            functional="F.pad",
+            check=_pad_check,
+            positional=("pad",),
+        ),
+        Op(
             "index",
             "`x[:, 0]`, `x[:, 1:]`: indexing and slicing a tensor, the batch kept whole (written with brackets).",
             (("items", REQUIRED),),
@@ -1473,7 +1542,7 @@ MAX_SIZE = 2**31 - 1
 _positive = _sizes(lambda v: _is_int(v) and 0 < v <= MAX_SIZE)
 
 # What each argument may be, by name (arguments mean the same in every op): a test and how to say it.
-ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+ARG_KINDS: dict[str | tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     "out_channels": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     "out_features": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
     "groups": (lambda v: _is_int(v) and 0 < v <= MAX_SIZE, "a positive integer (at most 2**31 - 1)"),
@@ -1502,6 +1571,12 @@ ARG_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "fill": (_is_number, "a number"),
     "std": (lambda v: _is_number(v) and v >= 0, "a non-negative number"),
     "mode": (lambda v: v in ("row", "batch"), '"row" (one draw per sample) or "batch" (one for the batch)'),
+    ("pad", "mode"): (lambda v: v in PAD_MODES, 'one of "constant", "reflect", "replicate" or "circular"'),
+    "pad": (
+        lambda v: isinstance(v, tuple) and len(v) in (2, 4, 6) and all(_is_int(d) and 0 <= d <= MAX_SIZE for d in v),
+        "a tuple of 2, 4 or 6 sizes at least 0, (before, after) per dimension from the last: (left, right, top, bottom)",
+    ),
+    "value": (_is_number, "a number"),
     "dim": (
         lambda v: _is_int(v) or (isinstance(v, tuple) and all(_is_int(d) for d in v)),
         "an integer (or, for a reduction, a tuple of them)",
@@ -1537,7 +1612,7 @@ def check_args(op: Op, attrs: Attrs) -> None:
             continue
         if value is None and default is None:  # the op's own default, such as a pool's stride (its kernel size)
             continue
-        test, expected = ARG_KINDS[name]
+        test, expected = ARG_KINDS.get((op.name, name)) or ARG_KINDS[name]
         if not test(value):
             raise OpError("E016", f"{op.name}: `{name}` must be {expected}, got {value!r}", arg=name)
 

@@ -87,3 +87,50 @@ def test_a_learnable_tensor_broadcasts_as_pytorch_aligns_it(tmp_path: Path, shap
             torch.ones(eval(shape)) * torch.ones(3, 16, 4, 4)
     else:
         torch.ones(eval(shape)) * torch.ones(3, 16, 4, 4)
+
+
+TIMM_BLOCK = """
+# timm's ConvNeXtBlock: its layer scale `gamma` is a (C,) vector, reshaped in the forward to broadcast over a map.
+block ConvNeXtBlock(dim) {
+    conv_dw = conv(dim, 7, padding = 3, groups = dim)
+    norm = layernorm(eps = 0.000001)
+    mlp = seq(fc1 = linear(4 * dim), act = gelu(), fc2 = linear(dim))
+    gamma = param((dim,), fill = 0.5)
+    forward(x) {
+        y = permute(mlp(norm(permute(conv_dw(x), (0, 2, 3, 1)))), (0, 3, 1, 2))
+        return y * reshape(gamma, (1, -1, 1, 1)) + x
+    }
+}
+
+arch Net() {
+    input (16, 8, 8)
+    b = ConvNeXtBlock(16)
+}
+"""
+
+
+def test_a_learnable_tensor_reshaped_in_the_forward_equals_timms_layer_scale(compile_arch: Any) -> None:
+    """`reshape(gamma, (1, -1, 1, 1))` reshapes the whole learnable tensor (it has no batch): timm's
+    `x.mul(self.gamma.reshape(1, -1, 1, 1))`, the state_dict key and shape `gamma: (C,)` kept."""
+    from timm.models.convnext import ConvNeXtBlock
+
+    compiled, module = compile_arch(TIMM_BLOCK)
+    model = module.model()
+    assert "self.gamma.reshape(1, -1, 1, 1)" in compiled.python()
+    assert_pass_matches_module(compiled, model)
+    reference = ConvNeXtBlock(16, ls_init_value=0.5, conv_mlp=False)
+    torch.testing.assert_close(model.b.gamma, reference.gamma)
+    torch.manual_seed(0)
+    for p in reference.parameters():
+        p.data.normal_(0, 0.5)
+    model.b.load_state_dict(reference.state_dict(), strict=True)
+    assert model.b.gamma.shape == (16,)
+    model.eval()
+    reference.eval()
+    for batch in (1, 3):  # a learnable tensor taken for a sample would broadcast against one batch size only
+        x = torch.randn(batch, 16, 8, 8)
+        torch.testing.assert_close(model(x), reference(x))
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.randn(1, 16, 8, 8))
+    assert count_macs(compiled.arch).macs * 2 == counter.get_total_flops()

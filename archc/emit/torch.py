@@ -1344,6 +1344,10 @@ class ClassWriter:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
             raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        if not x.batched and row.name == "reshape":
+            # A learnable tensor has no batch: its whole shape is the sizes (`self.gamma.reshape(1, -1, 1, 1)`).
+            self.line(f"{target} = {x.var}.reshape({', '.join(literal(v) for v in attrs['sizes'])})")
+            return TVal(target, shape, batched=False)
         if row.code is not None:
             self.line(f"{target} = {row.code(x.var, attrs)}")
             return TVal(target, shape)

@@ -88,12 +88,12 @@ def reason_text(verdict: Verdict) -> str:
 # What keeps a model out, by the words of its reason: (pattern, the construct).
 BLOCKERS = (
     (r"reduction by sum", "a reduction by sum (`x.sum(1)`; the language has `mean` and `amax`)"),
-    (r"of the parameter", "a parameter reshaped in the forward (layer scale's `gamma.reshape(1, -1, 1, 1)`, weight standardisation)"),
+    (r"of the parameter", "a parameter reshaped into a weight in the forward (weight standardisation)"),
     (r"moves the batch|indexing the batch|`unbind`", "tokens regrouped across the batch (`qkv.permute(2, 0, ...)`, `unbind`, windows)"),
     (r"slicing", "indexing or slicing a tensor"),
     (r"size in the forward|attribute \(`x.shape`\)", "reading a tensor's size in the forward"),
     (r"ModuleList|ModuleDict", "a ModuleList or ModuleDict whose items the forward applies"),
-    (r"buffer", "a buffer of a module's own (relative position indices)"),
+    (r"buffer", "a buffer of a module's own (relative position indices, BlurPool's fixed kernel)"),
     (r"list built at run time|to list|not run on one tensor", "a list of tensors passed between modules (DLA's roots, RDNet's features)"),
     (r"cat` on dimension", "`cat` on the batch"),
     (r"is not a name", "numbered members applied by a forward (timm's sequential lists)"),
@@ -101,7 +101,7 @@ BLOCKERS = (
     (r"more than one input|with \d+ arguments|several values", "a module taking or returning more than one tensor"),
     (r"never applies it", "a member the forward reads other than by applying it"),
     (r"E073|in terms of", "one block for instances at input sizes its generated class cannot derive (E073)"),
-    (r"has no archc op", "a torch function or module the op table lacks (`pad`, `addcmul`, ...)"),
+    (r"has no archc op", "a torch function or module the op table lacks (`pow`, `conv_transpose2d`, ...)"),
     (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
 )
 

@@ -393,7 +393,7 @@ def _batchnorm(m: nn.modules.batchnorm._BatchNorm) -> tuple[str, dict[str, Any]]
 def _layernorm(m: nn.LayerNorm) -> tuple[str, dict[str, Any]]:
     if len(m.normalized_shape) != 1:
         raise _Unsupported(f"normalized_shape={m.normalized_shape}", "archc's layernorm normalises the last dimension only")
-    op = "layernorm2d" if type(m).__name__ == "LayerNorm2d" else "layernorm"
+    op = "layernorm2d" if any(c.__name__ == "LayerNorm2d" for c in type(m).__mro__) else "layernorm"
     return op, {"eps": m.eps, "elementwise_affine": m.elementwise_affine, "bias": getattr(m, "bias", None) is not None}
 
 
@@ -446,6 +446,18 @@ def _mha(m: nn.MultiheadAttention) -> tuple[str, dict[str, Any]]:
     return "mha", {"num_heads": m.num_heads, "dropout": m.dropout, "bias": m.in_proj_bias is not None}
 
 
+# nn's padding modules, by the base class of each mode.
+_PAD_MODES = {"_ConstantPadNd": "constant", "_ReflectionPadNd": "reflect", "_ReplicationPadNd": "replicate", "_CircularPadNd": "circular"}
+
+
+def _pad(m: Any) -> tuple[str, dict[str, Any]]:
+    mode = next(_PAD_MODES[c.__name__] for c in type(m).__mro__ if c.__name__ in _PAD_MODES)
+    values: dict[str, Any] = {"pad": tuple(m.padding), "mode": mode}
+    if mode == "constant":
+        values["value"] = float(m.value)
+    return "pad", values
+
+
 def _permute(m: Any) -> tuple[str, dict[str, Any]]:
     return "permute", {"dims": tuple(m.dims)}
 
@@ -484,6 +496,12 @@ LEAVES: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     nn.Dropout: _plain("dropout", "p", "inplace"),
     nn.Identity: lambda m: ("identity", {}),
     nn.MultiheadAttention: _mha,
+    **{
+        getattr(nn, f"{kind}Pad{k}d"): _pad
+        for kind in ("Zero", "Constant", "Reflection", "Replication", "Circular")
+        for k in (1, 2, 3)
+        if hasattr(nn, f"{kind}Pad{k}d")
+    },
 }
 # Classes of the libraries that are one op (matched by module and name: the libraries are imported lazily).
 NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {
@@ -494,6 +512,9 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("timm.layers.norm", "LayerNorm"): _layernorm,
     ("timm.layers.linear", "Linear"): LEAVES[nn.Linear],
     ("timm.layers.norm", "GroupNorm"): LEAVES[nn.GroupNorm],
+    ("timm.layers.norm", "GroupNorm1"): LEAVES[nn.GroupNorm],  # F.group_norm with its own weight: nn.GroupNorm's forward
+    ("timm.models.metaformer", "LayerNorm2dNoBias"): _layernorm,  # timm's LayerNorm2d, its bias None
+    ("timm.models.metaformer", "LayerNormNoBias"): _layernorm,
 }
 # timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
 NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
@@ -683,6 +704,7 @@ _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     torch.permute: ("permute", ("dims",), {}),
     torch.unflatten: ("unflatten", ("dim", "sizes"), {}),
     torch.chunk: ("chunk", ("chunks", "dim"), {"dim": 0}),
+    F.pad: ("pad", ("pad", "mode", "value"), {"mode": "constant", "value": None}),
     F.local_response_norm: ("local_response_norm", ("size", "alpha", "beta", "k"), {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
 }
 _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
@@ -823,6 +845,12 @@ class _Forward:
             return
         if node.op == "get_attr":
             target = str(node.target)
+            if "." not in target and target in dict(self.module.named_buffers(recurse=False)):
+                raise _Unsupported(
+                    f"reading the buffer `{target}` of its own, a fixed tensor made when the module is built (not in the "
+                    "state_dict), in the forward",
+                    "the language has learnable tensors (`param`) and the buffers of ops (batchnorm's); a fixed tensor has no spelling",
+                )
             if "." in target or target not in dict(self.module.named_parameters(recurse=False)):
                 raise _Unsupported(f"reading `{target}`, not a parameter of this module", "only the module's own parameters can be read")
             self.names[node] = target
@@ -881,6 +909,8 @@ class _Forward:
             return self._reshape(node)
         if node.op == "call_method" and node.target == "expand":
             return self._expand(node)
+        if node.op == "call_method" and node.target == "expand_as":
+            return self._expand_as(node)
         if (node.op == "call_method" and node.target == "split") or (node.op == "call_function" and node.target is torch.split):
             return self._split(node)
         if node.op == "call_function" and node.target in _ARITH:
@@ -889,8 +919,10 @@ class _Forward:
             return self._arith(node, {"add": "+", "sub": "-", "mul": "*", "div": "/"}[str(node.target)])
         if node.op == "call_function" and node.target is torch.cat:
             return self._cat(node)
+        if (node.op == "call_function" and node.target is torch.addcmul) or (node.op == "call_method" and node.target == "addcmul"):
+            return self._addcmul(node)
         if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
-            return self._spatial_mean(node)
+            return self._reduce(node, "mean")
         if (node.op == "call_method" and node.target == "amax") or (node.op == "call_function" and node.target is torch.amax):
             return self._reduce(node, "amax")
         if (node.op == "call_method" and node.target == "sum") or (node.op == "call_function" and node.target is torch.sum):
@@ -922,6 +954,12 @@ class _Forward:
         for flag in ("return_indices", "divisor_override", "dtype"):
             if bound.pop(flag, None) not in (None, False):
                 raise _Unsupported(f"`{_name_of(node.target)}` with {flag}", "the language has no such setting")
+        if op == "pad":
+            # Sizes the forward computed (davit's stem pads to a multiple of its stride): the numbers of this input.
+            sizes = bound["pad"]
+            bound["pad"] = tuple(self.known.get(v, v) if isinstance(v, torch.fx.Node) else v for v in sizes)
+            if bound.get("value") is None:
+                bound["value"] = 0.0
         if op in ("softmax", "log_softmax") and bound.get("dim") is None:
             raise _Unsupported(f"`{op}` without a dimension", "pass dim")
         if op == "chunk" and bound.get("dim", 0) == 0:
@@ -936,22 +974,6 @@ class _Forward:
             if name in bound:
                 bound[name] = _square(bound[name])
         return self._inline(op, node.args[0], bound)
-
-    def _spatial_mean(self, node: torch.fx.Node) -> _Expr:
-        """The mean over a map's height and width (squeeze-and-excitation's, a global pool): global average pooling,
-        flattened where the dimensions are not kept. Other means need a reduction, which the language lacks."""
-        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
-        dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
-        rank = len(self.shapes.get(node.args[0], ())) if isinstance(node.args[0], torch.fx.Node) else 0
-        if dims not in ((2, 3), (-2, -1), (3, 2), (-1, -2)) or rank not in (0, 4):
-            return self._reduce(node, "mean")
-        if node.kwargs.get("dtype") is not None or not isinstance(keepdim, bool):
-            raise _Unsupported("`mean` with a dtype", "the language's mean keeps the tensor's type")
-        pooled = self._inline("adaptive_avgpool", node.args[0], {"output_size": 1})
-        if keepdim:
-            return pooled
-        return _Expr(_op_text("flatten", {"start_dim": 1}, ("start_dim",), pooled.parts))
 
     def _reduce(self, node: torch.fx.Node, op: str) -> _Expr:
         """`mean(x, dims, keepdim = true)`, `amax(...)`: a reduction over dimensions other than the batch."""
@@ -979,10 +1001,11 @@ class _Forward:
         before, after = self._shape(node.args[0]), self._shape(node)
         source = node.args[0]
         if isinstance(source, torch.fx.Node) and source.op == "get_attr":
-            raise _Unsupported(
-                f"`{_name_of(node.target)}` of the parameter `{source.target}` to {after}",
-                "the language reshapes tensors with a batch; a parameter is read as it is declared",
-            )
+            # A parameter reshaped to broadcast against a map (layer scale's `gamma.reshape(1, -1, 1, 1)`): the
+            # parameter has no batch, so the sizes are its whole shape, written as the model wrote them.
+            written = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
+            sizes = tuple(written) if written and all(isinstance(v, int) and not isinstance(v, bool) for v in written) else after
+            return _Expr(["reshape(", *self._value(source).parts, f", {literal(sizes)})"])
         if not before or not after or before[0] != after[0]:
             raise _Unsupported(
                 f"`{_name_of(node.target)}` from {before} to {after} (a batch of 2), which moves the batch",
@@ -992,7 +1015,8 @@ class _Forward:
             return self._inline("flatten", node.args[0], {"start_dim": 1})
         if after == before:
             return self._value(node.args[0])
-        return _Expr(_op_text("reshape", {"sizes": tuple(after[1:])}, ("sizes",), self._value(node.args[0]).parts))
+        # The sizes as written, never a block's parameter (as `split`'s): the shape rule needs them as numbers.
+        return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after[1:]))})"])
 
     def _expand(self, node: torch.fx.Node) -> _Expr:
         """A learnable tensor with a leading 1 expanded to the batch (ViT's class token): the parameter, which `cat`
@@ -1004,6 +1028,21 @@ class _Forward:
             if shape[:1] == (1,) and after[1:] == shape[1:] and all(u.target is torch.cat for u in node.users):
                 return self._value(source)
         raise _Unsupported("`expand` of a tensor other than a parameter joined to the tokens", "the language expands only in `cat`")
+
+    def _expand_as(self, node: torch.fx.Node) -> _Expr:
+        """`x * y.expand_as(x)` (ECA's gate): where each use is arithmetic whose result broadcasting gives anyway,
+        the tensor itself, which the arithmetic broadcasts."""
+        source, shape = node.args[0], self._shape(node)
+        for user in self._users(node):
+            plain = user.op == "call_function" and user.target in _ARITH
+            plain = plain or (user.op == "call_method" and user.target in ("add", "sub", "mul", "div"))
+            others = [a for a in user.args if a is not node]
+            if not plain or len(user.args) != 2 or len(others) != 1 or user not in self.shapes:
+                raise _Unsupported("`expand_as` other than an operand of arithmetic", "broadcast in the arithmetic")
+            other = self._shape(others[0]) if isinstance(others[0], torch.fx.Node) else ()
+            if tuple(torch.broadcast_shapes(other, self._shape(source))) != self.shapes[user]:  # type: ignore[no-untyped-call]
+                raise _Unsupported(f"`expand_as` to {shape}, which broadcasting does not give", "broadcast in the arithmetic")
+        return self._value(source)
 
     def _index(self, node: torch.fx.Node) -> _Expr:
         """`x[:, 0]`, `x[:, 1:]`: one subscript per dimension from the batch on, the batch whole."""
@@ -1068,6 +1107,14 @@ class _Forward:
         lp = left.parts if left.prec >= prec else ["(", *left.parts, ")"]
         rp = right.parts if right.prec > prec else ["(", *right.parts, ")"]
         return _Expr([*lp, f" {symbol} ", *rp], prec)
+
+    def _addcmul(self, node: torch.fx.Node) -> _Expr:
+        """`torch.addcmul(a, b, c)` (ResMLP's affine, `addcmul(beta, alpha, x)`): `a + b * c`."""
+        if len(node.args) != 3 or node.kwargs.get("value", 1) != 1 or not all(isinstance(a, torch.fx.Node) for a in node.args):
+            raise _Unsupported("`addcmul` with a value or other than three tensors", "write it as `a + b * c`")
+        a, b, c = (self._value(t) for t in node.args)
+        product = [*(b.parts if b.prec >= 7 else ["(", *b.parts, ")"]), " * ", *(c.parts if c.prec > 7 else ["(", *c.parts, ")"])]
+        return _Expr([*(a.parts if a.prec >= 6 else ["(", *a.parts, ")"]), " + ", *product], 6)
 
     def _cat(self, node: torch.fx.Node) -> _Expr:
         tensors = node.args[0] if node.args else node.kwargs.get("tensors")
