@@ -95,11 +95,11 @@ def test_macs_equal_half_the_flop_counter_on_the_reference(case: Case) -> None:
 
 
 def test_regnet_y_blocks_hold_squeeze_and_excitation_and_regnet_x_blocks_none(tmp_path: Path) -> None:
-    _, y = build_spec("regnet_y_400mf", tmp_path / "y")
+    _, y = build_spec("regnet_y_400mf", tmp_path)
     # torchvision squeezes to a quarter of the block's input channels: 32 (the stem) for the first block, 48 after.
     assert y.trunk_output.block1.get_submodule("block1-0").f.se.fc1.out_channels == 8
     assert y.trunk_output.block2.get_submodule("block2-1").f.se.fc1.out_channels == 26
-    _, x = build_spec("regnet_x_400mf", tmp_path / "x")
+    _, x = build_spec("regnet_x_400mf", tmp_path)
     assert not any(path.endswith(".se") for path, _ in x.named_modules())
 
 
