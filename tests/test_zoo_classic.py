@@ -8,25 +8,23 @@ is alive at a time).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 import torchvision
 from torch import nn
 from torchvision.models.vgg import cfgs as torchvision_vgg_cfgs
 
-from archc.compiler import Compiled, compile_spec
-from tests.conftest import SPECS
 from tests.fixtures.seed_lenet5 import LeNet5 as SeedLeNet5
 from tests.zoo_helpers import (
+    Case,
     assert_counts,
     assert_equals_reference,
-    assert_same_logits,
+    assert_loaded_logits_match,
     assert_shapes_match_hooks,
     build_spec,
+    case_fixture,
+    compile_at,
 )
 
 # shared/reference.md: params and buffers of the reference models (None where it lists no figure).
@@ -46,8 +44,6 @@ VGGS = [name for name in REFERENCE if name.startswith("vgg")]
 # The paper's configurations (Table 1), as torchvision's `cfgs` names them.
 VGG_CONFIG = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
-Case = tuple[str, Compiled, nn.Module, nn.Module]
-
 
 def reference_model(name: str) -> nn.Module:
     if name == "lenet5":
@@ -55,15 +51,7 @@ def reference_model(name: str) -> nn.Module:
     return getattr(torchvision.models, name)()
 
 
-@pytest.fixture(scope="module", params=list(REFERENCE))
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    """(name, compiled spec, generated model, reference model), built once and freed after its tests."""
-    name = request.param
-    compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-    reference = reference_model(name)
-    yield name, compiled, model, reference
-    del compiled, model, reference
-    gc.collect()
+case = case_fixture(list(REFERENCE), reference_model)
 
 
 def test_parameter_and_buffer_counts_equal_generated_module_reference_and_published_figures(case: Case) -> None:
@@ -92,7 +80,7 @@ def test_spec_names_its_reference_and_takes_the_reference_input(case: Case) -> N
 
 @pytest.mark.parametrize("name", VGGS)
 def test_every_vgg_is_the_one_shared_config_driven_definition(name: str) -> None:
-    compiled = compile_spec(SPECS / f"{name}.arch")
+    compiled = compile_at(name)
     assert compiled.arch.root.type == "VGG"
     features = next(child for child in compiled.arch.root.children if child.name == "features")
     assert features.type == "VGGFeatures"
@@ -104,12 +92,7 @@ def test_alexnet_constructor_arguments_reach_the_module(tmp_path: Path) -> None:
     _, model = build_spec("alexnet", tmp_path, num_classes=10, dropout=0.25)
     reference = torchvision.models.alexnet(num_classes=10, dropout=0.25)
     assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.25, 0.25]
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(1, 3, 224, 224)
-    with torch.no_grad():
-        assert_same_logits(model(x), reference(x))
+    assert_loaded_logits_match(model, reference, (3, 224, 224))
 
 
 def test_lenet5_generated_state_dict_keys_are_the_seed_keys(tmp_path: Path) -> None:

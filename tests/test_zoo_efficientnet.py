@@ -9,27 +9,30 @@ to them; the rest run with `-m full`.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torchvision
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from archc.compiler import Compiled, compile_spec
-from archc.passes.macs import count_macs
-from tests.conftest import SPECS
 from tests.zoo_helpers import (
+    Case,
     assert_counts,
+    assert_loaded_logits_match,
+    assert_logits_match_at_two_scales,
+    assert_macs_equal_half_the_flop_counter,
+    assert_same_leaves,
     assert_same_logits,
     assert_shapes_match_hooks,
+    assert_state_dict_keys_equal,
     build_spec,
+    case_fixture,
+    compile_at,
     count,
+    published_params,
     randomize_batchnorm_statistics,
+    torchvision_reference,
 )
 
 torch.set_num_threads(1)
@@ -42,50 +45,24 @@ NAMES = [*SMALL, *(pytest.param(name, marks=pytest.mark.full) for name in LARGE)
 # at least 33×33, which 64×64 is).
 REDUCED_INPUT = (3, 64, 64)
 
-Case = tuple[str, Compiled, nn.Module, nn.Module]
-
-
-def reference_model(name: str, **params: Any) -> nn.Module:
-    model: nn.Module = torchvision.models.get_model(name, weights=None, **params)
-    return model
-
-
-def weights_meta(name: str) -> dict[str, Any]:
-    meta: dict[str, Any] = torchvision.models.get_model_weights(name).IMAGENET1K_V1.meta
-    return meta
-
-
-@pytest.fixture(scope="module", params=NAMES)
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    """(name, compiled spec, generated model, reference model), built once and freed after its tests."""
-    name = request.param
-    compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-    yield name, compiled, model, reference_model(name)
-    gc.collect()
+case = case_fixture(NAMES, torchvision_reference)
 
 
 def test_counts_equal_generated_module_reference_and_published_figure(case: Case) -> None:
     name, compiled, model, reference = case
-    assert_counts(compiled, model, params=weights_meta(name)["num_params"], reference=reference)
+    assert_counts(compiled, model, params=published_params(name), reference=reference)
 
 
 def test_state_dict_keys_are_torchvisions_in_order(case: Case) -> None:
     name, compiled, model, reference = case
-    assert list(model.state_dict()) == list(reference.state_dict())
+    assert_state_dict_keys_equal(model, reference)
 
 
 def test_every_leaf_module_has_torchvisions_type_and_settings(case: Case) -> None:
     """Names, types and reprs of every module without children, in order: BatchNorm's eps and momentum, each
     block's StochasticDepth(p=..., mode=row), the SiLUs' inplace, the classifier's Dropout(p=..., inplace=True)."""
     name, compiled, model, reference = case
-
-    def leaves(m: nn.Module) -> list[tuple[str, str, str]]:
-        return [(n, type(c).__name__, repr(c)) for n, c in m.named_modules() if not list(c.children())]
-
-    ours, theirs = leaves(model), leaves(reference)
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs, strict=True):
-        assert a == b
+    assert_same_leaves(model, reference)
     probabilities = [c.p for n, c in reference.named_modules() if n.endswith("stochastic_depth")]
     assert probabilities[0] == 0.0 and probabilities[-1] > 0.0  # the linear rule, first block to last
 
@@ -99,49 +76,32 @@ def test_the_blocks_with_a_residual_are_torchvisions(case: Case) -> None:
 
 def test_reference_weights_load_strictly_and_logits_match_at_two_scales(case: Case) -> None:
     name, compiled, model, reference = case
-    randomize_batchnorm_statistics(reference)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    torch.manual_seed(0)
-    x = torch.randn(2, *REDUCED_INPUT)
-    with torch.no_grad():
-        for scale in (1.0, 10.0):
-            assert_same_logits(model(x * scale), reference(x * scale))
+    assert_logits_match_at_two_scales(model, reference, REDUCED_INPUT, affine=False)
 
 
 def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> None:
     name, compiled, model, reference = case
-    assert_shapes_match_hooks(compile_spec(SPECS / f"{name}.arch", input_shape=REDUCED_INPUT), model)
+    assert_shapes_match_hooks(compile_at(name, REDUCED_INPUT), model)
 
 
 def test_macs_equal_half_the_flop_counter_on_the_reference_at_a_reduced_input(case: Case) -> None:
     name, compiled, model, reference = case
-    reduced = compile_spec(SPECS / f"{name}.arch", input_shape=REDUCED_INPUT)
-    counter = FlopCounterMode(display=False)
-    reference.eval()
-    with torch.no_grad(), counter:
-        reference(torch.randn(1, *REDUCED_INPUT))
-    assert count_macs(reduced.arch).macs * 2 == counter.get_total_flops()
+    assert_macs_equal_half_the_flop_counter(compile_at(name, REDUCED_INPUT), reference)
 
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", *(pytest.param(n, marks=pytest.mark.full) for n in ["efficientnet_v2_s", *LARGE])])
 def test_macs_at_the_specs_input_equal_half_the_flop_counter(name: str) -> None:
-    compiled = compile_spec(SPECS / f"{name}.arch")
+    compiled = compile_at(name)
     meta = torchvision.models.get_model_weights(name).IMAGENET1K_V1
     assert compiled.arch.input_shape[1] == meta.transforms().crop_size[0]  # the input is the weights' crop size
-    reference = reference_model(name).eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        reference(torch.randn(1, *compiled.arch.input_shape))
-    assert count_macs(compiled.arch).macs * 2 == counter.get_total_flops()
+    assert_macs_equal_half_the_flop_counter(compiled, torchvision_reference(name))
 
 
 def test_stochastic_depth_draws_as_torchvisions_in_training_mode(tmp_path: Path) -> None:
     """One training-mode forward of efficientnet_b0 under one seed equals torchvision's: the same blocks draw, in the
     same order, with the same probabilities (the classifier's dropout is 0 on both, through the constructor)."""
     _, model = build_spec("efficientnet_b0", tmp_path, dropout=0.0)
-    reference = reference_model("efficientnet_b0", dropout=0.0)
+    reference = torchvision_reference("efficientnet_b0", dropout=0.0)
     randomize_batchnorm_statistics(reference)
     model.load_state_dict(reference.state_dict(), strict=True)
     model.train()
@@ -161,14 +121,9 @@ def test_stochastic_depth_draws_as_torchvisions_in_training_mode(tmp_path: Path)
 
 @pytest.mark.parametrize("name", ["efficientnet_b0", pytest.param("efficientnet_v2_s", marks=pytest.mark.full)])
 def test_constructor_arguments_reach_the_module(name: str, tmp_path: Path) -> None:
-    params = {"num_classes": 10, "dropout": 0.1, "stochastic_depth_prob": 0.5}
+    params: dict[str, Any] = {"num_classes": 10, "dropout": 0.1, "stochastic_depth_prob": 0.5}
     _, model = build_spec(name, tmp_path, **params)
-    reference = reference_model(name, **params)
+    reference = torchvision_reference(name, **params)
     assert count(model.parameters()) == count(reference.parameters())
-    assert [repr(m) for m in model.modules() if not list(m.children())] == [repr(m) for m in reference.modules() if not list(m.children())]
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(1, *REDUCED_INPUT)
-    with torch.no_grad():
-        assert_same_logits(model(x), reference(x))
+    assert_same_leaves(model, reference)
+    assert_loaded_logits_match(model, reference, REDUCED_INPUT)

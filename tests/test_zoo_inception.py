@@ -22,7 +22,7 @@ from tests.zoo_helpers import (
     assert_equals_reference,
     assert_same_logits,
     assert_shapes_match_hooks,
-    build_spec,
+    built_fixture,
     count,
 )
 
@@ -34,25 +34,13 @@ REFERENCE = {
 # The number of outputs in training mode: logits and the auxiliary heads, in torchvision's order.
 TRAINING_OUTPUTS = {"googlenet": 3, "inception_v3": 2}
 
-Built = tuple[Compiled, nn.Module, nn.Module]
-
 
 def reference_model(name: str, **kwargs: Any) -> nn.Module:
     return getattr(torchvision.models, name)(init_weights=True, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Built]:
-    """`built(name)` -> (compiled spec, generated model, torchvision model), each built once."""
-    cache: dict[str, Built] = {}
-
-    def build(name: str) -> Built:
-        if name not in cache:
-            compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-            cache[name] = (compiled, model, reference_model(name, aux_logits=True))
-        return cache[name]
-
-    return build
+# `built(name)` -> (compiled spec, generated model, torchvision model with its auxiliary heads), each built once.
+built = built_fixture(lambda name: reference_model(name, aux_logits=True))
 
 
 @pytest.fixture
@@ -66,9 +54,7 @@ def no_dropout() -> Iterator[None]:
 def test_parameter_and_buffer_counts_equal_generated_module_reference_and_published_figures(name: str, built: Any) -> None:
     compiled, model, reference = built(name)
     params, buffers = REFERENCE[name]
-    assert_counts(compiled, model, params=params, buffers=buffers)
-    assert count(reference.parameters()) == params
-    assert count(reference.buffers()) == buffers
+    assert_counts(compiled, model, params=params, buffers=buffers, reference=reference)
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))

@@ -10,21 +10,28 @@ rest run under `-m full`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torchvision
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from archc.compiler import Compiled, compile_spec
-from archc.passes.macs import count_macs
-from archc.tools.runtime import randomize_batchnorm_statistics
-from tests.conftest import SPECS
-from tests.zoo_helpers import assert_counts, assert_same_logits, assert_shapes_match_hooks, build_spec, count
+from tests.zoo_helpers import (
+    Case,
+    assert_counts,
+    assert_loaded_logits_match,
+    assert_logits_match_at_two_scales,
+    assert_macs_equal_half_the_flop_counter,
+    assert_same_leaves,
+    assert_shapes_match_hooks,
+    assert_state_dict_keys_equal,
+    build_spec,
+    case_fixture,
+    compile_at,
+    count,
+    torchvision_reference,
+)
 
 torch.set_num_threads(1)
 
@@ -49,8 +56,6 @@ NAMES = [*SMALL, *(pytest.param(name, marks=pytest.mark.full) for name in LARGE)
 # Logits are compared at a reduced size (five stride-2 stages take 64 to 2), at two scales of the input.
 LOGITS_INPUT = (3, 64, 64)
 
-Case = tuple[Compiled, nn.Module, nn.Module]
-
 
 def weights_meta(name: str) -> dict[str, Any]:
     """The meta of the weights torchvision publishes for `name` (ImageNet-1K V1; regnet_y_128gf has SWAG ones only)."""
@@ -59,91 +64,53 @@ def weights_meta(name: str) -> dict[str, Any]:
     return dict(chosen.meta)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Case]:
-    # One model at a time: the large ones hold gigabytes (regnet_y_128gf: 645M parameters per copy).
-    cache: dict[str, Case] = {}
-
-    def build(name: str) -> Case:
-        if name not in cache:
-            cache.clear()
-            compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-            cache[name] = (compiled, model, torchvision.models.get_model(name))
-        return cache[name]
-
-    return build
+# One pair at a time: the large ones hold gigabytes (regnet_y_128gf: 645M parameters per copy).
+case = case_fixture(NAMES, torchvision_reference)
 
 
-def leaf_modules(model: nn.Module) -> list[tuple[str, str]]:
-    """Every leaf module's path and repr: its class and every setting (stride, padding, groups, eps, inplace, ...)."""
-    return [(path, repr(m)) for path, m in model.named_modules() if not list(m.children())]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_counts_equal_generated_module_reference_and_published_figure(name: str, built: Callable[[str], Case]) -> None:
-    compiled, model, reference = built(name)
+def test_counts_equal_generated_module_reference_and_published_figure(case: Case) -> None:
+    name, compiled, model, reference = case
     assert_counts(compiled, model, params=weights_meta(name)["num_params"], reference=reference)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_keys_and_leaf_modules_are_torchvisions_in_order(name: str, built: Callable[[str], Case]) -> None:
-    compiled, model, reference = built(name)
-    assert list(model.state_dict()) == list(reference.state_dict())
-    assert leaf_modules(model) == leaf_modules(reference)
+def test_state_dict_keys_and_leaf_modules_are_torchvisions_in_order(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert_state_dict_keys_equal(model, reference)
+    assert_same_leaves(model, reference)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_weights_load_strictly_and_logits_match_at_two_scales(name: str, built: Callable[[str], Case]) -> None:
-    compiled, model, reference = built(name)
-    randomize_batchnorm_statistics(reference, affine=True)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    torch.manual_seed(0)
-    x = torch.randn(2, *LOGITS_INPUT)
-    with torch.no_grad():
-        for scale in (1.0, 10.0):
-            assert_same_logits(model(x * scale), reference(x * scale))
+def test_reference_weights_load_strictly_and_logits_match_at_two_scales(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert_logits_match_at_two_scales(model, reference, LOGITS_INPUT)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_module_output_shape_equals_what_forward_hooks_see(name: str, built: Callable[[str], Case]) -> None:
-    _, model, _ = built(name)
-    assert_shapes_match_hooks(compile_spec(SPECS / f"{name}.arch", input_shape=LOGITS_INPUT), model)
+def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert_shapes_match_hooks(compile_at(name, LOGITS_INPUT), model)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_macs_equal_half_the_flop_counter_on_the_reference(name: str, built: Callable[[str], Case]) -> None:
-    compiled, _, reference = built(name)
-    counter = FlopCounterMode(display=False)
-    reference.eval()
-    with torch.no_grad(), counter:
-        reference(torch.randn(1, *compiled.arch.input_shape))
-    assert count_macs(compiled.arch).macs * 2 == counter.get_total_flops()
+def test_macs_equal_half_the_flop_counter_on_the_reference(case: Case) -> None:
+    name, compiled, model, reference = case
+    assert_macs_equal_half_the_flop_counter(compiled, reference)
 
 
-def test_regnet_y_blocks_hold_squeeze_and_excitation_and_regnet_x_blocks_none(built: Callable[[str], Case]) -> None:
-    _, y, _ = built("regnet_y_400mf")
+def test_regnet_y_blocks_hold_squeeze_and_excitation_and_regnet_x_blocks_none(tmp_path: Path) -> None:
+    _, y = build_spec("regnet_y_400mf", tmp_path)
     # torchvision squeezes to a quarter of the block's input channels: 32 (the stem) for the first block, 48 after.
     assert y.trunk_output.block1.get_submodule("block1-0").f.se.fc1.out_channels == 8
     assert y.trunk_output.block2.get_submodule("block2-1").f.se.fc1.out_channels == 26
-    _, x, _ = built("regnet_x_400mf")
+    _, x = build_spec("regnet_x_400mf", tmp_path)
     assert not any(path.endswith(".se") for path, _ in x.named_modules())
 
 
 def test_published_top1_is_in_the_meta() -> None:
     for name in [*SMALL, *LARGE]:
-        assert compile_spec(SPECS / f"{name}.arch").arch.meta["top1"] == weights_meta(name)["_metrics"]["ImageNet-1K"]["acc@1"]
+        assert compile_at(name).arch.meta["top1"] == weights_meta(name)["_metrics"]["ImageNet-1K"]["acc@1"]
 
 
 @pytest.mark.parametrize("name", SMALL)
 def test_constructor_argument_reaches_the_module(name: str, tmp_path: Path) -> None:
     _, model = build_spec(name, tmp_path, num_classes=10)
-    reference = torchvision.models.get_model(name, num_classes=10)
+    reference = torchvision_reference(name, num_classes=10)
     assert count(model.parameters()) == count(reference.parameters())
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(1, 3, 96, 96)
-    with torch.no_grad():
-        assert_same_logits(model(x), reference(x))
+    assert_loaded_logits_match(model, reference, (3, 96, 96))

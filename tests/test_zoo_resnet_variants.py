@@ -10,24 +10,20 @@ default run covers the same definitions through resnet50 and resnext50_32x4d (te
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 import torch
-import torchvision
-from torch import nn
 
-from archc.compiler import Compiled
-from archc.passes.macs import count_macs
 from tests.zoo_helpers import (
+    Case,
     assert_counts,
     assert_logits_match_at_two_scales,
+    assert_macs_equal_half_the_flop_counter,
+    assert_same_leaves,
     assert_shapes_match_hooks,
-    build_spec,
-    leaves,
-    reference_flops,
+    assert_state_dict_keys_equal,
+    case_fixture,
+    published_params,
+    torchvision_reference,
 )
 
 torch.set_num_threads(1)
@@ -42,34 +38,17 @@ CONFIG = {
 # Logits are compared at a reduced input: five halvings leave 2×2 before the global pooling.
 LOGITS_INPUT = (3, 64, 64)
 
-Case = tuple[str, Compiled, nn.Module, nn.Module]
-
-
-def reference_model(name: str, **params: Any) -> nn.Module:
-    model: nn.Module = torchvision.models.get_model(name, weights=None, **params)
-    return model
-
-
-@pytest.fixture(scope="module", params=[pytest.param(name, marks=pytest.mark.full) for name in CONFIG])
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    """(name, compiled spec, generated model, reference model), built once and freed after its tests."""
-    name = request.param
-    compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-    reference = reference_model(name)
-    yield name, compiled, model, reference
-    del compiled, model, reference
-    gc.collect()
+case = case_fixture([pytest.param(name, marks=pytest.mark.full) for name in CONFIG], torchvision_reference)
 
 
 def test_counts_equal_generated_module_reference_and_published_figure(case: Case) -> None:
     name, compiled, model, reference = case
-    published = torchvision.models.get_model_weights(name)["IMAGENET1K_V1"].meta["num_params"]
-    assert_counts(compiled, model, params=published, reference=reference)
+    assert_counts(compiled, model, params=published_params(name), reference=reference)
 
 
 def test_state_dict_keys_are_torchvisions_in_order(case: Case) -> None:
     name, compiled, model, reference = case
-    assert list(model.state_dict()) == list(reference.state_dict())
+    assert_state_dict_keys_equal(model, reference)
 
 
 def test_reference_weights_load_strictly_and_logits_match_at_two_scales(case: Case) -> None:
@@ -79,7 +58,7 @@ def test_reference_weights_load_strictly_and_logits_match_at_two_scales(case: Ca
 
 def test_every_leaf_module_has_torchvisions_type_and_settings(case: Case) -> None:
     name, compiled, model, reference = case
-    assert leaves(model) == leaves(reference)
+    assert_same_leaves(model, reference)
 
 
 def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> None:
@@ -89,7 +68,7 @@ def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> 
 
 def test_macs_equal_half_the_flop_counter_on_the_reference(case: Case) -> None:
     name, compiled, model, reference = case
-    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, compiled.arch.input_shape)
+    assert_macs_equal_half_the_flop_counter(compiled, reference)
 
 
 def test_the_specs_are_the_resnet_definition_with_torchvisions_arguments(case: Case) -> None:

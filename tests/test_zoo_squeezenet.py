@@ -7,27 +7,26 @@ torchvision's weights metadata, never taken from archc. Both models are small an
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-import torchvision
-from torch import nn
 
-from archc.compiler import Compiled
-from archc.passes.macs import count_macs
 from tests.zoo_helpers import (
+    Case,
     assert_counts,
+    assert_loaded_logits_match,
     assert_logits_match_at_two_scales,
-    assert_same_logits,
+    assert_macs_equal_half_the_flop_counter,
+    assert_same_leaves,
     assert_shapes_match_hooks,
+    assert_state_dict_keys_equal,
     build_spec,
+    case_fixture,
     count,
     leaves,
-    reference_flops,
+    published_params,
+    torchvision_reference,
 )
 
 torch.set_num_threads(1)
@@ -37,34 +36,17 @@ NAMES = ["squeezenet1_0", "squeezenet1_1"]
 # Logits are compared at a reduced input at which ceil_mode changes a pooled size (22 -> 11, not 10), as at 224.
 LOGITS_INPUT = (3, 96, 96)
 
-Case = tuple[str, Compiled, nn.Module, nn.Module]
-
-
-def reference_model(name: str, **params: Any) -> nn.Module:
-    model: nn.Module = torchvision.models.get_model(name, weights=None, **params)
-    return model
-
-
-@pytest.fixture(scope="module", params=NAMES)
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    """(name, compiled spec, generated model, reference model), built once and freed after its tests."""
-    name = request.param
-    compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-    reference = reference_model(name)
-    yield name, compiled, model, reference
-    del compiled, model, reference
-    gc.collect()
+case = case_fixture(NAMES, torchvision_reference)
 
 
 def test_counts_equal_generated_module_reference_and_published_figure(case: Case) -> None:
     name, compiled, model, reference = case
-    published = torchvision.models.get_model_weights(name)["IMAGENET1K_V1"].meta["num_params"]
-    assert_counts(compiled, model, params=published, buffers=0, reference=reference)
+    assert_counts(compiled, model, params=published_params(name), buffers=0, reference=reference)
 
 
 def test_state_dict_keys_are_torchvisions_in_order(case: Case) -> None:
     name, compiled, model, reference = case
-    assert list(model.state_dict()) == list(reference.state_dict())
+    assert_state_dict_keys_equal(model, reference)
     assert "features.12.expand3x3.weight" in model.state_dict() and "classifier.1.weight" in model.state_dict()
 
 
@@ -75,7 +57,7 @@ def test_reference_weights_load_strictly_and_logits_match_at_two_scales(case: Ca
 
 def test_every_leaf_module_has_torchvisions_type_and_settings(case: Case) -> None:
     name, compiled, model, reference = case
-    assert leaves(model) == leaves(reference)
+    assert_same_leaves(model, reference)
     assert sum("ceil_mode=True" in text for _, text in leaves(model)) == 3
 
 
@@ -86,7 +68,7 @@ def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> 
 
 def test_macs_equal_half_the_flop_counter_on_the_reference(case: Case) -> None:
     name, compiled, model, reference = case
-    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, compiled.arch.input_shape)
+    assert_macs_equal_half_the_flop_counter(compiled, reference)
 
 
 def test_the_specs_are_one_definition_with_torchvisions_version(case: Case) -> None:
@@ -98,12 +80,7 @@ def test_the_specs_are_one_definition_with_torchvisions_version(case: Case) -> N
 @pytest.mark.parametrize("name", NAMES)
 def test_constructor_arguments_reach_the_module(name: str, tmp_path: Path) -> None:
     _, model = build_spec(name, tmp_path, num_classes=10, dropout=0.25)
-    reference = reference_model(name, num_classes=10, dropout=0.25)
-    assert leaves(model) == leaves(reference)
+    reference = torchvision_reference(name, num_classes=10, dropout=0.25)
+    assert_same_leaves(model, reference)
     assert count(model.parameters()) == count(reference.parameters())
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(1, *LOGITS_INPUT)
-    with torch.no_grad():
-        assert_same_logits(model(x), reference(x))
+    assert_loaded_logits_match(model, reference, LOGITS_INPUT)

@@ -8,23 +8,24 @@ constructor test runs at 139×139, the smallest size both networks reduce to 3×
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 from timm.layers import SelectAdaptivePool2d as TimmSelectAdaptivePool2d
 from torch import nn
 
 from tests.zoo_helpers import (
+    Case,
     assert_counts,
     assert_equals_reference,
-    assert_same_logits,
+    assert_loaded_logits_match,
     assert_shapes_match_hooks,
+    assert_state_dict_keys_equal,
     build_spec,
+    case_fixture,
+    timm_reference,
 )
 
 # shared/reference.md: params and buffers of the reference models.
@@ -35,18 +36,7 @@ REFERENCE = {
 # timm's results/results-imagenet.csv (huggingface/pytorch-image-models), the `.tf_in1k` weights at 299×299.
 TOP1 = {"inception_v4": 80.156, "inception_resnet_v2": 80.462}
 
-Case = tuple[str, Any, nn.Module, nn.Module]
-
-
-@pytest.fixture(scope="module", params=list(REFERENCE))
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    """(name, compiled spec, generated model, timm's model), built once and freed after its tests."""
-    name = request.param
-    compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-    reference = timm.create_model(name, pretrained=False)
-    yield name, compiled, model, reference
-    del compiled, model, reference
-    gc.collect()
+case = case_fixture(list(REFERENCE), timm_reference)
 
 
 def hyperparameters(module: nn.Module) -> dict[str, Any]:
@@ -62,7 +52,7 @@ def test_parameter_and_buffer_counts_equal_generated_module_reference_and_publis
 
 def test_generated_state_dict_keys_are_timms_in_timms_order(case: Case) -> None:
     name, compiled, model, reference = case
-    assert list(model.state_dict()) == list(reference.state_dict())
+    assert_state_dict_keys_equal(model, reference)
 
 
 def test_every_torch_layer_has_the_hyperparameters_of_timms_layer_at_the_same_path(case: Case) -> None:
@@ -113,15 +103,10 @@ def test_spec_names_its_reference_published_top1_and_input(case: Case) -> None:
 def test_constructor_arguments_reach_the_module_as_in_timm(name: str, tmp_path: Path) -> None:
     kwargs: dict[str, Any] = {"num_classes": 10, "drop_rate": 0.25, "global_pool": "max"}
     _, model = build_spec(name, tmp_path, **kwargs)
-    reference = timm.create_model(name, pretrained=False, **kwargs)
+    reference = timm_reference(name, **kwargs)
     assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.25]
     assert isinstance(model.get_submodule("global_pool.pool"), nn.AdaptiveMaxPool2d)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(1, 3, 139, 139)
-    with torch.no_grad():
-        assert_same_logits(model(x), reference(x))
+    assert_loaded_logits_match(model, reference, (3, 139, 139))
 
 
 @pytest.mark.parametrize("pool_type", ["avg", "max"])

@@ -11,30 +11,31 @@ and run each in a few seconds; one module-scoped fixture builds a spec and its r
 
 from __future__ import annotations
 
-import gc
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import timm
 import torch
 from torch import nn
 
-from archc.compiler import Compiled, compile_spec
-from archc.passes.macs import count_macs
-from tests.conftest import ROOT, SPECS, load_source
+from archc.compiler import Compiled
+from tests.conftest import ROOT
 from tests.zoo_helpers import (
+    Case,
     assert_counts,
     assert_equals_reference,
-    assert_same_logits,
+    assert_loaded_logits_match,
+    assert_macs_equal_half_the_flop_counter,
     assert_shapes_match_hooks,
+    assert_state_dict_keys_equal,
+    assert_training_logits_match,
+    build_spec,
+    case_fixture,
     count,
-    randomize_batchnorm_statistics,
-    reference_flops,
+    timm_reference,
 )
 
 NAMES = [
@@ -52,25 +53,14 @@ NAMES = [
 ]
 INPUT = (3, 64, 64)
 
-Case = tuple[str, Compiled, nn.Module, nn.Module]
-
 
 def build(name: str, directory: Path, **params: Any) -> tuple[Compiled, nn.Module]:
     """Compile specs/<name>.arch at 3×64×64 and build its model with the generated constructor."""
-    compiled = compile_spec(SPECS / f"{name}.arch", input_shape=INPUT)
-    module = load_source(compiled.python(), name, directory)
-    return compiled, getattr(module, name)(**params)
+    return build_spec(name, directory, INPUT, **params)
 
 
-@pytest.fixture(scope="module", params=NAMES)
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Case]:
-    """(name, compiled spec, generated model, timm's model), built once and freed after its tests."""
-    name = request.param
-    compiled, model = build(name, tmp_path_factory.mktemp(name))
-    reference = timm.create_model(name, pretrained=False)
-    yield name, compiled, model, reference
-    del compiled, model, reference
-    gc.collect()
+# (name, compiled spec at 3×64×64, generated model, timm's model), built once and freed after its tests.
+case = case_fixture(NAMES, timm_reference, INPUT)
 
 
 def test_parameter_and_buffer_counts_equal_generated_module_and_reference(case: Case) -> None:
@@ -88,18 +78,17 @@ def test_archc_summary_json_params_equal_the_references(name: str) -> None:
         check=True,
     )
     summary = json.loads(result.stdout)
-    reference = timm.create_model(name, pretrained=False)
-    assert summary["params"] == count(reference.parameters())
+    assert summary["params"] == count(timm_reference(name).parameters())
 
 
 def test_macs_equal_half_the_flops_pytorch_counts_on_timms_model(case: Case) -> None:
     name, compiled, model, reference = case
-    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, compiled.arch.input_shape)
+    assert_macs_equal_half_the_flop_counter(compiled, reference)
 
 
 def test_generated_state_dict_keys_are_timms_in_timms_order(case: Case) -> None:
     name, compiled, model, reference = case
-    assert list(model.state_dict()) == list(reference.state_dict())
+    assert_state_dict_keys_equal(model, reference)
 
 
 def test_settings_and_every_module_output_equal_timms(case: Case) -> None:
@@ -113,16 +102,7 @@ def test_training_mode_logits_equal_timms(case: Case) -> None:
     # Training mode uses the batch statistics; GhostNet's and ReXNet's head dropout (p = 0.2 by default) draws from
     # the seed, the same mask on both sides.
     name, compiled, model, reference = case
-    randomize_batchnorm_statistics(reference, affine=True)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.train()
-    reference.train()
-    torch.manual_seed(0)
-    x = torch.randn(2, *INPUT)
-    torch.manual_seed(1)
-    ours = model(x)
-    torch.manual_seed(1)
-    assert_same_logits(ours, reference(x))
+    assert_training_logits_match(model, reference, INPUT)
 
 
 def test_every_module_output_shape_equals_what_forward_hooks_see(case: Case) -> None:
@@ -140,15 +120,11 @@ def test_spec_names_its_reference(case: Case) -> None:
 def test_num_classes_and_drop_rate_reach_the_module_as_in_timm(name: str, tmp_path: Path) -> None:
     kwargs: dict[str, Any] = {"num_classes": 10, "drop_rate": 0.25}
     _, model = build(name, tmp_path, **kwargs)
-    reference = timm.create_model(name, pretrained=False, **kwargs)
-    model.load_state_dict(reference.state_dict(), strict=True)
-    model.eval()
-    reference.eval()
-    x = torch.randn(2, *INPUT)  # two samples: ReXNet's SE and split attention's BatchNorm see 1×1 maps
-    with torch.no_grad():
-        out = model(x)
-        assert out.shape == (2, 10)
-        assert_same_logits(out, reference(x))
+    reference = timm_reference(name, **kwargs)
+    # Two samples: ReXNet's SE and split attention's BatchNorm see 1×1 maps, which training cannot normalise alone.
+    out = assert_loaded_logits_match(model, reference, INPUT, batch=2)
+    assert out.shape == (2, 10)
     # The head's dropout (inline F.dropout) is active in training mode.
     model.train()
+    x = torch.randn(2, *INPUT)
     assert not torch.equal(model(x), model(x))

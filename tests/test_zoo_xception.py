@@ -12,9 +12,8 @@ import pytest
 import timm
 from torch import nn
 
-from archc.compiler import Compiled
 from tests.fixtures.seed_xception import xception as seed_xception
-from tests.zoo_helpers import assert_counts, assert_equals_reference, assert_shapes_match_hooks, build_spec, count
+from tests.zoo_helpers import assert_counts, assert_equals_reference, assert_shapes_match_hooks, build_spec, built_fixture, count
 
 # shared/reference.md: params and buffers (none listed for the seed row).
 REFERENCE = {
@@ -29,17 +28,7 @@ def reference_model(name: str, **params: Any) -> nn.Module:
     return seed_xception(params.get("num_classes", 100))
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    cache: dict[str, tuple[Compiled, nn.Module, nn.Module]] = {}
-
-    def build(name: str) -> tuple[Compiled, nn.Module, nn.Module]:
-        if name not in cache:
-            compiled, model = build_spec(name, tmp_path_factory.mktemp(name))
-            cache[name] = (compiled, model, reference_model(name))
-        return cache[name]
-
-    return build
+built = built_fixture(reference_model)
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
