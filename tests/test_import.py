@@ -2,8 +2,9 @@
 coverage table of docs/import.md held true.
 
 The reference for every figure is the model itself: its parameter count (`sum(p.numel())`), its state_dict (loaded
-strictly into the generated module) and its modules' outputs (`archc verify`'s comparison). The default run
-re-derives the table's verdicts for a few models; `pytest -m full` re-derives every row.
+strictly into the generated module), its modules' types, settings and outputs and its update after an SGD step (the
+round trip is `archc verify`'s full comparison). The default run re-derives the table's verdicts for a few models
+(DEFAULT); `pytest -m full` re-derives every row.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from archc.cli import main
 from archc.compiler import compile_spec
 from archc.lang.fmt import format_text
 from archc.tools.import_zoo import DEFAULT, TIMM_MODELS, read_table, reason_text
-from archc.tools.importer import import_source, round_trip
+from archc.tools.importer import import_source, round_trip, spec_verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "import.md"
@@ -79,6 +80,87 @@ def test_default_rows_of_the_table_hold(source: str) -> None:
 @pytest.mark.parametrize("source", sorted(ROWS), ids=str)
 def test_every_row_of_the_table_holds(source: str) -> None:
     _check_row(source)
+
+
+# The round trip is `archc verify`: a spec one change away from the model is not equal, the change named
+
+
+def _block(text: str, name: str) -> tuple[int, int]:
+    """(start, end) of `block NAME(...) { ... }` in a formatted spec."""
+    start = text.index(f"block {name}(")
+    return start, text.index("\n}\n", start)
+
+
+def _edit_block(text: str, name: str, old: str, new: str) -> str:
+    start, end = _block(text, name)
+    assert text[start:end].count(old) == 1, text[start:end]
+    return text[:start] + text[start:end].replace(old, new) + text[end:]
+
+
+def test_the_round_trip_of_the_imported_spec_is_equal_and_runs_every_check() -> None:
+    text, source = import_source("torchvision:resnet18")
+    verdict = spec_verdict("torchvision:resnet18", text, source)
+    reference = torchvision.models.resnet18()
+    modules = sum(1 for _ in reference.named_modules())
+    keys = len(reference.state_dict())
+    # Every module's settings; outputs in eval mode for three seeds and in training mode; every state_dict tensor's
+    # update after the SGD step.
+    assert verdict.verdict == "equal" and verdict.reason.startswith(f"{modules} modules' settings, "), verdict.reason
+    assert "in 4 runs" in verdict.reason and verdict.reason.endswith(f", {keys} tensors after the SGD step"), verdict.reason
+
+
+def test_one_relu_made_relu6_is_not_equal_and_named() -> None:
+    text, source = import_source("torchvision:resnet18")
+    edited = _edit_block(text, "ResNet", "relu = relu(inplace = true)", "relu = relu6(inplace = true)")
+    verdict = spec_verdict("torchvision:resnet18", edited, source)
+    assert verdict.verdict == "not equal", verdict.reason
+    assert verdict.reason.startswith("relu  resnet18.arch:") and "type: spec ReLU6, reference ReLU" in verdict.reason
+
+
+def test_one_batchnorm_momentum_changed_is_not_equal_and_named() -> None:
+    text, source = import_source("torchvision:resnet18")
+    # BasicBlock2 is layer2.0, layer3.0 and layer4.0: the first of them in the model's order is named.
+    edited = _edit_block(text, "BasicBlock2", "batchnorm())", "batchnorm(momentum = 0.2))")
+    verdict = spec_verdict("torchvision:resnet18", edited, source)
+    assert verdict.verdict == "not equal", verdict.reason
+    assert verdict.reason.startswith("layer2.0.downsample.1  resnet18.arch:"), verdict.reason
+    assert "momentum: spec 0.2, reference 0.1" in verdict.reason, verdict.reason
+
+
+TRAINING_ONLY = """\
+from torch import nn
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.bn(self.conv(x))
+        if self.training:
+            x = x * 0.5
+        return self.fc(self.pool(x).flatten(1))
+"""
+
+
+def test_a_model_that_differs_only_in_training_mode_is_not_equal(tmp_path: Path) -> None:
+    # The import traces the model in eval mode, so the spec lacks the training branch: eval mode alike, training
+    # mode not. A FILE.py:CALLABLE source is its own reference.
+    (tmp_path / "tiny.py").write_text(TRAINING_ONLY, encoding="utf-8")
+    source_text = f"{tmp_path / 'tiny.py'}:Tiny"
+    text, source = import_source(source_text, (3, 16, 16))
+    assert "0.5" not in text, text
+    verdict = spec_verdict(source_text, text, source)
+    assert verdict.verdict == "not equal", verdict.reason
+    assert verdict.reason.startswith("training, seed 0, input ×1: pool  tiny_net.arch:"), verdict.reason
+    # Removing the branch makes it equal.
+    (tmp_path / "tiny.py").write_text(TRAINING_ONLY.replace("        if self.training:\n            x = x * 0.5\n", ""), encoding="utf-8")
+    text, source = import_source(source_text, (3, 16, 16))
+    assert spec_verdict(source_text, text, source).verdict == "equal"
 
 
 # archc import

@@ -8,7 +8,8 @@ mode at input scales ×1 and ×10 and in training mode with dropout made determi
 both models (same loss, same batch) the updated weights and running statistics. Each difference names the first
 module (in execution order) that differs, its spec line and both values. Tolerances are relative to the scale of
 the reference's tensor. This module imports torch; the CLI imports it only for this command. The zoo tests
-(tests/zoo_helpers.py) use the same comparison.
+(tests/zoo_helpers.py) use the same comparison; `archc import`'s round trip runs all of it (`verify_against`, which
+takes the reference model itself).
 """
 
 from __future__ import annotations
@@ -422,6 +423,8 @@ def training_runs(
     forward = ours.run
     forward.name = f"training, seed {seed}, {_scales((1.0,))}"
     if forward.first is not None:
+        model.eval()
+        reference.eval()
         return [forward, Run("SGD step", 0, 0.0)]  # not compared: the outputs already differ
     after = (model.state_dict(), reference.state_dict())
     step = Run("SGD step", 0, 0.0)
@@ -503,6 +506,24 @@ class Report:
             and all(run.first is None for run in self.runs)
         )
 
+    def first_difference(self) -> str | None:
+        """The first thing that differs, one line (None when equal), in the order the checks run: the state_dict
+        (its first key, in sorted order, that one model lacks or has at another shape), the parameter and buffer
+        counts, the modules' types and settings, then the numeric runs (the run named: eval for each seed,
+        training, the SGD step)."""
+        keys = [k for k, _ in self.missing] + [k for k, *_ in self.unexpected] + [k for k, *_ in self.mismatched]
+        if keys:
+            return f"state_dict differs at {min(keys)}"
+        for what, (ours, theirs) in (("parameters", self.params), ("buffers", self.buffers)):
+            if ours != theirs:
+                return f"{what}: {ours:,} in the spec, {theirs:,} in the reference"
+        if self.settings:
+            return self.settings[0].render()
+        for run in self.runs:
+            if run.first is not None:
+                return f"{run.name}: {run.first.render()}"
+        return None if self.runs else "nothing compared"
+
     def to_json(self) -> dict[str, Any]:
         """The report as JSON data (`archc verify --json`); an infinite difference (shapes that differ) is null."""
         data: dict[str, Any] = _finite({**asdict(self), "same_state_dict": self.same_state_dict, "equal": self.equal})
@@ -546,13 +567,20 @@ def verify(compiled: Compiled, library: str, name: str, rtol: float = RTOL, seed
     """Build the spec's model and the reference, and compare them."""
     torch.manual_seed(0)
     reference = reference_model(library, name, compiled)
+    return verify_against(compiled, reference, f"{library}:{name}", rtol, seeds)
+
+
+def verify_against(compiled: Compiled, reference: nn.Module, against: str, rtol: float = RTOL, seeds: int = SEEDS) -> Report:
+    """Build the spec's model and compare it with `reference`, a model already built (a library's, or the one a
+    `FILE.py:CALLABLE` returns; `archc import`'s round trip): every check `archc verify` makes. The reference's
+    BatchNorm layers are randomised in place and it is left in eval mode."""
     model = build_model(compiled)
     ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     locate, locate_key = spec_locator(compiled)
     report = Report(
         spec=compiled.path.as_posix(),
-        against=f"{library}:{name}",
+        against=against,
         params=(_count(model.parameters()), _count(reference.parameters())),
         buffers=(_count(model.buffers()), _count(reference.buffers())),
         keys=len(ours),
