@@ -202,6 +202,7 @@ def test_module_lists_applied_in_a_loop_are_applied_by_item(tmp_path: Path) -> N
     text, reference, ours = _imported(tmp_path, RES2)
     assert "convs[0](" in text and "bns[2](" in text, text
     assert "pool(" in text, text  # the last scale of the first block, `spx[-1]`
+    assert "for i in range(3) {\n        conv(4, 3, padding = 1, bias = false)\n    }" in text, text  # equal items: a loop
     _assert_same_outputs(reference, ours)
 
 

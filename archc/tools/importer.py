@@ -1636,7 +1636,7 @@ def render_variant(variant: Variant) -> str:
         statements.append((name, body, ref))
         at += n
     named = _numbered_loop(statements) if inst.forward == [DENSE_FORWARD] else None
-    lines.extend(named if named is not None else _loops(statements))
+    lines.extend(named if named is not None else _loops(statements, inst.listed))
     if inst.forward is not None:
         lines.append(_render_parts(inst.forward, filled[at:]))
     lines.append("}")
@@ -1665,13 +1665,22 @@ def _paths(variant: Variant) -> str:
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 
 
-def _loops(statements: list[tuple[str | None, str, Variant | None]]) -> list[str]:
-    """Member statements, a run of anonymous calls of one block written as a loop."""
+def _loops(statements: list[tuple[str | None, str, Variant | None]], listed: bool = False) -> list[str]:
+    """Member statements, a run of anonymous calls of one block written as a loop; in a list of modules, a run of
+    equal ops too (`for i in range(3) { conv(26, 3, padding = 1, bias = false) }`, as specs/lib/res2net.arch)."""
     out: list[str] = []
     i = 0
     while i < len(statements):
         name, body, ref = statements[i]
         j = i + 1
+        if listed and name is None and ref is None:
+            while j < len(statements) and statements[j][0] is None and statements[j][2] is None and statements[j][1] == body:
+                j += 1
+            if j - i >= 2:
+                out.append(f"for i in range({j - i}) {{\n{body}\n}}")
+                i = j
+                continue
+            j = i + 1
         if name is None and ref is not None:
             while j < len(statements) and statements[j][0] is None and statements[j][2] is ref:
                 j += 1
