@@ -93,6 +93,7 @@ BLOCKERS = (
     (r"slicing", "indexing or slicing a tensor"),
     (r"size in the forward|attribute \(`x.shape`\)", "reading a tensor's size in the forward"),
     (r"ModuleList|ModuleDict", "a ModuleList or ModuleDict whose items the forward applies"),
+    (r"the items of `\w+` were built for", "a list of modules whose items take inputs of different widths (E036)"),
     (r"buffer", "a buffer of a module's own (relative position indices, BlurPool's fixed kernel)"),
     (r"list built at run time|to list|not run on one tensor", "a list of tensors passed between modules (DLA's roots, RDNet's features)"),
     (r"cat` on dimension", "`cat` on the batch"),

@@ -182,6 +182,7 @@ class Instance:
     members: list[tuple[str | None, list[Part]]]  # (name or None for anonymous, constructor text)
     forward: list[Part] | None  # None: members applied in order
     variant: Variant | None = None
+    listed: bool = False  # a list of modules, its items applied one by one (`convs[i](x)`), never whole
 
     def parts(self) -> list[Part]:
         out: list[Part] = []
@@ -197,7 +198,7 @@ class Instance:
             skeleton.append(("member", name))
             skeleton.extend(_skeleton(text))
         skeleton.append(("forward", None if self.forward is None else tuple(_skeleton(self.forward))))
-        return (self.cls, tuple(skeleton))
+        return (self.cls, self.listed, tuple(skeleton))
 
     def values(self) -> list[Any]:
         """The values of the holes, in order: own literals and the children's arguments."""
@@ -515,6 +516,13 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("timm.layers.norm", "GroupNorm1"): LEAVES[nn.GroupNorm],  # F.group_norm with its own weight: nn.GroupNorm's forward
     ("timm.models.metaformer", "LayerNorm2dNoBias"): _layernorm,  # timm's LayerNorm2d, its bias None
     ("timm.models.metaformer", "LayerNormNoBias"): _layernorm,
+    # timm's own activations (`create_act_layer`), each the torch.nn activation it computes.
+    ("timm.layers.activations", "Sigmoid"): _plain("sigmoid"),
+    ("timm.layers.activations", "Tanh"): _plain("tanh"),
+    ("timm.layers.activations", "Swish"): _plain("silu", "inplace"),
+    ("timm.layers.activations", "Mish"): lambda m: ("mish", {"inplace": getattr(m, "inplace", False)}),
+    ("timm.layers.activations", "HardSigmoid"): _plain("hardsigmoid", "inplace"),
+    ("timm.layers.activations", "HardSwish"): _plain("hardswish", "inplace"),
 }
 # timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
 NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
@@ -584,14 +592,28 @@ def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
 
 
 class _ChildrenAsLeaves(torch.fx.Tracer):
-    """Traces one module's forward, its submodules called as leaves."""
+    """Traces one module's forward, its submodules called as leaves, but for the lists of modules with a forward of
+    their own (`_own_list`), whose forward is traced into the caller's: their items are the leaves."""
 
-    def __init__(self) -> None:
+    def __init__(self, through: set[int] | None = None) -> None:
         super().__init__(autowrap_functions=_wrapped_functions())
         self.record_stack_traces = True  # each node's Python line, for the errors
+        self.through = through or set()
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return module_qualified_name != ""
+        return module_qualified_name != "" and id(m) not in self.through
+
+
+def _own_list(m: nn.Module) -> bool:
+    """A ModuleList, ModuleDict or Sequential subclass with a forward of its own and numbered items (timm's
+    `MixedConv2d`, VoVNet's `SequentialAppendList`): its forward applies its items, which a spec names by index only,
+    so it is traced into its caller's forward (`conv_pw[0](x)`) and declared a list of modules."""
+    if not isinstance(m, (nn.ModuleList, nn.ModuleDict, nn.Sequential)) or type(m) in (nn.ModuleList, nn.ModuleDict, nn.Sequential):
+        return False
+    if any(type(m).forward is base.forward for base in (nn.Module, nn.Sequential)):
+        return False
+    names = [n for n, _ in m.named_children()]
+    return bool(names) and names == [str(i) for i in range(len(names))] and not list(m.parameters(recurse=False))
 
 
 def _fake_mode() -> Any:
@@ -685,6 +707,7 @@ _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     F.elu: ("elu", ("alpha", "inplace"), {"alpha": 1.0, "inplace": False}),
     F.mish: ("mish", ("inplace",), {"inplace": False}),
     F.softmax: ("softmax", ("dim", "_stacklevel", "dtype"), {"dim": None, "_stacklevel": 3, "dtype": None}),
+    torch.softmax: ("softmax", ("dim", "dtype"), {"dim": None, "dtype": None}),
     F.log_softmax: ("log_softmax", ("dim", "_stacklevel", "dtype"), {"dim": None, "_stacklevel": 3, "dtype": None}),
     F.adaptive_avg_pool2d: ("adaptive_avgpool", ("output_size",), {}),
     F.adaptive_max_pool2d: ("adaptive_maxpool", ("output_size", "return_indices"), {"return_indices": False}),
@@ -760,8 +783,10 @@ class _Forward:
         members: set[str],
         post: dict[str, tuple[str, dict[str, Any]]] | None = None,
         run: _Run | None = None,
+        lists: set[str] | None = None,
     ) -> None:
         self.post = post or {}
+        self.lists = lists or set()  # members that are lists of modules, applied item by item
         self.run_ = run
         self.known: dict[torch.fx.Node, Any] = run.known if run is not None else {}
         self.shapes: dict[torch.fx.Node, tuple[int, ...]] = run.shapes if run is not None else {}
@@ -826,6 +851,8 @@ class _Forward:
     def _node(self, node: torch.fx.Node) -> None:
         if node in self.known:
             return  # a size the forward reads (`x.shape`, `x.size(1)`, a check on it): a number where it is used
+        if _dead_piece(node):
+            return  # a piece of a split the forward takes and never uses (`sp = spx[0]` before a loop that sets it)
         if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
             self.concrete.add(node)  # torch.fx's check that a held argument has its value
             return
@@ -860,22 +887,32 @@ class _Forward:
             self.exprs[node] = expr
             return
         if _is_multi(node):
+            count = self.pieces.get(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks"))
+            assert isinstance(count, int)
             names: list[tuple[int, torch.fx.Node]] = []
             for user in sorted(node.users, key=lambda u: self.index[u]):
                 index = user.args[1] if len(user.args) > 1 else None
-                if user.target is not operator.getitem or not isinstance(index, int):
+                if user.target is not operator.getitem or not isinstance(index, int) or not -count <= index < count:
                     raise _Unsupported("a chunked tensor used whole", "use each piece")
-                names.append((index, user))
-            count = self.pieces.get(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks"))
-            if sorted(i for i, _ in names) != list(range(len(names))) or len(names) != count:
-                raise _Unsupported("chunks left unused", "name every piece")
-            pieces = []
-            for _, user in sorted(names, key=lambda t: t[0]):
-                name = self._free_name(node)
-                self.names[user] = name
-                self.used.add(name)
-                pieces.append(name)
-            self.lines.append([", ".join(pieces) + " = ", *expr.parts])
+                if not _dead_piece(user):
+                    names.append((index % count, user))
+            if sorted(i for i, _ in names) == list(range(count)):
+                # Every piece used once: each gets a name (`a, b = chunk(x, 2, dim = 1)`).
+                pieces = []
+                for _, user in sorted(names, key=lambda t: t[0]):
+                    name = self._free_name(node)
+                    self.names[user] = name
+                    self.used.add(name)
+                    pieces.append(name)
+                self.lines.append([", ".join(pieces) + " = ", *expr.parts])
+                return
+            # Pieces used twice or not at all: a list of tensors, read by index (`spx = split(...)`, `spx[1]`).
+            self.last_use[node] = max((self.last_use[u] for _, u in names), default=self.index[node])
+            name = self._free_name(node)
+            self.names[node] = name
+            for index, user in names:
+                self.names[user] = f"{name}[{index}]"
+            self.lines.append([f"{name} = ", *expr.parts])
             return
         name = self._free_name(node)
         self.names[node] = name
@@ -884,15 +921,19 @@ class _Forward:
     def _expression(self, node: torch.fx.Node) -> _Expr:
         if node.op == "call_module":
             target = str(node.target)
+            callee = target
             if "." in target:
-                raise _Unsupported(
-                    f"calling `{target}`, an item of a ModuleList or ModuleDict", "the language applies a block's own members only"
-                )
+                head, _, item = target.partition(".")
+                if head not in self.lists or not item.isdigit():
+                    raise _Unsupported(
+                        f"calling `{target}`, an item of a ModuleList or ModuleDict", "the language applies a block's own members only"
+                    )
+                callee = f"{head}[{item}]"
             if len(node.args) != 1 or node.kwargs:
                 raise _Unsupported(f"calling `{target}` with {len(node.args) + len(node.kwargs)} arguments", "members take one tensor")
             if not isinstance(node.args[0], torch.fx.Node):
                 raise _Unsupported(f"applying `{target}` to {type(node.args[0]).__name__}", "members take one tensor")
-            call = [f"{target}(", *self._value(node.args[0]).parts, ")"]
+            call = [f"{callee}(", *self._value(node.args[0]).parts, ")"]
             if target in self.post:
                 op, values = self.post[target]
                 return _Expr(_op_text(op, dict(values), (), call))
@@ -919,6 +960,8 @@ class _Forward:
             return self._arith(node, {"add": "+", "sub": "-", "mul": "*", "div": "/"}[str(node.target)])
         if node.op == "call_function" and node.target is torch.cat:
             return self._cat(node)
+        if node.op == "call_function" and node.target is torch.stack:
+            return self._stack(node)
         if (node.op == "call_function" and node.target is torch.addcmul) or (node.op == "call_method" and node.target == "addcmul"):
             return self._addcmul(node)
         if (node.op == "call_method" and node.target == "mean") or (node.op == "call_function" and node.target is torch.mean):
@@ -1136,6 +1179,23 @@ class _Forward:
         rank = len(self.shapes.get(tensors[0], (0, 0, 0, 0)))
         return _Expr([*parts, ")" if dim == 1 and rank == 4 else f", dim = {dim})"])
 
+    def _stack(self, node: torch.fx.Node) -> _Expr:
+        """`torch.stack(xs, dim = d)` (SelectiveKernel's paths): each tensor given a dimension of one at d
+        (`unflatten(x, d, (1, size))`), joined there."""
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors")
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        if not isinstance(tensors, (list, tuple)) or not tensors or not all(isinstance(t, torch.fx.Node) for t in tensors):
+            raise _Unsupported("`torch.stack` of a list built at run time", "stack named tensors")
+        shape = self._shape(tensors[0])
+        if not isinstance(dim, int) or not 0 < dim % (len(shape) + 1) < len(shape):
+            raise _Unsupported(f"`torch.stack` on dimension {dim}", "the language stacks between the dimensions of a sample")
+        dim %= len(shape) + 1
+        parts: list[Part] = ["cat("]
+        for i, t in enumerate(tensors):
+            parts.extend([", "] if i else [])
+            parts.extend(_op_text("unflatten", {"dim": dim, "sizes": (1, self._shape(t)[dim])}, ("dim", "sizes"), self._value(t).parts))
+        return _Expr([*parts, f", dim = {dim})"])
+
     def _text(self) -> tuple[list[Part], bool]:
         sequential = len(self.lines) == 1 and self.lines[0][0] == "return "
         out: list[Part] = []
@@ -1147,6 +1207,12 @@ class _Forward:
                 out.extend([*line, "\n"])
             out.append("}\n")
         return out, sequential
+
+
+def _dead_piece(node: torch.fx.Node) -> bool:
+    """A piece of a split taken and never used."""
+    source = node.args[0] if node.args else None
+    return node.target is operator.getitem and not node.users and isinstance(source, torch.fx.Node) and _is_multi(source)
 
 
 def _is_multi(node: torch.fx.Node) -> bool:
@@ -1251,6 +1317,18 @@ def _self_attention(graph: torch.fx.Graph, module: nn.Module) -> None:
         node.args, node.kwargs = (args[0],), {}
 
 
+def _items_applied(graph: torch.fx.Graph, name: str, child: nn.Module) -> bool:
+    """Whether the forward applies items of the list of modules `name` one by one (`self.convs[0](x)`, or a Python loop
+    over it, which torch.fx unrolls): a ModuleList, ModuleDict or Sequential of numbered items, or one with a forward of
+    its own traced into this one."""
+    if type(child) not in (nn.ModuleList, nn.ModuleDict, nn.Sequential) and not _own_list(child):
+        return False
+    items = [n for n, _ in child.named_children()]
+    if not items or items != [str(i) for i in range(len(items))]:
+        return False
+    return any(n.op == "call_module" and str(n.target).startswith(f"{name}.") for n in graph.nodes)
+
+
 def _in_order(graph: torch.fx.Graph, names: list[str]) -> bool:
     """Whether the graph applies the named children in order, each to the previous one's output, and returns the last."""
     nodes = [n for n in graph.nodes]
@@ -1281,6 +1359,7 @@ class Importer:
         self.instances: list[Instance] = []
         self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
         self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
+        self.listed: set[int] = set()  # lists of modules whose items a forward applies one by one (`convs[0](x)`)
 
     def input_shape(self, module: nn.Module) -> tuple[int, ...] | None:
         """The size of the tensor the model first applies `module` to, in a batch of two (None: never one tensor)."""
@@ -1356,8 +1435,9 @@ class Importer:
                 _class_loc(type(module)),
                 "a block holds members and parameters; buffers belong to ops (batchnorm's running statistics)",
             )
-        if (_sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict)) and not _named_norm_acts(module):
-            if type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
+        listed = id(module) in self.listed
+        if listed or ((_sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict)) and not _named_norm_acts(module)):
+            if not listed and type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
                 raise ArchError(
                     "E120",
                     f"cannot import {_where(path, module)}: a {type(module).__name__} whose items the forward does not apply"
@@ -1367,7 +1447,7 @@ class Importer:
                 )
             for i, (name, child) in enumerate(children):
                 text = self.member(child, f"{path}.{name}" if path else name)
-                if id(child) in self.post:
+                if id(child) in self.post and not listed:  # a list's item: its caller applies the activation
                     raise ArchError(
                         "E120",
                         f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
@@ -1375,13 +1455,14 @@ class Importer:
                         "in a sequence the activation would need an index of its own",
                     )
                 members.append((None if name == str(i) else _member_name(name), text))
-            inst = Instance(path, module, cls, members, None)
+            inst = Instance(path, module, cls, members, None, listed=listed)
             self.instances.append(inst)
             return inst
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                graph = _ChildrenAsLeaves().trace(module, concrete_args=_defaults(module))
+                through = {id(c) for _, c in children if _own_list(c)}
+                graph = _ChildrenAsLeaves(through).trace(module, concrete_args=_defaults(module))
         except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ArchError(
@@ -1397,8 +1478,12 @@ class Importer:
             raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
         dense = _dense_loop(graph, [n for n, _ in children])
         for name, child in children:
-            if type(child) in (nn.ModuleList, nn.ModuleDict) and _chain(graph, name, [n for n, _ in child.named_children()]):
+            chainable = type(child) in (nn.ModuleList, nn.ModuleDict, nn.Sequential)
+            if chainable and _chain(graph, name, [n for n, _ in child.named_children()]):
                 self.chained.add(id(child))
+            elif _items_applied(graph, name, child):
+                self.listed.add(id(child))
+        lists = {name for name, child in children if id(child) in self.listed}
         called = {str(n.target).split(".")[0] for n in graph.nodes if n.op == "call_module"}
         names = [n for n, _ in children]
         for name, child in children:
@@ -1417,11 +1502,14 @@ class Importer:
                 )
             members.append((name, self.member(child, f"{path}.{name}" if path else name)))
         post = {name: self.post[id(child)] for name, child in children if id(child) in self.post}
+        for name, child in children:
+            if name in lists:
+                post.update({f"{name}.{k}": self.post[id(c)] for k, c in child.named_children() if id(c) in self.post})
         if dense:
             forward: list[Part] = [DENSE_FORWARD]
             sequential = False
         else:
-            forward, sequential = _Forward(graph, module, path, set(names), post, run).run()
+            forward, sequential = _Forward(graph, module, path, set(names), post, run, lists).run()
         sequential = sequential and not post
         used_children = [n for n in names if n in called]
         inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
@@ -1548,7 +1636,7 @@ def render_variant(variant: Variant) -> str:
         statements.append((name, body, ref))
         at += n
     named = _numbered_loop(statements) if inst.forward == [DENSE_FORWARD] else None
-    lines.extend(named if named is not None else _loops(statements))
+    lines.extend(named if named is not None else _loops(statements, inst.listed))
     if inst.forward is not None:
         lines.append(_render_parts(inst.forward, filled[at:]))
     lines.append("}")
@@ -1577,13 +1665,22 @@ def _paths(variant: Variant) -> str:
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 
 
-def _loops(statements: list[tuple[str | None, str, Variant | None]]) -> list[str]:
-    """Member statements, a run of anonymous calls of one block written as a loop."""
+def _loops(statements: list[tuple[str | None, str, Variant | None]], listed: bool = False) -> list[str]:
+    """Member statements, a run of anonymous calls of one block written as a loop; in a list of modules, a run of
+    equal ops too (`for i in range(3) { conv(26, 3, padding = 1, bias = false) }`, as specs/lib/res2net.arch)."""
     out: list[str] = []
     i = 0
     while i < len(statements):
         name, body, ref = statements[i]
         j = i + 1
+        if listed and name is None and ref is None:
+            while j < len(statements) and statements[j][0] is None and statements[j][2] is None and statements[j][1] == body:
+                j += 1
+            if j - i >= 2:
+                out.append(f"for i in range({j - i}) {{\n{body}\n}}")
+                i = j
+                continue
+            j = i + 1
         if name is None and ref is not None:
             while j < len(statements) and statements[j][0] is None and statements[j][2] is ref:
                 j += 1
