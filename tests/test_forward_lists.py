@@ -237,3 +237,108 @@ def test_a_member_is_a_module_in_some_instances_and_a_list_in_others(compile_arc
     assert_counts(compiled, model)
     assert_shapes_match_hooks(compiled, model)
     assert count_macs(compiled.arch).macs * 2 == reference_flops(model, (6, 9, 9))
+
+
+# VoVNet's one-shot aggregation, in small: an optional 1×1 reduction, then a chain through a list of convolutions
+# (`x = convs[i](x)`: each item takes the previous item's output), every output kept and joined with the input.
+OSA = """
+block Convs(n, mid) {
+    for i in range(n) {
+        conv(mid, 3, padding = 1, bias = false)
+    }
+}
+
+block Osa(mid, out, n = 2) {
+    if in.channels != mid {
+        reduction = conv(mid, 1, bias = false)
+    }
+    convs = Convs(n, mid)
+    concat = conv(out, 1, bias = false)
+    forward(x) {
+        outs = [x]
+        x = reduction?(x)
+        for i in range(n) {
+            x = relu(convs[i](x))
+            outs = outs + [x]
+        }
+        return concat(cat(outs))
+    }
+}
+
+arch Net() {
+    input (8, 8, 8)
+    a = Osa(4, 12)
+    b = Osa(12, 16)
+    c = Osa(6, 10, n = 3)
+}
+"""
+
+
+class Osa(nn.Module):
+    """The same block by hand, as timm's OsaBlock and SequentialAppendList write it."""
+
+    def __init__(self, in_chs: int, mid: int, out: int, n: int) -> None:
+        super().__init__()
+        self.reduction = nn.Conv2d(in_chs, mid, 1, bias=False) if in_chs != mid else None
+        self.convs = nn.ModuleList([nn.Conv2d(mid, mid, 3, padding=1, bias=False) for _ in range(n)])
+        self.concat = nn.Conv2d(in_chs + n * mid, out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [x]
+        if self.reduction is not None:
+            x = self.reduction(x)
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+            outs.append(x)
+        return self.concat(torch.cat(outs, 1))
+
+
+def test_a_chain_through_a_list_after_an_optional_member_equals_the_hand_written_module(compile_arch: Any) -> None:
+    # The list's items are built for the channels of its first input (the reduction's output where it exists); the
+    # loop leaves x's channels unknown in its body, which once made compile fail (E073) on the widths of `convs`.
+    compiled, module = compile_arch(OSA)
+    model = module.model()
+    reference = nn.Sequential(Osa(8, 4, 12, 2), Osa(12, 12, 16, 2), Osa(16, 6, 10, 3))
+    assert [k.partition(".")[2] for k in model.state_dict()] == [k.partition(".")[2] for k in reference.state_dict()]
+    model.load_state_dict(dict(zip(model.state_dict(), reference.state_dict().values(), strict=True)), strict=True)
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert_counts(compiled, model, reference=reference)
+    assert_shapes_match_hooks(compiled, model)
+    assert "x = self.convs[i](x)" in compiled.python()
+
+
+# A stage loops on `i` over blocks whose width its caller computed from a loop variable also named `i`.
+SAME_NAME = """
+block Stage(out, depth) {
+    for i in range(depth) {
+        conv(out, 3, padding = 1)
+        relu()
+    }
+}
+
+block Stages(widths, depths) {
+    for i in range(len(widths)) {
+        Stage(widths[i], depths[i])
+    }
+}
+
+arch Net() {
+    input (3, 8, 8)
+    stages = Stages([4, 8, 6], [1, 2, 1])
+}
+"""
+
+
+def test_a_callees_loop_variable_named_like_the_callers_keeps_the_width_after_its_loop(compile_arch: Any) -> None:
+    # The width after Stage's loop is its argument `widths[i]`, in the caller's `i`: not Stage's own `i` (which once
+    # made it unknown, E073 at the member).
+    compiled, module = compile_arch(SAME_NAME)
+    model = module.model()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 4), (4, 8), (8, 8), (8, 6)]
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 6, 8, 8)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    assert "channels = widths[i]" in compiled.python()

@@ -163,6 +163,7 @@ class Placeholder:
     # Where a forward applies it first: the input shape, and the forward `if`s (in the constructor's terms) around it.
     applied: tuple[Any, ...] | None = None
     applied_under: Any = True
+    out: tuple[Any, ...] | None = None  # its output shape where it is first applied
 
 
 @dataclass
@@ -649,12 +650,15 @@ class ClassWriter:
         before = self.seq_shape if self.seq_shape else self.start_shape
         stand_ins = tuple(d if is_unknown(d) else Sym(f"{_LOOP_SIZE}{k}") for k, d in enumerate(before))
         self.seq_shape = stand_ins
+        # The loop's variables under names of their own: the arguments this class was given are in its caller's
+        # terms, where the same name may be the caller's loop variable (VoVNet's `stage_out_chs[i]` passed to a
+        # stage whose blocks loop on `i` too), a size the loop does not change.
+        local = {f"{_LOOP_VAR}{n}" for n in (index, var) if n is not None}
         if index is not None:
-            scope.values[index] = Sym(index)
-        scope.values[var] = Sym(var)
+            scope.values[index] = Sym(f"{_LOOP_VAR}{index}")
+        scope.values[var] = Sym(f"{_LOOP_VAR}{var}")
         self.body(body, scope, indent)
         after = self.seq_shape
-        local = {n for n in (index, var) if n is not None}
         count: Any = UNKNOWN
         if isinstance(iterable, S.Call) and iterable.func == "range" and len(iterable.args) == 1:
             count = evaluate(iterable.args[0], scope)
@@ -667,7 +671,7 @@ class ClassWriter:
             elif not (isinstance(end, Sym) and _LOOP_SIZE in end.code):
                 # Set by the body, whatever it started from: the last iteration's value; the loop's item itself
                 # (`for c in widths { conv(c, 3) }`) is the list's last.
-                if isinstance(end, Sym) and end.code == var:
+                if isinstance(end, Sym) and end.code == f"{_LOOP_VAR}{var}":
                     shape.append(Sym(f"{items.code}[-1]") if isinstance(items, Sym) else UNKNOWN)
                 else:
                     shape.append(UNKNOWN if _mentions(end, local) else end)
@@ -1085,8 +1089,15 @@ class ClassWriter:
         outs = []
         placeholders = [p for p in self.members[name] if self.is_list(name, p.spec) == items] or self.members[name]
         for placeholder in placeholders:
+            if items and placeholder.lines is not None and placeholder.out is not None:
+                # The items of a list of modules stand side by side, each built for the channels of the list's first
+                # input (elaboration holds every item to them, E036): a later application, at sizes a forward loop
+                # has left unknown (VoVNet's chain `x = conv_mid[i](x)`), changes no constructor.
+                outs.append(placeholder.out)
+                continue
             shape = tuple(self._seen_under(d, placeholder.condition) for d in x.shape)
             lines, out = self.ctor(placeholder.spec, shape, name)
+            placeholder.out = out
             if placeholder.lines is None:
                 placeholder.lines = lines
                 placeholder.applied, placeholder.applied_under = shape, self.forward_condition()
@@ -1435,6 +1446,7 @@ def _fill_empty_blocks(lines: list[str]) -> list[str]:
 
 # The stand-in for a size at the start of a loop's body (symbolic_loop_shape): no spec name starts with `__`.
 _LOOP_SIZE = "__loop_size_"
+_LOOP_VAR = "__loop_var_"  # a loop variable, in a loop whose shape after it is worked out symbolically
 
 
 def _growth(end: Any, start: Sym) -> Sym | None:
