@@ -68,6 +68,8 @@ class Stem(nn.Sequential):
 class MidConvs(nn.ModuleList):
     """The block's 3×3 convolutions, `layer_per_block` of them, each on the previous one's output (timm's
     SequentialAppendList, an nn.Sequential whose forward appends each output to the block's list).
+    OsaBlock applies them item by item, in a chain: the first takes the block's input (or the
+    reduction's output), each later one the output of the one before.
     """
 
     def __init__(self, in_channels: int, layer_per_block: int, mid_chs: int, depthwise: bool) -> None:

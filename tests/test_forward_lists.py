@@ -173,6 +173,7 @@ def test_a_seq_applied_item_by_item_is_a_module_list(compile_arch: Any) -> None:
         ("for i in range(x) {\n            x = c[0](x)\n        }\n        return x", "9:24", "E087", "built, not a tensor"),
         ("for i in range(0.5) {\n            x = c[0](x)\n        }\n        return x", "9:24", "E087", "not 0.5"),
         ("for v in [1, 2] {\n            x = c[0](x)\n        }\n        return x", "9:18", "E084", "or over range(n)"),
+        ("y = c[0](x)\n        return c[1](cat(y, y, y))", "10:16", "E036", "item 1 is applied here to N×6×8×8"),
     ],
 )
 def test_misuse_is_located(tmp_path: Path, forward: str, where: str, code: str, words: str) -> None:
@@ -342,3 +343,93 @@ def test_a_callees_loop_variable_named_like_the_callers_keeps_the_width_after_it
     assert_counts(compiled, model)
     assert_shapes_match_hooks(compiled, model)
     assert "channels = widths[i]" in compiled.python()
+
+
+# The same block without its reduction (timm's VoVNet with 3×3 convolutions: ese_vovnet39b): the first item takes
+# the block's input, each later one the item before's output, so the list's items are built in a chain.
+CHAIN = """
+block Convs(n, mid) {
+    for i in range(n) {
+        conv(mid, 3, padding = 1, bias = false)
+    }
+}
+
+block Osa(mid, out, n = 2) {
+    convs = Convs(n, mid)
+    concat = conv(out, 1, bias = false)
+    forward(x) {
+        outs = [x]
+        for i in range(n) {
+            x = relu(convs[i](x))
+            outs = outs + [x]
+        }
+        return concat(cat(outs))
+    }
+}
+
+arch Net() {
+    input (8, 8, 8)
+    a = Osa(4, 12)
+    b = Osa(12, 16)
+    c = Osa(6, 10, n = 3)
+}
+"""
+
+
+class ChainOsa(Osa):
+    def __init__(self, in_chs: int, mid: int, out: int, n: int) -> None:
+        super().__init__(in_chs, mid, out, n)
+        self.reduction = None
+        self.convs = nn.ModuleList([nn.Conv2d(in_chs if i == 0 else mid, mid, 3, padding=1, bias=False) for i in range(n)])
+
+
+def test_items_applied_in_a_chain_are_built_each_for_the_item_before(compile_arch: Any) -> None:
+    compiled, module = compile_arch(CHAIN)
+    model = module.model()
+    reference = nn.Sequential(ChainOsa(8, 4, 12, 2), ChainOsa(12, 12, 16, 2), ChainOsa(16, 6, 10, 3))
+    assert [tuple(c.weight.shape[:2]) for c in model.c.convs] == [(6, 16), (6, 6), (6, 6)]
+    assert isinstance(model.c.convs, nn.ModuleList)
+    model.load_state_dict(dict(zip(model.state_dict(), reference.state_dict().values(), strict=True)), strict=True)
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert_counts(compiled, model, reference=reference)
+    assert_shapes_match_hooks(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, (8, 8, 8))
+    assert "channels = mid" in compiled.python()
+
+
+# A list of two 1×1 convolutions to 2 channels, applied side by side (both items on the 4-channel input) in one
+# block and in a chain (the second on the first's output) in another: one class cannot build both.
+SIDE_AND_CHAIN = """
+block Pair() {
+    conv(2, 1)
+    conv(2, 1)
+}
+
+block Side() {
+    p = Pair()
+    forward(x) = cat(p[0](x), p[1](x))
+}
+
+block Chain() {
+    p = Pair()
+    forward(x) = p[1](p[0](x))
+}
+
+arch Net() {
+    input (4, 8, 8)
+    s = Side()
+    c = Chain()
+    forward(x) = c(s(x))
+}
+"""
+
+
+def test_a_list_applied_side_by_side_and_in_a_chain_is_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(SIDE_AND_CHAIN)
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1, outcome.err
+    assert f"{spec}:14:18: error[E036]: the items of `p` take N×4×8×8 inputs and item 1 is applied here to N×2×8×8" in outcome.err
+    assert f"{spec}:9:31: Pair's items take the list's first input each here" in outcome.err, outcome.err

@@ -233,6 +233,13 @@ class Generator:
                         self.list_seqs.setdefault(defn.name, set()).add(member.name)
                     elif member.value.func in program.definitions:
                         self.list_blocks.add(member.value.func)
+        # Those whose items take each the output of the item before (elaboration holds a block to one way, E036).
+        self.chain_blocks = {
+            name
+            for name in self.list_blocks
+            for inst in self.instances.get(name, [])
+            if any(c.input_shape[:1] != inst.input_shape[:1] for c in inst.children[1:])
+        }
 
     def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
         """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
@@ -355,6 +362,8 @@ class ClassWriter:
         # A list of modules (applied item by item elsewhere): an nn.ModuleList subclass, each item built for the block's
         # input, and `item_shape` what every item gives.
         self.list_block = defn.name in gen.list_blocks and defn.forward is None
+        # ... or its items in a chain, each built for the item before's output, as in an nn.Sequential.
+        self.chain_list = self.list_block and defn.name in gen.chain_blocks
         self.item_shape: tuple[Any, ...] | None = None
         self.loop_vars: set[str] = set()  # the variables of the forward's `for i in range(...)` loops being written
         self.seq_shape: tuple[Any, ...] = ()
@@ -484,6 +493,8 @@ class ClassWriter:
             return self.loop_forward(in_shape)
         if self.list_block:
             self.sequential = True
+            if self.chain_list:
+                return self.seq_shape if self.seq_shape else in_shape
             return self.item_shape if self.item_shape is not None else in_shape
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
@@ -608,7 +619,7 @@ class ClassWriter:
                     scope.values[index] = i
                 scope.values[var] = item
                 self.body(body, scope, indent)
-        elif self.shape_only and self.list_block:
+        elif self.shape_only and self.list_block and not self.chain_list:
             # Items side by side: each is built for the block's input, so one run of the body on symbols tells them.
             if index is not None:
                 scope.values[index] = Sym(index)
@@ -690,7 +701,7 @@ class ClassWriter:
         if (self.defn.forward is not None and self.members_loop is None) or self.shape_only:
             return
         self.sequential = True
-        if self.list_block:
+        if self.list_block and not self.chain_list:
             return
         if not self.seq_shape:
             self.seq_shape = self.start_shape
@@ -739,7 +750,7 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
-        if self.list_block:
+        if self.list_block and not self.chain_list:
             # Side by side: the next item takes the block's input too.
             before = self.item_shape
             self.item_shape = (
