@@ -433,3 +433,48 @@ def test_a_list_applied_side_by_side_and_in_a_chain_is_refused(tmp_path: Path) -
     assert outcome.code == 1, outcome.err
     assert f"{spec}:14:18: error[E036]: the items of `p` take N×4×8×8 inputs and item 1 is applied here to N×2×8×8" in outcome.err
     assert f"{spec}:9:31: Pair's items take the list's first input each here" in outcome.err, outcome.err
+
+
+# A chain whose items give different widths: the list's output width is no one size, so the class cannot write the
+# joined width in its arguments' terms. With one instance it is that instance's number; with two that disagree, E073
+# (never a module built with a wrong width).
+WIDTHS = """
+block Convs(widths) {
+    for w in widths {
+        conv(w, 3, padding = 1, bias = false)
+    }
+}
+
+block Osa(widths, out) {
+    convs = Convs(widths)
+    concat = conv(out, 1, bias = false)
+    forward(x) {
+        outs = [x]
+        for i in range(len(widths)) {
+            x = convs[i](x)
+            outs = outs + [x]
+        }
+        return concat(cat(outs))
+    }
+}
+
+arch Net() {
+    input (8, 8, 8)
+    a = Osa([4, 6, 10], 12)
+}
+"""
+
+
+def test_a_chain_of_items_of_different_widths_builds_the_join_for_its_width(compile_arch: Any, tmp_path: Path) -> None:
+    compiled, module = compile_arch(WIDTHS)
+    model = module.model()
+    assert [tuple(c.weight.shape[:2]) for c in model.a.convs] == [(4, 8), (6, 4), (10, 6)]
+    assert model.a.concat.in_channels == 8 + 4 + 6 + 10
+    assert model(torch.randn(2, 8, 8, 8)).shape == (2, 12, 8, 8)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    spec = tmp_path / "two.arch"
+    spec.write_text(WIDTHS.replace("a = Osa([4, 6, 10], 12)", "a = Osa([4, 6, 10], 12)\n    b = Osa([3, 5], 16)"))
+    outcome = run_cli("compile", str(spec), "-o", str(tmp_path / "out"))
+    assert outcome.code == 1 and "error[E073]: the in_channels of `concat`" in outcome.err, outcome.err
+    assert not (tmp_path / "out" / "two.py").exists()

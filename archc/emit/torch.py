@@ -493,9 +493,14 @@ class ClassWriter:
             return self.loop_forward(in_shape)
         if self.list_block:
             self.sequential = True
-            if self.chain_list:
-                return self.seq_shape if self.seq_shape else in_shape
-            return self.item_shape if self.item_shape is not None else in_shape
+            if self.item_shape is None:
+                return in_shape
+            # A size an item takes from the loop that builds the items (`for w in widths { conv(w, 3) }`) differs
+            # from item to item: unknown.
+            local = {s.var for s in S.walk(self.defn.body) if isinstance(s, S.For)} | {
+                s.index for s in S.walk(self.defn.body) if isinstance(s, S.For) and s.index is not None
+            }
+            return tuple(UNKNOWN if _mentions(d, local) or (isinstance(d, Sym) and _LOOP_VAR in d.code) else d for d in self.item_shape)
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
                 self.sequential = True
@@ -750,13 +755,15 @@ class ClassWriter:
             for line in lines:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
-        if self.list_block and not self.chain_list:
-            # Side by side: the next item takes the block's input too.
+        if self.list_block:
+            # What every item gives (a size items disagree on is unknown). Side by side, the next item takes the
+            # block's input too; in a chain, the output of this one.
             before = self.item_shape
             self.item_shape = (
                 out if before is None else tuple(a if same_value(a, b) else UNKNOWN for a, b in zip(before, out, strict=False))
             )
-            return
+            if not self.chain_list:
+                return
         if self.members_loop is not None:
             # The next member takes what the forward's loop makes of this one's input and output.
             out = self.loop_step(self.seq_shape, out)
