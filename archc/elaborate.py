@@ -81,6 +81,12 @@ class Elaborator:
         self.depth = 0
         self.input_given = False  # the input size is the caller's (--input), not the spec's `input`
         self.iterations = 0  # loop iterations so far, bounded like the nodes
+        # Per block that a forward applies item by item: how its items take their inputs, "side" (each the list's
+        # first input: Res2Net's convs) or "chain" (each the previous item's output: VoVNet's conv_mid), with where
+        # that was first seen. One class writes every instance, so the whole network keeps to one.
+        self.list_modes: dict[str, tuple[str, Loc]] = {}
+        # The channels each item of a list of modules gave, by the item's path.
+        self.item_channels: dict[str, Any] = {}
 
     # Constructors
 
@@ -603,17 +609,33 @@ class BlockInstance(Instance):
         names = list(container.slots)
         name = list_index(names, evaluate(expr.item, scope), expr.item.loc)
         built = tuple(container.module.input_shape)
-        if x.shape[:1] != built[:1]:
-            # The class writes the items side by side, each for the channels of the list's first input.
+        # The class writes the items side by side, each for the channels of the list's first input, or (a block's
+        # items) in a chain, each for the channels of the item before it, as nn.Sequential builds them.
+        k = names.index(name)
+        before = self.elab.item_channels.get(f"{container.module.path}.{names[k - 1]}") if k > 0 else None
+        side = x.shape[:1] == built[:1]
+        chain = before is not None and x.shape[:1] == (before,) and slot.spec.kind == "block"
+        mode = self.elab.list_modes.get(slot.spec.type) if slot.spec.kind == "block" else None
+        if not (side or chain) or (k > 0 and mode is not None and not (side if mode[0] == "side" else chain)):
+            chained = k > 0 and mode is not None and mode[0] == "chain"
+            takes = f"the output of item {names[k - 1]}" if chained else f"{ops.fmt_shape(built)} inputs"
+            notes = [(slot.loc, f"`{func}` is declared here")]
+            if mode is not None:
+                how = "each the output of the item before" if chained else "the list's first input each"
+                notes.append((mode[1], f"{slot.spec.type}'s items take {how} here"))
             raise ArchError(
                 "E036",
-                f"the items of `{func}` were built for {ops.fmt_shape(built)} inputs and item {name} is applied here to"
-                f" {ops.fmt_shape(x.shape)}",
+                f"the items of `{func}` take {takes} and item {name} is applied here to {ops.fmt_shape(x.shape)}",
                 expr.loc,
-                "the items of a list of modules take inputs of one channel count; declare a list per input width",
-                [(slot.loc, f"`{func}` is declared here")],
+                "the items of a list of modules take the list's first input each (side by side), or each the output of"
+                " the item before (a chain, in a block's items); declare a list per input width",
+                notes,
             )
-        return container.member(name, x, expr.loc).apply(x, expr.loc)
+        if slot.spec.kind == "block" and k > 0 and side != chain and mode is None:
+            self.elab.list_modes[slot.spec.type] = ("side" if side else "chain", expr.loc)
+        out = container.member(name, x, expr.loc).apply(x, expr.loc)
+        self.elab.item_channels[f"{container.module.path}.{name}"] = out.shape[0] if out.shape else None
+        return out
 
     def read_param(self, name: str, loc: Loc) -> Tensor:
         """A learnable tensor read in the forward: a node of its own, with no input, its shape PyTorch's."""

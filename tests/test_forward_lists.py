@@ -173,6 +173,7 @@ def test_a_seq_applied_item_by_item_is_a_module_list(compile_arch: Any) -> None:
         ("for i in range(x) {\n            x = c[0](x)\n        }\n        return x", "9:24", "E087", "built, not a tensor"),
         ("for i in range(0.5) {\n            x = c[0](x)\n        }\n        return x", "9:24", "E087", "not 0.5"),
         ("for v in [1, 2] {\n            x = c[0](x)\n        }\n        return x", "9:18", "E084", "or over range(n)"),
+        ("y = c[0](x)\n        return c[1](cat(y, y, y))", "10:16", "E036", "item 1 is applied here to N×6×8×8"),
     ],
 )
 def test_misuse_is_located(tmp_path: Path, forward: str, where: str, code: str, words: str) -> None:
@@ -237,3 +238,243 @@ def test_a_member_is_a_module_in_some_instances_and_a_list_in_others(compile_arc
     assert_counts(compiled, model)
     assert_shapes_match_hooks(compiled, model)
     assert count_macs(compiled.arch).macs * 2 == reference_flops(model, (6, 9, 9))
+
+
+# VoVNet's one-shot aggregation, in small: an optional 1×1 reduction, then a chain through a list of convolutions
+# (`x = convs[i](x)`: each item takes the previous item's output), every output kept and joined with the input.
+OSA = """
+block Convs(n, mid) {
+    for i in range(n) {
+        conv(mid, 3, padding = 1, bias = false)
+    }
+}
+
+block Osa(mid, out, n = 2) {
+    if in.channels != mid {
+        reduction = conv(mid, 1, bias = false)
+    }
+    convs = Convs(n, mid)
+    concat = conv(out, 1, bias = false)
+    forward(x) {
+        outs = [x]
+        x = reduction?(x)
+        for i in range(n) {
+            x = relu(convs[i](x))
+            outs = outs + [x]
+        }
+        return concat(cat(outs))
+    }
+}
+
+arch Net() {
+    input (8, 8, 8)
+    a = Osa(4, 12)
+    b = Osa(12, 16)
+    c = Osa(6, 10, n = 3)
+}
+"""
+
+
+class Osa(nn.Module):
+    """The same block by hand, as timm's OsaBlock and SequentialAppendList write it."""
+
+    def __init__(self, in_chs: int, mid: int, out: int, n: int) -> None:
+        super().__init__()
+        self.reduction = nn.Conv2d(in_chs, mid, 1, bias=False) if in_chs != mid else None
+        self.convs = nn.ModuleList([nn.Conv2d(mid, mid, 3, padding=1, bias=False) for _ in range(n)])
+        self.concat = nn.Conv2d(in_chs + n * mid, out, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [x]
+        if self.reduction is not None:
+            x = self.reduction(x)
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+            outs.append(x)
+        return self.concat(torch.cat(outs, 1))
+
+
+def test_a_chain_through_a_list_after_an_optional_member_equals_the_hand_written_module(compile_arch: Any) -> None:
+    # The list's items are built for the channels of its first input (the reduction's output where it exists); the
+    # loop leaves x's channels unknown in its body, which once made compile fail (E073) on the widths of `convs`.
+    compiled, module = compile_arch(OSA)
+    model = module.model()
+    reference = nn.Sequential(Osa(8, 4, 12, 2), Osa(12, 12, 16, 2), Osa(16, 6, 10, 3))
+    assert [k.partition(".")[2] for k in model.state_dict()] == [k.partition(".")[2] for k in reference.state_dict()]
+    model.load_state_dict(dict(zip(model.state_dict(), reference.state_dict().values(), strict=True)), strict=True)
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert_counts(compiled, model, reference=reference)
+    assert_shapes_match_hooks(compiled, model)
+    assert "x = self.convs[i](x)" in compiled.python()
+
+
+# A stage loops on `i` over blocks whose width its caller computed from a loop variable also named `i`.
+SAME_NAME = """
+block Stage(out, depth) {
+    for i in range(depth) {
+        conv(out, 3, padding = 1)
+        relu()
+    }
+}
+
+block Stages(widths, depths) {
+    for i in range(len(widths)) {
+        Stage(widths[i], depths[i])
+    }
+}
+
+arch Net() {
+    input (3, 8, 8)
+    stages = Stages([4, 8, 6], [1, 2, 1])
+}
+"""
+
+
+def test_a_callees_loop_variable_named_like_the_callers_keeps_the_width_after_its_loop(compile_arch: Any) -> None:
+    # The width after Stage's loop is its argument `widths[i]`, in the caller's `i`: not Stage's own `i` (which once
+    # made it unknown, E073 at the member).
+    compiled, module = compile_arch(SAME_NAME)
+    model = module.model()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 4), (4, 8), (8, 8), (8, 6)]
+    assert model(torch.randn(2, 3, 8, 8)).shape == (2, 6, 8, 8)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    assert "channels = widths[i]" in compiled.python()
+
+
+# The same block without its reduction (timm's VoVNet with 3×3 convolutions: ese_vovnet39b): the first item takes
+# the block's input, each later one the item before's output, so the list's items are built in a chain.
+CHAIN = """
+block Convs(n, mid) {
+    for i in range(n) {
+        conv(mid, 3, padding = 1, bias = false)
+    }
+}
+
+block Osa(mid, out, n = 2) {
+    convs = Convs(n, mid)
+    concat = conv(out, 1, bias = false)
+    forward(x) {
+        outs = [x]
+        for i in range(n) {
+            x = relu(convs[i](x))
+            outs = outs + [x]
+        }
+        return concat(cat(outs))
+    }
+}
+
+arch Net() {
+    input (8, 8, 8)
+    a = Osa(4, 12)
+    b = Osa(12, 16)
+    c = Osa(6, 10, n = 3)
+}
+"""
+
+
+class ChainOsa(Osa):
+    def __init__(self, in_chs: int, mid: int, out: int, n: int) -> None:
+        super().__init__(in_chs, mid, out, n)
+        self.reduction = None
+        self.convs = nn.ModuleList([nn.Conv2d(in_chs if i == 0 else mid, mid, 3, padding=1, bias=False) for i in range(n)])
+
+
+def test_items_applied_in_a_chain_are_built_each_for_the_item_before(compile_arch: Any) -> None:
+    compiled, module = compile_arch(CHAIN)
+    model = module.model()
+    reference = nn.Sequential(ChainOsa(8, 4, 12, 2), ChainOsa(12, 12, 16, 2), ChainOsa(16, 6, 10, 3))
+    assert [tuple(c.weight.shape[:2]) for c in model.c.convs] == [(6, 16), (6, 6), (6, 6)]
+    assert isinstance(model.c.convs, nn.ModuleList)
+    model.load_state_dict(dict(zip(model.state_dict(), reference.state_dict().values(), strict=True)), strict=True)
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert_counts(compiled, model, reference=reference)
+    assert_shapes_match_hooks(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, (8, 8, 8))
+    assert "channels = mid" in compiled.python()
+
+
+# A list of two 1×1 convolutions to 2 channels, applied side by side (both items on the 4-channel input) in one
+# block and in a chain (the second on the first's output) in another: one class cannot build both.
+SIDE_AND_CHAIN = """
+block Pair() {
+    conv(2, 1)
+    conv(2, 1)
+}
+
+block Side() {
+    p = Pair()
+    forward(x) = cat(p[0](x), p[1](x))
+}
+
+block Chain() {
+    p = Pair()
+    forward(x) = p[1](p[0](x))
+}
+
+arch Net() {
+    input (4, 8, 8)
+    s = Side()
+    c = Chain()
+    forward(x) = c(s(x))
+}
+"""
+
+
+def test_a_list_applied_side_by_side_and_in_a_chain_is_refused(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(SIDE_AND_CHAIN)
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1, outcome.err
+    assert f"{spec}:14:18: error[E036]: the items of `p` take N×4×8×8 inputs and item 1 is applied here to N×2×8×8" in outcome.err
+    assert f"{spec}:9:31: Pair's items take the list's first input each here" in outcome.err, outcome.err
+
+
+# A chain whose items give different widths: the list's output width is no one size, so the class cannot write the
+# joined width in its arguments' terms. With one instance it is that instance's number; with two that disagree, E073
+# (never a module built with a wrong width).
+WIDTHS = """
+block Convs(widths) {
+    for w in widths {
+        conv(w, 3, padding = 1, bias = false)
+    }
+}
+
+block Osa(widths, out) {
+    convs = Convs(widths)
+    concat = conv(out, 1, bias = false)
+    forward(x) {
+        outs = [x]
+        for i in range(len(widths)) {
+            x = convs[i](x)
+            outs = outs + [x]
+        }
+        return concat(cat(outs))
+    }
+}
+
+arch Net() {
+    input (8, 8, 8)
+    a = Osa([4, 6, 10], 12)
+}
+"""
+
+
+def test_a_chain_of_items_of_different_widths_builds_the_join_for_its_width(compile_arch: Any, tmp_path: Path) -> None:
+    compiled, module = compile_arch(WIDTHS)
+    model = module.model()
+    assert [tuple(c.weight.shape[:2]) for c in model.a.convs] == [(4, 8), (6, 4), (10, 6)]
+    assert model.a.concat.in_channels == 8 + 4 + 6 + 10
+    assert model(torch.randn(2, 8, 8, 8)).shape == (2, 12, 8, 8)
+    assert_counts(compiled, model)
+    assert_shapes_match_hooks(compiled, model)
+    spec = tmp_path / "two.arch"
+    spec.write_text(WIDTHS.replace("a = Osa([4, 6, 10], 12)", "a = Osa([4, 6, 10], 12)\n    b = Osa([3, 5], 16)"))
+    outcome = run_cli("compile", str(spec), "-o", str(tmp_path / "out"))
+    assert outcome.code == 1 and "error[E073]: the in_channels of `concat`" in outcome.err, outcome.err
+    assert not (tmp_path / "out" / "two.py").exists()

@@ -4,9 +4,11 @@ state_dict load, every module's settings and output, logits in eval and training
 References: timm's `repvgg_a0` (RepVGG, training form), `cspresnet50` (CSPNet), `gernet_s` (GENet), `lcnet_050`
 (PP-LCNet), `ghostnet_100` (GhostNet v1), `ecaresnet50d` (ECA-ResNet-50-D), `rexnet_100` (ReXNet), `resnest14d`
 (ResNeSt's split attention; `resnest50d` under `-m full`), `res2net50_26w_4s` (Res2Net: lists of tensors, a forward
-loop over a range) and `mixnet_s` (MixConv's channel groups, each through its own kernel size), built by
-timm.create_model without weights. Every model is compiled at 3×64×64 (the specs declare 224), small enough to build
-and run each in a few seconds; one module-scoped fixture builds a spec and its reference once.
+loop over a range), `mixnet_s` (MixConv's channel groups, each through its own kernel size), `ese_vovnet19b_dw`,
+`ese_vovnet39b` and `ese_vovnet19b_slim` (VoVNetV2's one-shot aggregation: a chain of convolutions whose every output
+joins the block's input), built by timm.create_model without weights. Every model is compiled at 3×64×64 (the specs
+declare 224), small enough to build and run each in a few seconds; one module-scoped fixture builds a spec and its
+reference once.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ NAMES = [
     pytest.param("resnest50d", marks=pytest.mark.full),
     "res2net50_26w_4s",
     "mixnet_s",
+    "ese_vovnet19b_dw",
+    "ese_vovnet39b",
+    "ese_vovnet19b_slim",
 ]
 INPUT = (3, 64, 64)
 

@@ -163,6 +163,7 @@ class Placeholder:
     # Where a forward applies it first: the input shape, and the forward `if`s (in the constructor's terms) around it.
     applied: tuple[Any, ...] | None = None
     applied_under: Any = True
+    out: tuple[Any, ...] | None = None  # its output shape where it is first applied
 
 
 @dataclass
@@ -232,6 +233,13 @@ class Generator:
                         self.list_seqs.setdefault(defn.name, set()).add(member.name)
                     elif member.value.func in program.definitions:
                         self.list_blocks.add(member.value.func)
+        # Those whose items take each the output of the item before (elaboration holds a block to one way, E036).
+        self.chain_blocks = {
+            name
+            for name in self.list_blocks
+            for inst in self.instances.get(name, [])
+            if any(c.input_shape[:1] != inst.input_shape[:1] for c in inst.children[1:])
+        }
 
     def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
         """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
@@ -354,6 +362,8 @@ class ClassWriter:
         # A list of modules (applied item by item elsewhere): an nn.ModuleList subclass, each item built for the block's
         # input, and `item_shape` what every item gives.
         self.list_block = defn.name in gen.list_blocks and defn.forward is None
+        # ... or its items in a chain, each built for the item before's output, as in an nn.Sequential.
+        self.chain_list = self.list_block and defn.name in gen.chain_blocks
         self.item_shape: tuple[Any, ...] | None = None
         self.loop_vars: set[str] = set()  # the variables of the forward's `for i in range(...)` loops being written
         self.seq_shape: tuple[Any, ...] = ()
@@ -483,7 +493,14 @@ class ClassWriter:
             return self.loop_forward(in_shape)
         if self.list_block:
             self.sequential = True
-            return self.item_shape if self.item_shape is not None else in_shape
+            if self.item_shape is None:
+                return in_shape
+            # A size an item takes from the loop that builds the items (`for w in widths { conv(w, 3) }`) differs
+            # from item to item: unknown.
+            local = {s.var for s in S.walk(self.defn.body) if isinstance(s, S.For)} | {
+                s.index for s in S.walk(self.defn.body) if isinstance(s, S.For) and s.index is not None
+            }
+            return tuple(UNKNOWN if _mentions(d, local) or (isinstance(d, Sym) and _LOOP_VAR in d.code) else d for d in self.item_shape)
         if self.defn.forward is None:
             if self.sequential or self.symbolic_control:
                 self.sequential = True
@@ -607,7 +624,7 @@ class ClassWriter:
                     scope.values[index] = i
                 scope.values[var] = item
                 self.body(body, scope, indent)
-        elif self.shape_only and self.list_block:
+        elif self.shape_only and self.list_block and not self.chain_list:
             # Items side by side: each is built for the block's input, so one run of the body on symbols tells them.
             if index is not None:
                 scope.values[index] = Sym(index)
@@ -649,12 +666,15 @@ class ClassWriter:
         before = self.seq_shape if self.seq_shape else self.start_shape
         stand_ins = tuple(d if is_unknown(d) else Sym(f"{_LOOP_SIZE}{k}") for k, d in enumerate(before))
         self.seq_shape = stand_ins
+        # The loop's variables under names of their own: the arguments this class was given are in its caller's
+        # terms, where the same name may be the caller's loop variable (VoVNet's `stage_out_chs[i]` passed to a
+        # stage whose blocks loop on `i` too), a size the loop does not change.
+        local = {f"{_LOOP_VAR}{n}" for n in (index, var) if n is not None}
         if index is not None:
-            scope.values[index] = Sym(index)
-        scope.values[var] = Sym(var)
+            scope.values[index] = Sym(f"{_LOOP_VAR}{index}")
+        scope.values[var] = Sym(f"{_LOOP_VAR}{var}")
         self.body(body, scope, indent)
         after = self.seq_shape
-        local = {n for n in (index, var) if n is not None}
         count: Any = UNKNOWN
         if isinstance(iterable, S.Call) and iterable.func == "range" and len(iterable.args) == 1:
             count = evaluate(iterable.args[0], scope)
@@ -667,7 +687,7 @@ class ClassWriter:
             elif not (isinstance(end, Sym) and _LOOP_SIZE in end.code):
                 # Set by the body, whatever it started from: the last iteration's value; the loop's item itself
                 # (`for c in widths { conv(c, 3) }`) is the list's last.
-                if isinstance(end, Sym) and end.code == var:
+                if isinstance(end, Sym) and end.code == f"{_LOOP_VAR}{var}":
                     shape.append(Sym(f"{items.code}[-1]") if isinstance(items, Sym) else UNKNOWN)
                 else:
                     shape.append(UNKNOWN if _mentions(end, local) else end)
@@ -686,7 +706,7 @@ class ClassWriter:
         if (self.defn.forward is not None and self.members_loop is None) or self.shape_only:
             return
         self.sequential = True
-        if self.list_block:
+        if self.list_block and not self.chain_list:
             return
         if not self.seq_shape:
             self.seq_shape = self.start_shape
@@ -736,12 +756,14 @@ class ClassWriter:
                 self.emit(line, indent)
             self.members[key] = [Placeholder(indent, key, spec, False, lines)]
         if self.list_block:
-            # Side by side: the next item takes the block's input too.
+            # What every item gives (a size items disagree on is unknown). Side by side, the next item takes the
+            # block's input too; in a chain, the output of this one.
             before = self.item_shape
             self.item_shape = (
                 out if before is None else tuple(a if same_value(a, b) else UNKNOWN for a, b in zip(before, out, strict=False))
             )
-            return
+            if not self.chain_list:
+                return
         if self.members_loop is not None:
             # The next member takes what the forward's loop makes of this one's input and output.
             out = self.loop_step(self.seq_shape, out)
@@ -1085,8 +1107,15 @@ class ClassWriter:
         outs = []
         placeholders = [p for p in self.members[name] if self.is_list(name, p.spec) == items] or self.members[name]
         for placeholder in placeholders:
+            if items and placeholder.lines is not None and placeholder.out is not None:
+                # The items of a list of modules stand side by side, each built for the channels of the list's first
+                # input (elaboration holds every item to them, E036): a later application, at sizes a forward loop
+                # has left unknown (VoVNet's chain `x = conv_mid[i](x)`), changes no constructor.
+                outs.append(placeholder.out)
+                continue
             shape = tuple(self._seen_under(d, placeholder.condition) for d in x.shape)
             lines, out = self.ctor(placeholder.spec, shape, name)
+            placeholder.out = out
             if placeholder.lines is None:
                 placeholder.lines = lines
                 placeholder.applied, placeholder.applied_under = shape, self.forward_condition()
@@ -1435,6 +1464,7 @@ def _fill_empty_blocks(lines: list[str]) -> list[str]:
 
 # The stand-in for a size at the start of a loop's body (symbolic_loop_shape): no spec name starts with `__`.
 _LOOP_SIZE = "__loop_size_"
+_LOOP_VAR = "__loop_var_"  # a loop variable, in a loop whose shape after it is worked out symbolically
 
 
 def _growth(end: Any, start: Sym) -> Sym | None:
