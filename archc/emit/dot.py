@@ -344,24 +344,55 @@ class _Plan:
         ends = [*self.arch.outputs, *self.arch.aux_outputs]
         return max(level[o] for o in ends) + 2 if ends else max(level.values()) + 1
 
+    def height(self) -> float:
+        """The picture's height in points, estimated: RANK_HEIGHT for each box on the tallest path, CLUSTER_EDGE for
+        each cluster border it crosses (a cluster's label and margins), as Graphviz lays a top-to-bottom drawing out."""
+        tallest: dict[int, float] = {}
+        for n in self.arch.nodes:
+            here = self.units[self.unit_of[n.id]]
+            best = 0.0
+            for i in n.inputs:
+                there = self.units[self.unit_of[i]]
+                step = 0.0 if there.key == here.key else RANK_HEIGHT + CLUSTER_EDGE * _crossings(there.cluster, here.cluster)
+                best = max(best, tallest[i] + step)
+            tallest[n.id] = best
+        ends = [*self.arch.outputs, *self.arch.aux_outputs] or [n.id for n in self.arch.nodes]
+        return max(tallest[o] for o in ends) + 2 * RANK_HEIGHT
+
+
+def _crossings(a: str, b: str) -> int:
+    """Cluster borders between a box in cluster `a` and one in cluster `b`: out of a's clusters, into b's."""
+    x, y = a.split(".") if a else [], b.split(".") if b else []
+    common = 0
+    while common < min(len(x), len(y)) and x[common] == y[common]:
+        common += 1
+    return len(x) + len(y) - 2 * common
+
 
 # The default depth: the deepest whose picture fits a page. A box and the edge below it take about 54 points of
 # height, so 24 of them make a picture some 1,300 points tall, readable (its text 7 points or more) when fitted to an
 # A4 page or a screen; 60 boxes keep it narrow enough too.
 PAGE_RANKS = 24
 PAGE_BOXES = 60
+# Nested clusters make a picture taller than its boxes alone (VoVNet's stages, blocks and their ConvNormActs): the
+# estimate of `_Plan.height` must stay within PAGE_HEIGHT points too (the measured pictures: 52 points a box, 14 a
+# cluster border crossed).
+RANK_HEIGHT = 52.0
+CLUSTER_EDGE = 14.0
+PAGE_HEIGHT = 1450.0
 ALL = "all"
 
 
 def fit_depth(arch: Architecture) -> int | None:
-    """The deepest fold whose picture has at most PAGE_RANKS boxes from input to output and PAGE_BOXES boxes in all:
+    """The deepest fold whose picture has at most PAGE_RANKS boxes from input to output, PAGE_BOXES boxes in all, and
+    an estimated height of at most PAGE_HEIGHT points:
     None (every layer) where the whole graph fits, else a depth from 1 down, 1 where nothing fits."""
     paths = [n.module if n.module is not None else n.scope for n in arch.nodes]
     deepest = max((p.count(".") + 1 for p in paths if p), default=0)
     best: int | None = 1
     for depth in [*range(1, deepest + 1), None]:
         plan = _Plan(arch, depth)
-        if plan.ranks() > PAGE_RANKS or len(plan.units) > PAGE_BOXES:
+        if plan.ranks() > PAGE_RANKS or len(plan.units) > PAGE_BOXES or plan.height() > PAGE_HEIGHT:
             break
         best = depth
     return best
