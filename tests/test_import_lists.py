@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from archc.compiler import compile_spec
-from archc.errors import ArchError
 from archc.tools.importer import import_source
 from archc.tools.runtime import build_model
 
