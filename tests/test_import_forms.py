@@ -93,3 +93,31 @@ def test_addcmul_is_a_sum_and_a_product_and_round_trips(tmp_path: Path) -> None:
     assert "forward(x) = beta + alpha * x" in text, text
     verdict = round_trip(f"{tmp_path / 'affine.py'}:Net")
     assert verdict.verdict == "equal", verdict.reason
+
+
+GELUS = """
+from torch import nn
+from timm.layers.activations import GELU, GELUTanh
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.act = GELU()
+        self.conv2 = nn.Conv2d(8, 8, 3)
+        self.act2 = GELUTanh()
+
+    def forward(self, x):
+        return self.act2(self.conv2(self.act(self.conv(x))))
+"""
+
+
+def test_timms_gelu_classes_import_as_gelu_and_round_trip(tmp_path: Path) -> None:
+    # timm's GELU and GELUTanh derive from nn.Module alone (ConvNeXt's MLP in timm): the op `gelu`, `approximate`
+    # as their forward calls F.gelu.
+    (tmp_path / "gelus.py").write_text(GELUS, encoding="utf-8")
+    text, _ = import_source(f"{tmp_path / 'gelus.py'}:Net", (3, 16, 16))
+    assert "act = gelu()" in text and 'act2 = gelu(approximate = "tanh")' in text, text
+    verdict = round_trip(f"{tmp_path / 'gelus.py'}:Net")
+    assert verdict.verdict == "equal", verdict.reason

@@ -386,6 +386,7 @@ def test_timms_own_activation_classes_are_compared_as_the_torch_nn_activation_th
         (activations.HardSigmoid(), nn.Hardsigmoid()),
         (activations.HardSwish(), nn.Hardswish()),
         (activations.GELU(), nn.GELU()),
+        (activations.GELUTanh(), nn.GELU(approximate="tanh")),
     ]:
         assert torch.allclose(theirs(x.clone()), ours(x.clone()), atol=1e-6), type(theirs).__name__  # the claim itself
         assert compare_settings(ours, theirs) == [], type(theirs).__name__

@@ -523,6 +523,8 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("timm.layers.activations", "Mish"): lambda m: ("mish", {"inplace": getattr(m, "inplace", False)}),
     ("timm.layers.activations", "HardSigmoid"): _plain("hardsigmoid", "inplace"),
     ("timm.layers.activations", "HardSwish"): _plain("hardswish", "inplace"),
+    ("timm.layers.activations", "GELU"): lambda m: ("gelu", {}),  # F.gelu(input); its `inplace` is a dummy
+    ("timm.layers.activations", "GELUTanh"): lambda m: ("gelu", {"approximate": "tanh"}),
 }
 # timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
 NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}

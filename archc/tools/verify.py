@@ -137,6 +137,7 @@ _TIMM_ACTIVATIONS = {
     "HardSigmoid": "Hardsigmoid",
     "HardSwish": "Hardswish",
     "GELU": "GELU",
+    "GELUTanh": "GELU",
 }
 
 
