@@ -801,7 +801,7 @@ class _Forward:
         self.concrete: set[torch.fx.Node] = set()
         self.pieces: dict[torch.fx.Node, int] = {}  # a split's number of parts
         self.lines: list[list[Part]] = []
-        self.inline = self._inlined()
+        self.inline = self._in_model_order()
         self.last_use = {n: max((self.index[u] for u in self._users(n)), default=self.index[n]) for n in self.nodes}
 
     def _users(self, node: torch.fx.Node) -> list[torch.fx.Node]:
@@ -811,11 +811,58 @@ class _Forward:
     def fail(self, node: torch.fx.Node, what: str, hint: str) -> ArchError:
         return ArchError("E120", f"cannot import {_where(self.path, self.module)}: {what}", _node_loc(node, type(self.module)), hint)
 
-    def _inlined(self) -> set[torch.fx.Node]:
+    def _in_model_order(self) -> set[torch.fx.Node]:
+        """The values written inside the expression that uses them (`_inlined`), but for those that would then be
+        evaluated after an ordered value (a module call, dropout, an op reading a parameter) the model evaluates
+        later: each of those gets its own assignment where the model computes it (`out = identity(x)` before
+        `conv_1x1(x) + conv_kxk(x)`), so the generated forward applies the modules in the model's order and its
+        backward pass accumulates the gradients in the model's order (verify's SGD step compares them to 1e-5)."""
+        kept: set[torch.fx.Node] = set()
+        while True:
+            inline = self._inlined(kept)
+            late = self._out_of_order(inline)
+            if not late:
+                return inline
+            kept |= late
+
+    def _ordered(self, node: torch.fx.Node) -> bool:
+        """Whether moving the node past another such node could change the result: a module call, a random op, an
+        op reading a parameter."""
+        if node.op == "call_module":
+            return True
+        if node.op == "call_function" and node.target is F.dropout:
+            return True
+        return any(a.op == "get_attr" for a in node.all_input_nodes)
+
+    def _out_of_order(self, inline: set[torch.fx.Node]) -> set[torch.fx.Node]:
+        """The inlined ordered values the written forward evaluates after an ordered value the model evaluates later
+        (the operands of an expression evaluated left to right, each before the op that takes it)."""
+        order: list[torch.fx.Node] = []
+
+        def visit(node: torch.fx.Node) -> None:
+            for arg in node.all_input_nodes:
+                if arg in inline:
+                    visit(arg)
+            order.append(node)
+
+        for node in self.nodes:
+            if node not in inline and node not in self.known:
+                visit(node)
+        late: set[torch.fx.Node] = set()
+        latest = -1
+        for node in order:
+            if not self._ordered(node):
+                continue
+            if self.index[node] < latest and node in inline:
+                late.add(node)
+            latest = max(latest, self.index[node])
+        return late
+
+    def _inlined(self, kept: set[torch.fx.Node] | None = None) -> set[torch.fx.Node]:
         out: set[torch.fx.Node] = set()
         for n in reversed(self.nodes):
             users = self._users(n)
-            if n.op in ("placeholder", "output", "get_attr") or len(users) != 1 or n in self.known:
+            if n.op in ("placeholder", "output", "get_attr") or len(users) != 1 or n in self.known or (kept and n in kept):
                 continue
             (user,) = users
             if _is_multi(n):
