@@ -110,3 +110,44 @@ def test_calls_written_in_the_models_order_round_trip_equal(tmp_path: Path) -> N
     assert "forward(x) = act(conv_1x1(x) + conv_kxk(x) + shortcut(x))" in text, text
     verdict = round_trip(f"{path}:Net")
     assert verdict.verdict == "equal", verdict.reason
+
+
+DROP_PATH = """
+from torch import nn
+from timm.layers import DropPath
+
+
+class Block(nn.Module):
+    def __init__(self, dim, p):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.drop_path = DropPath(p)
+
+    def forward(self, x):
+        return x + self.drop_path(self.conv(x))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.block1 = Block(8, 0.25)
+        self.block2 = Block(8, 0.5)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        x = self.block2(self.block1(self.stem(x)))
+        return self.fc(x.mean((2, 3)))
+"""
+
+
+def test_timm_drop_path_is_stochastic_depth_drawn_in_the_models_order(tmp_path: Path) -> None:
+    """timm's DropPath draws its mask from the global generator as torchvision's stochastic depth does: imported as
+    the op, verify's training run (both models seeded alike) drops the same samples in every block."""
+    path = tmp_path / "drop_net.py"
+    path.write_text(DROP_PATH, encoding="utf-8")
+    text, source = import_source(f"{path}:Net", (3, 16, 16))
+    assert "stochastic_depth(" in text, text
+    assert {m.drop_prob for m in source.model.modules() if type(m).__name__ == "DropPath"} == {0.25, 0.5}
+    verdict = round_trip(f"{path}:Net")
+    assert verdict.verdict == "equal", verdict.reason

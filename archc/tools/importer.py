@@ -439,6 +439,19 @@ def _stochastic_depth(m: Any) -> tuple[str, dict[str, Any]]:
     return "stochastic_depth", {"p": m.p, "mode": m.mode}
 
 
+def _drop_path(m: Any) -> tuple[str, dict[str, Any]]:
+    """timm's DropPath: torchvision's stochastic depth by sample (the same draw, `bernoulli_(1 - p)` on a
+    (batch, 1, ...) tensor, from the global generator) where it scales the kept samples by 1 / (1 - p)."""
+    if not m.scale_by_keep:
+        raise ArchError(
+            "E120",
+            f"cannot import timm's DropPath(drop_prob = {m.drop_prob}, scale_by_keep = False)",
+            _class_loc(type(m)),
+            "the language's stochastic_depth scales the samples it keeps by 1 / (1 - p)",
+        )
+    return "stochastic_depth", {"p": m.drop_prob, "mode": "row"}
+
+
 def _mha(m: nn.MultiheadAttention) -> tuple[str, dict[str, Any]]:
     if not m.batch_first:
         raise _Unsupported("batch_first=False", "archc's mha takes tokens batch first (N×L×D)")
@@ -507,6 +520,7 @@ LEAVES: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
 # Classes of the libraries that are one op (matched by module and name: the libraries are imported lazily).
 NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {
     ("torchvision.ops.stochastic_depth", "StochasticDepth"): _stochastic_depth,
+    ("timm.layers.drop", "DropPath"): _drop_path,
     ("torchvision.ops.misc", "Permute"): _permute,
     ("torchvision.models.convnext", "LayerNorm2d"): _layernorm,
     ("timm.layers.norm", "LayerNorm2d"): _layernorm,
