@@ -837,7 +837,8 @@ class _Forward:
             late = self._out_of_order(inline)
             if not late:
                 return inline
-            kept |= late
+            # The latest first: its own statement takes the values inlined into it along (`out = stem2b(pad(stem2a(x)))`).
+            kept.add(max(late, key=lambda n: self.index[n]))
 
     def _ordered(self, node: torch.fx.Node) -> bool:
         """Whether moving the node past another such node could change the result: a module call, a random op, an
