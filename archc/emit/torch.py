@@ -911,10 +911,7 @@ class ClassWriter:
                         )
                     )
                 first = outs[0]
-                result = first.shape if isinstance(first, TVal) else in_shape
-                for test, branch, on_then in reversed(returned):
-                    result = _merge_shapes(test, branch, result) if on_then else _merge_shapes(test, result, branch)
-                return result, True
+                return _after_early_returns(returned, first.shape if isinstance(first, TVal) else in_shape), True
             elif isinstance(stmt, S.Unpack):
                 self.unpack(stmt, env)
             elif isinstance(stmt, S.For) and is_range_loop(stmt):
@@ -923,10 +920,8 @@ class ClassWriter:
             elif isinstance(stmt, S.If):
                 branch_shape, ended, partial = self.forward_if(stmt, env, in_shape)
                 if ended:
-                    for test, branch, on_then in reversed(returned):
-                        assert branch_shape is not None
-                        branch_shape = _merge_shapes(test, branch, branch_shape) if on_then else _merge_shapes(test, branch_shape, branch)
-                    return branch_shape, True
+                    assert branch_shape is not None
+                    return _after_early_returns(returned, branch_shape), True
                 if partial is not None:
                     returned.append(partial)
                 shape = shape if shape is not None else branch_shape
@@ -1550,6 +1545,13 @@ class Signature:
 
     params: list[str]
     prologue: list[str]
+
+
+def _after_early_returns(returned: list[tuple[Any, tuple[Any, ...], bool]], shape: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The block's output shape where it returns `shape` last and earlier `if`s returned on one path only."""
+    for test, branch, on_then in reversed(returned):
+        shape = _merge_shapes(test, branch, shape) if on_then else _merge_shapes(test, shape, branch)
+    return shape
 
 
 def _merge_shapes(test: Any, then: tuple[Any, ...], orelse: tuple[Any, ...]) -> tuple[Any, ...]:
