@@ -639,6 +639,153 @@ def _fake_mode() -> Any:
     return FakeTensorMode(allow_non_fake_inputs=True)
 
 
+_NO_VALUE: Any = object()  # a value the sized trace does not know (an argument held at a constant, a failed run)
+
+
+class _ValueProxy(torch.fx.Proxy):
+    """A proxy that holds the value its node has at the size the model applies the module to (a shape-only tensor),
+    as HuggingFace transformers' `HFTracer` does: `if`, `len`, `int` and iteration answer from that value, so a
+    forward is traced along the branch the model takes at that size, and a size it reads is a number."""
+
+    value: Any = _NO_VALUE
+
+    def __getattr__(self, k: str) -> Any:
+        value = self.__dict__.get("value", _NO_VALUE)
+        if isinstance(value, torch.Tensor) and not k.startswith("__"):
+            found = getattr(value, k, None)
+            if found is not None and not callable(found) and not _holds_tensor(found):
+                return tuple(found) if isinstance(found, torch.Size) else found  # `x.shape`, `x.ndim`: numbers
+        return super().__getattr__(k)
+
+    def __len__(self) -> int:
+        return len(_SizedTracer.concrete(self, "`len` of"))
+
+    def __int__(self) -> int:
+        return int(_SizedTracer.concrete(self, "`int` of"))
+
+    def __index__(self) -> int:
+        return operator.index(_SizedTracer.concrete(self, "an index from"))
+
+
+class _SizedTracer(_ChildrenAsLeaves):
+    """torch.fx's trace specialised to one input size, for a forward the plain trace cannot follow (`if x.shape[-2] <
+    7`, timm's padding "same" computed from the input): each proxy holds the value its node has when the module runs on
+    a shape-only tensor of the size the model applies it to (`_fake_mode`), and an operation whose value holds no tensor
+    (a size, arithmetic on sizes, a comparison of sizes) is that number itself, not a node. A branch on a tensor's
+    values, not its sizes, is still an error."""
+
+    def __init__(self, through: set[int], shape: tuple[int, ...]) -> None:
+        super().__init__(through)
+        self.mode = _fake_mode()
+        with self.mode:
+            self.input = torch.empty(*shape)
+        self.fed = False
+        self.fakes: dict[int, torch.Tensor] = {}
+        self.running = False  # computing a value: modules run as they are, attributes read as they are
+
+    def call_module(self, m: nn.Module, forward: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.running:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        if self.running:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def proxy(self, node: torch.fx.Node) -> torch.fx.Proxy:
+        return _ValueProxy(node, self)
+
+    def create_proxy(
+        self,
+        kind: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any | None = None,
+        proxy_factory_fn: Callable[[torch.fx.Node], torch.fx.Proxy] | None = None,
+    ) -> Any:
+        value = self._value(kind, target, args, kwargs)
+        if value is not _NO_VALUE and kind in ("call_function", "call_method") and not _holds_tensor(value):
+            return tuple(value) if isinstance(value, torch.Size) else value  # a number from here on
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if isinstance(proxy, _ValueProxy):
+            proxy.value = value
+        return proxy
+
+    def _value(self, kind: str, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if kind == "placeholder":
+            if self.fed or args:
+                return _NO_VALUE  # an argument held at a constant (concrete_args): torch.fx's own check on it
+            self.fed = True
+            return self.input
+        if kind == "get_attr":
+            found: Any = self.root
+            self.running = True  # torch.fx's patched `Module.__getattr__` would make the attribute a proxy again
+            try:
+                for part in str(target).split("."):
+                    found = getattr(found, part, None)
+            finally:
+                self.running = False
+            if not isinstance(found, torch.Tensor):
+                return _NO_VALUE
+            if id(found) not in self.fakes:
+                self.fakes[id(found)] = self.mode.from_tensor(found)
+            return self.fakes[id(found)]
+        unknown = False
+
+        def unwrap(v: Any) -> Any:
+            nonlocal unknown
+            if isinstance(v, _ValueProxy):
+                unknown = unknown or v.value is _NO_VALUE
+                return v.value
+            if isinstance(v, torch.fx.Proxy):
+                unknown = True
+            return v
+
+        a = torch.fx.node.map_aggregate(args, unwrap)
+        k = torch.fx.node.map_aggregate(kwargs, unwrap)
+        if unknown:
+            return _NO_VALUE
+        self.running = True
+        try:
+            with torch.no_grad(), self.mode:
+                if kind == "call_function":
+                    return target(*a, **k)
+                if kind == "call_method":
+                    return getattr(a[0], target)(*a[1:], **k)
+                if kind == "call_module":
+                    return self.root.get_submodule(target)(*a, **k)
+        except Exception:  # a value the run cannot give (data-dependent): the node stays, as in the plain trace
+            return _NO_VALUE
+        finally:
+            self.running = False
+        return _NO_VALUE
+
+    @staticmethod
+    def concrete(proxy: torch.fx.Proxy, what: str) -> Any:
+        value = getattr(proxy, "__dict__", {}).get("value", _NO_VALUE)
+        if value is _NO_VALUE:
+            raise torch.fx.proxy.TraceError(
+                f"{what} a value the trace does not know (an argument held at a constant, or a value read from data)"
+            )
+        if isinstance(value, torch.Tensor):
+            raise torch.fx.proxy.TraceError(
+                f"{what} a tensor's values, not its sizes: the forward depends on the input's data, which a spec cannot"
+            )
+        return value
+
+    def to_bool(self, obj: torch.fx.Proxy) -> bool:
+        return bool(self.concrete(obj, "a branch on"))
+
+    def iter(self, obj: torch.fx.Proxy) -> Any:
+        value = getattr(obj, "__dict__", {}).get("value", _NO_VALUE)
+        if isinstance(value, (tuple, list)):
+            return iter([obj[i] for i in range(len(value))])  # type: ignore[index]
+        return iter(self.concrete(obj, "iterating over"))
+
+
 def input_shapes(model: nn.Module, shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
     """The size of the tensor each module is first applied to, for a batch of two of `shape` (id(module) -> size)."""
     shapes: dict[int, tuple[int, ...]] = {}
@@ -800,8 +947,10 @@ class _Forward:
         post: dict[str, tuple[str, dict[str, Any]]] | None = None,
         run: _Run | None = None,
         lists: set[str] | None = None,
+        pre: dict[str, tuple[str, dict[str, Any]]] | None = None,
     ) -> None:
         self.post = post or {}
+        self.pre = pre or {}  # members whose input the model pads first (timm's Conv2dSame): the op applied before
         self.lists = lists or set()  # members that are lists of modules, applied item by item
         self.run_ = run
         self.known: dict[torch.fx.Node, Any] = run.known if run is not None else {}
@@ -997,7 +1146,11 @@ class _Forward:
                 raise _Unsupported(f"calling `{target}` with {len(node.args) + len(node.kwargs)} arguments", "members take one tensor")
             if not isinstance(node.args[0], torch.fx.Node):
                 raise _Unsupported(f"applying `{target}` to {type(node.args[0]).__name__}", "members take one tensor")
-            call = [f"{callee}(", *self._value(node.args[0]).parts, ")"]
+            argument = self._value(node.args[0]).parts
+            if target in self.pre:
+                op, values = self.pre[target]
+                argument = _fixed_pad(_op_text(op, dict(values), (), argument))
+            call = [f"{callee}(", *argument, ")"]
             if target in self.post:
                 op, values = self.post[target]
                 return _Expr(_op_text(op, dict(values), (), call))
@@ -1198,7 +1351,7 @@ class _Forward:
         positional = ("start_dim",) if op == "flatten" else ()
         if op == "flatten" and values.get("start_dim") == 1 and values.get("end_dim", -1) == -1:
             values = {"start_dim": 1}
-        return _Expr(_op_text(op, values, positional, self._value(tensor).parts))
+        return _Expr(_fixed_pad(_op_text(op, values, positional, self._value(tensor).parts)))
 
     def _arith(self, node: torch.fx.Node, symbol: str) -> _Expr:
         if node.kwargs.get("alpha", 1) != 1 or len(node.args) != 2:
@@ -1271,6 +1424,14 @@ class _Forward:
                 out.extend([*line, "\n"])
             out.append("}\n")
         return out, sequential
+
+
+def _fixed_pad(parts: list[Part]) -> list[Part]:
+    """A forward's `pad` with its numbers as written, never a block's parameter (the sizes a forward computed, timm's
+    padding "same" at one input size): the generated module needs them as numbers (the shape rule counts them)."""
+    if parts[:1] != ["pad("]:
+        return parts
+    return [literal(p.value) if isinstance(p, Slot) and p.hint == "pad" and not p.keyword else p for p in parts]
 
 
 def _dead_piece(node: torch.fx.Node) -> bool:
@@ -1422,6 +1583,9 @@ class Importer:
         self.by_input: set[str] = set()
         self.instances: list[Instance] = []
         self.post: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the activation applied after it
+        self.pre: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the op applied to its input first (a pad)
+        # id(module) -> the constants its caller passes after the tensor (`pre_logits=False`), its forward traced with them
+        self.constants: dict[int, dict[str, Any]] = {}
         self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
         self.listed: set[int] = set()  # lists of modules whose items a forward applies one by one (`convs[0](x)`)
 
@@ -1447,6 +1611,9 @@ class Importer:
                 return _op_text(op, values)
             except _Unsupported as e:
                 raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
+        padded = self._padded_conv(module)
+        if padded is not None:
+            return padded
         children = list(module.named_children())
         if _is_plain_sequential(module) and not children:
             return ["seq()"]  # an empty Sequential: the identity (GhostNet's shortcut where shapes agree)
@@ -1462,18 +1629,116 @@ class Importer:
                 if name != str(i):
                     parts.append(f"{_member_name(name)} = ")
                 parts.extend(self.member(child, f"{path}.{name}" if path else name))
-                if id(child) in self.post:
+                if id(child) in self.post or id(child) in self.pre:
                     raise ArchError(
                         "E120",
-                        f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
+                        f"cannot import {_where(path, module)}: its item `{name}` "
+                        + ("pads its input first" if id(child) in self.pre else "applies an activation after its norm"),
                         _class_loc(type(child)),
-                        "in a sequence the activation would need an index of its own",
+                        "in a sequence the op would need an index of its own",
                     )
             return [*parts, ")"]
         if not children and not list(module.parameters(recurse=False)) and type(module).forward is nn.Module.forward:
             raise ArchError("E120", f"cannot import {_where(path, module)}: it has no forward", _class_loc(type(module)), None)
         inst = self.instance(module, path)
         return [Ref(inst)]
+
+    def _padded_conv(self, module: nn.Module) -> list[Part] | None:
+        """An nn.Conv2d subclass whose forward pads its input and convolves it with its own settings (timm's
+        `Conv2dSame`, padding "same" computed from the input's size): the conv, its input padded by the numbers that
+        forward computes at the size the model applies it to (found by its sized trace). None: another forward."""
+        if not isinstance(module, nn.Conv2d) or type(module).forward is nn.Conv2d.forward or list(module.children()):
+            return None
+        shape = self.input_shape(module)
+        if shape is None or module.padding_mode != "zeros":
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = _SizedTracer(set(), shape).trace(module)
+        except Exception:
+            return None
+        nodes = [n for n in graph.nodes if n.op not in ("placeholder", "get_attr", "output")]
+        conv = nodes[-1] if nodes and nodes[-1].target is F.conv2d and len(nodes) <= 2 else None
+        if conv is None or list(conv.users) != [list(graph.nodes)[-1]] or conv.kwargs:
+            return None
+        source, weight, bias, *settings = conv.args
+        pad = nodes[0] if len(nodes) == 2 else None
+        if pad is not None and (pad.target is not F.pad or source is not pad or getattr(pad.args[0], "op", None) != "placeholder"):
+            return None
+        pads = pad.args[1] if pad is not None else ()
+        constant = pad is None or (pad.kwargs.get("mode", "constant") == "constant" and pad.kwargs.get("value", 0) in (0, None))
+        own = [
+            getattr(weight, "target", None) == "weight",
+            (bias is None and module.bias is None) or getattr(bias, "target", None) == "bias",
+            _same(tuple(settings), (tuple(module.stride), tuple(module.padding), tuple(module.dilation), module.groups)),
+        ]
+        if not constant or len(pad.args if pad is not None else ()) > 2 or not all(own):
+            return None
+        if not isinstance(pads, tuple) or not all(isinstance(v, int) and not isinstance(v, bool) for v in pads):
+            return None
+        if any(pads):
+            self.pre[id(module)] = ("pad", {"pad": pads})
+        return _op_text(*_conv(module))
+
+    def _trace(self, module: nn.Module, path: str, through: set[int]) -> torch.fx.Graph:
+        """The module's forward traced, its arguments after the tensor held at the constants its caller passes (or
+        their defaults); a forward the plain trace cannot follow (a branch on a size) traced again at the size the
+        model applies the module to (`_SizedTracer`)."""
+        concrete = {**(_defaults(module) or {}), **self.constants.get(id(module), {})} or None
+        shape = self.input_shape(module)
+        error: Exception | None = None
+        for tracer in ("plain", "sized"):
+            if tracer == "sized" and shape is None:
+                break
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    traced = _ChildrenAsLeaves(through) if tracer == "plain" else _SizedTracer(through, shape or ())
+                    return traced.trace(module, concrete_args=concrete)
+            except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
+                error = e
+        assert error is not None
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ArchError(
+            "E121",
+            f"cannot trace {_where(path, module)}: {message}",
+            _trace_loc(error, type(module)),
+            "its forward depends on the input's values, or calls what torch.fx cannot follow",
+        ) from None
+
+    def _constant_calls(self, graph: torch.fx.Graph, module: nn.Module, path: str) -> None:
+        """A member called with constants after its tensor (timm's `self.head(x, pre_logits=False)`): its forward is
+        traced with them held (`concrete_args`), and the call applies it to the tensor alone."""
+        for node in graph.nodes:
+            target = str(node.target)
+            if node.op != "call_module" or "." in target or not node.args or (len(node.args) == 1 and not node.kwargs):
+                continue
+            extra: list[Any] = []
+            torch.fx.node.map_aggregate((node.args[1:], node.kwargs), extra.append)
+            if not isinstance(node.args[0], torch.fx.Node) or any(isinstance(v, torch.fx.Node) for v in extra):
+                continue  # a member taking several tensors: E120 where the forward is written
+            child = module.get_submodule(target)
+            if _leaf_converter(child) is not None or isinstance(child, nn.MultiheadAttention) or type(child).forward is nn.Module.forward:
+                continue
+            try:
+                signature = inspect.signature(child.forward)
+                bound = signature.bind(None, *node.args[1:], **node.kwargs)
+            except (TypeError, ValueError):
+                continue
+            variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            if any(signature.parameters[name].kind in variadic for name in bound.arguments):
+                continue
+            constants = dict(list(bound.arguments.items())[1:])
+            held = self.constants.setdefault(id(child), constants)
+            if held != constants:
+                raise ArchError(
+                    "E120",
+                    f"cannot import {_where(path, module)}: it calls `{target}` with {held} and with {constants}",
+                    _node_loc(node, type(module)),
+                    "a member's forward is traced once, with the constants its calls pass: pass the same ones",
+                )
+            node.args, node.kwargs = node.args[:1], {}
 
     def instance(self, module: nn.Module, path: str) -> Instance:
         cls = type(module).__name__
@@ -1511,30 +1776,20 @@ class Importer:
                 )
             for i, (name, child) in enumerate(children):
                 text = self.member(child, f"{path}.{name}" if path else name)
-                if id(child) in self.post and not listed:  # a list's item: its caller applies the activation
+                if (id(child) in self.post or id(child) in self.pre) and not listed:  # a list's item: its caller applies it
                     raise ArchError(
                         "E120",
-                        f"cannot import {_where(path, module)}: its item `{name}` applies an activation after its norm",
+                        f"cannot import {_where(path, module)}: its item `{name}` "
+                        + ("pads its input first" if id(child) in self.pre else "applies an activation after its norm"),
                         _class_loc(type(child)),
-                        "in a sequence the activation would need an index of its own",
+                        "in a sequence the op would need an index of its own",
                     )
                 members.append((None if name == str(i) else _member_name(name), text))
             inst = Instance(path, module, cls, members, None, listed=listed)
             self.instances.append(inst)
             return inst
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                through = {id(c) for _, c in children if _own_list(c)}
-                graph = _ChildrenAsLeaves(through).trace(module, concrete_args=_defaults(module))
-        except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
-            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ArchError(
-                "E121",
-                f"cannot trace {_where(path, module)}: {message}",
-                _trace_loc(e, type(module)),
-                "its forward depends on the input's values or sizes, or calls what torch.fx cannot follow",
-            ) from None
+        graph = self._trace(module, path, {id(c) for _, c in children if _own_list(c)})
+        self._constant_calls(graph, module, path)
         run = run_graph(module, graph, self.input_shape(module)) if any(_needs_run(n) for n in graph.nodes) else None
         try:
             _self_attention(graph, module)
@@ -1566,15 +1821,17 @@ class Importer:
                 )
             members.append((name, self.member(child, f"{path}.{name}" if path else name)))
         post = {name: self.post[id(child)] for name, child in children if id(child) in self.post}
+        pre = {name: self.pre[id(child)] for name, child in children if id(child) in self.pre}
         for name, child in children:
             if name in lists:
                 post.update({f"{name}.{k}": self.post[id(c)] for k, c in child.named_children() if id(c) in self.post})
+                pre.update({f"{name}.{k}": self.pre[id(c)] for k, c in child.named_children() if id(c) in self.pre})
         if dense:
             forward: list[Part] = [DENSE_FORWARD]
             sequential = False
         else:
-            forward, sequential = _Forward(graph, module, path, set(names), post, run, lists).run()
-        sequential = sequential and not post
+            forward, sequential = _Forward(graph, module, path, set(names), post, run, lists, pre).run()
+        sequential = sequential and not post and not pre
         used_children = [n for n in names if n in called]
         inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
         self.instances.append(inst)
