@@ -103,7 +103,7 @@ BLOCKERS = (
     (r"never applies it", "a member the forward reads other than by applying it"),
     (r"E073|in terms of", "one block for instances at input sizes its generated class cannot derive (E073)"),
     (r"has no archc op", "a torch function or module the op table lacks (`pow`, `conv_transpose2d`, ...)"),
-    (r"E121", "a forward torch.fx cannot trace (branches on the input, `padding='same'` computed at run time)"),
+    (r"E121", "a forward torch.fx cannot trace (branches on the input's values, item assignment, an LSTM)"),
 )
 
 

@@ -8,7 +8,8 @@ traced graph. Instances of a class with the same structure share one block, para
 differ between them (channels, stride, groups, ...); a class whose instances differ in structure gives one block
 per structure (`Bottleneck`, `Bottleneck2`). A run of anonymous members that are calls of one block becomes a
 loop. Sizes a forward reads (`x.shape`) come from running its graph once on shape-only (fake) tensors, at the size
-the model applies the module to: they become the numbers of `reshape`, `split` and slices. The result goes through
+the model applies the module to: they become the numbers of `reshape`, `split` and slices. A forward that branches
+on a size, which the plain trace cannot follow, is traced at that size (`_SizedTracer`). The result goes through
 `archc fmt` and is compiled (and its PyTorch module written) before it is returned: what the language cannot
 express, or the tracer cannot trace, is a located error (E120, E121) naming the module and the op, never a partial
 spec.
@@ -772,7 +773,7 @@ class _SizedTracer(_ChildrenAsLeaves):
             )
         if isinstance(value, torch.Tensor):
             raise torch.fx.proxy.TraceError(
-                f"{what} a tensor's values, not its sizes: the forward depends on the input's data, which a spec cannot"
+                f"{what} a tensor's values, not its sizes: the forward's structure would depend on the input's data"
             )
         return value
 
@@ -1689,8 +1690,8 @@ class Importer:
         shape = self.input_shape(module)
         error: Exception | None = None
         for tracer in ("plain", "sized"):
-            if tracer == "sized" and shape is None:
-                break
+            if tracer == "sized" and (shape is None or type(module).__module__.startswith("torch.")):
+                break  # torch's own modules (nn.LSTM) are ops or not: their internals are not the model's
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
