@@ -1687,11 +1687,14 @@ class Importer:
         their defaults); a forward the plain trace cannot follow (a branch on a size) traced again at the size the
         model applies the module to (`_SizedTracer`)."""
         concrete = {**(_defaults(module) or {}), **self.constants.get(id(module), {})} or None
-        shape = self.input_shape(module)
         error: Exception | None = None
+        shape: tuple[int, ...] | None = None
         for tracer in ("plain", "sized"):
-            if tracer == "sized" and (shape is None or type(module).__module__.startswith("torch.")):
-                break  # torch's own modules (nn.LSTM) are ops or not: their internals are not the model's
+            if tracer == "sized":
+                # torch's own modules (nn.LSTM) are ops or not: their internals are not the model's
+                shape = None if type(module).__module__.startswith("torch.") else self.input_shape(module)
+                if shape is None:
+                    break
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
