@@ -46,6 +46,7 @@ DEFAULT = (
     "timm:efficientnet_b0",
     "timm:cspresnet50",
     "timm:repvit_m1",
+    "timm:tf_mobilenetv3_small_minimal_100",  # Conv2dSame: conv of the pad its forward computes at the size
 )
 
 
