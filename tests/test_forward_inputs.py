@@ -116,6 +116,22 @@ def test_a_tree_of_trees_equals_timms(compile_arch: Any, levels: int, stride: in
     assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, (8, 16, 16))
 
 
+def test_a_lone_tree_builds_itself_at_every_depth(compile_arch: Any) -> None:
+    # One instance from the arch: its class still takes `levels` as an argument, since it builds itself at levels - 1.
+    text = TREE.replace("    b = Tree(1, 12, root_dim = 24)\n", "")
+    compiled, module = compile_arch(text)
+    model = module.model().eval()
+    reference = DlaTree(2, DlaBasic, 8, 12, 2, level_root=True)
+    torch.manual_seed(0)
+    randomize_batchnorm_statistics(reference, affine=True)
+    model.a.load_state_dict(reference.state_dict(), strict=True)
+    reference.eval()
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x))
+    assert_counts(compiled, model, reference=reference)
+
+
 def test_the_generated_forwards_take_their_inputs_as_timm_does(compile_arch: Any) -> None:
     compiled, _ = compile_arch(TREE)
     source = compiled.python()
@@ -213,6 +229,9 @@ def test_a_recursion_that_does_not_end_is_located_at_the_use(tmp_path: Path) -> 
 
 def test_a_use_of_itself_outside_any_if_is_refused_before_elaboration(tmp_path: Path) -> None:
     spec = tmp_path / "net.arch"
-    spec.write_text("block T(n) {\n    conv(4, 1)\n    for i in range(n) {\n        T(n - 1)\n    }\n}\n\narch Net() {\n    input (4, 8, 8)\n    T(2)\n}\n")
+    spec.write_text(
+        "block T(n) {\n    conv(4, 1)\n    for i in range(n) {\n        T(n - 1)\n    }\n}\n\n"
+        "arch Net() {\n    input (4, 8, 8)\n    T(2)\n}\n"
+    )
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1 and f"{spec}:4:9: error[E060]: block `T` uses itself" in outcome.err, outcome.err
