@@ -366,7 +366,8 @@ class BlockInstance(Instance):
         scope.values[forward.arg] = x
         # The other inputs: as given, or their defaults, read in the forward's scope (`shortcut = x`, `children = []`).
         for given, value in zip(forward_inputs(forward)[1:], more + [None] * len(forward_inputs(forward)), strict=False):
-            assert value is not None or given.default is not None
+            if value is None and given.default is None:  # the network's own block: it is given the image alone
+                raise ArchError("E081", f"input `{given.name}` of `{forward_loc_name(self)}` is not given", given.loc, "give it a default")
             scope.values[given.name] = value if value is not None else self.eval_tensor(given.default, scope)  # type: ignore[arg-type]
         result = self.run_forward_body(forward.body, scope, set())
         if result is not None:
@@ -717,6 +718,10 @@ class BlockInstance(Instance):
             # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is.
             return Tensor(out.node, out.shape, out.axes, batched=False)
         return out
+
+
+def forward_loc_name(block: BlockInstance) -> str:
+    return block.defn.name if block.defn is not None else block.module.path
 
 
 def _truth(value: Any, loc: Loc) -> bool:

@@ -235,3 +235,30 @@ def test_a_use_of_itself_outside_any_if_is_refused_before_elaboration(tmp_path: 
     )
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1 and f"{spec}:4:9: error[E060]: block `T` uses itself" in outcome.err, outcome.err
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        (
+            "arch Net() {\n    input (4, 8, 8)\n    c = conv(4, 1)\n    forward(x, y = x) = c(x)\n}\n",
+            "4:16",
+            "an arch's forward takes one input, the image",
+        ),
+        (
+            "block B() {\n    c = conv(4, 1)\n    forward(x = 1) = c(x)\n}\n\narch Net() {\n    input (4, 8, 8)\n    B()\n}\n",
+            "3:17",
+            "the first input, `x`, is always given",
+        ),
+        (
+            "block B() {\n    c = conv(4, 1)\n    forward(x, y) = c(x) + y\n}\n\narch Net() = B() {\n    input (4, 8, 8)\n}\n",
+            "3:16",
+            "input `y` of `B` is not given",
+        ),
+    ],
+)
+def test_inputs_a_forward_cannot_take(tmp_path: Path, text: str, where: str, words: str) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(text)
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1 and f"{spec}:{where}: error[E081]: {words}" in outcome.err, outcome.err

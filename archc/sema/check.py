@@ -16,7 +16,7 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call, forward_inputs, is_range_loop, members_loop, unpack_call
+from archc.sema.forward import InlineOp, forward_call, forward_inputs, is_list_input, is_range_loop, members_loop, unpack_call
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -155,6 +155,19 @@ class _Checker:
             for i, param in enumerate(forward_inputs(defn.forward)):
                 if param.default is not None:  # a default reads the inputs before it
                     self.flow(param.default, everything | set(inputs[:i]))
+                if defn.kind == "arch" and i == 1:
+                    self.errors.append(
+                        ArchError("E081", "an arch's forward takes one input, the image", param.loc, f"write `forward({inputs[0]})`")
+                    )
+                if i == 0 and param.default is not None and not is_list_input(param):
+                    self.errors.append(
+                        ArchError(
+                            "E081",
+                            f"the first input, `{param.name}`, is always given: its default can only be a list, which makes it one",
+                            param.default.loc,
+                            f"write `forward({param.name})`, or `forward({param.name} = [])` for a list of tensors",
+                        )
+                    )
             self.forward(defn.forward.body, everything | set(inputs))
 
     def forward(self, stmts: list[S.Stmt], known: set[str]) -> None:
