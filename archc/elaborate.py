@@ -367,7 +367,7 @@ class BlockInstance(Instance):
         # The other inputs: as given, or their defaults, read in the forward's scope (`shortcut = x`, `children = []`).
         for given, value in zip(forward_inputs(forward)[1:], more + [None] * len(forward_inputs(forward)), strict=False):
             if value is None and given.default is None:  # the network's own block: it is given the image alone
-                raise ArchError("E081", f"input `{given.name}` of `{forward_loc_name(self)}` is not given", given.loc, "give it a default")
+                raise ArchError("E081", f"input `{given.name}` of `{_block_name(self)}` is not given", given.loc, "give it a default")
             scope.values[given.name] = value if value is not None else self.eval_tensor(given.default, scope)  # type: ignore[arg-type]
         result = self.run_forward_body(forward.body, scope, set())
         if result is not None:
@@ -720,7 +720,8 @@ class BlockInstance(Instance):
         return out
 
 
-def forward_loc_name(block: BlockInstance) -> str:
+def _block_name(block: BlockInstance) -> str:
+    """The name an error gives a block instance: its definition's, or its path for a seq."""
     return block.defn.name if block.defn is not None else block.module.path
 
 

@@ -262,3 +262,12 @@ def test_inputs_a_forward_cannot_take(tmp_path: Path, text: str, where: str, wor
     spec.write_text(text)
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1 and f"{spec}:{where}: error[E081]: {words}" in outcome.err, outcome.err
+
+
+def test_the_static_check_reports_every_misapplied_member_at_once(tmp_path: Path) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(_spec("y = b(x, x, [x], x)\n        return b(x, short = x)"))
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1, outcome.err
+    assert f"{spec}:9:26: error[E081]: member `b` takes 3 inputs" in outcome.err, outcome.err
+    assert f"{spec}:10:21: error[E081]: member `b` has no input `short`" in outcome.err, outcome.err

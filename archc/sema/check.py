@@ -16,7 +16,17 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call, forward_inputs, is_list_input, is_range_loop, members_loop, unpack_call
+from archc.sema.forward import (
+    ApplyMember,
+    InlineOp,
+    bind_inputs,
+    forward_call,
+    forward_inputs,
+    is_list_input,
+    is_range_loop,
+    members_loop,
+    unpack_call,
+)
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -263,6 +273,31 @@ class _Checker:
                 )
             )
 
+    def member_inputs(self, call: S.Call) -> None:
+        """The inputs a member is applied to, by number and name, where every declaration of it is a call of a block
+        or an op (a member declared in two branches may make two blocks: the call must fit one of them)."""
+        made = [m.value for m in S.walk(self.body_of) if isinstance(m, S.Member) and m.name == call.func]
+        forwards: list[S.Forward | None] = []
+        for value in made:
+            if not isinstance(value, S.Call) or value.func == SEQ:
+                return  # a seq takes one tensor too, but elaboration says so with its own words
+            defn = self.program.definitions.get(value.func)
+            if defn is not None and defn.kind == "block":
+                forwards.append(defn.forward)
+            elif ops.lookup(value.func) is not None:
+                forwards.append(None)
+            else:
+                return
+        errors = []
+        for forward in forwards:
+            try:
+                bind_inputs(forward, call, f"member `{call.func}`")
+                return
+            except ArchError as e:
+                errors.append(e)
+        if errors:
+            self.errors.append(errors[0])
+
     def no_forward_alias(self, stmt: S.Assign, known: set[str]) -> None:
         """`y = c` in a forward, for a member `c` that is a module (a `param` is a tensor, and may be read so)."""
         value = stmt.value
@@ -389,6 +424,8 @@ class _Checker:
                 else:
                     if isinstance(meaning, InlineOp) and args:
                         self.op_args(meaning.op, expr, len(args) - 1)
+                    if isinstance(meaning, ApplyMember):
+                        self.member_inputs(expr)
                 for a in [*args, *kwargs.values(), *([expr.item] if expr.item is not None else [])]:
                     self.flow(a, bound)
                 return
