@@ -24,8 +24,11 @@ from archc.sema.forward import (
     ApplyMember,
     InlineOp,
     Join,
+    bind_inputs,
     forward_call,
     forward_condition,
+    forward_inputs,
+    is_list_input,
     is_range_loop,
     join_dim,
     list_index,
@@ -79,6 +82,7 @@ class Elaborator:
         self.training_only = False
         self.inline_counts: dict[str, int] = {}
         self.depth = 0
+        self.active: list[str] = []  # the definitions whose forwards are running, outermost first
         self.input_given = False  # the input size is the caller's (--input), not the spec's `input`
         self.iterations = 0  # loop iterations so far, bounded like the nodes
         # Per block that a forward applies item by item: how its items take their inputs, "side" (each the list's
@@ -186,6 +190,14 @@ class Elaborator:
     def instantiate_block(
         self, defn: S.Definition, args: dict[str, Any], name: str, path: str, x: Tensor, kind: str, loc: Loc
     ) -> BlockInstance:
+        if self.depth > MAX_DEPTH and defn.name in self.active:
+            raise ArchError(
+                "E063",
+                f"block `{defn.name}` uses itself over {MAX_DEPTH} deep: its recursion does not end",
+                loc,
+                "stop it with an `if` on an argument each use lowers, as `if levels > 1 { tree = Tree(levels - 1) }`",
+                [(defn.loc, f"`{defn.name}` is defined here")],
+            )
         if self.depth > MAX_DEPTH:
             raise ArchError(
                 "E060",
@@ -321,21 +333,25 @@ class BlockInstance(Instance):
             self.module.children.insert(at, slot.instance.module)
         return slot.instance
 
-    def apply(self, x: Tensor, loc: Loc) -> Tensor:
-        outputs, _ = self.run_forward(x, loc)
+    def apply(self, x: Tensor, loc: Loc, more: list[Any] | None = None) -> Tensor:
+        """The block's output for input `x` (a tensor, or a list where its forward's first input is one) and, for a
+        forward taking several, the values of the others (None: the input's default)."""
+        outputs, _ = self.run_forward(x, loc, more)
         if len(outputs) != 1:
             raise ArchError("E083", "a block returns one tensor", loc, "only an arch returns auxiliary outputs")
         return outputs[0]
 
-    def run_forward(self, x: Tensor, loc: Loc) -> tuple[list[Tensor], list[Tensor]]:
+    def run_forward(self, x: Tensor, loc: Loc, more: list[Any] | None = None) -> tuple[list[Tensor], list[Tensor]]:
         """Apply the block: its forward, or else its members in order. Returns (outputs, aux outputs)."""
         self.elab.depth += 1
+        self.elab.active.append(self.defn.name if self.defn is not None else "")
         try:
-            return self._run_forward(x, loc)
+            return self._run_forward(x, loc, more or [])
         finally:
             self.elab.depth -= 1
+            self.elab.active.pop()
 
-    def _run_forward(self, x: Tensor, loc: Loc) -> tuple[list[Tensor], list[Tensor]]:
+    def _run_forward(self, x: Tensor, loc: Loc, more: list[Any]) -> tuple[list[Tensor], list[Tensor]]:
         if self.defn is None or self.defn.forward is None:
             for name in list(self.slots):
                 x = self.member(name, x, self.slots[name].loc).apply(x, self.slots[name].loc)
@@ -348,6 +364,11 @@ class BlockInstance(Instance):
         members_loop(forward)  # E084 for a loop in a form archc does not take
         scope = self.scope.child()
         scope.values[forward.arg] = x
+        # The other inputs: as given, or their defaults, read in the forward's scope (`shortcut = x`, `children = []`).
+        for given, value in zip(forward_inputs(forward)[1:], more + [None] * len(forward_inputs(forward)), strict=False):
+            if value is None and given.default is None:  # the network's own block: it is given the image alone
+                raise ArchError("E081", f"input `{given.name}` of `{_block_name(self)}` is not given", given.loc, "give it a default")
+            scope.values[given.name] = value if value is not None else self.eval_tensor(given.default, scope)  # type: ignore[arg-type]
         result = self.run_forward_body(forward.body, scope, set())
         if result is not None:
             return result
@@ -486,17 +507,43 @@ class BlockInstance(Instance):
                                 f"write `{func}?(...)` to pass the input through when it is absent",
                                 [(m.loc, f"`{func}` is declared here, in a branch not taken") for m in self.member_stmts(func)[:1]],
                             )
-                        x = self.eval_tensor(expr.args[0], scope)
-                        if isinstance(x, list):
-                            raise not_a_list(expr.args[0].loc)
-                        if not isinstance(x, Tensor):
-                            raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", expr.args[0].loc)
+                        callee = self.slots[func].spec if func in self.slots else None
+                        defn = self.elab.program.definitions[callee.type] if callee is not None and callee.kind == "block" else None
+                        wanted_inputs = forward_inputs(defn.forward if defn is not None else None)
+                        exprs = bind_inputs(defn.forward if defn is not None else None, expr, f"member `{func}`")
+                        values = [None if e is None else self.eval_tensor(e, scope) for e in exprs]
+                        for wanted, value, e in zip(wanted_inputs, values, exprs, strict=True):
+                            if e is None:
+                                continue
+                            if is_list_input(wanted):
+                                if not isinstance(value, list):
+                                    raise ArchError(
+                                        "E081",
+                                        f"input `{wanted.name}` of member `{func}` is a list of tensors, got {value!r}",
+                                        e.loc,
+                                        "give a list: `[a, b]`, `xs + [y]`",
+                                    )
+                            elif isinstance(value, list):
+                                raise not_a_list(e.loc)
+                            elif not isinstance(value, Tensor):
+                                raise ArchError("E081", f"member `{func}` is applied to a tensor, got {value!r}", e.loc)
+                        x: Any = values[0]
                         if func not in self.slots:
                             return x
                         if func in self.applied_by_item:
                             raise self.whole_and_items(func, expr.loc)
                         self.applied_whole.add(func)
-                        return self.member(func, x, expr.loc).apply(x, expr.loc)
+                        if isinstance(x, list):  # a list input: the block is built for its tensors joined on channels
+                            if not x:
+                                raise ArchError("E081", f"member `{func}` is applied to an empty list", exprs[0].loc)  # type: ignore[union-attr]
+                            first = x[0].shape
+                            total = sum(t.shape[0] for t in x)
+                            member = self.member(func, Tensor(-1, (total, *first[1:])), expr.loc)
+                        else:
+                            member = self.member(func, x, expr.loc)
+                        if isinstance(member, BlockInstance):
+                            return member.apply(x, expr.loc, values[1:])
+                        return member.apply(x, expr.loc)
                     case ApplyItem(name=func):
                         return self.apply_item(func, expr, scope)
                     case Join():
@@ -671,6 +718,11 @@ class BlockInstance(Instance):
             # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is.
             return Tensor(out.node, out.shape, out.axes, batched=False)
         return out
+
+
+def _block_name(block: BlockInstance) -> str:
+    """The name an error gives a block instance: its definition's, or its path for a seq."""
+    return block.defn.name if block.defn is not None else block.module.path
 
 
 def _truth(value: Any, loc: Loc) -> bool:

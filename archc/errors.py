@@ -86,6 +86,7 @@ CODES: dict[str, str] = {
     "E060": "nesting too deep",
     "E061": "too many nodes",
     "E062": "value too large",
+    "E063": "recursion that does not end",
     # Generated Python
     "E070": "name taken by Python or PyTorch",
     "E071": "spec file name unusable as a module name",

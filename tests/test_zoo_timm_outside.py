@@ -6,7 +6,8 @@ References: timm's `repvgg_a0` (RepVGG, training form), `cspresnet50` (CSPNet), 
 (ResNeSt's split attention; `resnest50d` under `-m full`), `res2net50_26w_4s` (Res2Net: lists of tensors, a forward
 loop over a range), `mixnet_s` (MixConv's channel groups, each through its own kernel size), `ese_vovnet19b_dw`,
 `ese_vovnet39b` and `ese_vovnet19b_slim` (VoVNetV2's one-shot aggregation: a chain of convolutions whose every output
-joins the block's input), built by timm.create_model without weights. Every model is compiled at 3×64×64 (the specs
+joins the block's input), `dla34` (Deep Layer Aggregation: blocks taking several inputs, a tree that builds itself),
+built by timm.create_model without weights. Every model is compiled at 3×64×64 (the specs
 declare 224), small enough to build and run each in a few seconds; one module-scoped fixture builds a spec and its
 reference once.
 """
@@ -55,6 +56,7 @@ NAMES = [
     "ese_vovnet19b_dw",
     "ese_vovnet39b",
     "ese_vovnet19b_slim",
+    "dla34",
 ]
 INPUT = (3, 64, 64)
 

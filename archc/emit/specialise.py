@@ -178,7 +178,10 @@ def constant_params(
         if defn.kind != "block" or name not in network.sites:
             continue
         fixed: dict[str, Any] = {}
-        for p in defn.params:
+        # A block that uses itself (DLA's tree) passes some of its arguments on changed (`levels - 1`): those are not
+        # constant, whatever its callers give.
+        changed = _changed_by_itself(program, name)
+        for p in [p for p in defn.params if p.name not in changed]:
             values = [site[p.name] for site in network.sites[name]]
             if not any(is_symbolic(v) or is_unknown(v) for v in values) and len({repr(v) for v in values}) == 1:
                 fixed[p.name] = values[0]
@@ -187,6 +190,35 @@ def constant_params(
         writer.network = network
         writer.run({p.name: fixed.get(p.name, Sym(p.name)) for p in defn.params}, class_input(name))
     return constants, network
+
+
+def _changed_by_itself(program: Program, name: str) -> set[str]:
+    """The parameters of block `name` that its uses of itself do not pass on as they are (`levels - 1`, or left to
+    the default); every parameter where it uses itself through other blocks; none where it does not use itself."""
+    defn = program.definitions[name]
+    names = [p.name for p in defn.params]
+    seen: set[str] = set()
+    todo = [c.func for c in S.walk(defn.body) if isinstance(c, S.Call) and c.func != name and c.func in program.definitions]
+    while todo:  # through others: any argument may change on the way
+        callee = todo.pop()
+        if callee in seen:
+            continue
+        seen.add(callee)
+        for call in S.walk(program.definitions[callee].body):
+            if isinstance(call, S.Call) and call.func == name:
+                return set(names)
+            if isinstance(call, S.Call) and call.func in program.definitions:
+                todo.append(call.func)
+    changed: set[str] = set()
+    for call in S.walk(defn.body):
+        if not (isinstance(call, S.Call) and call.func == name):
+            continue
+        given: dict[str, S.Expr] = dict(zip(names, call.args, strict=False)) | call.kwargs
+        for n in names:
+            value = given.get(n)
+            if not (isinstance(value, S.Name) and value.name == n):
+                changed.add(n)
+    return changed
 
 
 def root_call_sites(program: Program, arch_def: S.Definition) -> Callable[[Network], None]:

@@ -34,8 +34,11 @@ from archc.sema.forward import (
     ApplyMember,
     InlineOp,
     Join,
+    bind_inputs,
     forward_call,
     forward_condition,
+    forward_inputs,
+    is_list_input,
     is_range_loop,
     join_dim,
     members_loop,
@@ -100,7 +103,8 @@ class TVal:
 class TList:
     """A list of tensors in the generated forward: the expression holding it and its items' shapes, as entries:
     `("one", shape)` an item, `("run", count, shape)` `count` items (a loop's appends), `("open",)` what a list held
-    before the iteration of a loop being written (unknown)."""
+    before the iteration of a loop being written (unknown), `("whole", shape)` items of unknown number whose join on
+    channels has `shape` (a forward's first input that is a list: the block's input)."""
 
     var: str
     entries: tuple[tuple[Any, ...], ...]
@@ -110,6 +114,8 @@ class TList:
         for e in self.entries if entries is None else entries:
             if e[0] == "either":
                 out += self.shapes(e[2]) + self.shapes(e[3])
+            elif e[0] == "whole":
+                out.append((UNKNOWN, *e[1][1:]))
             elif e[0] != "open":
                 out.append(e[-1])
         return out
@@ -135,7 +141,7 @@ class TList:
         """The size of the items joined on `axis`."""
         total: Any = 0
         for e in self.entries if entries is None else entries:
-            if e[0] == "open":
+            if e[0] == "open" or (e[0] == "whole" and axis != 0):
                 return UNKNOWN
             if e[0] == "either":
                 then, orelse = self.total(axis, e[2]), self.total(axis, e[3])
@@ -143,7 +149,7 @@ class TList:
                     return UNKNOWN
                 size = then if same_value(then, orelse) else conditional(e[1], then, orelse)
             else:
-                size = e[-1][axis] if e[0] == "one" else e[1] * e[-1][axis]
+                size = e[-1][axis] if e[0] in ("one", "whole") else e[1] * e[-1][axis]
             if same_value(size, 0):
                 continue
             total = sum_channels([total, size]) if not same_value(total, 0) else size
@@ -175,7 +181,7 @@ class ClassCode:
     init: list[str]
     forward: list[str]
     forward_returns: str
-    forward_arg: str
+    forward_arg: str  # the forward's parameters, annotated: `x: Tensor, shortcut: Tensor | None = None`
     extra_methods: list[str]
 
 
@@ -211,6 +217,7 @@ class Generator:
         for m in arch.modules():
             if m.kind in ("block", "arch"):
                 self.instances.setdefault(m.type, []).append(m)
+        self.shape_runs: list[str] = []  # the definitions whose shape-only runs are under way, outermost first
         self.shape_cache: dict[str, tuple[Any, ...]] = {}
         # Whether each emitted block class takes `in_channels` (classes that never read it do not).
         self.takes_input: dict[str, bool] = {}
@@ -244,16 +251,23 @@ class Generator:
     def consensus(self, defn: str, relpath: str, attr: str, loc: Loc) -> Any:
         """The value of `attr` of member `relpath` that every instance of `defn` agrees on."""
         values = []
+        found = []
         for inst in self.instances.get(defn, []):
             node = _find(inst, relpath)
             if node is None:
                 continue
+            found.append(inst)
             values.append(
                 node.input_shape[0]
                 if attr == "in_channels" and node.kind != "op"
                 else node.attrs.get(attr, node.input_shape[0] if node.input_shape else None)
             )
         distinct = {repr(v) for v in values}
+        named = self._parameter_equal(defn, found, values) if len(distinct) > 1 else None
+        if named is not None:
+            # Sizes that differ between instances but equal one argument in each (DLA's root, built for `root_dim`
+            # channels, the tree's argument).
+            return Sym(named)
         if len(distinct) != 1:
             raise ArchError(
                 "E073",
@@ -265,6 +279,20 @@ class Generator:
         if isinstance(value, list):
             return tuple(value)
         return self._as_parameter(defn, value)
+
+    def _parameter_equal(self, defn: str, instances: list[ModuleNode], values: list[Any]) -> str | None:
+        """The one constructor parameter of `defn` whose value in each instance is that instance's value, if any."""
+        definition = self.program.definitions.get(defn)
+        if definition is None or definition.kind != "block" or not instances:
+            return None
+        fixed = self.constants.get(defn, {})
+        matches = [
+            p.name
+            for p in definition.params
+            if p.name not in fixed
+            and all(type(inst.args.get(p.name)) is int and inst.args.get(p.name) == v for inst, v in zip(instances, values, strict=True))
+        ]
+        return matches[0] if len(matches) == 1 else None
 
     def _as_parameter(self, defn: str, value: Any) -> Any:
         """`value` written as the one constructor parameter of `defn` that equals it in every instance, where there
@@ -307,8 +335,17 @@ class Generator:
     def block_out_shape(self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
         key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}"
         if key not in self.shape_cache:
-            writer = ClassWriter(self, defn, shape_only=True)
-            self.shape_cache[key] = writer.run(args, in_shape)
+            if defn.name in self.shape_runs and any(is_symbolic(v) for v in args.values()):
+                # A block that uses itself (DLA's tree of trees), reached again with arguments in its class's terms:
+                # the branch that ends the recursion is written once, and the size after this use is left to the
+                # instances (`consensus`).
+                return tuple(UNKNOWN for _ in in_shape)
+            self.shape_runs.append(defn.name)
+            try:
+                writer = ClassWriter(self, defn, shape_only=True)
+                self.shape_cache[key] = writer.run(args, in_shape)
+            finally:
+                self.shape_runs.pop()
         return self.shape_cache[key]
 
 
@@ -370,6 +407,7 @@ class ClassWriter:
         self.item_count = 0
         self.forward_lines: list[str] = []
         self.forward_vars: set[str] = set()
+        self.forward_params = f"{defn.forward.arg if defn.forward else 'x'}: Tensor"  # the generated forward's parameters
         self.self_scalars: dict[str, str] = {}
         self.aux_names: list[str] = []
         self.symbolic_control = 0
@@ -828,9 +866,34 @@ class ClassWriter:
         fwd = self.defn.forward
         if fwd.arg != "x":
             _check_identifier(fwd.arg, fwd.loc, taken=self.gen.taken)
-        env: dict[str, Any] = {fwd.arg: TVal(fwd.arg, in_shape)}
+        inputs = forward_inputs(fwd)
+        first = inputs[0]
+        env: dict[str, Any] = {fwd.arg: TList(fwd.arg, (("whole", in_shape),)) if is_list_input(first) else TVal(fwd.arg, in_shape)}
         self.forward_vars = {fwd.arg}
         self.scope = scope
+        params = [f"{fwd.arg}: {'list[Tensor]' if is_list_input(first) else 'Tensor'}"]
+        for param in inputs[1:]:
+            # An input the caller may leave out: None in the signature, its default computed first thing, as timm's
+            # DLA writes `if shortcut is None: shortcut = x`.
+            _check_identifier(param.name, param.loc, taken=self.gen.taken)
+            listed = is_list_input(param)
+            params.append(
+                f"{param.name}: {'list[Tensor]' if listed else 'Tensor'}" + (" | None = None" if param.default is not None else "")
+            )
+            self.forward_vars.add(param.name)
+            unknown = tuple(UNKNOWN for _ in in_shape)
+            if param.default is not None:
+                self.line(f"if {param.name} is None:")
+                mark = len(self.forward_lines)
+                value = self.tensor(param.default, env, param.name)
+                var = value.var if isinstance(value, (TVal, TList)) else None
+                if var is None:
+                    raise ArchError("E081", f"the default of input `{param.name}` is not a tensor or a list of tensors", param.default.loc)
+                if var != param.name:
+                    self.line(f"{param.name} = {var}")
+                self.forward_lines[mark:] = ["    " + line for line in self.forward_lines[mark:]]
+            env[param.name] = TList(param.name, (("open",),)) if listed else TVal(param.name, unknown)
+        self.forward_params = ", ".join(params)
         shape, _ = self.forward_stmts(fwd.body, env, in_shape)
         if shape is not None:
             return shape
@@ -1244,6 +1307,9 @@ class ClassWriter:
     def apply_call(self, expr: S.Call, env: dict[str, Any], target: str) -> Any:
         """`member(x)` or `member?(x)`: the member's constructor filled in for x's shape, and the line applying it."""
         func, args, optional = expr.func, expr.args, expr.optional
+        callee = self.callee_forward(func)
+        if len(args) > 1 or expr.kwargs or (callee is not None and is_list_input(forward_inputs(callee)[0])):
+            return self.apply_inputs(expr, env, target)
         x = self.tensor(args[0], env, target)
         if not isinstance(x, TVal):
             raise ArchError("E081", f"member `{func}` is applied to a tensor, got {x!r}", args[0].loc)
@@ -1268,6 +1334,80 @@ class ClassWriter:
             self.line(f"    {target} = self.{func}({x.var})")
             return TVal(target, out_shape)
         self.line(self.apply_line(func, target, x.var))
+        return TVal(target, out_shape)
+
+    def callee_forward(self, func: str) -> S.Forward | None:
+        """The forward of the block a member makes (its first declaration's), None for an op or a seq."""
+        spec = self.members[func][0].spec if func in self.members else None
+        if spec is None or spec.kind != "block":
+            return None
+        return self.gen.program.definitions[spec.type].forward
+
+    def bind_member_inputs(self, func: str, expr: S.Call, given: dict[int, Any]) -> tuple[list[S.Param], list[Any]]:
+        """The inputs of the forward of member `func` and the value each takes in `expr` (None: its default), the
+        arguments' values `given` by their expressions' ids. A member declared in two branches may make two blocks
+        (DLA's `tree1`, a basic block or a tree): the first whose inputs the call fits."""
+        forwards: list[S.Forward | None] = []
+        for placeholder in self.members[func]:
+            spec = placeholder.spec
+            forward = self.gen.program.definitions[spec.type].forward if spec.kind == "block" else None
+            if forward not in forwards:
+                forwards.append(forward)
+        first_error: ArchError | None = None
+        for forward in forwards:
+            inputs = forward_inputs(forward)
+            try:
+                exprs = bind_inputs(forward, expr, f"member `{func}`")
+                values = [None if e is None else given[id(e)] for e in exprs]
+                for param, value, e in zip(inputs, values, exprs, strict=True):
+                    if e is None:
+                        continue
+                    if is_list_input(param) and not isinstance(value, TList):
+                        raise ArchError(
+                            "E081",
+                            f"input `{param.name}` of member `{func}` is a list of tensors",
+                            e.loc,
+                            "give a list: `[a, b]`, `xs + [y]`",
+                        )
+                    if not is_list_input(param) and not isinstance(value, TVal):
+                        if isinstance(value, TList):
+                            raise not_a_list(e.loc)
+                        raise ArchError("E081", f"member `{func}` is applied to a tensor, got {value!r}", e.loc)
+                return inputs, values
+            except ArchError as error:
+                first_error = first_error or error
+        assert first_error is not None
+        raise first_error
+
+    def apply_inputs(self, expr: S.Call, env: dict[str, Any], target: str) -> Any:
+        """`tree1(x, shortcut)`, `tree2(x1, children = c)`: a member whose forward takes several inputs."""
+        func = expr.func
+        if func not in self.members:  # absent here (`m?(x, y)`): its first input
+            return self.tensor(expr.args[0], env, target)
+        given = {id(e): self.tensor(e, env, self.fresh(_hint_name(e))) for e in [*expr.args, *expr.kwargs.values()]}
+        inputs, values = self.bind_member_inputs(func, expr, given)
+        x = values[0]
+        if isinstance(x, TList):
+            uniform = x.uniform()
+            if uniform is None:
+                raise ArchError("E081", f"member `{func}` is applied to an empty list", expr.args[0].loc)
+            x = TVal(x.var, (x.total(0), *uniform[1:]))
+        assert isinstance(x, TVal)
+        out_shape = self.apply_member(func, x, expr.loc)
+        # The inputs given, by position up to the first left out, then by name.
+        parts: list[str] = []
+        by_name = False
+        for param, value in zip(inputs, values, strict=True):
+            if value is None:
+                by_name = True
+                continue
+            parts.append(f"{param.name}={value.var}" if by_name else value.var)
+        if expr.optional:
+            self.line(f"{target} = {x.var}")
+            self.line(f"if self.{func} is not None:")
+            self.line(f"    {target} = self.{func}({', '.join(parts)})")
+        else:
+            self.line(f"{target} = self.{func}({', '.join(parts)})")
         return TVal(target, out_shape)
 
     def apply_item(self, expr: S.Call, env: dict[str, Any], target: str) -> TVal:
@@ -1439,7 +1579,7 @@ class ClassWriter:
             init,
             [] if self.sequential and self.members_loop is None else self.forward_lines,
             self.returns,
-            self.defn.forward.arg if self.defn.forward else "x",
+            self.forward_params,
             self.extra,
         )
 

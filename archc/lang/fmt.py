@@ -328,9 +328,9 @@ class _Formatter:
             assert isinstance(kw, Token) and isinstance(lpar, Token) and isinstance(rpar, Token)
             self._emit([_T("input ", kw.start_pos), self._group(lpar, dims, rpar, self.expr)], indent)
         elif kind == "forward_def":
-            kw, lpar, arg, rpar, *rest = kids
-            assert isinstance(kw, Token) and isinstance(arg, Token)
-            header: list[_Part] = [_T("forward(", kw.start_pos), _T(str(arg), arg.start_pos), _T(")", rpar.start_pos)]  # type: ignore[union-attr]
+            kw, lpar, params, rpar, *rest = kids
+            assert isinstance(kw, Token) and isinstance(lpar, Token) and isinstance(params, Tree) and isinstance(rpar, Token)
+            header: list[_Part] = [_T("forward", kw.start_pos), self._params(lpar, list(params.children), rpar)]
             if isinstance(rest[0], Token) and rest[0].type == "EQUAL":
                 self._emit([*header, _T(" = ", rest[0].start_pos), *self.expr(rest[1])], indent)
             else:

@@ -303,11 +303,12 @@ class _ToAst(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def forward_def(self, meta: Any, items: list[Any]) -> S.Forward:
-        arg, *rest = items
+        params, *rest = items
         loc = self._loc(meta)
+        arg = params[0].name
         if len(rest) == 1 and isinstance(rest[0], S.Expr):
-            return S.Forward(loc, str(arg), [S.Return(rest[0].loc, [rest[0]])])
-        return S.Forward(loc, str(arg), list(rest))
+            return S.Forward(loc, arg, [S.Return(rest[0].loc, [rest[0]])], params)
+        return S.Forward(loc, arg, list(rest), params)
 
     @v_args(meta=True, inline=True)
     def assign_stmt(self, meta: Any, name: Token, value: S.Expr) -> S.Assign:

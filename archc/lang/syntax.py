@@ -176,8 +176,10 @@ class Return(Stmt):
 
 @dataclass
 class Forward(Stmt):
-    arg: str
+    arg: str  # the first input's name
     body: list[Stmt]  # Assign and Return statements
+    # Every input, the first included: `forward(x, shortcut = x, children = [])` (a default: the input when not given).
+    params: list[Param] = field(default_factory=list)
 
 
 @dataclass

@@ -16,7 +16,17 @@ from archc.errors import ArchError, sort_errors
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, check_block_call, op_arg_loc, resolve_callee
 from archc.sema.evaluate import BUILTINS, did_you_mean
-from archc.sema.forward import InlineOp, forward_call, is_range_loop, members_loop, unpack_call
+from archc.sema.forward import (
+    ApplyMember,
+    InlineOp,
+    bind_inputs,
+    forward_call,
+    forward_inputs,
+    is_list_input,
+    is_range_loop,
+    members_loop,
+    unpack_call,
+)
 from archc.sema.inits import check_init
 from archc.sema.program import Program
 from archc.sema.symbolic import UNKNOWN
@@ -31,13 +41,16 @@ def check_program(program: Program) -> list[ArchError]:
 
 
 def _cycles(program: Program) -> list[ArchError]:
-    """Blocks that use themselves, directly or through others (E060): one error per cycle, at the call that
-    closes it, whatever the conditions around the calls (the generated classes could not be built)."""
+    """Blocks that use themselves, directly or through others (E060), wherever they are built: one error per cycle,
+    at the call that closes it. A use under an `if` is left out: the recursion may end there (DLA's
+    `if levels == 1 { ... } else { tree1 = DlaTree(levels - 1, ...) }`), and elaboration's depth limit tells one that
+    does not (E063)."""
     uses: dict[str, dict[str, S.Call]] = {}  # block -> the blocks its body constructs, with the first call of each
     for name, defn in program.definitions.items():
         if defn.kind != "block":
             continue
-        calls = [c for c in S.walk([defn.body, [p.default for p in defn.params]]) if isinstance(c, S.Call)]
+        unconditional = _outside_ifs(defn.body)
+        calls = [c for c in S.walk([unconditional, [p.default for p in defn.params]]) if isinstance(c, S.Call)]
         targets: dict[str, S.Call] = {}
         for call in calls:
             used = program.definitions.get(call.func)
@@ -69,6 +82,17 @@ def _cycles(program: Program) -> list[ArchError]:
     return errors
 
 
+def _outside_ifs(stmts: list[S.Stmt]) -> list[S.Stmt]:
+    """The statements of a body that run whatever its `if`s decide: loops' bodies opened, `if`s left out."""
+    out: list[S.Stmt] = []
+    for stmt in stmts:
+        if isinstance(stmt, S.For):
+            out += [S.Let(stmt.loc, stmt.var, stmt.iterable), *_outside_ifs(stmt.body)]
+        elif not isinstance(stmt, S.If):
+            out.append(stmt)
+    return out
+
+
 def _cycle_error(program: Program, uses: dict[str, dict[str, S.Call]], cycle: list[str]) -> ArchError:
     head, last = cycle[0], cycle[-1]
     closing = uses[last][head]
@@ -79,7 +103,8 @@ def _cycle_error(program: Program, uses: dict[str, dict[str, S.Call]], cycle: li
         message = f"block `{head}` uses itself, through {through}"
     notes = [(uses[a][b].loc, f"`{a}` uses `{b}` here") for a, b in zip(cycle, cycle[1:], strict=False)]
     notes.append((program.definitions[head].loc, f"`{head}` is defined here"))
-    return ArchError("E060", message, closing.loc, "blocks are not recursive: repeat a block with a `for` loop", notes)
+    hint = "a block uses itself only under an `if` that ends the recursion; to repeat a block, use a `for` loop"
+    return ArchError("E060", message, closing.loc, hint, notes)
 
 
 def _bound_in(stmts: list[S.Stmt]) -> set[str]:
@@ -133,10 +158,27 @@ class _Checker:
         if defn.forward is not None:
             # A parameter or `let` named like a member cannot be read as a value in the forward: the generated
             # class would keep both as `self.NAME` (the forward's own variables are locals, so they may).
-            forward_locals = {defn.forward.arg} | {s.name for s in S.walk(defn.forward.body) if isinstance(s, S.Assign)}
+            inputs = [p.name for p in forward_inputs(defn.forward)]
+            forward_locals = set(inputs) | {s.name for s in S.walk(defn.forward.body) if isinstance(s, S.Assign)}
             forward_locals |= {n for s in S.walk(defn.forward.body) if isinstance(s, S.Unpack) for n in s.names}
             self.ambiguous = {n: defn for n in (everything & self.members) - forward_locals}
-            self.forward(defn.forward.body, everything | {defn.forward.arg})
+            for i, param in enumerate(forward_inputs(defn.forward)):
+                if param.default is not None:  # a default reads the inputs before it
+                    self.flow(param.default, everything | set(inputs[:i]))
+                if defn.kind == "arch" and i == 1:
+                    self.errors.append(
+                        ArchError("E081", "an arch's forward takes one input, the image", param.loc, f"write `forward({inputs[0]})`")
+                    )
+                if i == 0 and param.default is not None and not is_list_input(param):
+                    self.errors.append(
+                        ArchError(
+                            "E081",
+                            f"the first input, `{param.name}`, is always given: its default can only be a list, which makes it one",
+                            param.default.loc,
+                            f"write `forward({param.name})`, or `forward({param.name} = [])` for a list of tensors",
+                        )
+                    )
+            self.forward(defn.forward.body, everything | set(inputs))
 
     def forward(self, stmts: list[S.Stmt], known: set[str]) -> None:
         """Forward statements in order; `known` grows with the names they assign (after an `if`, those its every
@@ -230,6 +272,31 @@ class _Checker:
                     [(made.loc, f"member `{node.name}` is declared here")] if made is not None else [],
                 )
             )
+
+    def member_inputs(self, call: S.Call) -> None:
+        """The inputs a member is applied to, by number and name, where every declaration of it is a call of a block
+        or an op (a member declared in two branches may make two blocks: the call must fit one of them)."""
+        made = [m.value for m in S.walk(self.body_of) if isinstance(m, S.Member) and m.name == call.func]
+        forwards: list[S.Forward | None] = []
+        for value in made:
+            if not isinstance(value, S.Call) or value.func == SEQ:
+                return  # a seq takes one tensor too, but elaboration says so with its own words
+            defn = self.program.definitions.get(value.func)
+            if defn is not None and defn.kind == "block":
+                forwards.append(defn.forward)
+            elif ops.lookup(value.func) is not None:
+                forwards.append(None)
+            else:
+                return
+        errors = []
+        for forward in forwards:
+            try:
+                bind_inputs(forward, call, f"member `{call.func}`")
+                return
+            except ArchError as e:
+                errors.append(e)
+        if errors:
+            self.errors.append(errors[0])
 
     def no_forward_alias(self, stmt: S.Assign, known: set[str]) -> None:
         """`y = c` in a forward, for a member `c` that is a module (a `param` is a tensor, and may be read so)."""
@@ -357,6 +424,8 @@ class _Checker:
                 else:
                     if isinstance(meaning, InlineOp) and args:
                         self.op_args(meaning.op, expr, len(args) - 1)
+                    if isinstance(meaning, ApplyMember):
+                        self.member_inputs(expr)
                 for a in [*args, *kwargs.values(), *([expr.item] if expr.item is not None else [])]:
                     self.flow(a, bound)
                 return

@@ -70,8 +70,8 @@ def forward_call(call: S.Call, declared: set[str]) -> ForwardCall:
             raise ArchError("E081", f"an item of `{func}` is applied to one tensor", call.loc, f"write `{func}[i](x)`")
         return ApplyItem(func)
     if func in declared:
-        if len(call.args) != 1 or call.kwargs:
-            raise ArchError("E081", f"member `{func}` is applied to one tensor", call.loc, f"write `{func}(x)`")
+        if not call.args:
+            raise ArchError("E081", f"member `{func}` is applied to no tensor", call.loc, f"write `{func}(x)`")
         return ApplyMember(func, call.optional)
     if call.optional:
         raise ArchError("E011", f"no member `{func}`", call.loc, did_you_mean(func, declared))
@@ -90,6 +90,50 @@ def forward_call(call: S.Call, declared: set[str]) -> ForwardCall:
     if func in BUILTINS:
         return BuiltinCall()
     raise ArchError("E011", f"unknown member or op `{func}`", call.loc, did_you_mean(func, declared | set(ops.OPS) | {CAT}))
+
+
+def forward_inputs(forward: S.Forward | None) -> list[S.Param]:
+    """The inputs of a forward, in order: `forward(x, shortcut = x, children = [])`'s three; a module without a
+    forward (an op, a `seq`, a block applying its members in order) takes one tensor."""
+    if forward is None:
+        return [S.Param(Loc("", 0, 0), "x", None)]
+    return forward.params or [S.Param(forward.loc, forward.arg, None)]
+
+
+def is_list_input(param: S.Param) -> bool:
+    """Whether an input of a forward is a list of tensors: its default is a list (`children = []`)."""
+    return isinstance(param.default, S.ListLit)
+
+
+def bind_inputs(forward: S.Forward | None, call: S.Call, what: str) -> list[S.Expr | None]:
+    """The expression each input of `forward` takes in `call` (`tree1(x, shortcut)`, `tree2(x, children = c)`), None
+    where the caller leaves an input to its default. A located E081 for an input too many, unknown, given twice or
+    missing; `what` names the callee (`member `tree1``)."""
+    if forward is None and (len(call.args) != 1 or call.kwargs):
+        raise ArchError("E081", f"{what} is applied to one tensor", call.loc, f"write `{call.func}(x)`")
+    params = forward_inputs(forward)
+    names = [p.name for p in params]
+    shown = ", ".join(names)
+    if len(call.args) > len(params):
+        raise ArchError(
+            "E081",
+            f"{what} takes {len(params)} input{'s' if len(params) > 1 else ''} ({shown}), given {len(call.args)}",
+            call.args[len(params)].loc,
+            f"apply it as `{call.func}({shown})`",
+        )
+    bound: list[S.Expr | None] = [*call.args, *([None] * (len(params) - len(call.args)))]
+    for key, value in call.kwargs.items():
+        loc = call.kwarg_locs.get(key, value.loc)
+        if key not in names:
+            raise ArchError("E081", f"{what} has no input `{key}`", loc, did_you_mean(key, set(names)) or f"its inputs: {shown}")
+        i = names.index(key)
+        if bound[i] is not None:
+            raise ArchError("E081", f"input `{key}` of {what} is given twice", loc, "give it once, by position or by name")
+        bound[i] = value
+    for param, taken in zip(params, bound, strict=True):
+        if taken is None and param.default is None:
+            raise ArchError("E081", f"input `{param.name}` of {what} is not given", call.loc, f"apply it as `{call.func}({shown})`")
+    return bound
 
 
 # Elementwise arithmetic: the operators a tensor takes, and the node each makes.
