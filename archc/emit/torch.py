@@ -255,16 +255,29 @@ class Generator:
             )
         distinct = {repr(v) for v in values}
         if len(distinct) != 1:
-            raise ArchError(
-                "E073",
-                f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments",
-                loc,
-                "its instances are used at different input sizes: pool to a fixed size first (adaptive_avgpool), or write a block per use",
-            )
+            message = f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments"
+            raise ArchError("E073", message, loc, self._disagree_hint(defn, attr, values))
         value = values[0]
         if isinstance(value, list):
             return tuple(value)
         return self._as_parameter(defn, value)
+
+    def _disagree_hint(self, defn: str, attr: str, values: list[Any]) -> str:
+        """What the instances of `defn` disagree on: a channel count (the widths its arguments give), or a size that
+        follows the input's height and width (a `linear` after `flatten`)."""
+        seen = ", ".join(dict.fromkeys(literal(v) if not isinstance(v, list) else literal(tuple(v)) for v in values))
+        spatial = {tuple(inst.input_shape[1:]) for inst in self.instances.get(defn, [])}
+        if attr in ("in_channels", "num_features", "num_channels"):
+            return (
+                f"its instances give it different channel counts ({seen}) that archc cannot derive from {defn}'s arguments:"
+                f" pass that width to {defn} as an argument, or write a block per use"
+            )
+        if len(spatial) > 1:
+            return (
+                f"its instances give it different sizes ({seen}), from inputs of different heights and widths: pool to a"
+                " fixed size first (adaptive_avgpool), or write a block per use"
+            )
+        return f"its instances give it different sizes ({seen}): pass that size to {defn} as an argument, or write a block per use"
 
     def _as_parameter(self, defn: str, value: Any) -> Any:
         """`value` written as the one constructor parameter of `defn` that equals it in every instance, where there
@@ -304,10 +317,14 @@ class Generator:
                     todo.append(callee)
         return seen
 
-    def block_out_shape(self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}"
+    def block_out_shape(
+        self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...], last_row: bool = False
+    ) -> tuple[Any, ...]:
+        """`last_row`: the caller is in a loop or a symbolic branch, where a width the block leaves after a loop of
+        its own must be an expression (ClassWriter.last_row)."""
+        key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}|{last_row}"
         if key not in self.shape_cache:
-            writer = ClassWriter(self, defn, shape_only=True)
+            writer = ClassWriter(self, defn, shape_only=True, last_row=last_row)
             self.shape_cache[key] = writer.run(args, in_shape)
         return self.shape_cache[key]
 
@@ -327,10 +344,14 @@ def _find(module: ModuleNode, relpath: str) -> ModuleNode | None:
 class ClassWriter:
     """Translates one definition: into a class (emit mode) or just its output shape (shape_only)."""
 
-    def __init__(self, gen: Generator, defn: S.Definition, shape_only: bool = False) -> None:
+    def __init__(self, gen: Generator, defn: S.Definition, shape_only: bool = False, last_row: bool = False) -> None:
         self.gen = gen
         self.defn = defn
         self.shape_only = shape_only
+        # A size a loop of the block's body computes from its item (a width per row of a config list) is, after
+        # the loop, the last row's: written so where a caller's loop needs it (it has no one number there);
+        # elsewhere the instances' consensus gives the number, as torchvision writes it.
+        self.last_row = last_row
         self.init: list[str | Placeholder] = []
         self.members: dict[str, list[Placeholder]] = {}
         self.optional_members: set[str] = set()
@@ -472,7 +493,7 @@ class ClassWriter:
         bound = bind_block_args(defn, spec.args, spec.kwargs, spec.call)
         if self.network is not None:
             self.network.sites.setdefault(defn.name, []).append(bound)
-        out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]))
+        out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]), self.last_row or self.symbolic_control > 0)
         if self.shape_only:
             return [], out
         self.gen.calls.setdefault(self.defn.name, set()).add(defn.name)
@@ -689,8 +710,10 @@ class ClassWriter:
                 # (`for c in widths { conv(c, 3) }`) is the list's last.
                 if isinstance(end, Sym) and end.code == f"{_LOOP_VAR}{var}":
                     shape.append(Sym(f"{items.code}[-1]") if isinstance(items, Sym) else UNKNOWN)
+                elif _mentions(end, local):
+                    shape.append(_last_iteration(end, items, var, index) if self.last_row else UNKNOWN)
                 else:
-                    shape.append(UNKNOWN if _mentions(end, local) else end)
+                    shape.append(end)
             else:
                 step = _growth(end, stand_in)
                 fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
@@ -1484,6 +1507,19 @@ def _growth(end: Any, start: Sym) -> Sym | None:
         depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
         top_level_sum = top_level_sum or (depth == 0 and step[i : i + 3] in (" + ", " - "))
     return Sym(step, 6 if top_level_sum else 7)
+
+
+def _last_iteration(end: Sym, items: Any, var: str, index: str | None) -> Any:
+    """A size the body computes from the loop's variables (a width per row of a config list, GhostNet's rounded
+    `out_chs * width`), after the loop: that of the last row, `items[-1]` for the item and `len(items) - 1` for the
+    index, when the list is a constructor argument; else unknown."""
+    if not isinstance(items, Sym):
+        return UNKNOWN
+    source = items.code if items.prec >= Sym("").prec else f"({items.code})"
+    code = re.sub(rf"\b{re.escape(_LOOP_VAR + var)}\b", lambda _: f"{source}[-1]", end.code)
+    if index is not None:
+        code = re.sub(rf"\b{re.escape(_LOOP_VAR + index)}\b", lambda _: f"(len({items.code}) - 1)", code)
+    return Sym(code, end.prec)
 
 
 def _balanced(code: str) -> bool:
