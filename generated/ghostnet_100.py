@@ -127,7 +127,7 @@ class Stage(nn.Sequential):
     use).
     """
 
-    def __init__(self, in_channels: int, rows: list[list[float | int] | list[int]] | list[list[float | int]] | list[list[int]], width: float = 1.0) -> None:
+    def __init__(self, in_channels: int, rows: list[list[float | int]], width: float = 1.0) -> None:
         super().__init__()
         channels = in_channels
         for r in rows:
@@ -164,7 +164,7 @@ class Blocks(nn.Sequential):
     `out_chs * width`.
     """
 
-    def __init__(self, in_channels: int, cfgs: list[list[list[float | int] | list[int]] | list[list[float | int]] | list[list[int]]], width: float, head_chs: int) -> None:
+    def __init__(self, in_channels: int, cfgs: list[list[list[float | int]]], width: float, head_chs: int) -> None:
         super().__init__()
         channels = in_channels
         for c in cfgs:
@@ -190,7 +190,7 @@ class SelectAdaptivePool2d(nn.Module):
 
 
 class GhostNet(nn.Module):
-    def __init__(self, in_channels: int, cfgs: list[list[list[float | int] | list[int]] | list[list[float | int]] | list[list[int]]], num_classes: int = 1000, width: float = 1.0, drop_rate: float = 0.2) -> None:
+    def __init__(self, in_channels: int, cfgs: list[list[list[float | int]]], num_classes: int = 1000, width: float = 1.0, drop_rate: float = 0.2) -> None:
         super().__init__()
         s = 16 * width
         sr = max(4, int(s + 2.0) // 4 * 4)

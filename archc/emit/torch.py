@@ -1559,20 +1559,46 @@ def _call(func: str, positional: list[Any], keywords: dict[str, Any]) -> str:
     return f"{func}({', '.join(parts)})"
 
 
+# The annotation of a plain value, by type; bool before int (a bool is an int). Anything else (a Sym) is Any.
+_ATOMS: tuple[tuple[type, str], ...] = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"))
+
+
+@dataclass
+class _Kinds:
+    """The Python types of some values, lists and tuples merged by their items' types: the rows `[3, 16, 0.25]`
+    and `[5, 40, 0]` make `list[float | int]`, not `list[float | int] | list[int]`."""
+
+    atoms: set[str] = field(default_factory=set)
+    lists: _Kinds | None = None
+    tuples: _Kinds | None = None
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, (tuple, list)):
+            kinds = (self.tuples if isinstance(value, tuple) else self.lists) or _Kinds()
+            for v in value:
+                kinds.add(v)
+            if isinstance(value, tuple):
+                self.tuples = kinds
+            else:
+                self.lists = kinds
+        else:
+            self.atoms.add(next((name for kind, name in _ATOMS if isinstance(value, kind)), "Any"))
+
+    def render(self) -> str:
+        parts = set(self.atoms)
+        if self.lists is not None:
+            parts.add(f"list[{self.lists.render()}]")
+        if self.tuples is not None:
+            parts.add(f"tuple[{self.tuples.render()}, ...]")
+        if not parts or "Any" in parts:
+            return "Any"
+        return " | ".join(sorted(parts))
+
+
 def _annotation(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, (tuple, list)):
-        items = sorted({_annotation(v) for v in value})
-        item = " | ".join(items) if items and "Any" not in items else "Any"
-        return f"tuple[{item}, ...]" if isinstance(value, tuple) else f"list[{item}]"
-    return "Any"
+    kinds = _Kinds()
+    kinds.add(value)
+    return kinds.render()
 
 
 @dataclass
@@ -1671,10 +1697,10 @@ def _names_bound(stmt: S.Let | S.For) -> list[str]:
 
 def _annotations(values: list[Any]) -> str:
     """One annotation for all the values a parameter takes."""
-    kinds = sorted({_annotation(v) for v in values})
-    if not kinds or "Any" in kinds:
-        return "Any"
-    return " | ".join(kinds)
+    kinds = _Kinds()
+    for v in values:
+        kinds.add(v)
+    return kinds.render()
 
 
 def class_name_for(arch_name: str) -> str:
