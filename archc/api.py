@@ -96,6 +96,8 @@ class Layer(_Frozen):
     name: str
     op: str
     shape: list[int]
+    batched: bool
+    """False for a learnable tensor (`param`) or a reshape of one: `shape` is its whole shape, with no batch"""
     params: int
     macs: int
     receptive_field: ReceptiveField

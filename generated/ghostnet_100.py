@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["GhostModule", "SqueezeExcite", "GhostBottleneck", "Stage", "ConvBnAct", "SelectAdaptivePool2d", "GhostNet", "ghostnet_100"]
+__all__ = ["GhostModule", "SqueezeExcite", "GhostBottleneck", "Stage", "ConvBnAct", "Blocks", "SelectAdaptivePool2d", "GhostNet", "ghostnet_100"]
 
 
 class GhostModule(nn.Module):
@@ -127,7 +127,7 @@ class Stage(nn.Sequential):
     use).
     """
 
-    def __init__(self, in_channels: int, rows: list[list[float | int] | list[int]] | list[list[float | int]] | list[list[int]], width: float = 1.0) -> None:
+    def __init__(self, in_channels: int, rows: list[list[float | int]], width: float = 1.0) -> None:
         super().__init__()
         channels = in_channels
         for r in rows:
@@ -158,6 +158,23 @@ class ConvBnAct(nn.Module):
         return x
 
 
+class Blocks(nn.Sequential):
+    """timm's `blocks`: a stage per entry of `cfgs` (timm's loop over `self.cfgs`), then a 1×1 ConvBnAct to
+    `head_chs` (the last row's expansion channels). Each stage's output width is its last row's rounded
+    `out_chs * width`.
+    """
+
+    def __init__(self, in_channels: int, cfgs: list[list[list[float | int]]], width: float, head_chs: int) -> None:
+        super().__init__()
+        channels = in_channels
+        for c in cfgs:
+            self.append(Stage(channels, c, width))
+            channels = max(4, int(c[-1][2] * width + 2.0) // 4 * 4) + 4 if max(4, int(c[-1][2] * width + 2.0) // 4 * 4) < 0.9 * (c[-1][2] * width) else max(4, int(c[-1][2] * width + 2.0) // 4 * 4)
+        self.append(nn.Sequential(
+            ConvBnAct(channels, head_chs, 1),
+        ))
+
+
 class SelectAdaptivePool2d(nn.Module):
     """timm's SelectAdaptivePool2d with pool_type "avg" and no flattening."""
 
@@ -173,29 +190,16 @@ class SelectAdaptivePool2d(nn.Module):
 
 
 class GhostNet(nn.Module):
-    def __init__(self, in_channels: int, cfgs: list[list[list[float | int] | list[int]] | list[list[float | int]] | list[list[int]]], num_classes: int = 1000, width: float = 1.0, drop_rate: float = 0.2) -> None:
+    def __init__(self, in_channels: int, cfgs: list[list[list[float | int]]], num_classes: int = 1000, width: float = 1.0, drop_rate: float = 0.2) -> None:
         super().__init__()
         s = 16 * width
         sr = max(4, int(s + 2.0) // 4 * 4)
         self.conv_stem = nn.Conv2d(in_channels, sr + 4 if sr < 0.9 * s else sr, kernel_size=3, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(sr + 4 if sr < 0.9 * s else sr)
         self.act1 = nn.ReLU(inplace=True)
-        e = cfgs[8][len(cfgs[8]) - 1][1] * width
+        e = cfgs[-1][-1][1] * width
         er = max(4, int(e + 2.0) // 4 * 4)
-        self.blocks = nn.Sequential(
-            Stage(sr + 4 if sr < 0.9 * s else sr, cfgs[0], width),
-            Stage(16, cfgs[1], width),
-            Stage(24, cfgs[2], width),
-            Stage(24, cfgs[3], width),
-            Stage(40, cfgs[4], width),
-            Stage(40, cfgs[5], width),
-            Stage(80, cfgs[6], width),
-            Stage(112, cfgs[7], width),
-            Stage(160, cfgs[8], width),
-            nn.Sequential(
-                ConvBnAct(160, er + 4 if er < 0.9 * e else er, 1),
-            ),
-        )
+        self.blocks = Blocks(sr + 4 if sr < 0.9 * s else sr, cfgs, width, er + 4 if er < 0.9 * e else er)
         self.global_pool = SelectAdaptivePool2d()
         self.conv_head = nn.Conv2d(er + 4 if er < 0.9 * e else er, 1280, kernel_size=1)
         self.act2 = nn.ReLU(inplace=True)

@@ -3,6 +3,8 @@
 
 Reference implementation: timm:mixnet_s.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -179,7 +181,9 @@ class Stage(nn.Sequential):
 
 class MixNet(nn.Module):
     """timm's EfficientNet class as MixNet configures it: a ReLU stem, the stages, a 1×1 head to
-    `num_features`, global average pooling and the classifier.
+    `num_features`, global average pooling and the classifier. Its init is timm's _init_weight_goog: a
+    conv's fan_out counts the outputs of one group (k·k·out // groups), so each conv of a MixedConv2d
+    reads its own kernel size and groups.
     """
 
     def __init__(self, in_channels: int, stem_chs: int, stages: list[list[list[bool | float | int | list[int]]]], num_features: int = 1536, num_classes: int = 1000, drop_rate: float = 0.0) -> None:
@@ -200,6 +204,18 @@ class MixNet(nn.Module):
         self.bn2 = nn.BatchNorm2d(num_features)
         self.classifier = nn.Linear(num_features, num_classes)
         self.drop_rate = drop_rate
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups)))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.uniform_(m.weight, -1.0 / math.sqrt(m.out_features), 1.0 / math.sqrt(m.out_features))
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv_stem(x)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,28 @@ def test_a_spec_without_input_takes_the_one_given(tmp_path: Path) -> None:
     assert ours == theirs
     missing = run_cli("summary", str(spec))
     assert missing.code == 1 and "error[E029]" in missing.err and "--input" in missing.err
+
+
+def test_a_reshaped_param_has_no_batch_in_the_summary(tmp_path: Path) -> None:
+    """Layer scale, `x * reshape(gamma, (1, -1, 1, 1))`: the reshape's row is the tensor PyTorch makes of the
+    parameter (no batch), the product's a batch of maps; checked against the generated module run in PyTorch."""
+    import torch
+
+    from tests.conftest import load_source
+
+    spec = tmp_path / "ls.arch"
+    spec.write_text(
+        "block Scaled() {\n    conv1 = conv(in.channels, 3, padding = 1)\n    gamma = param((in.channels,), fill = 0.1)\n"
+        "    forward(x) = conv1(x) * reshape(gamma, (1, -1, 1, 1))\n}\n"
+        "arch ls() {\n    input (8, 16, 16)\n    b = Scaled()\n}\n"
+    )
+    model = load_source(compile_spec(spec).python(), "ls", tmp_path).ls()
+    scale = model.b.gamma.reshape(1, -1, 1, 1)
+    product = model(torch.randn(2, 8, 16, 16))
+    rows = {r["name"]: r for r in json.loads(run_cli("summary", str(spec), "--json").out)["layers"]}
+    assert (rows["b.reshape"]["shape"], rows["b.reshape"]["batched"]) == (list(scale.shape), False)
+    assert (rows["b.gamma"]["shape"], rows["b.gamma"]["batched"]) == (list(model.b.gamma.shape), False)
+    assert (rows["b.mul"]["shape"], rows["b.mul"]["batched"]) == (list(product.shape[1:]), True)
+    table = run_cli("summary", str(spec)).out
+    shown = "×".join(map(str, scale.shape))
+    assert re.search(rf"│ b\.reshape +│ reshape +│ +{shown} │", table), table

@@ -164,3 +164,40 @@ def test_a_size_a_loop_changes_in_a_way_the_class_cannot_write_is_a_located_erro
         outcome.err
     )
     assert not (tmp_path / "out" / "net.py").exists()
+
+
+# A stage per entry of a config table, each stage's output width computed per row (rounded, as GhostNet's
+# make_divisible): the loop over the stages needs each stage's width in the stage's own arguments' terms.
+ROWS = """
+block Stage(rows, width) {
+    for r in rows {
+        let o = r[0] * width
+        conv(max(4, int(o + 2.0) // 4 * 4), 3, padding = 1, stride = r[1])
+    }
+}
+
+block Stages(cfgs, width) {
+    for c in cfgs {
+        Stage(c, width)
+    }
+}
+
+arch model(width = 1.0) {
+    input (3, 16, 16)
+    body = Stages([[[6, 1], [10, 2]], [[13, 1]], [[21, 2], [30, 1]]], width)
+    pool = adaptive_avgpool(1)
+}
+"""
+
+
+def test_a_width_a_loop_computes_per_row_is_the_last_rows_after_it(compile_arch: Any) -> None:
+    compiled, module = compile_arch(ROWS)
+    model = module.model()
+    assert_pass_matches_module(compiled, model)
+    widths = [max(4, int(o + 2.0) // 4 * 4) for o in (6, 10, 13, 21, 30)]  # the rounding, in Python
+    assert [c.out_channels for c in model.modules() if isinstance(c, nn.Conv2d)] == widths
+    assert [c.in_channels for c in model.modules() if isinstance(c, nn.Conv2d)] == [3, *widths[:-1]]
+    # The class is not the default's numbers: another table and width build a module that runs.
+    other = module.Stages(5, [[[7, 2]], [[50, 1], [9, 1]], [[33, 1]]], 2.0)
+    assert other(torch.randn(1, 5, 16, 16)).shape == (1, max(4, int(33 * 2.0 + 2.0) // 4 * 4), 8, 8)
+    assert "channels = " in compiled.python() and "c[-1][0]" in compiled.python()

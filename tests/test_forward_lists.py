@@ -477,4 +477,7 @@ def test_a_chain_of_items_of_different_widths_builds_the_join_for_its_width(comp
     spec.write_text(WIDTHS.replace("a = Osa([4, 6, 10], 12)", "a = Osa([4, 6, 10], 12)\n    b = Osa([3, 5], 16)"))
     outcome = run_cli("compile", str(spec), "-o", str(tmp_path / "out"))
     assert outcome.code == 1 and "error[E073]: the in_channels of `concat`" in outcome.err, outcome.err
+    # The help speaks of the widths the instances' arguments give (8 + 4 + 6 + 10, and 12 + 3 + 5 after `a`), not
+    # of pooling.
+    assert "different channel counts (28, 20)" in outcome.err and "pool" not in outcome.err, outcome.err
     assert not (tmp_path / "out" / "two.py").exists()

@@ -126,3 +126,23 @@ def test_a_constant_choice_is_written_as_its_branch(compile_arch: Any) -> None:
     x = torch.randn(1, 3, 8, 8)
     narrow.load_state_dict(model.state_dict(), strict=True)
     assert torch.equal(narrow.eval()(x), model.eval()(x))
+
+
+def test_a_config_table_is_annotated_by_its_items_types(tmp_path: Path) -> None:
+    """Rows of ints and floats given by several instances: one list type merged over every row (GhostNet's `cfgs`),
+    not a union of each row's, and a hint that every value the instances pass satisfies (checked by pydantic)."""
+    import typing
+
+    from pydantic import TypeAdapter
+
+    spec = tmp_path / "table.arch"
+    spec.write_text(
+        "block Stage(rows) {\n    for r in rows {\n        conv(r[0], 3, padding = 1)\n    }\n}\n"
+        "arch table() {\n    input (3, 8, 8)\n    a = Stage([[8, 0.25], [16, 1]])\n    b = Stage([[4, 2], (8, 1.5)])\n}\n"
+    )
+    source = compile_spec(spec).python()
+    assert "rows: list[list[float | int] | tuple[float | int, ...]]) -> None:" in source
+    module = load_source(source, "table", tmp_path)
+    adapter: TypeAdapter[Any] = TypeAdapter(typing.get_type_hints(module.Stage.__init__)["rows"])
+    for value in ([[8, 0.25], [16, 1]], [[4, 2], (8, 1.5)]):
+        assert adapter.validate_python(value, strict=True) == value

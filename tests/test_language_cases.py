@@ -314,6 +314,8 @@ def test_init_rules_set_each_parameter_as_torch_nn_init_does(compile_arch: Any) 
         ("Head.fc = normal(0, undefined)", "E010", "unknown name `undefined`"),
         ("Head.fc = normal(0, 1.0 / in.channels)", "E112", "an init argument cannot read `in.channels`"),
         ("Head.fc = zeros()\n        Head.fc = ones()", "E111", "`Head.fc` is initialised twice"),
+        ("Head.fc = normal(0, 1.0 / layer.groups)", "E112", "`linear` has no attribute `groups`"),
+        ("Head.fc = normal(0, 1.0 / fc.out_features)", "E001", "unexpected '.'"),
     ],
 )
 def test_init_errors_are_located_with_a_code(tmp_path: Any, rule: str, code: str, message: str) -> None:
@@ -325,6 +327,50 @@ def test_init_errors_are_located_with_a_code(tmp_path: Any, rule: str, code: str
     assert caught.value.code == code and message in caught.value.message, caught.value.render()
     assert caught.value.loc is not None and caught.value.loc.line > 1
     assert caught.value.hint or code == "E010"  # an unknown name's hint is a spelling suggestion, when there is one
+
+
+def test_layer_attributes_stand_only_in_init_arguments(tmp_path: Any) -> None:
+    spec = tmp_path / "model.arch"
+    spec.write_text("arch model() {\n    input (3, 8, 8)\n    conv(layer.groups, 3)\n}\n")
+    with pytest.raises(ArchError) as caught:
+        compile_spec(spec)
+    assert caught.value.code == "E042" and "stands only in an init argument" in caught.value.message
+    assert caught.value.loc is not None and (caught.value.loc.line, caught.value.loc.column) == (3, 10)
+
+
+def test_init_arguments_read_the_layer_as_timm_goog_init_does(compile_arch: Any) -> None:
+    """`layer.groups`, `layer.kernel_size`, `layer.out_features`: each module's own attributes, so that convs of
+    different kernels and groups under one rule get timm's _init_weight_goog (fan_out = k·k·out // groups), checked
+    against that function applied to the same module."""
+    from timm.models._efficientnet_builder import _init_weight_goog
+
+    text = """
+arch model() {
+    input (8, 16, 16)
+    conv(64, 5, padding = 2, groups = 8)
+    conv(64, 3, padding = 1, groups = 64)
+    conv(128, 1)
+    flatten()
+    linear(10)
+    init {
+        conv = normal(0, sqrt(2.0 / (layer.kernel_size[0] * layer.kernel_size[1] * layer.out_channels // layer.groups)))
+        linear = (weight = uniform(-1.0 / sqrt(layer.out_features), 1.0 / sqrt(layer.out_features)), bias = zeros())
+    }
+}
+"""
+    compiled, module = compile_arch(text)
+    assert "m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups" in compiled.python()
+    torch.manual_seed(0)
+    ours = module.model()
+    theirs = module.model()
+    for m in theirs.modules():
+        _init_weight_goog(m)
+    for (name, p), q in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        if name.endswith("bias") and name != "4.bias":
+            continue  # the convs' biases keep PyTorch's default: the rule sets their weight only
+        assert abs(p.std().item() - q.std().item()) < 0.1 * q.std().item() + 1e-9, name
+    # The depthwise conv's fan_out is 3·3·64 // 64 = 9, not torch's 576: a std of sqrt(2 / 9).
+    assert abs(ours[1].weight.std().item() - (2 / 9) ** 0.5) < 0.05
 
 
 def test_init_reading_a_parameter_named_m_loops_over_another_name(compile_arch: Any) -> None:

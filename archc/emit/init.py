@@ -106,12 +106,14 @@ class _Writer:
         """`nn.init.F_(module.param, args)` for each parameter the rule sets, in the op's order; an optional
         parameter (a conv's bias) under `if ... is not None`."""
         kind = INIT_TYPES[target.op]
+        # `layer.groups` in an argument is the attribute of the module the rule sets: `m.groups`, `m.fc.groups`.
+        scope = Scope({f"layer.{a}": Sym(f"{module}.{a}") for a in kind.attributes}, parent=self.scope)
         lines: list[str] = []
         for param in sorted(rule.params, key=kind.params.index):
             call = rule.params[param]
             bind_init(call)
-            args = [f"{module}.{param}", *(self.code(a) for a in call.args)]
-            args += [f"{k}={self.code(v)}" for k, v in call.kwargs.items()]
+            args = [f"{module}.{param}", *(self.code(a, scope) for a in call.args)]
+            args += [f"{k}={self.code(v, scope)}" for k, v in call.kwargs.items()]
             line = f"nn.init.{call.func}_({', '.join(args)})"
             if param in kind.optional:
                 lines += [f"if {module}.{param} is not None:", INDENT + line]
@@ -119,8 +121,8 @@ class _Writer:
                 lines.append(line)
         return lines
 
-    def code(self, expr: S.Expr) -> str:
-        value: Any = evaluate(expr, self.scope)
+    def code(self, expr: S.Expr, scope: Scope) -> str:
+        value: Any = evaluate(expr, scope)
         return literal(value)
 
 

@@ -16,7 +16,7 @@ from archc.errors import SOURCES
 from archc.files import write_atomic
 from archc.ir import Node
 from archc.ops import fmt_shape
-from archc.tools.summary import fold, summary_data
+from archc.tools.summary import fold, row_shape, summary_data
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -38,7 +38,7 @@ def _count(n: int) -> str:
 def _row_details(row: dict[str, Any], rf: tuple[list[int], list[int]]) -> list[tuple[str, str]]:
     size, jump = rf
     return [
-        ("output", fmt_shape(tuple(row["shape"]))),
+        ("output", row_shape(row)),
         ("params", f"{row['params']:,}"),
         ("MACs", f"{row['macs']:,}"),
         ("receptive field", f"{size[0]}×{size[1]}, jump {jump[0]}×{jump[1]}"),
@@ -96,7 +96,7 @@ def render_report(compiled: Compiled, svg: str, boxes: dict[str, tuple[str, list
             {
                 "name": name,
                 "op": row["op"],
-                "shape": fmt_shape(tuple(row["shape"])),
+                "shape": row_shape(row),
                 "params": _count(row["params"]),
                 "macs": _count(row["macs"]),
                 "rf": f"{size[0]}×{size[1]}",

@@ -269,12 +269,8 @@ class Generator:
             # channels, the tree's argument).
             return Sym(named)
         if len(distinct) != 1:
-            raise ArchError(
-                "E073",
-                f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments",
-                loc,
-                "its instances are used at different input sizes: pool to a fixed size first (adaptive_avgpool), or write a block per use",
-            )
+            message = f"the {attr} of `{relpath}` cannot be written in terms of {defn}'s arguments"
+            raise ArchError("E073", message, loc, self._disagree_hint(defn, attr, values))
         value = values[0]
         if isinstance(value, list):
             return tuple(value)
@@ -293,6 +289,23 @@ class Generator:
             and all(type(inst.args.get(p.name)) is int and inst.args.get(p.name) == v for inst, v in zip(instances, values, strict=True))
         ]
         return matches[0] if len(matches) == 1 else None
+
+    def _disagree_hint(self, defn: str, attr: str, values: list[Any]) -> str:
+        """What the instances of `defn` disagree on: a channel count (the widths its arguments give), or a size that
+        follows the input's height and width (a `linear` after `flatten`)."""
+        seen = ", ".join(dict.fromkeys(literal(v) if not isinstance(v, list) else literal(tuple(v)) for v in values))
+        spatial = {tuple(inst.input_shape[1:]) for inst in self.instances.get(defn, [])}
+        if attr in ("in_channels", "num_features", "num_channels"):
+            return (
+                f"its instances give it different channel counts ({seen}) that archc cannot derive from {defn}'s arguments:"
+                f" pass that width to {defn} as an argument, or write a block per use"
+            )
+        if len(spatial) > 1:
+            return (
+                f"its instances give it different sizes ({seen}), from inputs of different heights and widths: pool to a"
+                " fixed size first (adaptive_avgpool), or write a block per use"
+            )
+        return f"its instances give it different sizes ({seen}): pass that size to {defn} as an argument, or write a block per use"
 
     def _as_parameter(self, defn: str, value: Any) -> Any:
         """`value` written as the one constructor parameter of `defn` that equals it in every instance, where there
@@ -332,8 +345,12 @@ class Generator:
                     todo.append(callee)
         return seen
 
-    def block_out_shape(self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}"
+    def block_out_shape(
+        self, defn: S.Definition, args: dict[str, Any], in_shape: tuple[Any, ...], last_row: bool = False
+    ) -> tuple[Any, ...]:
+        """`last_row`: the caller is in a loop or a symbolic branch, where a width the block leaves after a loop of
+        its own must be an expression (ClassWriter.last_row)."""
+        key = f"{defn.name}|{sorted((k, repr(v)) for k, v in args.items())}|{in_shape!r}|{last_row}"
         if key not in self.shape_cache:
             if defn.name in self.shape_runs and any(is_symbolic(v) for v in args.values()):
                 # A block that uses itself (DLA's tree of trees), reached again with arguments in its class's terms:
@@ -342,7 +359,7 @@ class Generator:
                 return tuple(UNKNOWN for _ in in_shape)
             self.shape_runs.append(defn.name)
             try:
-                writer = ClassWriter(self, defn, shape_only=True)
+                writer = ClassWriter(self, defn, shape_only=True, last_row=last_row)
                 self.shape_cache[key] = writer.run(args, in_shape)
             finally:
                 self.shape_runs.pop()
@@ -364,10 +381,14 @@ def _find(module: ModuleNode, relpath: str) -> ModuleNode | None:
 class ClassWriter:
     """Translates one definition: into a class (emit mode) or just its output shape (shape_only)."""
 
-    def __init__(self, gen: Generator, defn: S.Definition, shape_only: bool = False) -> None:
+    def __init__(self, gen: Generator, defn: S.Definition, shape_only: bool = False, last_row: bool = False) -> None:
         self.gen = gen
         self.defn = defn
         self.shape_only = shape_only
+        # A size a loop of the block's body computes from its item (a width per row of a config list) is, after
+        # the loop, the last row's: written so where a caller's loop needs it (it has no one number there);
+        # elsewhere the instances' consensus gives the number, as torchvision writes it.
+        self.last_row = last_row
         self.init: list[str | Placeholder] = []
         self.members: dict[str, list[Placeholder]] = {}
         self.optional_members: set[str] = set()
@@ -510,7 +531,7 @@ class ClassWriter:
         bound = bind_block_args(defn, spec.args, spec.kwargs, spec.call)
         if self.network is not None:
             self.network.sites.setdefault(defn.name, []).append(bound)
-        out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]))
+        out = self.gen.block_out_shape(defn, bound, (in_channels, *in_shape[1:]), self.last_row or self.symbolic_control > 0)
         if self.shape_only:
             return [], out
         self.gen.calls.setdefault(self.defn.name, set()).add(defn.name)
@@ -727,8 +748,10 @@ class ClassWriter:
                 # (`for c in widths { conv(c, 3) }`) is the list's last.
                 if isinstance(end, Sym) and end.code == f"{_LOOP_VAR}{var}":
                     shape.append(Sym(f"{items.code}[-1]") if isinstance(items, Sym) else UNKNOWN)
+                elif _mentions(end, local):
+                    shape.append(_last_iteration(end, items, var, index) if self.last_row else UNKNOWN)
                 else:
-                    shape.append(UNKNOWN if _mentions(end, local) else end)
+                    shape.append(end)
             else:
                 step = _growth(end, stand_in)
                 fixed = step is not None and not (_mentions(step, local) or _LOOP_SIZE in step.code or is_unknown(count))
@@ -1626,6 +1649,19 @@ def _growth(end: Any, start: Sym) -> Sym | None:
     return Sym(step, 6 if top_level_sum else 7)
 
 
+def _last_iteration(end: Sym, items: Any, var: str, index: str | None) -> Any:
+    """A size the body computes from the loop's variables (a width per row of a config list, GhostNet's rounded
+    `out_chs * width`), after the loop: that of the last row, `items[-1]` for the item and `len(items) - 1` for the
+    index, when the list is a constructor argument; else unknown."""
+    if not isinstance(items, Sym):
+        return UNKNOWN
+    source = items.code if items.prec >= Sym("").prec else f"({items.code})"
+    code = re.sub(rf"\b{re.escape(_LOOP_VAR + var)}\b", lambda _: f"{source}[-1]", end.code)
+    if index is not None:
+        code = re.sub(rf"\b{re.escape(_LOOP_VAR + index)}\b", lambda _: f"(len({items.code}) - 1)", code)
+    return Sym(code, end.prec)
+
+
 def _balanced(code: str) -> bool:
     depth = 0
     for ch in code:
@@ -1663,20 +1699,46 @@ def _call(func: str, positional: list[Any], keywords: dict[str, Any]) -> str:
     return f"{func}({', '.join(parts)})"
 
 
+# The annotation of a plain value, by type; bool before int (a bool is an int). Anything else (a Sym) is Any.
+_ATOMS: tuple[tuple[type, str], ...] = ((bool, "bool"), (int, "int"), (float, "float"), (str, "str"))
+
+
+@dataclass
+class _Kinds:
+    """The Python types of some values, lists and tuples merged by their items' types: the rows `[3, 16, 0.25]`
+    and `[5, 40, 0]` make `list[float | int]`, not `list[float | int] | list[int]`."""
+
+    atoms: set[str] = field(default_factory=set)
+    lists: _Kinds | None = None
+    tuples: _Kinds | None = None
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, (tuple, list)):
+            kinds = (self.tuples if isinstance(value, tuple) else self.lists) or _Kinds()
+            for v in value:
+                kinds.add(v)
+            if isinstance(value, tuple):
+                self.tuples = kinds
+            else:
+                self.lists = kinds
+        else:
+            self.atoms.add(next((name for kind, name in _ATOMS if isinstance(value, kind)), "Any"))
+
+    def render(self) -> str:
+        parts = set(self.atoms)
+        if self.lists is not None:
+            parts.add(f"list[{self.lists.render()}]")
+        if self.tuples is not None:
+            parts.add(f"tuple[{self.tuples.render()}, ...]")
+        if not parts or "Any" in parts:
+            return "Any"
+        return " | ".join(sorted(parts))
+
+
 def _annotation(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, (tuple, list)):
-        items = sorted({_annotation(v) for v in value})
-        item = " | ".join(items) if items and "Any" not in items else "Any"
-        return f"tuple[{item}, ...]" if isinstance(value, tuple) else f"list[{item}]"
-    return "Any"
+    kinds = _Kinds()
+    kinds.add(value)
+    return kinds.render()
 
 
 @dataclass
@@ -1775,10 +1837,10 @@ def _names_bound(stmt: S.Let | S.For) -> list[str]:
 
 def _annotations(values: list[Any]) -> str:
     """One annotation for all the values a parameter takes."""
-    kinds = sorted({_annotation(v) for v in values})
-    if not kinds or "Any" in kinds:
-        return "Any"
-    return " | ".join(kinds)
+    kinds = _Kinds()
+    for v in values:
+        kinds.add(v)
+    return kinds.render()
 
 
 def class_name_for(arch_name: str) -> str:

@@ -395,6 +395,8 @@ class _Formatter:
             return [_T(str(first), pos)]
         if kind == "input_attr":
             return [_T("in." + str(kids[2]), pos)]
+        if kind == "layer_attr":
+            return [_T(f"{kids[0]}.{kids[-1]}", pos)]
         if kind in ("binop", "compare", "or_op", "and_op"):
             left, op, right = kids
             assert isinstance(op, Token)

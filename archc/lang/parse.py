@@ -417,6 +417,10 @@ class _ToAst(Transformer[Token, Any]):
             raise ArchError("E018", f"`in` has no property `{attr}`", self._tok(attr), "a block can read `in.channels`")
         return S.InputAttr(self._loc(meta), str(attr))
 
+    @v_args(meta=True, inline=True)
+    def layer_attr(self, meta: Any, _layer: Token, attr: Token) -> S.LayerAttr:
+        return S.LayerAttr(self._loc(meta), str(attr))
+
     @v_args(meta=True)
     def tuple_lit(self, meta: Any, items: list[S.Expr | None]) -> S.TupleLit:
         return S.TupleLit(self._loc(meta), [i for i in items if i is not None])
@@ -527,7 +531,8 @@ def _check_seq_key(func: str, key: str, loc: Loc) -> None:
 
 
 def _describe_expected(expected: set[str]) -> str:
-    words = {_TOKEN_WORDS.get(t, repr(t.strip('"').lower()) if t.isupper() else repr(t)) for t in expected}
+    # `layer` before a dot (an init argument's `layer.groups`) is a name too, which NAME says.
+    words = {_TOKEN_WORDS.get(t, repr(t.strip('"').lower()) if t.isupper() else repr(t)) for t in expected - {"LAYER"}}
     # A missing closing bracket is the likeliest fix, so it is named first.
     ordered = sorted(words, key=lambda w: (w not in ("'}'", "')'", "']'"), w))
     if len(ordered) > 10:

@@ -33,6 +33,13 @@ class InputAttr(Expr):
 
 
 @dataclass
+class LayerAttr(Expr):
+    """`layer.groups`: an attribute of the layer an init rule sets (its module's, as PyTorch names it)."""
+
+    attr: str
+
+
+@dataclass
 class TupleLit(Expr):
     items: list[Expr]
 

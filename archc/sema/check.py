@@ -325,7 +325,7 @@ class _Checker:
                 continue
             for call in entry.params.values():
                 for arg in [*call.args, *call.kwargs.values()]:
-                    self.value(arg, bound)
+                    self.value(arg, bound, init=True)
 
     def member_rules(self, stmts: list[S.Stmt], has_forward: bool, in_loop: bool) -> None:
         """Members in a loop are numbered, so they have no names; members of a block with a forward have names."""
@@ -379,11 +379,21 @@ class _Checker:
         if expr.name not in bound and expr.name not in self.members and expr.name not in BUILTINS:
             self.errors.append(ArchError("E010", f"unknown name `{expr.name}`", expr.loc, did_you_mean(expr.name, bound)))
 
-    def value(self, expr: S.Expr, bound: set[str]) -> None:
-        """An expression of a body, a default, `meta` or `input`: its calls construct modules or call builtins."""
+    def value(self, expr: S.Expr, bound: set[str], init: bool = False) -> None:
+        """An expression of a body, a default, `meta` or `input`: its calls construct modules or call builtins. An
+        init function's argument (`init`) may also read the layer it sets, `layer.groups`."""
         for node in S.walk(expr):
             if isinstance(node, S.Name):
                 self.name(node, bound)
+            elif isinstance(node, S.LayerAttr) and not init:
+                self.errors.append(
+                    ArchError(
+                        "E042",
+                        f"`layer.{node.attr}` reads the layer an init rule sets: it stands only in an init argument",
+                        node.loc,
+                        "compute the value from the definition's parameters",
+                    )
+                )
             elif isinstance(node, S.Call) and node.item is not None:
                 self.errors.append(
                     ArchError("E019", f"`{node.func}[...](...)` applies a member's item in a forward", node.loc, "declare members here")

@@ -122,6 +122,17 @@ def evaluate(expr: S.Expr, scope: Scope, call: Callable[[S.Call, Scope], Any] | 
             if scope.in_channels is None:
                 raise ArchError("E018", "`in` is only defined inside a block", expr.loc, "an arch's input is given by `input`")
             return scope.in_channels
+        case S.LayerAttr(attr=attr):
+            # The emitter of an init rule binds `layer.<attr>` to the attribute of the module it sets.
+            found, value = scope.lookup("layer." + attr)
+            if not found:
+                raise ArchError(
+                    "E042",
+                    f"`layer.{attr}` reads the layer an init rule sets: it stands only in an init argument",
+                    expr.loc,
+                    "compute the value from the definition's parameters",
+                )
+            return value
         case S.TupleLit(items=items):
             return tuple(evaluate(i, scope, call) for i in items)
         case S.ListLit(items=items):

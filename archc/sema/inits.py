@@ -50,23 +50,29 @@ NONLINEARITIES = (
 
 @dataclass(frozen=True)
 class InitType:
-    """An op whose parameters an init rule can set: its module class when the arch has none of it, and which of its
-    parameters are matrices (a fan can be computed) or may be absent (`bias = false`)."""
+    """An op whose parameters an init rule can set: its module class when the arch has none of it, which of its
+    parameters are matrices (a fan can be computed) or may be absent (`bias = false`), and the attributes of its
+    module an init argument can read as `layer.<attribute>` (PyTorch's names; a conv's `kernel_size` is a tuple)."""
 
     default_class: str
     params: tuple[str, ...]
     matrices: tuple[str, ...]
     optional: tuple[str, ...]
+    attributes: tuple[str, ...]
+
+
+_CONV = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
 
 
 INIT_TYPES: dict[str, InitType] = {
-    "conv": InitType("nn.Conv2d", ("weight", "bias"), ("weight",), ("bias",)),
-    "conv1d": InitType("nn.Conv1d", ("weight", "bias"), ("weight",), ("bias",)),
-    "linear": InitType("nn.Linear", ("weight", "bias"), ("weight",), ("bias",)),
-    "batchnorm": InitType("nn.BatchNorm2d", ("weight", "bias"), (), ()),
-    "groupnorm": InitType("nn.GroupNorm", ("weight", "bias"), (), ("weight", "bias")),  # absent without affine
-    "instancenorm": InitType("nn.InstanceNorm2d", ("weight", "bias"), (), ("weight", "bias")),
-    "prelu": InitType("nn.PReLU", ("weight",), (), ()),
+    "conv": InitType("nn.Conv2d", ("weight", "bias"), ("weight",), ("bias",), _CONV),
+    "conv1d": InitType("nn.Conv1d", ("weight", "bias"), ("weight",), ("bias",), _CONV),
+    "linear": InitType("nn.Linear", ("weight", "bias"), ("weight",), ("bias",), ("in_features", "out_features")),
+    "batchnorm": InitType("nn.BatchNorm2d", ("weight", "bias"), (), (), ("num_features", "eps", "momentum")),
+    # absent without affine
+    "groupnorm": InitType("nn.GroupNorm", ("weight", "bias"), (), ("weight", "bias"), ("num_groups", "num_channels", "eps")),
+    "instancenorm": InitType("nn.InstanceNorm2d", ("weight", "bias"), (), ("weight", "bias"), ("num_features", "eps", "momentum")),
+    "prelu": InitType("nn.PReLU", ("weight",), (), (), ("num_parameters",)),
 }
 
 
@@ -237,9 +243,19 @@ def check_rule_params(target: Target, rule: S.InitRule) -> None:
                     "E112",
                     f"an init argument cannot read `in.channels`: {call.func}'s `{name}` is a value of the block's parameters",
                     reads_input.loc,
-                    'pass the width as a parameter, or let the function compute the fan: kaiming_normal(mode = "fan_out")',
+                    "read the layer's own size, `layer.in_channels`, or let the function compute the fan:"
+                    ' kaiming_normal(mode = "fan_out")',
                 )
-            if not S.names_used(expr):
+            attrs = [e for e in S.walk(expr) if isinstance(e, S.LayerAttr)]
+            for attr in attrs:
+                if attr.attr not in kind.attributes:
+                    raise ArchError(
+                        "E112",
+                        f"`{target.op}` has no attribute `{attr.attr}` to read",
+                        attr.loc,
+                        did_you_mean(attr.attr, set(kind.attributes)) or f"its attributes: {', '.join(kind.attributes)}",
+                    )
+            if not S.names_used(expr) and not attrs:
                 check_value(call.func, name, evaluate(expr, Scope()), expr.loc)
 
 

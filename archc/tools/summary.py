@@ -21,6 +21,11 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
     memory = estimate_memory(arch, batch, dtype)
     seen: set[str] = set()
     layers = []
+    # A learnable tensor (`param`), and a reshape of one (timm's layer scale), have PyTorch's shape: no batch.
+    unbatched: set[int] = set()
+    for node in arch.nodes:
+        if node.op == "param" or (node.op == "reshape" and node.inputs and node.inputs[0] in unbatched):
+            unbatched.add(node.id)
     for node in arch.nodes[1:]:
         params = 0
         if node.module is not None and node.module not in seen:
@@ -31,6 +36,7 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
                 "name": node.name,
                 "op": node.op,
                 "shape": node.shape,
+                "batched": node.id not in unbatched,
                 "params": params,
                 "macs": costs.per_node[node.id].macs,
                 "receptive_field": fields.per_node[node.id].as_dict(),
@@ -83,7 +89,7 @@ def fold(layers: list[dict[str, Any]], depth: int, types: dict[str, str]) -> lis
         group = groups.setdefault(key, {**row, "name": key, "params": 0, "macs": 0, "ops": []})
         group["params"] += row["params"]
         group["macs"] += row["macs"]
-        group["shape"], group["receptive_field"] = row["shape"], row["receptive_field"]
+        group["shape"], group["batched"], group["receptive_field"] = row["shape"], row["batched"], row["receptive_field"]
         group["training_only"] = group["training_only"] and row["training_only"]
         group["ops"].append(row["op"])
     for key, group in groups.items():
@@ -108,10 +114,13 @@ def _table_rows(compiled: Compiled, data: dict[str, Any], depth: int | None) -> 
         name = row["name"] + (" (train)" if row["training_only"] else "")
         rf = _side(row["receptive_field"]["size"])
         params = f"{row['params']:,}" if row["params"] else ""
-        # A learnable tensor's shape is PyTorch's own, with no batch dimension.
-        shape = "×".join(str(d) for d in row["shape"]) if row["op"] == "param" else fmt_shape(tuple(row["shape"]))
-        out.append((name, row["op"], shape, params, _count(row["macs"]), rf))
+        out.append((name, row["op"], row_shape(row), params, _count(row["macs"]), rf))
     return out
+
+
+def row_shape(row: dict[str, Any]) -> str:
+    """A row's output shape, `N×C×H×W`; a learnable tensor's (or a reshape of one) is PyTorch's own, with no batch."""
+    return fmt_shape(tuple(row["shape"])) if row["batched"] else "×".join(str(d) for d in row["shape"])
 
 
 def rich_table(title: str, rows: list[tuple[str, ...]], width: int) -> str:
