@@ -19,6 +19,7 @@ from archc.lang import syntax as S
 from archc.passes.shapes import infer_axes, infer_shape
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
+from archc.sema.buffers import build_buffer
 from archc.sema.forward import (
     ApplyItem,
     ApplyMember,
@@ -96,6 +97,10 @@ class Elaborator:
             raise ArchError(
                 "E019", "`?` applies a member in the forward; it is not a constructor", call.loc, f"write `{call.func}(...)` here"
             )
+        if call.func == ops.BUFFER:
+            value, persistent = build_buffer(call, scope)
+            attrs = {"value": value.code.code, "shape": value.shape, "dtype": value.dtype, "persistent": persistent}
+            return Spec("op", ops.BUFFER, call.loc, attrs=attrs)
         args = [evaluate(a, scope, self.make_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.make_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
@@ -119,7 +124,7 @@ class Elaborator:
             raise ArchError(
                 "E061", f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended"
             )
-        if op == ops.PARAM:
+        if op in ops.TENSOR_MEMBERS:
             shape: tuple[Any, ...] = tuple(attrs["shape"])
             axes: tuple[str, ...] = ops.MAP_AXES if len(shape) == 3 else ("F",) * len(shape)
         else:
@@ -564,7 +569,7 @@ class BlockInstance(Instance):
                 return self.elab.add_node(
                     "index", None, self.elab.inline_name(self.module.path, "index"), {"items": items}, [x], self.module.path, expr.loc
                 )
-            case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type == ops.PARAM:
+            case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type in ops.TENSOR_MEMBERS:
                 return self.read_param(name, expr.loc)
             case S.Name(name=name):
                 found, value = scope.lookup(name)
@@ -643,7 +648,7 @@ class BlockInstance(Instance):
         module = instance.module
         shape = tuple(module.attrs["shape"])
         # Not a module applied (no forward hook sees it): a node of its own, named by its state_dict key.
-        node = self.elab.add_node(ops.PARAM, None, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
+        node = self.elab.add_node(module.type, None, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
         return Tensor(node.node, shape, node.axes, batched=False)
 
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Any:

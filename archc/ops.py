@@ -427,6 +427,17 @@ def _dims(value: Any, rank: int, op: str) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _roll_shape(a: Attrs, s: Shape) -> Shape:
+    """torch.roll keeps the shape; `shifts` and `dims` pair up, and the batch is not rolled."""
+    shifts, dims = a["shifts"], a["dims"]
+    shifts, dims = (shifts if isinstance(shifts, tuple) else (shifts,)), (dims if isinstance(dims, tuple) else (dims,))
+    if len(shifts) != len(dims):
+        raise OpError("E016", f"roll: {len(shifts)} shifts for {len(dims)} dimensions", "give one shift per dimension", arg="shifts")
+    for d in dims:
+        _dim(d, len(s), "roll", "dims")
+    return s
+
+
 def _reduce_shape(op: str) -> Callable[[Attrs, Shape], Shape]:
     def rule(a: Attrs, s: Shape) -> Shape:
         dims = _dims(a["dim"], len(s), op)
@@ -1447,6 +1458,32 @@ OPS: dict[str, Op] = {
             allocates_output=False,
         ),
         Op(
+            "buffer",
+            "A fixed tensor of its own, computed once when the module is built and registered with `register_buffer` "
+            "(Swin's `relative_position_index`, BlurPool's `filt`): `buffer(expr, persistent = true)`, `expr` built "
+            "from `arange(...)` and `tensor(...)` (archc/sema/buffers.py). Read by name in a forward, as a `param` is; "
+            "counted as a buffer, not a parameter.",
+            (("value", REQUIRED), ("persistent", True)),
+            lambda a, s: tuple(a["shape"]),
+            lambda a: ("self.register_buffer", [], {}),
+            _free,
+            buffers=lambda a: numel(tuple(a["shape"])),
+            allocates_output=False,
+        ),
+        Op(
+            "roll",
+            "Rolls a tensor along dimensions (PyTorch's, the batch 0), as torch.roll: `roll(x, (-3, -3), (1, 2))` "
+            "shifts an H×W×C map by 3 positions up and left, those leaving one edge coming back at the other (Swin's "
+            "shifted windows).",
+            (("shifts", REQUIRED), ("dims", REQUIRED)),
+            _roll_shape,
+            _no_module,
+            _free,
+            functional="torch.roll",
+            positional=("shifts", "dims"),
+            member=False,
+        ),
+        Op(
             "identity",
             "Passes its input through.",
             (),
@@ -1470,6 +1507,9 @@ CAT = "cat"
 REDUCTIONS = tuple(name for name, op in OPS.items() if op.axes is _reduce_axes)
 
 PARAM = "param"
+BUFFER = "buffer"
+# What a forward reads by name as a tensor of its own, with no batch: a learnable one, or a fixed one.
+TENSOR_MEMBERS = (PARAM, BUFFER)
 
 
 def batched_shape(shape: Shape, rank: int) -> Shape:
@@ -1564,6 +1604,16 @@ ARG_KINDS: dict[str | tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     "chunks": (lambda v: _is_int(v) and 0 < v <= 1024, "a positive integer"),
     "dims": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of dimensions, e.g. (0, 2, 3, 1)"),
     "sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (2, -1)"),
+    "shifts": (
+        lambda v: _is_int(v) or (isinstance(v, tuple) and len(v) > 0 and all(_is_int(d) for d in v)),
+        "an integer or a tuple of them, one per dimension rolled",
+    ),
+    ("roll", "dims"): (
+        lambda v: _is_int(v) or (isinstance(v, tuple) and len(v) > 0 and all(_is_int(d) for d in v)),
+        "a dimension or a tuple of them (PyTorch's, the batch 0), e.g. (1, 2)",
+    ),
+    ("buffer", "value"): (lambda v: hasattr(v, "dtype") or isinstance(v, str), "a tensor built with arange(...) or tensor(...)"),
+    "persistent": (lambda v: isinstance(v, bool), "true or false"),
     "shape": (
         lambda v: isinstance(v, tuple) and 0 < len(v) <= 8 and all(_is_int(d) and 0 < d <= MAX_SIZE for d in v),
         "a tuple of positive sizes, e.g. (dim, 1, 1)",

@@ -28,6 +28,7 @@ from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
+from archc.sema.buffers import build_buffer
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import (
     ApplyItem,
@@ -384,6 +385,9 @@ class ClassWriter:
     # Evaluation of member constructors, symbolically
 
     def member_spec(self, call: S.Call, scope: Scope) -> MemberSpec:
+        if call.func == ops.BUFFER:
+            value, persistent = build_buffer(call, scope)
+            return MemberSpec("op", ops.BUFFER, call, [value], {"persistent": persistent})
         args = [evaluate(a, scope, self.member_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.member_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
@@ -405,6 +409,10 @@ class ClassWriter:
 
     def ctor(self, spec: MemberSpec, in_shape: tuple[Any, ...], relpath: str) -> tuple[list[str], tuple[Any, ...]]:
         """Constructor source lines for a member given its input shape, and its output shape."""
+        if spec.kind == "op" and spec.type == ops.BUFFER:
+            # `self.register_buffer("name", <expr>)`: class_code writes the call around the expression.
+            value = spec.args[0]
+            return ([] if self.shape_only else [value.code.code]), value.shape
         if spec.kind == "op":
             row = ops.OPS[spec.type]
             attrs = bind_op_args(row, spec.args, spec.kwargs, spec.call)
@@ -1131,7 +1139,7 @@ class ClassWriter:
             case S.Name(name=name):
                 if name in env:
                     return env[name]
-                if name in self.members and self.members[name][0].spec.type == ops.PARAM:
+                if name in self.members and self.members[name][0].spec.type in ops.TENSOR_MEMBERS:
                     return self.read_param(name)
                 return self.scalar(expr)
             case S.Call(args=args):
@@ -1419,6 +1427,11 @@ class ClassWriter:
             if isinstance(item, Placeholder):
                 if item.lines is None:
                     raise ArchError("E021", f"member `{item.name}` is never used in the forward", item.spec.call.loc, "use it or remove it")
+                if item.spec.kind == "op" and item.spec.type == ops.BUFFER:
+                    persistent = item.spec.kwargs["persistent"]
+                    flag = "" if persistent is True else f", persistent={literal(persistent)}"
+                    init.append("    " * item.indent + f'self.register_buffer("{item.name}", {item.lines[0]}{flag})')
+                    continue
                 prefix = "    " * item.indent + f"self.{item.name} = "
                 init.append(prefix + item.lines[0])
                 init.extend("    " * item.indent + line for line in item.lines[1:])

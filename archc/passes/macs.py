@@ -25,7 +25,7 @@ class MacReport:
 def node_cost(node: Node, arch: Architecture) -> Cost:
     """The cost rule of the node's op applied to its shapes; every op has one."""
     out = tuple(node.shape)
-    if node.op in ops.ARITHMETIC or node.op in (ops.CAT, ops.PARAM):
+    if node.op in ops.ARITHMETIC or node.op in (ops.CAT, *ops.TENSOR_MEMBERS):
         return Cost()
     row = ops.OPS[node.op]
     (source,) = node.inputs

@@ -108,8 +108,8 @@ def _table_rows(compiled: Compiled, data: dict[str, Any], depth: int | None) -> 
         name = row["name"] + (" (train)" if row["training_only"] else "")
         rf = _side(row["receptive_field"]["size"])
         params = f"{row['params']:,}" if row["params"] else ""
-        # A learnable tensor's shape is PyTorch's own, with no batch dimension.
-        shape = "×".join(str(d) for d in row["shape"]) if row["op"] == "param" else fmt_shape(tuple(row["shape"]))
+        # A learnable or fixed tensor's shape is PyTorch's own, with no batch dimension.
+        shape = "×".join(str(d) for d in row["shape"]) if row["op"] in ("param", "buffer") else fmt_shape(tuple(row["shape"]))
         out.append((name, row["op"], shape, params, _count(row["macs"]), rf))
     return out
 
