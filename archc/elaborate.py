@@ -17,9 +17,9 @@ from archc.errors import ArchError, Loc
 from archc.ir import Architecture, Location, ModuleNode, Node
 from archc.lang import syntax as S
 from archc.passes.shapes import infer_axes, infer_shape
+from archc.sema.buffers import build_buffer
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
-from archc.sema.buffers import build_buffer
 from archc.sema.forward import (
     ApplyItem,
     ApplyMember,

@@ -27,8 +27,8 @@ from archc.emit.specialise import Network, call_arguments, constant_params, root
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
-from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.buffers import build_buffer
+from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import (
     ApplyItem,

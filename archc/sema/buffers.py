@@ -19,7 +19,7 @@ from typing import Any
 from archc.errors import ArchError, Loc
 from archc.lang import syntax as S
 from archc.sema import symbolic
-from archc.sema.evaluate import Scope, evaluate
+from archc.sema.evaluate import BUILTINS, Scope, evaluate
 from archc.sema.symbolic import UNKNOWN, Sym, Unknown, same_value
 
 BUFFER = "buffer"
@@ -52,7 +52,8 @@ def _error(message: str, loc: Loc, hint: str | None = None) -> ArchError:
 
 
 def has_tensor(expr: S.Expr) -> bool:
-    return any(isinstance(n, S.Call) and n.func in FUNCTIONS for n in S.walk(expr))
+    """Whether an expression calls anything but a builtin (`min`, `range`): a tensor function, or a mistake."""
+    return any(isinstance(n, S.Call) and n.func not in BUILTINS for n in S.walk(expr))
 
 
 def build_buffer(call: S.Call, scope: Scope) -> tuple[BuiltTensor, Any]:
@@ -191,7 +192,9 @@ def _call(call: S.Call, scope: Scope) -> BuiltTensor:
         rank = len(parts[0].shape)
         d = _dim(dim, rank, loc)
         for p in parts[1:]:
-            if len(p.shape) != rank or not all(same_value(a, b) or not _concrete(a, b) for i, (a, b) in enumerate(zip(p.shape, parts[0].shape)) if i != d):
+            if len(p.shape) != rank or not all(
+                same_value(a, b) or not _concrete(a, b) for i, (a, b) in enumerate(zip(p.shape, parts[0].shape, strict=True)) if i != d
+            ):
                 raise _error("`cat`: the tensors' sizes differ outside the joined dimension", loc)
         joined: Any = 0
         for p in parts:
@@ -212,7 +215,10 @@ def _call(call: S.Call, scope: Scope) -> BuiltTensor:
     first, *rest = _args(call, scope, names, defaults)
     x = _tensor(first, call.args[0].loc if call.args else loc)
     rank = len(x.shape)
-    method = lambda *args: Sym(f"{symbolic.wrap(x.code, 10)}.{func}({', '.join(symbolic.literal(a) for a in args)})")  # noqa: E731
+
+    def method(*args: Any) -> Sym:
+        return Sym(f"{symbolic.wrap(x.code, 10)}.{func}({', '.join(symbolic.literal(a) for a in args)})")
+
     if func == "reshape":
         sizes = _sizes(rest[0], loc, "reshape's sizes")
         shape = _reshape(x.shape, sizes, loc)
@@ -224,9 +230,9 @@ def _call(call: S.Call, scope: Scope) -> BuiltTensor:
         return _checked(tuple(x.shape[d] for d in dims), x.dtype, method(*dims), loc)
     if func == "transpose":
         a, b = _dim(rest[0], rank, loc), _dim(rest[1], rank, loc)
-        shape = list(x.shape)
-        shape[a], shape[b] = shape[b], shape[a]
-        return _checked(tuple(shape), x.dtype, method(a, b), loc)
+        swapped = list(x.shape)
+        swapped[a], swapped[b] = swapped[b], swapped[a]
+        return _checked(tuple(swapped), x.dtype, method(a, b), loc)
     if func == "flatten":
         s, e = _dim(rest[0], rank, loc), _dim(rest[1], rank, loc)
         if s > e:
@@ -238,7 +244,9 @@ def _call(call: S.Call, scope: Scope) -> BuiltTensor:
         if len(counts) < rank:
             raise _error(f"repeat needs a count for each of the {rank} dimensions", loc)
         padded = (1,) * (len(counts) - rank) + x.shape
-        shape = tuple(d * c if isinstance(d, int) and isinstance(c, int) else symbolic.binary("*", d, c) for d, c in zip(padded, counts))
+        shape = tuple(
+            d * c if isinstance(d, int) and isinstance(c, int) else symbolic.binary("*", d, c) for d, c in zip(padded, counts, strict=True)
+        )
         return _checked(shape, x.dtype, method(*counts), loc)
     # sum
     d = _dim(rest[0], rank, loc)
@@ -317,7 +325,9 @@ def _arithmetic(expr: S.BinOp, op: str, left: Any, right: Any) -> BuiltTensor:
     tensors = [v for v in (left, right) if isinstance(v, BuiltTensor)]
     shape = tensors[0].shape if len(tensors) == 1 else _broadcast(tensors[0].shape, tensors[1].shape, expr.loc)
     floats = any(v.dtype == "float32" for v in tensors) or any(isinstance(v, float) for v in (left, right)) or op == "/"
-    code = symbolic.binary(op, left.code if isinstance(left, BuiltTensor) else left, right.code if isinstance(right, BuiltTensor) else right)
+    code = symbolic.binary(
+        op, left.code if isinstance(left, BuiltTensor) else left, right.code if isinstance(right, BuiltTensor) else right
+    )
     return _checked(shape, "float32" if floats else "int64", code if isinstance(code, Sym) else Sym(symbolic.literal(code)), expr.loc)
 
 
