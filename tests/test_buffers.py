@@ -18,15 +18,14 @@ from archc.passes.receptive_field import compute_receptive_fields
 from tests.test_language_cases import assert_pass_matches_module
 
 # Swin's relative position index written without meshgrid or in-place updates: position p of a ws×ws window is row
-# p // ws and column p % ws; the index of the pair (i, j) is (dh + ws - 1) * (2 * ws - 1) + dw + ws - 1.
+# p // ws and column p % ws; the index of the pair (i, j) is (dh + ws - 1) * m + dw + ws - 1 with m = 2 * ws - 1, that
+# is k(i) - k(j) + (ws - 1) * (m + 1) with k(p) = row * m + column.
 BUFFERS = """
 block RelativePositionIndex(ws) {
     let n = ws * ws
+    let m = 2 * ws - 1
     relative_position_index = buffer(
-        flatten(
-            ((arange(n) // ws)[:, none] - (arange(n) // ws)[none, :] + ws - 1) * (2 * ws - 1)
-                + (arange(n) % ws)[:, none] - (arange(n) % ws)[none, :] + ws - 1
-        )
+        flatten((arange(n) // ws * m + arange(n) % ws)[:, none] - (arange(n) // ws * m + arange(n) % ws)[none, :] + (ws - 1) * (m + 1)),
     )
     forward(x) = x + reshape(relative_position_index, (1, n, n))
 }
@@ -34,7 +33,7 @@ block RelativePositionIndex(ws) {
 block Blur(planes) {
     filt = buffer(
         repeat((tensor((0.25, 0.5, 0.25))[:, none] * tensor((0.25, 0.5, 0.25))[none, :])[none, none], (planes, 1, 1, 1)),
-        persistent = false
+        persistent = false,
     )
     pool = adaptive_avgpool(3)
     forward(x) = pool(x) * reshape(filt, (planes, 3, 3))
