@@ -427,6 +427,36 @@ def _dims(value: Any, rank: int, op: str) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _weight_conv(a: Attrs) -> Attrs:
+    """A convolution by a weight tensor (out, in / groups, kh, kw), as the attributes of `conv`."""
+    w = a["weight"]
+    return {
+        "out_channels": w[0],
+        "kernel_size": (w[2], w[3]),
+        "stride": a["stride"],
+        "padding": a["padding"],
+        "dilation": a["dilation"],
+        "groups": a["groups"],
+    }
+
+
+def _weight_conv_check(a: Attrs, s: Shape) -> None:
+    conv = _weight_conv(a)
+    _conv_check(conv, s)
+    c, groups, per_group = s[0], a["groups"], a["weight"][1]
+    if all(_is_int(v) for v in (c, groups, per_group)) and c // groups != per_group:
+        raise OpError(
+            "E033",
+            f"conv2d: the weight takes {per_group} input channels per group, and the input gives {c} in {groups} groups",
+            f"the weight's second size is in_channels / groups: {c // groups} here",
+        )
+
+
+def _weight_conv_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    w = a["weight"]
+    return Cost(numel(out) * w[1] * w[2] * w[3])
+
+
 def _roll_shape(a: Attrs, s: Shape) -> Shape:
     """torch.roll keeps the shape; `shifts` and `dims` pair up, and the batch is not rolled."""
     shifts, dims = a["shifts"], a["dims"]
@@ -1471,6 +1501,20 @@ OPS: dict[str, Op] = {
             allocates_output=False,
         ),
         Op(
+            "conv2d",
+            "A 2-d convolution by a weight tensor of the module's own, as F.conv2d: `conv2d(x, filt, stride = 2, groups = "
+            "channels)` with `filt` a `buffer` or `param` of shape (out, in / groups, kh, kw) (timm's BlurPool2d).",
+            (("weight", REQUIRED), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)),
+            lambda a, s: _conv_shape(_weight_conv(a), s),
+            _no_module,
+            _weight_conv_cost,
+            functional="F.conv2d",
+            check=_weight_conv_check,
+            positional=("weight",),
+            member=False,
+            layout="map",
+        ),
+        Op(
             "roll",
             "Rolls a tensor along dimensions (PyTorch's, the batch 0), as torch.roll: `roll(x, (-3, -3), (1, 2))` "
             "shifts an H×W×C map by 3 positions up and left, those leaving one edge coming back at the other (Swin's "
@@ -1612,6 +1656,7 @@ ARG_KINDS: dict[str | tuple[str, str], tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) or (isinstance(v, tuple) and len(v) > 0 and all(_is_int(d) for d in v)),
         "a dimension or a tuple of them (PyTorch's, the batch 0), e.g. (1, 2)",
     ),
+    ("conv2d", "weight"): (lambda v: isinstance(v, tuple) and len(v) == 4, "a tensor of 4 dimensions (out, in / groups, kh, kw)"),
     ("buffer", "value"): (lambda v: hasattr(v, "dtype") or isinstance(v, str), "a tensor built with arange(...) or tensor(...)"),
     "persistent": (lambda v: isinstance(v, bool), "true or false"),
     "shape": (

@@ -157,3 +157,69 @@ def test_roll_equals_torch_roll_costs_nothing_and_moves_the_field(compile_arch: 
     assert field["size"] == [int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)]
     assert field["start"] == [float(rows.max() + rows.min()) / 2, float(cols.max() + cols.min()) / 2]
     assert field["jump"] == [2, 2]
+
+
+BLURPOOL = """
+# timm's BlurPool2d(planes, filt_size = 3, stride = 2): reflect padding, then a convolution per channel by `filt`.
+block BlurPool2d(planes, stride = 2) {
+    filt = buffer(
+        repeat((tensor((0.25, 0.5, 0.25))[:, none] * tensor((0.25, 0.5, 0.25))[none, :])[none, none], (planes, 1, 1, 1)),
+        persistent = false,
+    )
+    forward(x) = conv2d(pad(x, (1, 1, 1, 1), mode = "reflect"), filt, stride = stride, groups = planes)
+}
+
+arch Net() {
+    input (3, 32, 32)
+    c = conv(16, 3, padding = 1)
+    aa = BlurPool2d(16)
+    forward(x) = aa(c(x))
+}
+"""
+
+
+def test_conv2d_by_a_buffer_is_timms_blurpool(compile_arch: Any) -> None:
+    from timm.layers import BlurPool2d
+
+    compiled, module = compile_arch(BLURPOOL)
+    model = module.model().eval()
+    reference = BlurPool2d(16, filt_size=3, stride=2).eval()
+    x = torch.randn(2, 16, 32, 32)
+    assert torch.equal(model.aa(x), reference(x))
+    assert compiled.params.buffers == sum(b.numel() for b in model.buffers())
+    y = model(torch.randn(2, 3, 32, 32))
+    assert tuple(y.shape[1:]) == tuple(compiled.arch.nodes[compiled.arch.outputs[0]].shape)
+    with FlopCounterMode(display=False) as counter:
+        model(torch.randn(1, 3, 32, 32))
+    assert count_macs(compiled.arch).macs == counter.get_total_flops() // 2
+    # The field of the first output unit against the input gradients (weights made positive, so nothing cancels).
+    with torch.no_grad():
+        model.c.weight.fill_(1.0)
+    x = torch.randn(1, 3, 32, 32, requires_grad=True)
+    model(x)[0, :, 1, 1].sum().backward()  # unit (1, 1): unit (0, 0) reads the reflected border
+    assert x.grad is not None
+    touched = x.grad[0].abs().sum(0).nonzero()
+    rows, cols = touched[:, 0], touched[:, 1]
+    field = compute_receptive_fields(compiled.arch).output.as_dict()
+    assert field["size"] == [int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)]
+    jump = field["jump"]
+    assert [field["start"][0] + jump[0], field["start"][1] + jump[1]] == [
+        float(rows.max() + rows.min()) / 2,
+        float(cols.max() + cols.min()) / 2,
+    ]
+
+
+def test_conv2d_weight_errors(compile_arch: Any) -> None:
+    text = """
+    arch Net() {
+        input (4, 8, 8)
+        w = buffer(reshape(arange(9) * 1.0, (1, 1, 3, 3)))
+        forward(x) = conv2d(x, w)
+    }
+    """
+    with pytest.raises(ArchError) as e:
+        compile_arch(text)
+    assert e.value.code == "E033" and "1 input channels per group" in e.value.message
+    with pytest.raises(ArchError) as e:
+        compile_arch(text.replace("conv2d(x, w)", "conv2d(x, x)"))
+    assert e.value.code == "E081" and e.value.loc is not None and e.value.loc.line == 5

@@ -27,7 +27,7 @@ from archc.emit.specialise import Network, call_arguments, constant_params, root
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
-from archc.sema.buffers import build_buffer
+from archc.sema.buffers import WEIGHT_CONV, build_buffer
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import (
@@ -1371,7 +1371,19 @@ class ClassWriter:
         x = self.tensor(args[0], env, target) if args else None
         if not isinstance(x, TVal):
             raise ArchError("E081", f"inline `{func}` needs its input tensor first: {func}(x, ...)", expr.loc)
-        attrs, sizes = self.inline_args(row, expr)
+        params: list[Any] = [Sym(x.var)]
+        if row.name == WEIGHT_CONV:
+            weight = self.tensor(args[1], env, self.fresh("weight")) if len(args) > 1 else None
+            if not isinstance(weight, TVal):
+                raise ArchError("E081", "conv2d takes its input and then its weight: conv2d(x, weight, ...)", expr.loc)
+            rest, kwargs = args[2:], expr.kwargs
+            attrs = bind_op_args(row, [weight.shape, *map(self.scalar, rest)], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+            sizes = bind_op_args(
+                row, [weight.shape, *(evaluate(a, self.scope) for a in rest)], {k: evaluate(v, self.scope) for k, v in kwargs.items()}, expr
+            )
+            params.append(Sym(weight.var))
+        else:
+            attrs, sizes = self.inline_args(row, expr)
         try:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
@@ -1383,12 +1395,11 @@ class ClassWriter:
         if row.code is not None:
             self.line(f"{target} = {row.code(x.var, attrs)}")
             return TVal(target, shape)
-        params: list[Any] = [Sym(x.var)]
         defaults = dict(row.args)
-        keywords = {k: v for k, v in attrs.items() if not same_value(v, defaults[k])}
+        keywords = {k: v for k, v in attrs.items() if k != "weight" and not same_value(v, defaults[k])}
         # Arguments the function takes by position: the first always (`torch.flatten(x, 1)`), later ones up to the
         # last that differs from its default.
-        shown = [n for i, n in enumerate(row.positional) if i == 0 or any(k in keywords for k in row.positional[i:])]
+        shown = [n for i, n in enumerate(row.positional) if (i == 0 or any(k in keywords for k in row.positional[i:])) and n != "weight"]
         for name in shown:
             params.append(attrs[name])
             keywords.pop(name, None)

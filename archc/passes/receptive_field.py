@@ -93,6 +93,10 @@ def _window(node: Node) -> tuple[tuple[int, int], tuple[float, float], tuple[int
         kernel = ops.pair(a["kernel_size"])
         stride = ops.pair(a["stride"] if a.get("stride") is not None else a["kernel_size"])
         return kernel, stride, ops.padding_pair(a), ops.pair(a.get("dilation", 1))
+    if node.op == "conv2d":  # a convolution by a weight tensor (out, in / groups, kh, kw)
+        w = a["weight"]
+        stride = ops.pair(a["stride"])
+        return (w[2], w[3]), stride, ops.padding_pair({**a, "kernel_size": (w[2], w[3])}), ops.pair(a["dilation"])
     if node.op == "pad" and tuple(_axes(node)) == ops.MAP_AXES:
         # Padding widens no field: it shifts the positions, as a 1×1 window with the padding before (top, left).
         pad = a["pad"]

@@ -23,6 +23,8 @@ from archc.sema.evaluate import BUILTINS, Scope, evaluate
 from archc.sema.symbolic import UNKNOWN, Sym, Unknown, same_value
 
 BUFFER = "buffer"
+# The op convolving by a tensor of the module's own (a buffer's main use: BlurPool's `F.conv2d(x, self.filt, ...)`).
+WEIGHT_CONV = "conv2d"
 # The calls a buffer's expression may make, with their forms (for the hint of a wrong call).
 FUNCTIONS = {
     "arange": "arange(end), arange(start, end) or arange(start, end, step): integers, int64",
