@@ -1146,10 +1146,14 @@ class _Forward:
         bound = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
         weight = bound.get("weight")
         if not isinstance(weight, torch.fx.Node) or weight.op != "get_attr" or weight not in self.names:
-            raise _Unsupported("`conv2d` by a weight the forward computes", "the language convolves by a `buffer` or `param` of the module's own")
+            raise _Unsupported(
+                "`conv2d` by a weight the forward computes", "the language convolves by a `buffer` or `param` of the module's own"
+            )
         if bound.get("bias") is not None:
             raise _Unsupported("`conv2d` with a bias tensor", "add the bias after the convolution")
-        values = {k: _square(bound[k]) if k != "groups" else bound[k] for k in ("stride", "padding", "dilation", "groups") if k in bound}
+        values: dict[str, Any] = {
+            k: _square(bound[k]) if k != "groups" else bound[k] for k in ("stride", "padding", "dilation", "groups") if k in bound
+        }
         if isinstance(values.get("padding"), str):
             raise _Unsupported(f"`conv2d` with padding={values['padding']!r}", "pad with numbers")
         return _Expr(_op_text("conv2d", values, (), [*self._value(bound["input"]).parts, ", ", self.names[weight]]))
