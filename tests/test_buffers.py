@@ -5,6 +5,7 @@ input gradients."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,3 +224,60 @@ def test_conv2d_weight_errors(compile_arch: Any) -> None:
     with pytest.raises(ArchError) as e:
         compile_arch(text.replace("conv2d(x, w)", "conv2d(x, x)"))
     assert e.value.code == "E081" and e.value.loc is not None and e.value.loc.line == 5
+
+
+BLURRED = """\
+import torch
+from torch import nn
+from timm.layers import BlurPool2d
+
+
+class Blurred(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.aa1 = BlurPool2d(8)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.aa2 = BlurPool2d(16)
+        self.scaled = Scaled()
+
+    def forward(self, x):
+        return self.scaled(self.aa2(self.conv2(self.aa1(self.conv1(x)))))
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.arange(16.0).reshape(16, 1, 1) / 3)
+
+    def forward(self, x):
+        return x * self.scale
+
+
+class Large(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("table", (torch.arange(4096) % 7).reshape(4096, 1, 1).float())
+        self.conv = nn.Conv2d(3, 4096, 1)
+
+    def forward(self, x):
+        return self.conv(x) * self.table
+"""
+
+
+def test_import_writes_buffers_and_the_round_trip_is_equal(tmp_path: Path) -> None:
+    from archc.tools.importer import import_source, round_trip
+
+    (tmp_path / "blurred.py").write_text(BLURRED, encoding="utf-8")
+    text, _ = import_source(f"{tmp_path / 'blurred.py'}:Blurred", (3, 32, 32))
+    # One block for both BlurPools, the filter's count of channels a parameter; the persistent buffer kept so.
+    assert text.count("block BlurPool2d(") == 1 and "persistent = false" in text and "conv2d(x, filt, stride = 2, groups = " in text
+    # The float32 values written as the doubles they are, so the literal gives them back exactly.
+    assert "scale = buffer(" in text and "((0.3333333432674408,),)," in text and text.count("persistent") == 1, text
+    assert "repeat(tensor(((((0.0625, 0.125, 0.0625), " in text and "(channels_value, 1, 1, 1))" in text, text
+    # The reference is the model itself: state_dict, settings, every module's output, the SGD step.
+    verdict = round_trip(f"{tmp_path / 'blurred.py'}:Blurred")
+    assert verdict.verdict == "equal", verdict.reason
+    with pytest.raises(ArchError) as e:
+        import_source(f"{tmp_path / 'blurred.py'}:Large", (3, 8, 8))
+    assert e.value.code == "E120" and "buffer `table` of 4,096 values, which no repeat of a smaller tensor gives" in e.value.message
