@@ -5,6 +5,7 @@ input gradients."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,39 @@ def test_import_writes_buffers_and_the_round_trip_is_equal(tmp_path: Path) -> No
     with pytest.raises(ArchError) as e:
         import_source(f"{tmp_path / 'blurred.py'}:Large", (3, 8, 8))
     assert e.value.code == "E120" and "buffer `table` of 4,096 values, which no repeat of a smaller tensor gives" in e.value.message
+
+
+def test_recognised_index_constructions_compile_to_the_references_buffers(compile_arch: Any) -> None:
+    """The importer writes relative position indices with `arange`; the text it writes, compiled by archc and built
+    in PyTorch, equals torchvision's Swin index and timm's EfficientFormer attention-bias indices bit for bit."""
+    import timm
+    from torchvision.models.swin_transformer import ShiftedWindowAttention
+
+    from archc.tools.importer import Slot, _index_construction
+
+    references = {
+        "swin": ShiftedWindowAttention(32, [7, 7], [0, 0], 4).relative_position_index,
+        "swin4": ShiftedWindowAttention(32, [4, 4], [0, 0], 4).relative_position_index,
+        "efficientformer": timm.create_model("efficientformer_l1").stages[3].blocks[4].token_mixer.attention_bias_idxs,
+    }
+    for name, reference in references.items():
+        found = _index_construction(reference)
+        assert found is not None, name
+        parts, built = found
+        assert torch.equal(built, reference)
+        expr = "".join(str(p.value) if isinstance(p, Slot) else str(p) for p in parts)
+        n = math.isqrt(reference.numel())
+        compiled, module = compile_arch(
+            f"""
+            arch Net() {{
+                input (1, {n}, {n})
+                index = buffer({expr})
+                c = conv(1, 1)
+                forward(x) = c(x) + reshape(index, (1, {n}, {n}))
+            }}
+            """,
+            name,
+        )
+        ours = getattr(module, name)().index
+        assert ours.dtype == reference.dtype and torch.equal(ours, reference), name
+    assert _index_construction(torch.arange(2401)) is None

@@ -36,6 +36,7 @@ FUNCTIONS = {
     "repeat": "repeat(t, (counts)): as Tensor.repeat",
     "cat": "cat(a, b, ..., dim = 0)",
     "sum": "sum(t, dim)",
+    "abs": "abs(t): each element's magnitude (on numbers, the builtin)",
 }
 MAX_ELEMENTS = 2**28  # a fixed tensor of a network is small; this guards the constructor against a typo
 
@@ -212,6 +213,7 @@ def _call(call: S.Call, scope: Scope) -> BuiltTensor:
         "flatten": (["input", "start_dim", "end_dim"], {"start_dim": 0, "end_dim": -1}),
         "repeat": (["input", "counts"], {}),
         "sum": (["input", "dim"], {}),
+        "abs": (["input"], {}),
     }
     names, defaults = table[func]
     first, *rest = _args(call, scope, names, defaults)
@@ -250,6 +252,8 @@ def _call(call: S.Call, scope: Scope) -> BuiltTensor:
             d * c if isinstance(d, int) and isinstance(c, int) else symbolic.binary("*", d, c) for d, c in zip(padded, counts, strict=True)
         )
         return _checked(shape, x.dtype, method(*counts), loc)
+    if func == "abs":
+        return _checked(x.shape, x.dtype, method(), loc)
     # sum
     d = _dim(rest[0], rank, loc)
     return _checked((*x.shape[:d], *x.shape[d + 1 :]), x.dtype, method(d), loc)

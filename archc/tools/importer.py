@@ -374,6 +374,12 @@ def _buffer_member(module: nn.Module, path: str, name: str, tensor: torch.Tensor
         raise fail(f"of dtype {t.dtype}", "the language builds float32 and int64 fixed tensors")
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         raise fail("holds values that are not finite", "a literal writes finite numbers only")
+    recognised = _index_construction(t)
+    if recognised is not None:
+        construction, built = recognised
+        if built.dtype == t.dtype and built.shape == t.shape and torch.equal(built, t):
+            persistent_flag = [", persistent = false"] if name in getattr(module, "_non_persistent_buffers_set", set()) else []
+            return ["buffer(", *construction, *persistent_flag, ")"]
     count = t.shape[0] if t.dim() >= 1 and t.shape[0] > 1 and bool((t == t[:1]).all()) else 1
     base = t[:1] if count > 1 else t
     if base.numel() > BUFFER_LITERAL_LIMIT:
@@ -410,6 +416,41 @@ def _buffer_member(module: nn.Module, path: str, name: str, tensor: torch.Tensor
         parts.append(", persistent = false")
     parts.append(")")
     return parts
+
+
+def _index_construction(t: torch.Tensor) -> tuple[list[Part], torch.Tensor] | None:
+    """The relative position indices of attention over a square window of ws×ws positions, recognised by their values
+    and written with `arange`: each returned with the tensor the written expression gives (the same torch calls the
+    generated module makes), which the caller compares with the model's.
+
+    Swin's (torchvision's `relative_position_index`, timm's RelPosBias): (dh + ws - 1)·(2ws - 1) + dw + ws - 1 for
+    positions i, j, which is k(i) - k(j) + (ws - 1)·2ws with k(p) = (p // ws)·(2ws - 1) + p % ws; flat (ws⁴) or
+    ws²×ws². LeViT/EfficientFormer's `attention_bias_idxs`: |dh|·ws + |dw|, ws²×ws²."""
+    if t.dtype != torch.int64 or t.dim() not in (1, 2) or t.numel() < 1:
+        return None
+    area = math.isqrt(t.numel())
+    ws = math.isqrt(area)
+    if ws < 1 or ws * ws != area or area * area != t.numel() or (t.dim() == 2 and tuple(t.shape) != (area, area)):
+        return None
+    p = torch.arange(area)
+    rows, cols = p // ws, p % ws
+    span = 2 * ws - 1
+    key = rows * span + cols
+    swin = key[:, None] - key[None, :] + (ws - 1) * 2 * ws
+    n, w, m, c = Slot(area, "window_area"), Slot(ws, "window_size"), Slot(span, "window_span"), Slot((ws - 1) * 2 * ws, "index_offset")
+    k: list[Part] = ["(arange(", n, ") // ", w, " * ", m, " + arange(", n, ") % ", w, ")"]
+    swin_parts: list[Part] = [*k, "[:, none] - ", *k, "[none, :] + ", c]
+    if t.dim() == 1 and torch.equal(swin.flatten(), t):
+        return ["flatten(", *swin_parts, ")"], swin.flatten()
+    if t.dim() == 2 and torch.equal(swin, t):
+        return swin_parts, swin
+    offsets = (rows[:, None] - rows[None, :]).abs() * ws + (cols[:, None] - cols[None, :]).abs()
+    if t.dim() == 2 and torch.equal(offsets, t):
+        r: list[Part] = ["(arange(", n, ") // ", w, ")"]
+        q: list[Part] = ["(arange(", n, ") % ", w, ")"]
+        written: list[Part] = ["abs(", *r, "[:, none] - ", *r, "[none, :]) * ", w, " + abs(", *q, "[:, none] - ", *q, "[none, :])"]
+        return written, offsets
+    return None
 
 
 # --- leaf modules: the op table in reverse ---------------------------------------------------------------------------
