@@ -17,6 +17,7 @@ from archc.errors import ArchError, Loc
 from archc.ir import Architecture, Location, ModuleNode, Node
 from archc.lang import syntax as S
 from archc.passes.shapes import infer_axes, infer_shape
+from archc.sema.buffers import WEIGHT_CONV, build_buffer
 from archc.sema.calls import CAT, SEQ, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, did_you_mean, evaluate
 from archc.sema.forward import (
@@ -100,6 +101,10 @@ class Elaborator:
             raise ArchError(
                 "E019", "`?` applies a member in the forward; it is not a constructor", call.loc, f"write `{call.func}(...)` here"
             )
+        if call.func == ops.BUFFER:
+            value, persistent = build_buffer(call, scope)
+            attrs = {"value": value.code.code, "shape": value.shape, "dtype": value.dtype, "persistent": persistent}
+            return Spec("op", ops.BUFFER, call.loc, attrs=attrs)
         args = [evaluate(a, scope, self.make_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.make_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
@@ -123,7 +128,7 @@ class Elaborator:
             raise ArchError(
                 "E061", f"the network has over {self.max_nodes} nodes", loc, "raise the node limit (--max-nodes) if this is intended"
             )
-        if op == ops.PARAM:
+        if op in ops.TENSOR_MEMBERS:
             shape: tuple[Any, ...] = tuple(attrs["shape"])
             axes: tuple[str, ...] = ops.MAP_AXES if len(shape) == 3 else ("F",) * len(shape)
         else:
@@ -611,7 +616,7 @@ class BlockInstance(Instance):
                 return self.elab.add_node(
                     "index", None, self.elab.inline_name(self.module.path, "index"), {"items": items}, [x], self.module.path, expr.loc
                 )
-            case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type == ops.PARAM:
+            case S.Name(name=name) if not scope.lookup(name)[0] and name in self.slots and self.slots[name].spec.type in ops.TENSOR_MEMBERS:
                 return self.read_param(name, expr.loc)
             case S.Name(name=name):
                 found, value = scope.lookup(name)
@@ -690,8 +695,22 @@ class BlockInstance(Instance):
         module = instance.module
         shape = tuple(module.attrs["shape"])
         # Not a module applied (no forward hook sees it): a node of its own, named by its state_dict key.
-        node = self.elab.add_node(ops.PARAM, None, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
+        node = self.elab.add_node(module.type, None, module.path, module.attrs, [], module.path.rpartition(".")[0], loc)
         return Tensor(node.node, shape, node.axes, batched=False)
+
+    def weight_tensor(self, expr: S.Call, scope: Scope) -> Tensor:
+        """conv2d's weight: a tensor of the module's own (`buffer` or `param`), of 4 dimensions."""
+        if len(expr.args) < 2:
+            raise ArchError("E081", "conv2d takes its input and then its weight: conv2d(x, weight, ...)", expr.loc)
+        weight = self.eval_tensor(expr.args[1], scope)
+        if not isinstance(weight, Tensor) or weight.batched or len(weight.shape) != 4:
+            raise ArchError(
+                "E081",
+                "conv2d's weight is a tensor of the module's own of 4 dimensions (out, in / groups, kh, kw)",
+                expr.args[1].loc,
+                "declare it as a `buffer(...)` or `param(...)` member and pass it by name",
+            )
+        return weight
 
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Any:
         if not expr.args:
@@ -701,7 +720,13 @@ class BlockInstance(Instance):
             raise not_a_list(expr.args[0].loc)
         if not isinstance(x, Tensor):
             raise ArchError("E081", f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
-        args = [evaluate(a, scope) for a in expr.args[1:]]
+        inputs = [x]
+        if op.name == WEIGHT_CONV:
+            weight = self.weight_tensor(expr, scope)
+            inputs.append(weight)
+            args = [weight.shape, *(evaluate(a, scope) for a in expr.args[2:])]
+        else:
+            args = [evaluate(a, scope) for a in expr.args[1:]]
         kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
         attrs = bind_op_args(op, args, kwargs, expr)
         if op.multi:
@@ -712,7 +737,7 @@ class BlockInstance(Instance):
                 )
                 for i in range(ops.pieces(op, attrs))
             )
-        out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, [x], self.module.path, expr.loc)
+        out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, inputs, self.module.path, expr.loc)
         if not x.batched and op.name == "reshape":
             # A learnable tensor reshaped (timm's layer scale, `gamma.reshape(1, -1, 1, 1)`): it has no batch, so the
             # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is.

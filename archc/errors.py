@@ -102,6 +102,7 @@ CODES: dict[str, str] = {
     "E085": "list index out of range",
     "E086": "a list of tensors where a tensor is expected",
     "E087": "forward loop bound not a build-time integer",
+    "E088": "bad expression of a fixed tensor (`buffer`)",
     # Command-line usage
     "E090": "malformed -D definition",
     "E091": "not a directory",

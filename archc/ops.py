@@ -427,6 +427,47 @@ def _dims(value: Any, rank: int, op: str) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _weight_conv(a: Attrs) -> Attrs:
+    """A convolution by a weight tensor (out, in / groups, kh, kw), as the attributes of `conv`."""
+    w = a["weight"]
+    return {
+        "out_channels": w[0],
+        "kernel_size": (w[2], w[3]),
+        "stride": a["stride"],
+        "padding": a["padding"],
+        "dilation": a["dilation"],
+        "groups": a["groups"],
+    }
+
+
+def _weight_conv_check(a: Attrs, s: Shape) -> None:
+    conv = _weight_conv(a)
+    _conv_check(conv, s)
+    c, groups, per_group = s[0], a["groups"], a["weight"][1]
+    if all(_is_int(v) for v in (c, groups, per_group)) and c // groups != per_group:
+        raise OpError(
+            "E033",
+            f"conv2d: the weight takes {per_group} input channels per group, and the input gives {c} in {groups} groups",
+            f"the weight's second size is in_channels / groups: {c // groups} here",
+        )
+
+
+def _weight_conv_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    w = a["weight"]
+    return Cost(numel(out) * w[1] * w[2] * w[3])
+
+
+def _roll_shape(a: Attrs, s: Shape) -> Shape:
+    """torch.roll keeps the shape; `shifts` and `dims` pair up, and the batch is not rolled."""
+    shifts, dims = a["shifts"], a["dims"]
+    shifts, dims = (shifts if isinstance(shifts, tuple) else (shifts,)), (dims if isinstance(dims, tuple) else (dims,))
+    if len(shifts) != len(dims):
+        raise OpError("E016", f"roll: {len(shifts)} shifts for {len(dims)} dimensions", "give one shift per dimension", arg="shifts")
+    for d in dims:
+        _dim(d, len(s), "roll", "dims")
+    return s
+
+
 def _reduce_shape(op: str) -> Callable[[Attrs, Shape], Shape]:
     def rule(a: Attrs, s: Shape) -> Shape:
         dims = _dims(a["dim"], len(s), op)
@@ -1447,6 +1488,46 @@ OPS: dict[str, Op] = {
             allocates_output=False,
         ),
         Op(
+            "buffer",
+            "A fixed tensor of its own, computed once when the module is built and registered with `register_buffer` "
+            "(Swin's `relative_position_index`, BlurPool's `filt`): `buffer(expr, persistent = true)`, `expr` built "
+            "from `arange(...)` and `tensor(...)` (archc/sema/buffers.py). Read by name in a forward, as a `param` is; "
+            "counted as a buffer, not a parameter.",
+            (("value", REQUIRED), ("persistent", True)),
+            lambda a, s: tuple(a["shape"]),
+            lambda a: ("self.register_buffer", [], {}),
+            _free,
+            buffers=lambda a: numel(tuple(a["shape"])),
+            allocates_output=False,
+        ),
+        Op(
+            "conv2d",
+            "A 2-d convolution by a weight tensor of the module's own, as F.conv2d: `conv2d(x, filt, stride = 2, groups = "
+            "channels)` with `filt` a `buffer` or `param` of shape (out, in / groups, kh, kw) (timm's BlurPool2d).",
+            (("weight", REQUIRED), ("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1)),
+            lambda a, s: _conv_shape(_weight_conv(a), s),
+            _no_module,
+            _weight_conv_cost,
+            functional="F.conv2d",
+            check=_weight_conv_check,
+            positional=("weight",),
+            member=False,
+            layout="map",
+        ),
+        Op(
+            "roll",
+            "Rolls a tensor along dimensions (PyTorch's, the batch 0), as torch.roll: `roll(x, (-3, -3), (1, 2))` "
+            "shifts an H×W×C map by 3 positions up and left, those leaving one edge coming back at the other (Swin's "
+            "shifted windows).",
+            (("shifts", REQUIRED), ("dims", REQUIRED)),
+            _roll_shape,
+            _no_module,
+            _free,
+            functional="torch.roll",
+            positional=("shifts", "dims"),
+            member=False,
+        ),
+        Op(
             "identity",
             "Passes its input through.",
             (),
@@ -1470,6 +1551,9 @@ CAT = "cat"
 REDUCTIONS = tuple(name for name, op in OPS.items() if op.axes is _reduce_axes)
 
 PARAM = "param"
+BUFFER = "buffer"
+# What a forward reads by name as a tensor of its own, with no batch: a learnable one, or a fixed one.
+TENSOR_MEMBERS = (PARAM, BUFFER)
 
 
 def batched_shape(shape: Shape, rank: int) -> Shape:
@@ -1564,6 +1648,17 @@ ARG_KINDS: dict[str | tuple[str, str], tuple[Callable[[Any], bool], str]] = {
     "chunks": (lambda v: _is_int(v) and 0 < v <= 1024, "a positive integer"),
     "dims": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of dimensions, e.g. (0, 2, 3, 1)"),
     "sizes": (lambda v: isinstance(v, tuple) and all(_is_int(d) for d in v), "a tuple of sizes, e.g. (2, -1)"),
+    "shifts": (
+        lambda v: _is_int(v) or (isinstance(v, tuple) and len(v) > 0 and all(_is_int(d) for d in v)),
+        "an integer or a tuple of them, one per dimension rolled",
+    ),
+    ("roll", "dims"): (
+        lambda v: _is_int(v) or (isinstance(v, tuple) and len(v) > 0 and all(_is_int(d) for d in v)),
+        "a dimension or a tuple of them (PyTorch's, the batch 0), e.g. (1, 2)",
+    ),
+    ("conv2d", "weight"): (lambda v: isinstance(v, tuple) and len(v) == 4, "a tensor of 4 dimensions (out, in / groups, kh, kw)"),
+    ("buffer", "value"): (lambda v: hasattr(v, "dtype") or isinstance(v, str), "a tensor built with arange(...) or tensor(...)"),
+    "persistent": (lambda v: isinstance(v, bool), "true or false"),
     "shape": (
         lambda v: isinstance(v, tuple) and 0 < len(v) <= 8 and all(_is_int(d) and 0 < d <= MAX_SIZE for d in v),
         "a tuple of positive sizes, e.g. (dim, 1, 1)",

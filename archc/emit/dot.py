@@ -98,6 +98,7 @@ FAMILIES: dict[str, str] = {
     "identity": "shape",
     "input": "io",
     "param": "io",
+    "buffer": "io",
 }
 # Cluster fills by nesting level, darkening inwards.
 CLUSTER_FILLS = ("#f8fafc", "#eef2f7", "#e4eaf2", "#dae2ed")

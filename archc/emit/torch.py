@@ -27,6 +27,7 @@ from archc.emit.specialise import Network, call_arguments, constant_params, root
 from archc.errors import SOURCES, ArchError, Loc
 from archc.ir import Architecture, ModuleNode
 from archc.lang import syntax as S
+from archc.sema.buffers import WEIGHT_CONV, build_buffer
 from archc.sema.calls import SEQ, arg_loc, bind_block_args, bind_op_args, resolve_callee
 from archc.sema.evaluate import Scope, evaluate
 from archc.sema.forward import (
@@ -443,6 +444,9 @@ class ClassWriter:
     # Evaluation of member constructors, symbolically
 
     def member_spec(self, call: S.Call, scope: Scope) -> MemberSpec:
+        if call.func == ops.BUFFER:
+            value, persistent = build_buffer(call, scope)
+            return MemberSpec("op", ops.BUFFER, call, [value], {"persistent": persistent})
         args = [evaluate(a, scope, self.member_spec) for a in call.args]
         kwargs = {k: evaluate(v, scope, self.member_spec) for k, v in call.kwargs.items()}
         if call.func == SEQ:
@@ -464,6 +468,10 @@ class ClassWriter:
 
     def ctor(self, spec: MemberSpec, in_shape: tuple[Any, ...], relpath: str) -> tuple[list[str], tuple[Any, ...]]:
         """Constructor source lines for a member given its input shape, and its output shape."""
+        if spec.kind == "op" and spec.type == ops.BUFFER:
+            # `self.register_buffer("name", <expr>)`: class_code writes the call around the expression.
+            value = spec.args[0]
+            return ([] if self.shape_only else [value.code.code]), value.shape
         if spec.kind == "op":
             row = ops.OPS[spec.type]
             attrs = bind_op_args(row, spec.args, spec.kwargs, spec.call)
@@ -1217,7 +1225,7 @@ class ClassWriter:
             case S.Name(name=name):
                 if name in env:
                     return env[name]
-                if name in self.members and self.members[name][0].spec.type == ops.PARAM:
+                if name in self.members and self.members[name][0].spec.type in ops.TENSOR_MEMBERS:
                     return self.read_param(name)
                 return self.scalar(expr)
             case S.Call(args=args):
@@ -1526,7 +1534,19 @@ class ClassWriter:
         x = self.tensor(args[0], env, target) if args else None
         if not isinstance(x, TVal):
             raise ArchError("E081", f"inline `{func}` needs its input tensor first: {func}(x, ...)", expr.loc)
-        attrs, sizes = self.inline_args(row, expr)
+        params: list[Any] = [Sym(x.var)]
+        if row.name == WEIGHT_CONV:
+            weight = self.tensor(args[1], env, self.fresh("weight")) if len(args) > 1 else None
+            if not isinstance(weight, TVal):
+                raise ArchError("E081", "conv2d takes its input and then its weight: conv2d(x, weight, ...)", expr.loc)
+            rest, kwargs = args[2:], expr.kwargs
+            attrs = bind_op_args(row, [weight.shape, *map(self.scalar, rest)], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+            sizes = bind_op_args(
+                row, [weight.shape, *(evaluate(a, self.scope) for a in rest)], {k: evaluate(v, self.scope) for k, v in kwargs.items()}, expr
+            )
+            params.append(Sym(weight.var))
+        else:
+            attrs, sizes = self.inline_args(row, expr)
         try:
             shape = row.shape(sizes, x.shape)
         except ops.OpError as e:
@@ -1538,12 +1558,11 @@ class ClassWriter:
         if row.code is not None:
             self.line(f"{target} = {row.code(x.var, attrs)}")
             return TVal(target, shape)
-        params: list[Any] = [Sym(x.var)]
         defaults = dict(row.args)
-        keywords = {k: v for k, v in attrs.items() if not same_value(v, defaults[k])}
+        keywords = {k: v for k, v in attrs.items() if k != "weight" and not same_value(v, defaults[k])}
         # Arguments the function takes by position: the first always (`torch.flatten(x, 1)`), later ones up to the
         # last that differs from its default.
-        shown = [n for i, n in enumerate(row.positional) if i == 0 or any(k in keywords for k in row.positional[i:])]
+        shown = [n for i, n in enumerate(row.positional) if (i == 0 or any(k in keywords for k in row.positional[i:])) and n != "weight"]
         for name in shown:
             params.append(attrs[name])
             keywords.pop(name, None)
@@ -1582,6 +1601,11 @@ class ClassWriter:
             if isinstance(item, Placeholder):
                 if item.lines is None:
                     raise ArchError("E021", f"member `{item.name}` is never used in the forward", item.spec.call.loc, "use it or remove it")
+                if item.spec.kind == "op" and item.spec.type == ops.BUFFER:
+                    persistent = item.spec.kwargs["persistent"]
+                    flag = "" if persistent is True else f", persistent={literal(persistent)}"
+                    init.append("    " * item.indent + f'self.register_buffer("{item.name}", {item.lines[0]}{flag})')
+                    continue
                 prefix = "    " * item.indent + f"self.{item.name} = "
                 init.append(prefix + item.lines[0])
                 init.extend("    " * item.indent + line for line in item.lines[1:])

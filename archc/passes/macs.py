@@ -25,10 +25,10 @@ class MacReport:
 def node_cost(node: Node, arch: Architecture) -> Cost:
     """The cost rule of the node's op applied to its shapes; every op has one."""
     out = tuple(node.shape)
-    if node.op in ops.ARITHMETIC or node.op in (ops.CAT, ops.PARAM):
+    if node.op in ops.ARITHMETIC or node.op in (ops.CAT, *ops.TENSOR_MEMBERS):
         return Cost()
     row = ops.OPS[node.op]
-    (source,) = node.inputs
+    source = node.inputs[0]  # conv2d's second input is its weight
     return row.cost(node.attrs, tuple(arch.nodes[source].shape), out)
 
 

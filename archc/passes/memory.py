@@ -46,6 +46,9 @@ def estimate_memory(arch: Architecture, batch: int = 1, dtype: str = "fp32") -> 
         row = ops.OPS[module.type]
         param_bytes += int(row.params(module.attrs)) * size
         buffers = int(row.buffers(module.attrs))
+        if module.type == ops.BUFFER:  # a fixed tensor keeps the dtype it is built with (int64 indices)
+            buffer_bytes += buffers * (INT64_BYTES if module.attrs["dtype"] == "int64" else size)
+            continue
         counters = 1 if module.type in ("batchnorm", "instancenorm") and module.attrs["track_running_stats"] else 0
         buffer_bytes += (buffers - counters) * size + counters * INT64_BYTES
     per_node = {n.id: ops.numel(tuple(n.shape)) * batch * size for n in arch.nodes if n.op != "input" and allocates(n)}

@@ -93,6 +93,10 @@ def _window(node: Node) -> tuple[tuple[int, int], tuple[float, float], tuple[int
         kernel = ops.pair(a["kernel_size"])
         stride = ops.pair(a["stride"] if a.get("stride") is not None else a["kernel_size"])
         return kernel, stride, ops.padding_pair(a), ops.pair(a.get("dilation", 1))
+    if node.op == "conv2d":  # a convolution by a weight tensor (out, in / groups, kh, kw)
+        w = a["weight"]
+        stride = ops.pair(a["stride"])
+        return (w[2], w[3]), stride, ops.padding_pair({**a, "kernel_size": (w[2], w[3])}), ops.pair(a["dilation"])
     if node.op == "pad" and tuple(_axes(node)) == ops.MAP_AXES:
         # Padding widens no field: it shifts the positions, as a 1×1 window with the padding before (top, left).
         pad = a["pad"]
@@ -149,6 +153,8 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
             h = first.h.everywhere(source[1]) if along_h else first.h
             w = first.w if along_h else first.w.everywhere(source[2])
             fields[node.id] = ReceptiveField(h, w)
+        elif node.op == "roll":
+            fields[node.id] = _roll(node, first, source)
         elif len(incoming) > 1:
             shapes = [arch.nodes[i].shape for i in node.inputs]
             fields[node.id] = ReceptiveField(
@@ -174,7 +180,7 @@ def last_feature_map(arch: Architecture) -> int:
         if node.id in needed:
             needed.update(node.inputs)
     for node in reversed(arch.nodes):
-        if node.id not in needed or node.training_only or node.op == ops.PARAM:
+        if node.id not in needed or node.training_only or node.op in ops.TENSOR_MEMBERS:
             continue
         axes = _axes(node)
         if "H" in axes and "W" in axes and max(node.shape[axes.index("H")], node.shape[axes.index("W")]) > 1:
@@ -196,13 +202,36 @@ def _positional(node: Node) -> bool:
 def _grid(node: Node, grids: dict[int, tuple[int, int]]) -> tuple[int, int]:
     """The height and width of the grid of positions a node's units stand on: its own H and W, else its input's
     (tokens keep the grid they were flattened from)."""
-    if node.op == ops.PARAM:  # a learnable tensor stands at no position of the image
+    if node.op in ops.TENSOR_MEMBERS:  # a learnable or fixed tensor stands at no position of the image
         return (1, 1)
     axes = _axes(node)
     if "H" in axes and "W" in axes:
         return node.shape[axes.index("H")], node.shape[axes.index("W")]
     # A learnable tensor (a class token joined to the tokens) stands on no grid: the first input that does decides.
     return next((grids[i] for i in node.inputs if grids[i] != (1, 1)), grids[node.inputs[0]] if node.inputs else (1, 1))
+
+
+def _roll(node: Node, first: ReceptiveField, source: list[int]) -> ReceptiveField:
+    """torch.roll along the height or width: output position i holds input position (i - shift) mod size, so the first
+    unit's field moves by (-shift) mod size input steps of the map rolled (size and jump kept). The units that wrap
+    around the edge do not follow the jump: the figure is the first unit's, as everywhere in this pass."""
+    axes = ops.MAP_AXES if len(source) == 3 else tuple("F" for _ in source)
+    axes = tuple(node.axes) if node.axes else axes
+    shifts, dims = node.attrs["shifts"], node.attrs["dims"]
+    shifts, dims = (shifts if isinstance(shifts, tuple) else (shifts,)), (dims if isinstance(dims, tuple) else (dims,))
+    moved = {"H": 0, "W": 0}
+    for shift, dim in zip(shifts, dims, strict=True):
+        d = dim % (len(source) + 1) - 1
+        if axes[d] in moved:
+            moved[axes[d]] += shift
+    h, w = first.h, first.w
+    if moved["H"]:
+        size = source[axes.index("H")]
+        h = Field(h.size, h.jump, h.start + (-moved["H"] % size) * h.jump)
+    if moved["W"]:
+        size = source[axes.index("W")]
+        w = Field(w.size, w.jump, w.start + (-moved["W"] % size) * w.jump)
+    return ReceptiveField(h, w)
 
 
 def _reduces_positions(node: Node, source: Node) -> bool:

@@ -304,7 +304,7 @@ class _Checker:
         if not isinstance(value, S.Name) or value.name not in self.members or value.name in known:
             return
         made = next((m.value for m in S.walk(self.body_of) if isinstance(m, S.Member) and m.name == value.name), None)
-        if not isinstance(made, S.Call) or made.func == ops.PARAM:
+        if not isinstance(made, S.Call) or made.func in ops.TENSOR_MEMBERS:
             return
         self.errors.append(
             ArchError(
@@ -382,7 +382,10 @@ class _Checker:
     def value(self, expr: S.Expr, bound: set[str], init: bool = False) -> None:
         """An expression of a body, a default, `meta` or `input`: its calls construct modules or call builtins. An
         init function's argument (`init`) may also read the layer it sets, `layer.groups`."""
+        inside: set[int] = set()  # the build-time tensor calls of a `buffer(...)`, checked when it is built
         for node in S.walk(expr):
+            if isinstance(node, S.Call) and node.func == ops.BUFFER and not node.optional:
+                inside |= {id(n) for n in S.walk([*node.args, *node.kwargs.values()]) if isinstance(n, S.Call)}
             if isinstance(node, S.Name):
                 self.name(node, bound)
             elif isinstance(node, S.LayerAttr) and not init:
@@ -398,6 +401,8 @@ class _Checker:
                 self.errors.append(
                     ArchError("E019", f"`{node.func}[...](...)` applies a member's item in a forward", node.loc, "declare members here")
                 )
+            elif isinstance(node, S.Call) and id(node) in inside:
+                continue
             elif isinstance(node, S.Call) and not node.optional and node.func not in BUILTINS and node.func != SEQ:
                 self.constructor(node)
 

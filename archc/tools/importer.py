@@ -355,6 +355,105 @@ def _op_text(op: str, values: dict[str, Any], positional: tuple[str, ...] = (), 
     return parts
 
 
+# --- fixed tensors: a module's own buffers ---------------------------------------------------------------------------
+
+# The most values a `buffer(...)` writes out as a literal (after taking out a repeat along the first dimension).
+BUFFER_LITERAL_LIMIT = 1024
+
+
+def _buffer_member(module: nn.Module, path: str, name: str, tensor: torch.Tensor) -> list[Part]:
+    """`buffer(tensor(...), persistent = false)`: the model's buffer written back as the language builds it, a literal
+    of its values, repeated along the first dimension where every slice is the same (BlurPool's filter, one per
+    channel: the count a parameter of the block). The written expression is rebuilt here with the calls the generated
+    module makes (`torch.tensor(...).repeat(...)`) and must equal the model's tensor, values and dtype, else E120."""
+
+    def fail(why: str, hint: str) -> ArchError:
+        return ArchError("E120", f"cannot import {_where(path, module)}: buffer `{name}` {why}", _class_loc(type(module)), hint)
+
+    t = tensor.detach().cpu()
+    if t.dtype not in (torch.float32, torch.int64):
+        raise fail(f"of dtype {t.dtype}", "the language builds float32 and int64 fixed tensors")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise fail("holds values that are not finite", "a literal writes finite numbers only")
+    recognised = _index_construction(t)
+    if recognised is not None:
+        construction, built = recognised
+        if built.dtype == t.dtype and built.shape == t.shape and torch.equal(built, t):
+            persistent_flag = [", persistent = false"] if name in getattr(module, "_non_persistent_buffers_set", set()) else []
+            return ["buffer(", *construction, *persistent_flag, ")"]
+    count = t.shape[0] if t.dim() >= 1 and t.shape[0] > 1 and bool((t == t[:1]).all()) else 1
+    base = t[:1] if count > 1 else t
+    if base.numel() > BUFFER_LITERAL_LIMIT:
+        raise fail(
+            f"of {base.numel():,} values, which no repeat of a smaller tensor gives: too many to write out"
+            f" (archc writes up to {BUFFER_LITERAL_LIMIT:,})",
+            "the language builds such a tensor from arange(...) and arithmetic (docs/language.md#fixed-tensors-buffer);"
+            " write it in the spec by hand",
+        )
+    values = base.tolist()
+    floats = t.is_floating_point()
+
+    def text(v: Any) -> str:
+        if isinstance(v, list):
+            inner = ", ".join(text(x) for x in v)
+            return f"({inner},)" if len(v) == 1 else f"({inner})"
+        return repr(float(v)) if floats else str(int(v))
+
+    def number(v: Any) -> Any:
+        return [number(x) for x in v] if isinstance(v, list) else float(v) if floats else int(v)
+
+    rebuilt = torch.tensor(number(values))
+    if count > 1:
+        rebuilt = rebuilt.repeat(count, *([1] * (t.dim() - 1)))
+    if rebuilt.dtype != t.dtype or rebuilt.shape != t.shape or not torch.equal(rebuilt, t):
+        raise fail("is not rebuilt exactly by the literal written", "a value does not survive the round trip through its text")
+    parts: list[Part] = ["buffer("]
+    literal_parts: list[Part] = [f"tensor({text(values)})"]
+    if count > 1:
+        parts += ["repeat(", *literal_parts, ", (", Slot(count, "channels"), *[", 1"] * (t.dim() - 1), "))"]
+    else:
+        parts += literal_parts
+    if name in getattr(module, "_non_persistent_buffers_set", set()):
+        parts.append(", persistent = false")
+    parts.append(")")
+    return parts
+
+
+def _index_construction(t: torch.Tensor) -> tuple[list[Part], torch.Tensor] | None:
+    """The relative position indices of attention over a square window of ws×ws positions, recognised by their values
+    and written with `arange`: each returned with the tensor the written expression gives (the same torch calls the
+    generated module makes), which the caller compares with the model's.
+
+    Swin's (torchvision's `relative_position_index`, timm's RelPosBias): (dh + ws - 1)·(2ws - 1) + dw + ws - 1 for
+    positions i, j, which is k(i) - k(j) + (ws - 1)·2ws with k(p) = (p // ws)·(2ws - 1) + p % ws; flat (ws⁴) or
+    ws²×ws². LeViT/EfficientFormer's `attention_bias_idxs`: |dh|·ws + |dw|, ws²×ws²."""
+    if t.dtype != torch.int64 or t.dim() not in (1, 2) or t.numel() < 1:
+        return None
+    area = math.isqrt(t.numel())
+    ws = math.isqrt(area)
+    if ws < 1 or ws * ws != area or area * area != t.numel() or (t.dim() == 2 and tuple(t.shape) != (area, area)):
+        return None
+    p = torch.arange(area)
+    rows, cols = p // ws, p % ws
+    span = 2 * ws - 1
+    key = rows * span + cols
+    swin = key[:, None] - key[None, :] + (ws - 1) * 2 * ws
+    n, w, m, c = Slot(area, "window_area"), Slot(ws, "window_size"), Slot(span, "window_span"), Slot((ws - 1) * 2 * ws, "index_offset")
+    k: list[Part] = ["(arange(", n, ") // ", w, " * ", m, " + arange(", n, ") % ", w, ")"]
+    swin_parts: list[Part] = [*k, "[:, none] - ", *k, "[none, :] + ", c]
+    if t.dim() == 1 and torch.equal(swin.flatten(), t):
+        return ["flatten(", *swin_parts, ")"], swin.flatten()
+    if t.dim() == 2 and torch.equal(swin, t):
+        return swin_parts, swin
+    offsets = (rows[:, None] - rows[None, :]).abs() * ws + (cols[:, None] - cols[None, :]).abs()
+    if t.dim() == 2 and torch.equal(offsets, t):
+        r: list[Part] = ["(arange(", n, ") // ", w, ")"]
+        q: list[Part] = ["(arange(", n, ") % ", w, ")"]
+        written: list[Part] = ["abs(", *r, "[:, none] - ", *r, "[none, :]) * ", w, " + abs(", *q, "[:, none] - ", *q, "[none, :])"]
+        return written, offsets
+    return None
+
+
 # --- leaf modules: the op table in reverse ---------------------------------------------------------------------------
 
 
@@ -1087,11 +1186,8 @@ class _Forward:
         if node.op == "get_attr":
             target = str(node.target)
             if "." not in target and target in dict(self.module.named_buffers(recurse=False)):
-                raise _Unsupported(
-                    f"reading the buffer `{target}` of its own, a fixed tensor made when the module is built (not in the "
-                    "state_dict), in the forward",
-                    "the language has learnable tensors (`param`) and the buffers of ops (batchnorm's); a fixed tensor has no spelling",
-                )
+                self.names[node] = target  # a `buffer(...)` member (_buffer_member), read by name
+                return
             if "." in target or target not in dict(self.module.named_parameters(recurse=False)):
                 raise _Unsupported(f"reading `{target}`, not a parameter of this module", "only the module's own parameters can be read")
             self.names[node] = target
@@ -1176,6 +1272,8 @@ class _Forward:
             return self._arith(node, _ARITH[node.target])
         if node.op == "call_method" and node.target in ("add", "sub", "mul", "div"):
             return self._arith(node, {"add": "+", "sub": "-", "mul": "*", "div": "/"}[str(node.target)])
+        if node.op == "call_function" and node.target is F.conv2d:
+            return self._weight_conv(node)
         if node.op == "call_function" and node.target is torch.cat:
             return self._cat(node)
         if node.op == "call_function" and node.target is torch.stack:
@@ -1235,6 +1333,25 @@ class _Forward:
             if name in bound:
                 bound[name] = _square(bound[name])
         return self._inline(op, node.args[0], bound)
+
+    def _weight_conv(self, node: torch.fx.Node) -> _Expr:
+        """`F.conv2d(x, self.filt, stride=2, groups=c)`: `conv2d(x, filt, stride = 2, groups = c)`, the weight a tensor of
+        the module's own (BlurPool's fixed filter)."""
+        names = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+        bound = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        weight = bound.get("weight")
+        if not isinstance(weight, torch.fx.Node) or weight.op != "get_attr" or weight not in self.names:
+            raise _Unsupported(
+                "`conv2d` by a weight the forward computes", "the language convolves by a `buffer` or `param` of the module's own"
+            )
+        if bound.get("bias") is not None:
+            raise _Unsupported("`conv2d` with a bias tensor", "add the bias after the convolution")
+        values: dict[str, Any] = {
+            k: _square(bound[k]) if k != "groups" else bound[k] for k in ("stride", "padding", "dilation", "groups") if k in bound
+        }
+        if isinstance(values.get("padding"), str):
+            raise _Unsupported(f"`conv2d` with padding={values['padding']!r}", "pad with numbers")
+        return _Expr(_op_text("conv2d", values, (), [*self._value(bound["input"]).parts, ", ", self.names[weight]]))
 
     def _reduce(self, node: torch.fx.Node, op: str) -> _Expr:
         """`mean(x, dims, keepdim = true)`, `amax(...)`: a reduction over dimensions other than the batch."""
@@ -1761,15 +1878,16 @@ class Importer:
                 dims.append(Slot(int(size), "dim"))
             members.append((name, ["param((", *dims, ",)" if len(param.shape) == 1 else ")", ")"]))
         persistent = [n for n, _ in module.named_buffers(recurse=False) if n not in getattr(module, "_non_persistent_buffers_set", set())]
-        if persistent:
+        listed = id(module) in self.listed
+        sequence = listed or ((_sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict)) and not _named_norm_acts(module))
+        if persistent and sequence:
             raise ArchError(
                 "E120",
                 f"cannot import {_where(path, module)}: buffer `{persistent[0]}` of its own",
                 _class_loc(type(module)),
-                "a block holds members and parameters; buffers belong to ops (batchnorm's running statistics)",
+                "a sequence holds modules; a fixed tensor belongs to a block that reads it in its forward",
             )
-        listed = id(module) in self.listed
-        if listed or ((_sequential_like(module) or type(module) in (nn.ModuleList, nn.ModuleDict)) and not _named_norm_acts(module)):
+        if sequence:
             if not listed and type(module) is not nn.Sequential and not _sequential_like(module) and id(module) not in self.chained:
                 raise ArchError(
                     "E120",
@@ -1799,6 +1917,17 @@ class Importer:
             _self_attention(graph, module)
         except _Unsupported as e:
             raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
+        read = {str(n.target) for n in graph.nodes if n.op == "get_attr"}
+        for name, buffer in module.named_buffers(recurse=False):
+            if name in read:
+                members.append((name, _buffer_member(module, path, name, buffer)))
+            elif name in persistent:
+                raise ArchError(
+                    "E120",
+                    f"cannot import {_where(path, module)}: buffer `{name}` of its own, which its forward never reads",
+                    _class_loc(type(module)),
+                    "a spec's block reads every fixed tensor it declares, and the state_dict holds this one",
+                )
         dense = _dense_loop(graph, [n for n, _ in children])
         for name, child in children:
             chainable = type(child) in (nn.ModuleList, nn.ModuleDict, nn.Sequential)

@@ -21,10 +21,11 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
     memory = estimate_memory(arch, batch, dtype)
     seen: set[str] = set()
     layers = []
-    # A learnable tensor (`param`), and a reshape of one (timm's layer scale), have PyTorch's shape: no batch.
+    # A learnable or fixed tensor (`param`, `buffer`), and a reshape of one (timm's layer scale), have PyTorch's
+    # shape: no batch.
     unbatched: set[int] = set()
     for node in arch.nodes:
-        if node.op == "param" or (node.op == "reshape" and node.inputs and node.inputs[0] in unbatched):
+        if node.op in ("param", "buffer") or (node.op == "reshape" and node.inputs and node.inputs[0] in unbatched):
             unbatched.add(node.id)
     for node in arch.nodes[1:]:
         params = 0
