@@ -1,9 +1,9 @@
 """Multiply-accumulates per node and in total.
 
-`macs` is the multiply-accumulates of convolutions and linear layers on the eval-mode path, for one image. It
-equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the generated module, which counts matrix products
-only. Training-only nodes (auxiliary heads) are summed apart. Other operations (normalisation, activations, pooling,
-additions) are not counted: see docs/analysis.md.
+`macs` is the multiply-accumulates of convolutions, linear layers and matrix products (`matmul`, `attention`) on
+the eval-mode path, for one image. It equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the
+generated module, which counts matrix products only. Training-only nodes (auxiliary heads) are summed apart. Other
+operations (normalisation, activations, pooling, additions) are not counted: see docs/analysis.md.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ def node_cost(node: Node, arch: Architecture) -> Cost:
     if node.op in ops.ARITHMETIC or node.op in (ops.CAT, ops.PARAM):
         return Cost()
     row = ops.OPS[node.op]
-    (source,) = node.inputs
-    return row.cost(node.attrs, tuple(arch.nodes[source].shape), out)
+    return ops.op_cost(row, node.attrs, [tuple(arch.nodes[i].shape) for i in node.inputs], out)
 
 
 def count_macs(arch: Architecture) -> MacReport:

@@ -53,10 +53,10 @@ def infer_shape(
         if op == ops.CAT:
             return _cat_shape(attrs, inputs, loc, origins)
         row = ops.OPS[op]
-        (shape,) = inputs
+        shape = inputs[0]
         if row.check is not None:
             row.check(attrs, shape)
-        out = row.shape(attrs, shape)
+        out = ops.output_shape(row, attrs, inputs)
         for d in out:  # a safeguard: the window check above rejects such maps first
             if isinstance(d, int) and d <= 0:
                 raise OpError(

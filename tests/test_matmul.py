@@ -1,0 +1,173 @@
+"""Matrix products in the language: `matmul(a, b)` (PyTorch's `a @ b`, leading dimensions broadcast), `unbind(x, dim)`
+(a list of tensors, one per position of `dim`) and `attention(q, k, v, scale = ...)` (F.scaled_dot_product_attention).
+Attention written out as timm's `Attention` writes it, checked against timm's module itself (strict state_dict load,
+equal outputs), its shapes against forward hooks and the generated module's outputs, its parameters against
+`sum(numel)`, its MACs against FlopCounterMode / 2; and the errors of misuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from timm.layers import Attention
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from archc.passes.macs import count_macs
+from tests.conftest import run_cli
+from tests.zoo_helpers import assert_counts, assert_same_logits, assert_shapes_match_hooks, counted_attention, reference_flops
+
+torch.set_num_threads(1)
+
+# timm's Attention (timm/layers/attention.py), its two paths: `attention` (F.scaled_dot_product_attention, timm's
+# fused path) or the product written out (`q * scale`, `q @ kᵀ`, softmax, `@ v`).
+ATTENTION = """
+block Attention(dim, num_heads = 8, fused = true) {
+    let head_dim = dim // num_heads
+    qkv = linear(dim * 3, bias = false)
+    q_norm = identity()
+    k_norm = identity()
+    attn_drop = dropout(0.0)
+    norm = identity()
+    proj = linear(dim)
+    proj_drop = dropout(0.0)
+    forward(x) {
+        qkv = permute(reshape(qkv(x), (-1, 3, num_heads, head_dim)), (0, 2, 3, 1, 4))
+        q, k, v = unbind(qkv, 1)
+        q = q_norm(q)
+        k = k_norm(k)
+        if fused {
+            x = attention(q, k, v)
+        } else {
+            q = q * (1.0 / sqrt(head_dim))
+            attn = softmax(matmul(q, transpose(k, -2, -1)), -1)
+            x = matmul(attn_drop(attn), v)
+        }
+        x = reshape(transpose(x, 1, 2), (-1, dim))
+        return proj_drop(proj(norm(x)))
+    }
+}
+
+arch Net(fused = true) {
+    input (48, 2, 5)
+    attn = Attention(48, num_heads = 4, fused = fused)
+    forward(x) {
+        return attn(permute(flatten(x, 2), (0, 2, 1)))
+    }
+}
+"""
+
+
+class Net(nn.Module):
+    def __init__(self, fused: bool) -> None:
+        super().__init__()
+        self.attn = Attention(48, num_heads=4)
+        self.attn.fused_attn = fused
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x.flatten(2).permute(0, 2, 1))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_attention_written_out_equals_timm(compile_arch: Any, fused: bool) -> None:
+    compiled, module = compile_arch(ATTENTION, overrides={"fused": fused})
+    model = module.model(fused=fused)
+    reference = Net(fused)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    model.eval()
+    reference.eval()
+    torch.manual_seed(0)
+    x = torch.randn(3, 48, 2, 5)
+    with torch.no_grad():
+        for scale in (1.0, 10.0):
+            assert_same_logits(model(x * scale), reference(x * scale))
+    assert_counts(compiled, model, reference=reference)
+    assert_shapes_match_hooks(compiled, model)
+    # The scores and the weighted sum: 2·H·L·L·(D / H) MACs beside the projections, fused or not.
+    assert count_macs(compiled.arch).macs * 2 == reference_flops(reference, (48, 2, 5))
+    source = compiled.python()
+    assert "F.scaled_dot_product_attention(q, k, v)" in source
+    assert "q, k, v = torch.unbind(qkv, 1)" in source
+    if not fused:
+        assert " @ v" in source
+
+
+def generated_flops(model: nn.Module, shape: tuple[int, ...]) -> int:
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counted_attention(), counter:
+        model(torch.randn(1, *shape))
+    return int(counter.get_total_flops())
+
+
+# Broadcasting of the dimensions before the last two, a learnable matrix as an operand, and `unbind` on a later
+# dimension and counted from the end.
+PRODUCTS = """
+block Products(heads) {
+    w = param((32 // heads, 8), std = 1.0)
+    forward(x) {
+        a = reshape(x, (heads, 6, -1))
+        b = mean(a, 1, keepdim = true)
+        s = matmul(a, transpose(b, -2, -1))
+        t = matmul(transpose(s, -2, -1), a)
+        u = matmul(t, w)
+        rows = unbind(u, -2)
+        c0, c1, c2, c3, c4, c5, c6, c7 = unbind(u, 3)
+        return cat(rows[0], rows[-1], c7, dim = 2)
+    }
+}
+
+arch Net(heads = 2) {
+    input (6, 4, 8)
+    p = Products(heads)
+}
+"""
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_products_broadcast_as_pytorch_does(compile_arch: Any, heads: int) -> None:
+    compiled, module = compile_arch(PRODUCTS, overrides={"heads": heads})
+    model = module.model(heads=heads).eval()
+    x = torch.randn(2, 6, 4, 8)
+    w = model.p.w
+    a = x.reshape(2, heads, 6, -1)
+    b = a.mean(1, keepdim=True)
+    u = ((a @ b.transpose(-2, -1)).transpose(-2, -1) @ a) @ w
+    expected = torch.cat([u.unbind(-2)[0], u.unbind(-2)[-1], u.unbind(3)[7]], 2)
+    with torch.no_grad():
+        out = model(x)
+    torch.testing.assert_close(out, expected)
+    assert tuple(out.shape[1:]) == tuple(compiled.arch.nodes[compiled.arch.outputs[0]].shape)
+    # Each node's shape is what PyTorch gives the same operations.
+    shapes = {n.name.rpartition(".")[2]: tuple(n.shape) for n in compiled.arch.nodes}
+    assert shapes["matmul"] == tuple((a @ b.transpose(-2, -1)).shape[1:])
+    assert shapes["unbind"] == tuple(u.unbind(-2)[0].shape[1:])
+    assert sum(n.op == "unbind" for n in compiled.arch.nodes) == u.shape[-2] + u.shape[3]
+    assert_counts(compiled, model)
+    assert count_macs(compiled.arch).macs * 2 == generated_flops(model, (6, 4, 8))
+
+
+@pytest.mark.parametrize(
+    ("forward", "where", "code", "words"),
+    [
+        ("return matmul(x, x)", "4:16", "E039", "cannot multiply N×4×6 by N×4×6"),
+        ("return matmul(mean(x, 2), x)", "4:16", "E039", "the first operand is N×4"),
+        ("return matmul(reshape(x, (2, 2, 6)), reshape(x, (4, 6, 1)))", "4:16", "E030", "do not broadcast"),
+        ("return attention(x, x, transpose(x, 1, 2))", "4:16", "E039", "the keys N×4×6 and the values N×6×4"),
+        ("return attention(x, reshape(x, (6, 4)), x)", "4:16", "E039", "differ in their last dimension"),
+        ("return matmul(x)", "4:16", "E081", "takes 2 tensors first"),
+        ("a, b, c = unbind(x, 1)\n        return a", "4:9", "E081", "gives 4 tensors here, and 3 names"),
+        ("xs = unbind(x, 0)\n        return xs[0]", "4:14", "E038", "the batch dimension"),
+        ("return attention(x, x, x, scale = -1)", "4:35", "E016", "`scale` must be a positive number"),
+    ],
+)
+def test_misuse_is_located(tmp_path: Path, forward: str, where: str, code: str, words: str) -> None:
+    spec = tmp_path / "net.arch"
+    spec.write_text(
+        f"block B() {{\n    forward(x) {{\n        x = flatten(x, 2)\n        {forward}\n    }}\n}}\n\n"
+        "arch Net() {\n    input (4, 2, 3)\n    B()\n}\n"
+    )
+    outcome = run_cli("check", str(spec))
+    assert outcome.code == 1, outcome.err
+    assert f"{spec}:{where}:" in outcome.err and f"error[{code}]" in outcome.err and words in outcome.err, outcome.err
