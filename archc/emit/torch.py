@@ -872,7 +872,7 @@ class ClassWriter:
                     value = self.tensor(stmt.value, env, stmt.name)
                 if isinstance(value, TVal) and value.var != stmt.name:
                     self.line(f"{stmt.name} = {value.var}")
-                    value = TVal(stmt.name, value.shape)
+                    value = TVal(stmt.name, value.shape, value.batched)  # a learnable tensor named stays one
                 if isinstance(value, TList) and value.var != stmt.name:
                     self.line(f"{stmt.name} = {value.var}")
                     value = TList(stmt.name, value.entries)
