@@ -171,3 +171,57 @@ def test_misuse_is_located(tmp_path: Path, forward: str, where: str, code: str, 
     outcome = run_cli("check", str(spec))
     assert outcome.code == 1, outcome.err
     assert f"{spec}:{where}:" in outcome.err and f"error[{code}]" in outcome.err and words in outcome.err, outcome.err
+
+
+# `archc import` of attention written out: timm's Attention on both paths (its `permute(2, 0, 3, 1, 4)` moves the
+# batch, `unbind(0)` brings it back), and a product written with `@`.
+ATTENTION_MODEL = """\
+import torch
+from torch import nn
+from timm.layers import Attention
+
+
+class Tokens(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(3, 32, 4, stride=4)
+        self.fused = Attention(32, num_heads=4, qkv_bias=True)
+        self.plain = Attention(32, num_heads=2)
+        self.plain.fused_attn = False
+        self.key = nn.Linear(32, 32)
+        self.head = nn.Linear(32, 5)
+
+    def forward(self, x):
+        x = self.proj(x).flatten(2).transpose(1, 2)
+        x = x + self.fused(x)
+        x = x + self.plain(x)
+        scores = (x @ self.key(x).transpose(-2, -1)).softmax(dim=-1)
+        return self.head((scores @ x).mean(1))
+"""
+
+
+def test_attention_written_out_imports_and_round_trips(tmp_path: Path) -> None:
+    from archc.tools.importer import import_source, round_trip
+
+    (tmp_path / "tokens.py").write_text(ATTENTION_MODEL, encoding="utf-8")
+    text, _ = import_source(f"{tmp_path / 'tokens.py'}:Tokens", (3, 16, 16))
+    assert "permute(reshape(qkv(x), (16, 3, 4, 8)), (0, 2, 3, 1, 4)), 1)" in text, text
+    assert "attention(q_norm(" in text and "matmul(" in text and "softmax(" in text, text
+    verdict = round_trip(f"{tmp_path / 'tokens.py'}:Tokens")
+    assert verdict.verdict == "equal", verdict.reason
+
+
+def test_a_batch_moved_and_kept_there_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "moved.py").write_text(
+        "from torch import nn\n\n\n"
+        "class Moved(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.proj = nn.Conv2d(3, 8, 4, stride=4)\n\n"
+        "    def forward(self, x):\n"
+        "        return self.proj(x).permute(1, 0, 2, 3).relu()\n",
+        encoding="utf-8",
+    )
+    outcome = run_cli("import", f"{tmp_path / 'moved.py'}:Moved", "--input", "3x16x16")
+    assert outcome.code == 1 and "error[E120]" in outcome.err and "a permute moved to dimension 1" in outcome.err, outcome.err
+    assert f"{tmp_path / 'moved.py'}:10:" in outcome.err, outcome.err

@@ -920,7 +920,7 @@ class _Forward:
             return  # a piece of a split the forward takes and never uses (`sp = spx[0]` before a loop that sets it)
         if node.target is operator.getitem and node in self.names and _is_multi(node.args[0]):  # type: ignore[arg-type]
             return  # a piece its split named (`q, k, v = unbind(qkv, 1)`): read by that name
-        if node.op == "call_module" or (node.op == "call_function" and node.target is F.scaled_dot_product_attention):
+        if node.op == "call_module" or (node.op == "call_function" and (node.target is F.scaled_dot_product_attention or _is_mask(node))):
             self._hold(node)
         if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
             self.concrete.add(node)  # torch.fx's check that a held argument has its value
@@ -1086,6 +1086,12 @@ class _Forward:
             return self._matmul(node)
         if node.op == "call_function" and node.target is F.scaled_dot_product_attention:
             return self._attention(node)
+        if _is_mask(node) and len(node.args) == 2 and not node.kwargs:
+            mask = node.args[1]
+            if (self.known.get(mask) if isinstance(mask, torch.fx.Node) else mask) is None and (
+                not isinstance(mask, torch.fx.Node) or mask in self.known
+            ):
+                return self._value(node.args[0])  # timm's `maybe_add_mask(attn, attn_mask)` without a mask: the scores
         table = _FN.get(node.target) if node.op == "call_function" else _METHODS.get(str(node.target)) if node.op == "call_method" else None
         if table is None:
             name = _name_of(node.target)
@@ -1408,6 +1414,11 @@ def _is_multi(node: torch.fx.Node) -> bool:
     return (node.op == "call_function" and node.target in (torch.chunk, torch.split, torch.unbind)) or (
         node.op == "call_method" and node.target in ("chunk", "split", "unbind")
     )
+
+
+def _is_mask(node: torch.fx.Node) -> bool:
+    """timm's `maybe_add_mask(scores, attn_mask)` (traced as one call), which adds a mask where there is one."""
+    return node.op == "call_function" and _name_of(node.target) == "maybe_add_mask"
 
 
 def _is_unbind(node: torch.fx.Node) -> bool:
