@@ -1076,8 +1076,8 @@ class _Forward:
             dims = node.args[1:] if not (len(node.args) == 2 and isinstance(node.args[1], (tuple, list))) else node.args[1]
             return self._permute(node, tuple(dims))
         if node.op == "call_function" and node.target is torch.permute:
-            dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims")
-            return self._permute(node, tuple(dims) if isinstance(dims, (tuple, list)) else ())
+            given = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims")
+            return self._permute(node, tuple(given) if isinstance(given, (tuple, list)) else ())
         if _is_unbind(node):
             return self._unbind(node)
         if (node.op == "call_function" and node.target in (operator.matmul, torch.matmul)) or (
