@@ -181,6 +181,24 @@ from torch import nn
 from timm.layers import Attention
 
 
+class ClassAttn(nn.Module):
+    # cait's class attention, in small: keys and values taken by index (kv[0]), a query unsqueezed.
+
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, dim * 2)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q = self.q(x[:, 0]).unsqueeze(1).reshape(B, 1, self.heads, C // self.heads).permute(0, 2, 1, 3)
+        kv = self.kv(x).reshape(B, N, 2, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        k, v = kv[0], kv[1]
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.5)
+        return out.transpose(1, 2).reshape(B, 1, C)
+
+
 class Tokens(nn.Module):
     def __init__(self):
         super().__init__()
@@ -189,6 +207,7 @@ class Tokens(nn.Module):
         self.plain = Attention(32, num_heads=2)
         self.plain.fused_attn = False
         self.key = nn.Linear(32, 32)
+        self.cls_attn = ClassAttn(32, 4)
         self.head = nn.Linear(32, 5)
 
     def forward(self, x):
@@ -196,7 +215,7 @@ class Tokens(nn.Module):
         x = x + self.fused(x)
         x = x + self.plain(x)
         scores = (x @ self.key(x).transpose(-2, -1)).softmax(dim=-1)
-        return self.head((scores @ x).mean(1))
+        return self.head((scores @ x).mean(1) + self.cls_attn(x)[:, 0])
 """
 
 
@@ -207,6 +226,7 @@ def test_attention_written_out_imports_and_round_trips(tmp_path: Path) -> None:
     text, _ = import_source(f"{tmp_path / 'tokens.py'}:Tokens", (3, 16, 16))
     assert "permute(reshape(qkv(x), (16, 3, 4, 8)), (0, 2, 3, 1, 4)), 1)" in text, text
     assert "attention(q_norm(" in text and "matmul(" in text and "softmax(" in text, text
+    assert "(0, 2, 3, 1, 4))\n" in text and "x[:, 0], x[:, 1], scale = 0.5)" in text, text
     verdict = round_trip(f"{tmp_path / 'tokens.py'}:Tokens")
     assert verdict.verdict == "equal", verdict.reason
 

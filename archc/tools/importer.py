@@ -684,7 +684,7 @@ def _holds_tensor(value: Any) -> bool:
 def _needs_run(node: torch.fx.Node) -> bool:
     """Whether the node reads a size or needs one to be written (a reshape, a slice, an expand)."""
     if node.op == "call_method":
-        return str(node.target) in ("size", "dim", "view", "reshape", "expand", "split", "numel", "unbind")
+        return str(node.target) in ("size", "dim", "view", "reshape", "expand", "split", "numel", "unbind", "unsqueeze")
     if node.op == "call_function":
         return node.target in (getattr, torch.reshape, torch.split, torch.unbind, operator.getitem, torch._assert)
     return False
@@ -925,6 +925,12 @@ class _Forward:
         if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
             self.concrete.add(node)  # torch.fx's check that a held argument has its value
             return
+        moved = [n for n in node.all_input_nodes if self.batch_at.get(n)]
+        if moved and not _is_unbind(node) and not self._takes_first(node):
+            raise _Unsupported(
+                f"`{_name_of(node.target)}` of a tensor whose batch a permute moved to dimension {self.batch_at[moved[0]]}",
+                "the language keeps the batch first: `unbind` the dimension before it, as timm's attention does",
+            )
         if node.op == "placeholder":
             if self.names and (node.args or not node.users):
                 self.concrete.add(node)  # an argument held at its default (concrete_args)
@@ -951,12 +957,6 @@ class _Forward:
                 raise _Unsupported(f"reading `{target}`, not a parameter of this module", "only the module's own parameters can be read")
             self.names[node] = target
             return
-        moved = [n for n in node.all_input_nodes if self.batch_at.get(n)]
-        if moved and not _is_unbind(node):
-            raise _Unsupported(
-                f"`{_name_of(node.target)}` of a tensor whose batch a permute moved to dimension {self.batch_at[moved[0]]}",
-                "the language keeps the batch first: `unbind` the dimension before it, as timm's attention does",
-            )
         expr = self._expression(node)
         if node in self.inline:
             self.exprs[node] = expr
@@ -1080,6 +1080,8 @@ class _Forward:
             return self._permute(node, tuple(given) if isinstance(given, (tuple, list)) else ())
         if _is_unbind(node):
             return self._unbind(node)
+        if (node.op == "call_method" and node.target == "unsqueeze") or (node.op == "call_function" and node.target is torch.unsqueeze):
+            return self._unsqueeze(node)
         if (node.op == "call_function" and node.target in (operator.matmul, torch.matmul)) or (
             node.op == "call_method" and node.target == "matmul"
         ):
@@ -1168,6 +1170,20 @@ class _Forward:
             dims = (0, *(d for d in dims if d != 0))
         return self._inline("permute", node.args[0], {"dims": dims})
 
+    def _takes_first(self, node: torch.fx.Node) -> bool:
+        """Whether the node takes one position of the first dimension of a tensor whose batch a permute moved just
+        after it (`qkv[0]`, as `unbind(0)` does for one piece): written `qkv[:, 0]`, the batch first again."""
+        source = node.args[0] if node.args else None
+        index = node.args[1] if len(node.args) > 1 else None
+        return (
+            node.op == "call_function"
+            and node.target is operator.getitem
+            and isinstance(source, torch.fx.Node)
+            and self.batch_at.get(source) == 1
+            and isinstance(index, int)
+            and not isinstance(index, bool)
+        )
+
     def _unbind(self, node: torch.fx.Node) -> _Expr:
         """`q, k, v = unbind(x, d)`. On a tensor whose batch a permute moved to `at`, the dimension is counted in
         the written tensor (the batch first), and the pieces must have the batch first again: `d` just before it."""
@@ -1188,6 +1204,15 @@ class _Forward:
         written = dim + 1 if dim < at else dim
         self.pieces[node] = shape[dim]
         return _Expr(_op_text("unbind", {"dim": written}, ("dim",), self._value(source).parts))
+
+    def _unsqueeze(self, node: torch.fx.Node) -> _Expr:
+        """`x.unsqueeze(d)` (cait's class attention, `q(x[:, 0]).unsqueeze(1)`): each sample reshaped to the size the
+        run found, a dimension of one added (not before the batch)."""
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        after = self._shape(node)
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim % len(after) == 0:
+            raise _Unsupported(f"`unsqueeze` on dimension {dim!r}", "add a dimension after the batch")
+        return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after[1:]))})"])
 
     def _matmul(self, node: torch.fx.Node) -> _Expr:
         """`a @ b`, `torch.matmul(a, b)`: `matmul(a, b)`."""
@@ -1277,6 +1302,10 @@ class _Forward:
 
     def _index(self, node: torch.fx.Node) -> _Expr:
         """`x[:, 0]`, `x[:, 1:]`: one subscript per dimension from the batch on, the batch whole."""
+        if self._takes_first(node):
+            value = self._value(node.args[0])
+            parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
+            return _Expr([*parts, f"[:, {literal(node.args[1])}]"])
         items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
         if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
             raise _Unsupported("indexing a value that is not a tensor", "index tensors")
