@@ -35,6 +35,7 @@ from archc.sema.forward import (
     list_index,
     members_loop,
     not_a_list,
+    operands_example,
     range_bounds,
     tensor_arithmetic,
     tensor_subscripts,
@@ -715,6 +716,8 @@ class BlockInstance(Instance):
     def inline_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Any:
         if not expr.args:
             raise ArchError("E081", f"inline `{op.name}` needs its input tensor first: {op.name}(x, ...)", expr.loc)
+        if op.operands > 1:
+            return self.operands_op(op, expr, scope)
         x = self.eval_tensor(expr.args[0], scope)
         if isinstance(x, list):
             raise not_a_list(expr.args[0].loc)
@@ -731,11 +734,15 @@ class BlockInstance(Instance):
         attrs = bind_op_args(op, args, kwargs, expr)
         if op.multi:
             # One node per tensor returned, each knowing which piece it is.
+            try:
+                count = ops.pieces(op, attrs, x.shape)
+            except ops.OpError as e:
+                raise ArchError(e.code, e.message, expr.loc, e.hint) from None
             return tuple(
                 self.elab.add_node(
                     op.name, None, self.elab.inline_name(self.module.path, op.name), {**attrs, "index": i}, [x], self.module.path, expr.loc
                 )
-                for i in range(ops.pieces(op, attrs))
+                for i in range(count)
             )
         out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, inputs, self.module.path, expr.loc)
         if not x.batched and op.name == "reshape":
@@ -743,6 +750,31 @@ class BlockInstance(Instance):
             # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is.
             return Tensor(out.node, out.shape, out.axes, batched=False)
         return out
+
+    def operands_op(self, op: ops.Op, expr: S.Call, scope: Scope) -> Tensor:
+        """An op of several tensors (`matmul(a, b)`, `attention(q, k, v)`): its tensors first, then its arguments; a
+        learnable tensor among them aligned on the right, as arithmetic aligns it."""
+        if len(expr.args) < op.operands:
+            raise ArchError("E081", f"`{op.name}` takes {op.operands} tensors first: {operands_example(op)}", expr.loc)
+        tensors = []
+        for a in expr.args[: op.operands]:
+            t = self.eval_tensor(a, scope)
+            if isinstance(t, list):
+                raise not_a_list(a.loc)
+            if not isinstance(t, Tensor):
+                raise ArchError("E081", f"`{op.name}` takes {op.operands} tensors first: {operands_example(op)}", a.loc)
+            tensors.append(t)
+        args = [evaluate(a, scope) for a in expr.args[op.operands :]]
+        kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
+        attrs = bind_op_args(op, args, kwargs, expr)
+        try:
+            shapes = ops.operand_shapes([t.shape for t in tensors], [t.batched for t in tensors])
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        tensors = [Tensor(t.node, sh, t.axes, t.batched) for t, sh in zip(tensors, shapes, strict=True)]
+        return self.elab.add_node(
+            op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, tensors, self.module.path, expr.loc
+        )
 
 
 def _block_name(block: BlockInstance) -> str:

@@ -72,6 +72,7 @@ CODES: dict[str, str] = {
     "E036": "shared member applied to a different shape",
     "E037": "pooling padding over half the kernel",
     "E038": "dimension out of range (flatten, softmax)",
+    "E039": "matrix product operands that do not meet (matmul, attention)",
     # Values
     "E040": "division by zero",
     "E041": "index out of range",

@@ -353,9 +353,124 @@ def _split_shape(a: Attrs, s: Shape) -> Shape:
     return (*s[: dim - 1], sizes[a.get("index", 0)], *s[dim:])
 
 
-def pieces(op: Op, attrs: Attrs) -> int:
-    """How many tensors a multi-output op returns."""
+def _unbind_shape(a: Attrs, s: Shape) -> Shape:
+    dim = _dim(a["dim"], len(s), "unbind", "dim")
+    return (*s[: dim - 1], *s[dim:])
+
+
+def _unbind_axes(a: Attrs, axes: Axes) -> Axes:
+    return _unbind_shape(a, axes)
+
+
+def pieces(op: Op, attrs: Attrs, shape: Shape) -> Any:
+    """How many tensors a multi-output op returns, given its input's shape (`unbind` gives one per position)."""
+    if op.name == "unbind":
+        return shape[_dim(attrs["dim"], len(shape), "unbind", "dim") - 1]
     return int(attrs["chunks"]) if op.name == "chunk" else len(attrs["split_sizes"])
+
+
+def _matrices(op: str, shapes: list[Shape], names: tuple[str, ...]) -> None:
+    for s, name in zip(shapes, names, strict=True):
+        if len(s) < 2:
+            raise OpError(
+                "E039",
+                f"{op}: {name} is {fmt_shape(s)}, and a matrix product needs two dimensions besides the batch",
+                "give each sample rows and columns: tokens N×L×D, or heads N×H×L×D",
+            )
+
+
+def _leading(op: str, shapes: list[Shape]) -> Shape:
+    """The leading dimensions (before the last two, the batch left out) of the operands of a matrix product,
+    broadcast as PyTorch's `matmul` does."""
+    lead = shapes[0][:-2]
+    for other in shapes[1:]:
+        try:
+            lead = broadcast(lead, other[:-2])
+        except OpError:
+            shown = " and ".join(fmt_shape(s) for s in shapes)
+            raise OpError(
+                "E030",
+                f"{op}: the dimensions before the last two of {shown} do not broadcast",
+                "they must be equal, or one of them 1, and as many in each operand",
+            ) from None
+    return lead
+
+
+def _meet(op: str, first: Shape, second: Shape, what: str, hint: str) -> None:
+    k, k2 = first[-1], second[-2]
+    if _is_int(k) and _is_int(k2) and k != k2:
+        raise OpError("E039", f"{op}: cannot multiply {fmt_shape(first)} by {fmt_shape(second)}: {what} ({k} against {k2})", hint)
+
+
+def _matmul_shape(a: Attrs, shapes: list[Shape]) -> Shape:
+    """PyTorch's `a @ b` on a batch of stacks of matrices: (..., n, k) @ (..., k, m) -> (..., n, m), the dimensions
+    before the last two broadcast."""
+    first, second = shapes
+    _matrices("matmul", shapes, ("the first operand", "the second operand"))
+    _meet(
+        "matmul",
+        first,
+        second,
+        "the first's last dimension is not the second's next to last",
+        "the columns of the first meet the rows of the second: transpose one, as `matmul(q, transpose(k, -2, -1))`",
+    )
+    return (*_leading("matmul", shapes), first[-2], second[-1])
+
+
+def _matmul_cost(a: Attrs, shapes: list[Shape], out: Shape) -> Cost:
+    """One multiply-accumulate per output element and per term of the inner dimension (FlopCounterMode's bmm / 2)."""
+    return Cost(numel(out) * shapes[0][-1])
+
+
+def _attention_shape(a: Attrs, shapes: list[Shape]) -> Shape:
+    """F.scaled_dot_product_attention: queries (..., L, E), keys (..., S, E), values (..., S, Ev) -> (..., L, Ev)."""
+    q, k, v = shapes
+    _matrices("attention", shapes, ("the queries", "the keys", "the values"))
+    if _is_int(q[-1]) and _is_int(k[-1]) and q[-1] != k[-1]:
+        raise OpError(
+            "E039",
+            f"attention: the queries {fmt_shape(q)} and the keys {fmt_shape(k)} differ in their last dimension ({q[-1]} against {k[-1]})",
+            "queries and keys have one size per head",
+        )
+    if _is_int(k[-2]) and _is_int(v[-2]) and k[-2] != v[-2]:
+        raise OpError(
+            "E039",
+            f"attention: the keys {fmt_shape(k)} and the values {fmt_shape(v)} differ in their number ({k[-2]} against {v[-2]})",
+            "one value per key: both are next to last",
+        )
+    return (*_leading("attention", shapes), q[-2], v[-1])
+
+
+def _attention_cost(a: Attrs, shapes: list[Shape], out: Shape) -> Cost:
+    """The scores (q @ kᵀ: L·S·E per stack) and their weighted sum of the values (L·S·Ev), as FlopCounterMode counts
+    `F.scaled_dot_product_attention` (its two bmm on CPU, its fused kernels on CUDA); the softmax is none."""
+    q, k, v = shapes
+    stacks = numel(out[:-2])
+    return Cost(stacks * q[-2] * k[-2] * (q[-1] + v[-1]))
+
+
+def _operands_only(a: Attrs, s: Shape) -> Shape:
+    raise AssertionError("an op of several tensors has its shape from `joint_shape`")
+
+
+def _no_cost(a: Attrs, s: Shape, out: Shape) -> Cost:
+    raise AssertionError("an op of several tensors has its cost from `joint_cost`")
+
+
+def output_shape(op: Op, attrs: Attrs, shapes: list[Shape]) -> Shape:
+    """The output shape of `op` applied to its input tensors' shapes (one, or `op.operands`)."""
+    if op.joint_shape is not None:
+        return op.joint_shape(attrs, shapes)
+    (shape,) = shapes
+    return op.shape(attrs, shape)
+
+
+def op_cost(op: Op, attrs: Attrs, shapes: list[Shape], out: Shape) -> Cost:
+    """The cost rule of `op` on its input tensors' shapes and its output's."""
+    if op.joint_cost is not None:
+        return op.joint_cost(attrs, shapes, out)
+    (shape,) = shapes
+    return op.cost(attrs, shape, out)
 
 
 def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
@@ -1000,6 +1115,13 @@ class Op:
     apply: str | None = None
     # Not callable by name in a spec: written with syntax of its own (`x[:, 0]`).
     syntax_only: bool = False
+    # The number of tensors it takes, its first arguments (`matmul(a, b)`); above one, the shape and cost rules are
+    # `joint_shape` and `joint_cost`, of every input's shape (and `shape`, `cost` are never called).
+    operands: int = 1
+    joint_shape: Callable[[Attrs, list[Shape]], Shape] | None = None
+    joint_cost: Callable[[Attrs, list[Shape], Shape], Cost] | None = None
+    # The Python operator written between its two tensors, where the inline form is one (`q @ k`).
+    infix: str | None = None
 
 
 def _reduction(name: str, doc: str) -> Op:
@@ -1349,6 +1471,50 @@ OPS: dict[str, Op] = {
             positional=("chunks", "dim"),
             multi=True,
         ),
+        Op(
+            "unbind",
+            "Takes a tensor apart along `dim` (PyTorch's, the batch 0): one tensor per position, each without that "
+            "dimension, unpacked in a forward: `q, k, v = unbind(qkv, 1)`, as timm's attention writes `qkv.unbind(0)`.",
+            (("dim", REQUIRED),),
+            _unbind_shape,
+            _no_module,
+            _free,
+            functional="torch.unbind",
+            allocates_output=False,
+            axes=_unbind_axes,
+            positional=("dim",),
+            multi=True,
+            member=False,
+        ),
+        Op(
+            "matmul",
+            "The matrix product of two tensors (`a @ b`, torch.matmul): (..., n, k) by (..., k, m) gives (..., n, m), the "
+            "dimensions before the last two broadcast as PyTorch does; attention's scores, `matmul(q, transpose(k, -2, -1))`.",
+            (),
+            _operands_only,
+            _no_module,
+            _no_cost,
+            functional="torch.matmul",
+            member=False,
+            operands=2,
+            joint_shape=_matmul_shape,
+            joint_cost=_matmul_cost,
+            infix="@",
+        ),
+        Op(
+            "attention",
+            "Scaled dot-product attention of queries, keys and values (F.scaled_dot_product_attention): "
+            "softmax(q @ kᵀ · scale) @ v, `scale` 1/√E by default (E the queries' last dimension).",
+            (("scale", None),),
+            _operands_only,
+            _no_module,
+            _no_cost,
+            functional="F.scaled_dot_product_attention",
+            member=False,
+            operands=3,
+            joint_shape=_attention_shape,
+            joint_cost=_attention_cost,
+        ),
         _reduction(
             "mean",
             "Mean over `dim` (one PyTorch dimension or a tuple, the batch 0), keeping them as size 1 with `keepdim`: "
@@ -1672,6 +1838,7 @@ ARG_KINDS: dict[str | tuple[str, str], tuple[Callable[[Any], bool], str]] = {
         "a tuple of 2, 4 or 6 sizes at least 0, (before, after) per dimension from the last: (left, right, top, bottom)",
     ),
     "value": (_is_number, "a number"),
+    "scale": (lambda v: _is_number(v) and v > 0, "a positive number"),
     "dim": (
         lambda v: _is_int(v) or (isinstance(v, tuple) and all(_is_int(d) for d in v)),
         "an integer (or, for a reduction, a tuple of them)",

@@ -44,6 +44,7 @@ from archc.sema.forward import (
     join_dim,
     members_loop,
     not_a_list,
+    operands_example,
     range_bounds,
     tensor_arithmetic,
     tensor_subscripts,
@@ -965,7 +966,7 @@ class ClassWriter:
                     value = self.tensor(stmt.value, env, stmt.name)
                 if isinstance(value, TVal) and value.var != stmt.name:
                     self.line(f"{stmt.name} = {value.var}")
-                    value = TVal(stmt.name, value.shape)
+                    value = TVal(stmt.name, value.shape, value.batched)  # a learnable tensor named stays one
                 if isinstance(value, TList) and value.var != stmt.name:
                     self.line(f"{stmt.name} = {value.var}")
                     value = TList(stmt.name, value.entries)
@@ -1458,7 +1459,7 @@ class ClassWriter:
             raise ArchError("E081", f"inline `{row.name}` needs its input tensor first: {row.name}(x, ...)", expr.loc)
         attrs, sizes = self.inline_args(row, expr)
         try:
-            count: Any = ops.pieces(row, sizes)
+            count: Any = ops.pieces(row, sizes, x.shape)
         except (TypeError, ValueError):
             count = UNKNOWN
         try:
@@ -1528,8 +1529,40 @@ class ClassWriter:
             shapes.append(shape)
         return TVal(f"self.{name}", shapes[0], batched=False)
 
+    def operands_call(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> TVal:
+        """An op of several tensors applied inline: `q @ k`, `F.scaled_dot_product_attention(q, k, v)`."""
+        args = expr.args
+        if len(args) < row.operands:
+            raise ArchError("E081", f"`{row.name}` takes {row.operands} tensors first: {operands_example(row)}", expr.loc)
+        values: list[TVal] = []
+        for i, a in enumerate(args[: row.operands]):
+            later = set().union(*(S.names_used(b) for b in args[i + 1 : row.operands]))
+            v = self.tensor(a, env, target if i == 0 and target not in later else self.fresh(_hint_name(a)))
+            if isinstance(v, TList):
+                raise not_a_list(a.loc)
+            if not isinstance(v, TVal):
+                raise ArchError("E081", f"`{row.name}` takes {row.operands} tensors first: {operands_example(row)}", a.loc)
+            values.append(v)
+        rest, kwargs = args[row.operands :], expr.kwargs
+        attrs = bind_op_args(row, [self.scalar(a) for a in rest], {k: self.scalar(v) for k, v in kwargs.items()}, expr)
+        sizes = bind_op_args(row, [evaluate(a, self.scope) for a in rest], {k: evaluate(v, self.scope) for k, v in kwargs.items()}, expr)
+        try:
+            shapes = ops.operand_shapes([v.shape for v in values], [v.batched for v in values])
+            shape = ops.output_shape(row, sizes, shapes)
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        if row.infix is not None:
+            self.line(f"{target} = {f' {row.infix} '.join(v.var for v in values)}")
+            return TVal(target, shape)
+        defaults = dict(row.args)
+        keywords = {k: v for k, v in attrs.items() if not same_value(v, defaults[k])}
+        self.line(f"{target} = {_call(row.functional or row.name, [Sym(v.var) for v in values], keywords)}")
+        return TVal(target, shape)
+
     def inline_call(self, row: ops.Op, expr: S.Call, env: dict[str, Any], target: str) -> Any:
         """An op applied inline: its functional form (`F.relu(x)`)."""
+        if row.operands > 1:
+            return self.operands_call(row, expr, env, target)
         func, args = expr.func, expr.args
         x = self.tensor(args[0], env, target) if args else None
         if not isinstance(x, TVal):

@@ -1,9 +1,9 @@
 """Multiply-accumulates per node and in total.
 
-`macs` is the multiply-accumulates of convolutions and linear layers on the eval-mode path, for one image. It
-equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the generated module, which counts matrix products
-only. Training-only nodes (auxiliary heads) are summed apart. Other operations (normalisation, activations, pooling,
-additions) are not counted: see docs/analysis.md.
+`macs` is the multiply-accumulates of convolutions, linear layers and matrix products (`matmul`, `attention`) on
+the eval-mode path, for one image. It equals `torch.utils.flop_counter.FlopCounterMode`'s total / 2 on the
+generated module, which counts matrix products only. Training-only nodes (auxiliary heads) are summed apart. Other
+operations (normalisation, activations, pooling, additions) are not counted: see docs/analysis.md.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def node_cost(node: Node, arch: Architecture) -> Cost:
     if node.op in ops.ARITHMETIC or node.op in (ops.CAT, *ops.TENSOR_MEMBERS):
         return Cost()
     row = ops.OPS[node.op]
-    source = node.inputs[0]  # conv2d's second input is its weight
-    return row.cost(node.attrs, tuple(arch.nodes[source].shape), out)
+    operands = node.inputs[: row.operands]  # conv2d's second input is its weight, not an operand
+    return ops.op_cost(row, node.attrs, [tuple(arch.nodes[i].shape) for i in operands], out)
 
 
 def count_macs(arch: Architecture) -> MacReport:

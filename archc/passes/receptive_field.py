@@ -138,8 +138,13 @@ def compute_receptive_fields(arch: Architecture) -> FieldReport:
         elif node.op in ("adaptive_avgpool", "adaptive_maxpool"):
             (kh, sh), (kw, sw) = _adaptive(source[1], node.shape[1]), _adaptive(source[2], node.shape[2])
             fields[node.id] = ReceptiveField(first.h.through_window(kh, sh, 0), first.w.through_window(kw, sw, 0))
-        elif node.op == "mha" or (node.op in ops.REDUCTIONS and _reduces_positions(node, arch.nodes[node.inputs[0]])):
-            # Attention: every token attends to every token. A mean or maximum over positions: each unit sees them all.
+        elif (
+            node.op == "mha"
+            or (node.op in ("matmul", "attention") and all(_positional(arch.nodes[i]) for i in node.inputs))
+            or (node.op in ops.REDUCTIONS and _reduces_positions(node, arch.nodes[node.inputs[0]]))
+        ):
+            # Attention: every token attends to every token (a matrix product of two tensors of positions, as
+            # attention's scores, mixes them all). A mean or maximum over positions: each unit sees them all.
             gh, gw = grids[node.inputs[0]]
             fields[node.id] = ReceptiveField(first.h.everywhere(gh), first.w.everywhere(gw))
         elif len(node.inputs) == 1 and _positional(arch.nodes[node.inputs[0]]) and not _positional(node):

@@ -56,7 +56,7 @@ def infer_shape(
         shape = inputs[0]  # conv2d's second input is its weight, in its attributes as a shape
         if row.check is not None:
             row.check(attrs, shape)
-        out = row.shape(attrs, shape)
+        out = ops.output_shape(row, attrs, inputs[: row.operands])
         for d in out:  # a safeguard: the window check above rejects such maps first
             if isinstance(d, int) and d <= 0:
                 raise OpError(

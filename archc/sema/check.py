@@ -437,8 +437,8 @@ class _Checker:
                 except ArchError as e:
                     self.errors.append(e)
                 else:
-                    if isinstance(meaning, InlineOp) and args:
-                        self.op_args(meaning.op, expr, len(args) - 1)
+                    if isinstance(meaning, InlineOp) and len(args) >= meaning.op.operands:
+                        self.op_args(meaning.op, expr, len(args) - meaning.op.operands)
                     if isinstance(meaning, ApplyMember):
                         self.member_inputs(expr)
                 for a in [*args, *kwargs.values(), *([expr.item] if expr.item is not None else [])]:

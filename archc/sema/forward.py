@@ -195,6 +195,12 @@ def forward_condition(value: Any, test: S.Expr) -> bool:
     )
 
 
+def operands_example(op: ops.Op) -> str:
+    """How an op of several tensors is called: `matmul(a, b)`, `attention(q, k, v)`."""
+    names = {2: "a, b", 3: "q, k, v"}.get(op.operands, ", ".join(f"x{i + 1}" for i in range(op.operands)))
+    return f"{op.name}({names})"
+
+
 def unpack_call(stmt: S.Unpack, declared: set[str]) -> ops.Op:
     """The op an unpacking statement applies: one that returns several tensors, called directly; E081 otherwise."""
     value = stmt.value

@@ -931,9 +931,9 @@ def _holds_tensor(value: Any) -> bool:
 def _needs_run(node: torch.fx.Node) -> bool:
     """Whether the node reads a size or needs one to be written (a reshape, a slice, an expand)."""
     if node.op == "call_method":
-        return str(node.target) in ("size", "dim", "view", "reshape", "expand", "split", "numel")
+        return str(node.target) in ("size", "dim", "view", "reshape", "expand", "split", "numel", "unbind", "unsqueeze")
     if node.op == "call_function":
-        return node.target in (getattr, torch.reshape, torch.split, operator.getitem, torch._assert)
+        return node.target in (getattr, torch.reshape, torch.split, torch.unbind, operator.getitem, torch._assert)
     return False
 
 
@@ -1007,8 +1007,6 @@ _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
 _MISSING = {
     "size": "reading a tensor's size in the forward, where the module is not applied to one tensor",
     "getattr": "reading a tensor's attribute (`x.shape`) in the forward, where the module is not applied to one tensor",
-    "scaled_dot_product_attention": "attention written with its own projections (the language has `mha`, nn.MultiheadAttention)",
-    "matmul": "matrix products (attention written out)",
     "softmax": "`softmax` without a dimension",
 }
 _ARITH = {
@@ -1063,6 +1061,9 @@ class _Forward:
         self.used: set[str] = set()
         self.concrete: set[torch.fx.Node] = set()
         self.pieces: dict[torch.fx.Node, int] = {}  # a split's number of parts
+        # Where a permute moved the batch (timm's attention, `permute(2, 0, 3, 1, 4)`): the written tensor is the
+        # traced one with that dimension moved back first, until an `unbind` brings the batch back (`_unbind`).
+        self.batch_at: dict[torch.fx.Node, int] = {}
         self.lines: list[list[Part]] = []
         self.inline = self._in_model_order()
         self.last_use = {n: max((self.index[u] for u in self._users(n)), default=self.index[n]) for n in self.nodes}
@@ -1166,9 +1167,19 @@ class _Forward:
             return  # a size the forward reads (`x.shape`, `x.size(1)`, a check on it): a number where it is used
         if _dead_piece(node):
             return  # a piece of a split the forward takes and never uses (`sp = spx[0]` before a loop that sets it)
+        if node.target is operator.getitem and node in self.names and _is_multi(node.args[0]):  # type: ignore[arg-type]
+            return  # a piece its split named (`q, k, v = unbind(qkv, 1)`): read by that name
+        if node.op == "call_module" or (node.op == "call_function" and (node.target is F.scaled_dot_product_attention or _is_mask(node))):
+            self._hold(node)
         if node.op != "output" and any(n in self.concrete for n in node.all_input_nodes):
             self.concrete.add(node)  # torch.fx's check that a held argument has its value
             return
+        moved = [n for n in node.all_input_nodes if self.batch_at.get(n)]
+        if moved and not _is_unbind(node) and not self._takes_first(node):
+            raise _Unsupported(
+                f"`{_name_of(node.target)}` of a tensor whose batch a permute moved to dimension {self.batch_at[moved[0]]}",
+                "the language keeps the batch first: `unbind` the dimension before it, as timm's attention does",
+            )
         if node.op == "placeholder":
             if self.names and (node.args or not node.users):
                 self.concrete.add(node)  # an argument held at its default (concrete_args)
@@ -1198,6 +1209,8 @@ class _Forward:
             return
         if _is_multi(node):
             count = self.pieces.get(node, node.args[1] if len(node.args) > 1 else node.kwargs.get("chunks"))
+            if isinstance(count, int) and count > 1024:
+                raise _Unsupported(f"`unbind` into {count} tensors", "unbind a dimension of a few positions")
             assert isinstance(count, int)
             names: list[tuple[int, torch.fx.Node]] = []
             for user in sorted(node.users, key=lambda u: self.index[u]):
@@ -1227,6 +1240,29 @@ class _Forward:
         name = self._free_name(node)
         self.names[node] = name
         self.lines.append([f"{name} = ", *expr.parts])
+
+    def _hold(self, node: torch.fx.Node) -> None:
+        """A forward's argument held at its default passed on (timm's `attn(x, attn_mask=attn_mask)`, then
+        `scaled_dot_product_attention(..., attn_mask=attn_mask, is_causal=is_causal)`): its default value; and a
+        member's keyword argument at the member's own default left out, as the member then runs as `m(x)`."""
+
+        def value(a: Any) -> Any:
+            held = isinstance(a, torch.fx.Node) and a.op == "placeholder" and a in self.concrete and len(a.args) == 1
+            return a.args[0] if held else a
+
+        args, kwargs = tuple(value(a) for a in node.args), {k: value(v) for k, v in node.kwargs.items()}
+        if node.op == "call_module":
+            try:
+                params = inspect.signature(self.module.get_submodule(str(node.target)).forward).parameters
+            except (AttributeError, TypeError, ValueError):
+                params = {}  # type: ignore[assignment]
+            empty = inspect.Parameter.empty
+            kwargs = {
+                k: v
+                for k, v in kwargs.items()
+                if isinstance(v, torch.fx.Node) or k not in params or params[k].default is empty or not _same_default(v, params[k].default)
+            }
+        node.args, node.kwargs = args, kwargs
 
     def _expression(self, node: torch.fx.Node) -> _Expr:
         if node.op == "call_module":
@@ -1290,7 +1326,26 @@ class _Forward:
             return self._value(node.args[0])
         if node.op == "call_method" and node.target == "permute":
             dims = node.args[1:] if not (len(node.args) == 2 and isinstance(node.args[1], (tuple, list))) else node.args[1]
-            return self._inline("permute", node.args[0], {"dims": tuple(dims)})
+            return self._permute(node, tuple(dims))
+        if node.op == "call_function" and node.target is torch.permute:
+            given = node.args[1] if len(node.args) > 1 else node.kwargs.get("dims")
+            return self._permute(node, tuple(given) if isinstance(given, (tuple, list)) else ())
+        if _is_unbind(node):
+            return self._unbind(node)
+        if (node.op == "call_method" and node.target == "unsqueeze") or (node.op == "call_function" and node.target is torch.unsqueeze):
+            return self._unsqueeze(node)
+        if (node.op == "call_function" and node.target in (operator.matmul, torch.matmul)) or (
+            node.op == "call_method" and node.target == "matmul"
+        ):
+            return self._matmul(node)
+        if node.op == "call_function" and node.target is F.scaled_dot_product_attention:
+            return self._attention(node)
+        if _is_mask(node) and len(node.args) == 2 and not node.kwargs:
+            mask = node.args[1]
+            if (self.known.get(mask) if isinstance(mask, torch.fx.Node) else mask) is None and (
+                not isinstance(mask, torch.fx.Node) or mask in self.known
+            ):
+                return self._value(node.args[0])  # timm's `maybe_add_mask(attn, attn_mask)` without a mask: the scores
         table = _FN.get(node.target) if node.op == "call_function" else _METHODS.get(str(node.target)) if node.op == "call_method" else None
         if table is None:
             name = _name_of(node.target)
@@ -1368,6 +1423,100 @@ class _Forward:
             values["keepdim"] = True
         return _Expr(_op_text(op, values, ("dim",), self._value(node.args[0]).parts))
 
+    def _permute(self, node: torch.fx.Node, dims: tuple[Any, ...]) -> _Expr:
+        """`permute(x, dims)`, the batch first. A permute that moves the batch (timm's attention,
+        `qkv.permute(2, 0, 3, 1, 4)`) is written with the batch moved back first, `(0, 2, 3, 1, 4)`: the same tensor
+        but for where the batch stands, which `batch_at` records for the `unbind` that follows."""
+        rank = len(self._shape(node.args[0])) if dims and node.args[0] in self.shapes else len(dims)
+        if (
+            not dims
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
+            or sorted(d % rank for d in dims) != list(range(rank))
+        ):
+            raise _Unsupported(f"`permute` to {dims!r}", "permute with numbers")
+        dims = tuple(d % rank for d in dims)
+        at = dims.index(0)
+        if at:
+            self.batch_at[node] = at
+            dims = (0, *(d for d in dims if d != 0))
+        return self._inline("permute", node.args[0], {"dims": dims})
+
+    def _takes_first(self, node: torch.fx.Node) -> bool:
+        """Whether the node takes one position of the first dimension of a tensor whose batch a permute moved just
+        after it (`qkv[0]`, as `unbind(0)` does for one piece): written `qkv[:, 0]`, the batch first again."""
+        source = node.args[0] if node.args else None
+        index = node.args[1] if len(node.args) > 1 else None
+        return (
+            node.op == "call_function"
+            and node.target is operator.getitem
+            and isinstance(source, torch.fx.Node)
+            and self.batch_at.get(source) == 1
+            and isinstance(index, int)
+            and not isinstance(index, bool)
+        )
+
+    def _unbind(self, node: torch.fx.Node) -> _Expr:
+        """`q, k, v = unbind(x, d)`. On a tensor whose batch a permute moved to `at`, the dimension is counted in
+        the written tensor (the batch first), and the pieces must have the batch first again: `d` just before it."""
+        source = node.args[0]
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        shape = self._shape(source)
+        if not isinstance(dim, int) or isinstance(dim, bool) or not -len(shape) <= dim < len(shape):
+            raise _Unsupported(f"`unbind` on dimension {dim!r}", "unbind a dimension given as a number")
+        dim %= len(shape)
+        at = self.batch_at.get(source, 0) if isinstance(source, torch.fx.Node) else 0
+        if dim == at:
+            raise _Unsupported("`unbind` over the batch", "unbind another dimension")
+        if at and dim != at - 1:
+            raise _Unsupported(
+                f"`unbind` of dimension {dim} of a tensor whose batch a permute moved to dimension {at}",
+                "the language keeps the batch first: unbind the dimension just before it",
+            )
+        written = dim + 1 if dim < at else dim
+        self.pieces[node] = shape[dim]
+        return _Expr(_op_text("unbind", {"dim": written}, ("dim",), self._value(source).parts))
+
+    def _unsqueeze(self, node: torch.fx.Node) -> _Expr:
+        """`x.unsqueeze(d)` (cait's class attention, `q(x[:, 0]).unsqueeze(1)`): each sample reshaped to the size the
+        run found, a dimension of one added (not before the batch)."""
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        after = self._shape(node)
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim % len(after) == 0:
+            raise _Unsupported(f"`unsqueeze` on dimension {dim!r}", "add a dimension after the batch")
+        return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after[1:]))})"])
+
+    def _matmul(self, node: torch.fx.Node) -> _Expr:
+        """`a @ b`, `torch.matmul(a, b)`: `matmul(a, b)`."""
+        if len(node.args) != 2 or node.kwargs or not all(isinstance(a, torch.fx.Node) for a in node.args):
+            raise _Unsupported(f"`{_name_of(node.target)}` of other than two tensors", "multiply two tensors")
+        a, b = (self._value(t) for t in node.args)
+        return _Expr(["matmul(", *a.parts, ", ", *b.parts, ")"])
+
+    def _attention(self, node: torch.fx.Node) -> _Expr:
+        """`F.scaled_dot_product_attention(q, k, v)` without a mask, dropout or causality: `attention(q, k, v)`, with
+        `scale = s` where the model gives one."""
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+        bound = dict(zip(names, node.args, strict=False)) | dict(node.kwargs)
+        if not all(isinstance(bound.get(n), torch.fx.Node) for n in names[:3]):
+            raise _Unsupported("`scaled_dot_product_attention` of other than three tensors", "pass queries, keys and values")
+        if (
+            bound.get("attn_mask") is not None
+            or bound.get("dropout_p", 0.0) != 0.0
+            or bound.get("is_causal", False)
+            or bound.get("enable_gqa", False)
+        ):
+            raise _Unsupported(
+                "`scaled_dot_product_attention` with a mask, dropout, causality or grouped queries", "the language's `attention` has none"
+            )
+        scale = bound.get("scale")
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float))):
+            raise _Unsupported(f"`scaled_dot_product_attention` with scale {scale!r}", "give the scale as a number")
+        parts: list[Part] = ["attention("]
+        for i, name in enumerate(names[:3]):
+            parts.extend([", "] if i else [])
+            parts.extend(self._value(bound[name]).parts)
+        return _Expr([*parts, f", scale = {literal(float(scale))})" if scale is not None else ")"])
+
     def _shape(self, node: Any) -> tuple[int, ...]:
         if not isinstance(node, torch.fx.Node) or node not in self.shapes:
             raise _Unsupported("a size the forward reads, where the module was not run on one tensor", "apply the module to one tensor")
@@ -1424,6 +1573,10 @@ class _Forward:
 
     def _index(self, node: torch.fx.Node) -> _Expr:
         """`x[:, 0]`, `x[:, 1:]`: one subscript per dimension from the batch on, the batch whole."""
+        if self._takes_first(node):
+            value = self._value(node.args[0])
+            parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
+            return _Expr([*parts, f"[:, {literal(node.args[1])}]"])
         items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
         if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
             raise _Unsupported("indexing a value that is not a tensor", "index tensors")
@@ -1552,6 +1705,13 @@ def _fixed_pad(parts: list[Part]) -> list[Part]:
     return [literal(p.value) if isinstance(p, Slot) and p.hint == "pad" and not p.keyword else p for p in parts]
 
 
+def _same_default(value: Any, default: Any) -> bool:
+    """Whether an argument's value is its default: None, a flag or a number alike."""
+    if value is None or default is None or isinstance(value, bool) or isinstance(default, bool):
+        return value is default
+    return isinstance(value, (int, float)) and isinstance(default, (int, float)) and value == default
+
+
 def _dead_piece(node: torch.fx.Node) -> bool:
     """A piece of a split taken and never used."""
     source = node.args[0] if node.args else None
@@ -1559,9 +1719,18 @@ def _dead_piece(node: torch.fx.Node) -> bool:
 
 
 def _is_multi(node: torch.fx.Node) -> bool:
-    return (node.op == "call_function" and node.target in (torch.chunk, torch.split)) or (
-        node.op == "call_method" and node.target in ("chunk", "split")
+    return (node.op == "call_function" and node.target in (torch.chunk, torch.split, torch.unbind)) or (
+        node.op == "call_method" and node.target in ("chunk", "split", "unbind")
     )
+
+
+def _is_mask(node: torch.fx.Node) -> bool:
+    """timm's `maybe_add_mask(scores, attn_mask)` (traced as one call), which adds a mask where there is one."""
+    return node.op == "call_function" and _name_of(node.target) == "maybe_add_mask"
+
+
+def _is_unbind(node: torch.fx.Node) -> bool:
+    return (node.op == "call_function" and node.target is torch.unbind) or (node.op == "call_method" and node.target == "unbind")
 
 
 def _channel_shuffle(forward: _Forward, node: torch.fx.Node) -> _Expr:
