@@ -1035,8 +1035,8 @@ class _Forward:
             if n.op in ("placeholder", "output", "get_attr") or len(users) != 1 or n in self.known or (kept and n in kept):
                 continue
             (user,) = users
-            if _is_multi(n):
-                continue
+            if _is_multi(n) or _uses(user, n) > 1:
+                continue  # a piece of a split, or a value its user takes twice (`self.tree2(x1, None, [bottom, x1])`)
             between = [m for m in self.nodes[self.index[n] + 1 : self.index[user]] if m not in self.known]
             if all(m in out and all(self.index[u] <= self.index[user] for u in self._users(m)) for m in between):
                 out.add(n)
@@ -1528,6 +1528,13 @@ def _fixed_pad(parts: list[Part]) -> list[Part]:
     if parts[:1] != ["pad("]:
         return parts
     return [literal(p.value) if isinstance(p, Slot) and p.hint == "pad" and not p.keyword else p for p in parts]
+
+
+def _uses(user: torch.fx.Node, node: torch.fx.Node) -> int:
+    """How many times `user` takes `node` among its arguments."""
+    found: list[Any] = []
+    torch.fx.node.map_aggregate((user.args, user.kwargs), found.append)
+    return sum(1 for v in found if v is node)
 
 
 def _dead_piece(node: torch.fx.Node) -> bool:
