@@ -1474,8 +1474,8 @@ class _Forward:
             return self._value(tensors)
         if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, torch.fx.Node) for t in tensors):
             raise _Unsupported("`torch.cat` of a list built at run time", "concatenate named tensors")
-        whole = [name for name, items in self.list_inputs.items() if len(items) == len(tensors) and all(a is b for a, b in zip(items, tensors))]
-        if whole and dim in (1, -3):
+        whole = [name for name, items in self.list_inputs.items() if list(map(id, items)) == list(map(id, tensors))]
+        if whole and dim == 1:
             return _Expr([f"cat({whole[0]})"])  # an input list joined whole (DLA's root: `torch.cat(x_children, 1)`)
         if isinstance(dim, int) and dim < 0 and tensors[0] in self.shapes:
             dim += len(self.shapes[tensors[0]])
