@@ -787,15 +787,21 @@ class _SizedTracer(_ChildrenAsLeaves):
         return iter(self.concrete(obj, "iterating over"))
 
 
-def input_shapes(model: nn.Module, shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
-    """The size of the tensor each module is first applied to, for a batch of two of `shape` (id(module) -> size)."""
+def input_shapes(model: nn.Module, shape: tuple[int, ...], every: dict[int, tuple[Any, ...]] | None = None) -> dict[int, tuple[int, ...]]:
+    """The size of the tensor each module is first applied to, for a batch of two of `shape` (id(module) -> size);
+    `every`, where given, gets the sizes of all the tensors it is first applied to (DLA's tree: `x` and its
+    `children`), in the order of its arguments."""
     shapes: dict[int, tuple[int, ...]] = {}
 
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if args and isinstance(args[0], torch.Tensor):
             shapes.setdefault(id(module), tuple(args[0].shape))
+        if every is not None and id(module) not in every:
+            found: list[Any] = []
+            torch.fx.node.map_aggregate((args, kwargs), found.append)
+            every[id(module)] = tuple(tuple(v.shape) for v in found if isinstance(v, torch.Tensor))
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
     try:
         with torch.no_grad(), _fake_mode():
             model(torch.empty(2, *shape))
@@ -1093,6 +1099,11 @@ class _Forward:
             out = node.args[0]
             if isinstance(out, (list, tuple)) and len(out) == 1 and isinstance(node.graph._codegen, torch.fx.graph._PyTreeCodeGen):
                 out = out[0]  # the trace of a list input flattens the output too (`return [conv]`: one tensor)
+            if isinstance(out, (list, tuple)) and out:
+                raise _Unsupported(
+                    f"a forward that returns a {type(out).__name__} of {len(out)} values",
+                    "a block returns one tensor; it takes lists of tensors as inputs, but gives none back",
+                )
             if not isinstance(out, torch.fx.Node):
                 raise _Unsupported("a forward that returns several values or none", "archc's blocks return one tensor")
             self.lines.append(["return ", *self._value(out).parts])
@@ -1681,6 +1692,7 @@ class Importer:
     def __init__(self, model: nn.Module | None = None, shape: tuple[int, ...] = DEFAULT_INPUT) -> None:
         self.model, self.shape = model, shape
         self.shapes: dict[int, tuple[int, ...]] | None = None  # id(module) -> the size of its input, when asked
+        self.every: dict[int, tuple[Any, ...]] = {}  # id(module) -> the sizes of all its inputs (with `shapes`)
         # Classes whose instances share a block only at one input size (the generated class cannot derive a size
         # from its arguments otherwise: E073).
         self.by_input: set[str] = set()
@@ -1703,7 +1715,7 @@ class Importer:
         if self.model is None:
             return None
         if self.shapes is None:
-            self.shapes = input_shapes(self.model, self.shape)
+            self.shapes = input_shapes(self.model, self.shape, self.every)
         return self.shapes.get(id(module))
 
     def member(self, module: nn.Module, path: str) -> list[Part]:
@@ -1819,7 +1831,7 @@ class Importer:
             "its forward depends on the input's values, or calls what torch.fx cannot follow",
         ) from None
 
-    def _constant_calls(self, graph: torch.fx.Graph, module: nn.Module, path: str) -> None:
+    def _constant_calls(self, graph: torch.fx.Graph, module: nn.Module, path: str, dense: bool = False) -> None:
         """A member called with constants after its tensor (timm's `self.head(x, pre_logits=False)`): its forward is
         traced with them held (`concrete_args`), and the call applies it to the tensor alone."""
         for node in graph.nodes:
@@ -1831,7 +1843,8 @@ class Importer:
             extra: list[Any] = []
             torch.fx.node.map_aggregate((node.args[1:], node.kwargs), extra.append)
             if not isinstance(node.args[0], torch.fx.Node) or any(isinstance(v, torch.fx.Node) for v in extra):
-                self._tensor_call(node, module, path)  # a member taking several tensors, or a list of them
+                if not dense:  # a dense block's layers take the list of features joined (DENSE_FORWARD)
+                    self._tensor_call(node, module, path)  # a member taking several tensors, or a list of them
                 continue
             child = module.get_submodule(target)
             if _leaf_converter(child) is not None or isinstance(child, nn.MultiheadAttention) or type(child).forward is nn.Module.forward:
@@ -1871,7 +1884,7 @@ class Importer:
             "a member takes tensors, lists of tensors and constants",
         )
         if _leaf_converter(child) is not None or type(child).forward is nn.Module.forward or isinstance(child, nn.MultiheadAttention):
-            raise fail
+            return  # an op (self-attention's `attn(x, x, x)`: `_self_attention`), or E120 where the forward is written
         try:
             signature = inspect.signature(child.forward)
             bound = signature.bind(*node.args, **node.kwargs)
@@ -1964,7 +1977,7 @@ class Importer:
             self.instances.append(inst)
             return inst
         graph = self._trace(module, path, {id(c) for _, c in children if _own_list(c)})
-        self._constant_calls(graph, module, path)
+        self._constant_calls(graph, module, path, _dense_loop(graph, [n for n, _ in children]))
         run = run_graph(module, graph, self.input_shape(module)) if any(_needs_run(n) for n in graph.nodes) else None
         try:
             _self_attention(graph, module)
@@ -2024,7 +2037,7 @@ class Importer:
         for inst in self.instances:  # children are made before their parents
             key = inst.key()
             if inst.cls in self.by_input:
-                key = (*key, self.input_shape(inst.module))
+                key = (*key, self.input_shape(inst.module), self.every.get(id(inst.module)))
             variant = by_key.get(key)
             if variant is None:
                 names[inst.cls] += 1
