@@ -1893,6 +1893,11 @@ class Importer:
         variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         if any(signature.parameters[name].kind in variadic for name in bound.arguments):
             raise fail
+        nodes: list[Any] = []
+        torch.fx.node.map_aggregate((node.args, node.kwargs), lambda v: nodes.append(v) if isinstance(v, torch.fx.Node) else None)
+        self.input_shape(child)
+        if len(self.every.get(id(child), ())) != len(nodes):
+            return  # values other than tensors (sizes read from the input): E120 where the forward is written
         given: dict[str, Any] = {}  # what the child's trace holds: placeholders and constants
         shape: dict[str, Any] = {}  # the same, comparable between calls
         inputs: dict[str, Any] = {}  # the caller's values of the tensor inputs
