@@ -1060,7 +1060,7 @@ class _Forward:
     def _free_name(self, node: torch.fx.Node) -> str:
         live = {name for n, name in self.names.items() if self.last_use[n] > self.index[node]}
         for name in ("x", "out", "y", "z", *(f"y{i}" for i in range(1, 1000))):
-            if name not in live and name not in self.members:
+            if name not in live and name not in self.members and name not in self.list_inputs:
                 return name
         raise _Unsupported("a forward of more than 1000 live values", "split the module")
 
