@@ -1101,7 +1101,7 @@ class _Forward:
                 out = out[0]  # the trace of a list input flattens the output too (`return [conv]`: one tensor)
             if isinstance(out, (list, tuple)) and out:
                 raise _Unsupported(
-                    f"a forward that returns a {type(out).__name__} of {len(out)} values",
+                    f"a forward that returns a {'tuple' if isinstance(out, tuple) else 'list'} of {len(out)} values",
                     "a block returns one tensor; it takes lists of tensors as inputs, but gives none back",
                 )
             if not isinstance(out, torch.fx.Node):
