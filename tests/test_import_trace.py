@@ -220,3 +220,17 @@ def test_members_applied_to_several_tensors_round_trip_equal(tmp_path: Path) -> 
     # The reference is the model itself: the state_dict loads strictly and every module's output agrees.
     verdict = spec_verdict(source_text, text, source)
     assert verdict.verdict == "equal", verdict.reason
+
+
+def test_a_member_called_with_other_tensors_at_another_call_is_a_located_e120(tmp_path: Path) -> None:
+    (tmp_path / "several.py").write_text(
+        SEVERAL + "\n\nclass Twice(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.stem = nn.Conv2d(3, 8, 1)\n        self.u = Unit(8)\n\n    def forward(self, x):\n"
+        "        x = self.stem(x)\n        return self.u(self.u(x), x)\n",
+        encoding="utf-8",
+    )
+    target = tmp_path / "out.arch"
+    code, _, err = run_cli("import", f"{tmp_path / 'several.py'}:Twice", "-o", str(target), "--input", "3x8x8")
+    line = len(SEVERAL.splitlines()) + 11  # `return self.u(self.u(x), x)`
+    assert code == 1 and "error[E120]" in err and "calls `u` with one tensor and with 2 values" in err, err
+    assert f"several.py:{line}:" in err and "Traceback" not in err and not target.exists(), err

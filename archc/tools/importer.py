@@ -1895,6 +1895,14 @@ class Importer:
             raise fail
         nodes: list[Any] = []
         torch.fx.node.map_aggregate((node.args, node.kwargs), lambda v: nodes.append(v) if isinstance(v, torch.fx.Node) else None)
+        plain = [n for n in node.graph.nodes if n.op == "call_module" and n.target == node.target and n is not node and len(n.args) == 1]
+        if any(not n.kwargs and isinstance(n.args[0], torch.fx.Node) for n in plain):
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: it calls `{target}` with one tensor and with {len(nodes)} values",
+                _node_loc(node, type(module)),
+                "a member's forward is traced once, with the inputs its calls pass: pass the same ones",
+            )
         self.input_shape(child)
         if len(self.every.get(id(child), ())) != len(nodes):
             return  # values other than tensors (sizes read from the input): E120 where the forward is written
