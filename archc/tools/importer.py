@@ -886,15 +886,21 @@ class _SizedTracer(_ChildrenAsLeaves):
         return iter(self.concrete(obj, "iterating over"))
 
 
-def input_shapes(model: nn.Module, shape: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
-    """The size of the tensor each module is first applied to, for a batch of two of `shape` (id(module) -> size)."""
+def input_shapes(model: nn.Module, shape: tuple[int, ...], every: dict[int, tuple[Any, ...]] | None = None) -> dict[int, tuple[int, ...]]:
+    """The size of the tensor each module is first applied to, for a batch of two of `shape` (id(module) -> size);
+    `every`, where given, gets the sizes of all the tensors it is first applied to (DLA's tree: `x` and its
+    `children`), in the order of its arguments."""
     shapes: dict[int, tuple[int, ...]] = {}
 
-    def hook(module: nn.Module, args: tuple[Any, ...]) -> None:
+    def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         if args and isinstance(args[0], torch.Tensor):
             shapes.setdefault(id(module), tuple(args[0].shape))
+        if every is not None and id(module) not in every:
+            found: list[Any] = []
+            torch.fx.node.map_aggregate((args, kwargs), found.append)
+            every[id(module)] = tuple(tuple(v.shape) for v in found if isinstance(v, torch.Tensor))
 
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+    handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
     try:
         with torch.no_grad(), _fake_mode():
             model(torch.empty(2, *shape))
@@ -1046,8 +1052,13 @@ class _Forward:
         run: _Run | None = None,
         lists: set[str] | None = None,
         pre: dict[str, tuple[str, dict[str, Any]]] | None = None,
+        inputs_of: dict[str, list[tuple[str, str, bool]]] | None = None,
     ) -> None:
         self.post = post or {}
+        # members applied to several tensors: the inputs each one's forward takes (`Importer.inputs`)
+        self.inputs_of = inputs_of or {}
+        self.inputs: list[tuple[str, str, bool]] = []  # this forward's inputs: (spec name, Python name, a list)
+        self.list_inputs: dict[str, list[torch.fx.Node]] = {}  # an input list's tensors, in order
         self.pre = pre or {}  # members whose input the model pads first (timm's Conv2dSame): the op applied before
         self.lists = lists or set()  # members that are lists of modules, applied item by item
         self.run_ = run
@@ -1130,8 +1141,8 @@ class _Forward:
             if n.op in ("placeholder", "output", "get_attr") or len(users) != 1 or n in self.known or (kept and n in kept):
                 continue
             (user,) = users
-            if _is_multi(n):
-                continue
+            if _is_multi(n) or _uses(user, n) > 1:
+                continue  # a piece of a split, or a value its user takes twice (`self.tree2(x1, None, [bottom, x1])`)
             between = [m for m in self.nodes[self.index[n] + 1 : self.index[user]] if m not in self.known]
             if all(m in out and all(self.index[u] <= self.index[user] for u in self._users(m)) for m in between):
                 out.add(n)
@@ -1149,7 +1160,7 @@ class _Forward:
     def _free_name(self, node: torch.fx.Node) -> str:
         live = {name for n, name in self.names.items() if self.last_use[n] > self.index[node]}
         for name in ("x", "out", "y", "z", *(f"y{i}" for i in range(1, 1000))):
-            if name not in live and name not in self.members:
+            if name not in live and name not in self.members and name not in self.list_inputs:
                 return name
         raise _Unsupported("a forward of more than 1000 live values", "split the module")
 
@@ -1181,15 +1192,28 @@ class _Forward:
                 "the language keeps the batch first: `unbind` the dimension before it, as timm's attention does",
             )
         if node.op == "placeholder":
+            key = getattr(node, "ph_key", None)
+            if isinstance(key, str):
+                # An input its caller gives beyond the first tensor (`shortcut`), or a tensor of a list (`children#0`)
+                self._input(node, key)
+                return
             if self.names and (node.args or not node.users):
                 self.concrete.add(node)  # an argument held at its default (concrete_args)
                 return
             if self.names:
                 raise _Unsupported("a forward with more than one input", "archc's modules take one tensor")
             self.names[node] = "x"
+            self.inputs.append(("x", self._first_input(), False))
             return
         if node.op == "output":
             out = node.args[0]
+            if isinstance(out, (list, tuple)) and len(out) == 1 and isinstance(node.graph._codegen, torch.fx.graph._PyTreeCodeGen):
+                out = out[0]  # the trace of a list input flattens the output too (`return [conv]`: one tensor)
+            if isinstance(out, (list, tuple)) and out:
+                raise _Unsupported(
+                    f"a forward that returns a {'tuple' if isinstance(out, tuple) else 'list'} of {len(out)} values",
+                    "a block returns one tensor; it takes lists of tensors as inputs, but gives none back",
+                )
             if not isinstance(out, torch.fx.Node):
                 raise _Unsupported("a forward that returns several values or none", "archc's blocks return one tensor")
             self.lines.append(["return ", *self._value(out).parts])
@@ -1264,7 +1288,82 @@ class _Forward:
             }
         node.args, node.kwargs = args, kwargs
 
+    def _first_input(self) -> str:
+        try:
+            return next(iter(inspect.signature(self.module.forward).parameters))
+        except (TypeError, ValueError, StopIteration):
+            return "x"
+
+    def _input(self, node: torch.fx.Node, key: str) -> None:
+        """A placeholder of `Importer._tensor_call`: an input of the written forward, named as the model names it
+        (`shortcut`, `children`; a list's tensors `children[0]`, ...); one the forward never reads is still taken."""
+        name, _, place = key.partition("#")
+        if not name.isidentifier() or keyword.iskeyword(name) or name in self.members or (name == "x" and self.inputs):
+            raise _Unsupported(f"an input named `{name}`", "name the forward's inputs apart from its members")
+        if not place:
+            self.names[node] = name
+            self.inputs.append((name, name, False))
+            return
+        if name not in self.list_inputs:
+            self.list_inputs[name] = []
+            self.inputs.append((name, name, True))
+        self.list_inputs[name].append(node)
+        self.names[node] = f"{name}[{place}]"
+
+    def _tensors(self, items: list[Any]) -> list[Part]:
+        """A list of tensors: `[x2, x1] + children` where a run of them is a list input whole, in order."""
+        segments: list[list[Part]] = []
+        loose: list[Part] = []
+
+        def flush() -> None:
+            if loose:
+                segments.append(["[", *loose, "]"])
+                loose.clear()
+
+        i = 0
+        while i < len(items):
+            for name, tensors in self.list_inputs.items():
+                if len(items) - i >= len(tensors) and all(a is b for a, b in zip(items[i : i + len(tensors)], tensors, strict=False)):
+                    flush()
+                    segments.append([name])
+                    i += len(tensors)
+                    break
+            else:
+                loose.extend([", "] if loose else [])
+                loose.extend(self._value(items[i]).parts)
+                i += 1
+        flush()
+        out: list[Part] = []
+        for k, segment in enumerate(segments):
+            out.extend([" + "] if k else [])
+            out.extend(segment)
+        return out or ["[]"]
+
+    def _several(self, node: torch.fx.Node, callee: str) -> _Expr:
+        """A member applied to several tensors or a list (`tree1(x, shortcut)`, `tree2(x1, children = children +
+        [x1])`, `root([x2, x1] + children)`): the inputs its forward takes, by position up to the first it leaves to
+        its default, by name after it and for lists."""
+        target = str(node.target)
+        declared = self.inputs_of.get(target)
+        given: dict[str, Any] = node.meta.get("archc_inputs", {})
+        if declared is None or not given:
+            raise _Unsupported(f"calling `{target}` with {len(node.args) + len(node.kwargs)} arguments", "members take one tensor")
+        parts: list[Part] = [f"{callee}("]
+        by_name = False
+        for k, (name, python, is_list) in enumerate(declared):
+            value = given.get(python)
+            if value is None:
+                by_name = True
+                continue
+            parts.extend([", "] if k else [])
+            if k and (by_name or is_list):
+                parts.append(f"{name} = ")
+            parts.extend(self._tensors(list(value)) if is_list else self._value(value).parts)
+        return _Expr([*parts, ")"])
+
     def _expression(self, node: torch.fx.Node) -> _Expr:
+        if node.op == "call_module" and "archc_inputs" in node.meta:
+            return self._several(node, str(node.target))
         if node.op == "call_module":
             target = str(node.target)
             callee = target
@@ -1656,6 +1755,9 @@ class _Forward:
             return self._value(tensors)
         if not isinstance(tensors, (list, tuple)) or not all(isinstance(t, torch.fx.Node) for t in tensors):
             raise _Unsupported("`torch.cat` of a list built at run time", "concatenate named tensors")
+        whole = [name for name, items in self.list_inputs.items() if list(map(id, items)) == list(map(id, tensors))]
+        if whole and dim == 1:
+            return _Expr([f"cat({whole[0]})"])  # an input list joined whole (DLA's root: `torch.cat(x_children, 1)`)
         if isinstance(dim, int) and dim < 0 and tensors[0] in self.shapes:
             dim += len(self.shapes[tensors[0]])
         if dim == 0 or not isinstance(dim, int):
@@ -1685,12 +1787,16 @@ class _Forward:
         return _Expr([*parts, f", dim = {dim})"])
 
     def _text(self) -> tuple[list[Part], bool]:
-        sequential = len(self.lines) == 1 and self.lines[0][0] == "return "
+        several = len(self.inputs) > 1 or any(is_list for _, _, is_list in self.inputs)
+        sequential = len(self.lines) == 1 and self.lines[0][0] == "return " and not several
+        signature = "forward(x)"
+        if several:
+            signature = "forward(" + ", ".join(f"{name} = []" if is_list else name for name, _, is_list in self.inputs) + ")"
         out: list[Part] = []
         if len(self.lines) == 1:
-            out = ["forward(x) = ", *self.lines[0][1:], "\n"]
+            out = [f"{signature} = ", *self.lines[0][1:], "\n"]
         else:
-            out = ["forward(x) {\n"]
+            out = [f"{signature} {{\n"]
             for line in self.lines:
                 out.extend([*line, "\n"])
             out.append("}\n")
@@ -1710,6 +1816,13 @@ def _same_default(value: Any, default: Any) -> bool:
     if value is None or default is None or isinstance(value, bool) or isinstance(default, bool):
         return value is default
     return isinstance(value, (int, float)) and isinstance(default, (int, float)) and value == default
+
+
+def _uses(user: torch.fx.Node, node: torch.fx.Node) -> int:
+    """How many times `user` takes `node` among its arguments."""
+    found: list[Any] = []
+    torch.fx.node.map_aggregate((user.args, user.kwargs), found.append)
+    return sum(1 for v in found if v is node)
 
 
 def _dead_piece(node: torch.fx.Node) -> bool:
@@ -1865,6 +1978,7 @@ class Importer:
     def __init__(self, model: nn.Module | None = None, shape: tuple[int, ...] = DEFAULT_INPUT) -> None:
         self.model, self.shape = model, shape
         self.shapes: dict[int, tuple[int, ...]] | None = None  # id(module) -> the size of its input, when asked
+        self.every: dict[int, tuple[Any, ...]] = {}  # id(module) -> the sizes of all its inputs (with `shapes`)
         # Classes whose instances share a block only at one input size (the generated class cannot derive a size
         # from its arguments otherwise: E073).
         self.by_input: set[str] = set()
@@ -1873,6 +1987,12 @@ class Importer:
         self.pre: dict[int, tuple[str, dict[str, Any]]] = {}  # id(module) -> the op applied to its input first (a pad)
         # id(module) -> the constants its caller passes after the tensor (`pre_logits=False`), its forward traced with them
         self.constants: dict[int, dict[str, Any]] = {}
+        # id(module) -> the tensors its caller passes beyond one (`self.tree1(x, shortcut)`, `self.root([x2, x1])`):
+        # each input held as a placeholder (a list of them for a list), the forward traced with them
+        self.given: dict[int, dict[str, Any]] = {}
+        # id(module) -> the inputs its written forward takes, (spec name, Python name, a list of tensors), where it
+        # takes more than one tensor
+        self.inputs: dict[int, list[tuple[str, str, bool]]] = {}
         self.chained: set[int] = set()  # ModuleLists and ModuleDicts whose items the forward applies in order
         self.listed: set[int] = set()  # lists of modules whose items a forward applies one by one (`convs[0](x)`)
 
@@ -1881,7 +2001,7 @@ class Importer:
         if self.model is None:
             return None
         if self.shapes is None:
-            self.shapes = input_shapes(self.model, self.shape)
+            self.shapes = input_shapes(self.model, self.shape, self.every)
         return self.shapes.get(id(module))
 
     def member(self, module: nn.Module, path: str) -> list[Part]:
@@ -1972,7 +2092,7 @@ class Importer:
         """The module's forward traced, its arguments after the tensor held at the constants its caller passes (or
         their defaults); a forward the plain trace cannot follow (a branch on a size) traced again at the size the
         model applies the module to (`_SizedTracer`)."""
-        concrete = {**(_defaults(module) or {}), **self.constants.get(id(module), {})} or None
+        concrete = {**(_defaults(module) or {}), **self.constants.get(id(module), {}), **self.given.get(id(module), {})} or None
         error: Exception | None = None
         shape: tuple[int, ...] | None = None
         for tracer in ("plain", "sized"):
@@ -1997,17 +2117,21 @@ class Importer:
             "its forward depends on the input's values, or calls what torch.fx cannot follow",
         ) from None
 
-    def _constant_calls(self, graph: torch.fx.Graph, module: nn.Module, path: str) -> None:
+    def _constant_calls(self, graph: torch.fx.Graph, module: nn.Module, path: str, dense: bool = False) -> None:
         """A member called with constants after its tensor (timm's `self.head(x, pre_logits=False)`): its forward is
         traced with them held (`concrete_args`), and the call applies it to the tensor alone."""
         for node in graph.nodes:
             target = str(node.target)
-            if node.op != "call_module" or "." in target or not node.args or (len(node.args) == 1 and not node.kwargs):
+            if node.op != "call_module" or "." in target or not node.args:
+                continue
+            if len(node.args) == 1 and not node.kwargs and isinstance(node.args[0], torch.fx.Node):
                 continue
             extra: list[Any] = []
             torch.fx.node.map_aggregate((node.args[1:], node.kwargs), extra.append)
             if not isinstance(node.args[0], torch.fx.Node) or any(isinstance(v, torch.fx.Node) for v in extra):
-                continue  # a member taking several tensors: E120 where the forward is written
+                if not dense:  # a dense block's layers take the list of features joined (DENSE_FORWARD)
+                    self._tensor_call(node, module, path)  # a member taking several tensors, or a list of them
+                continue
             child = module.get_submodule(target)
             if _leaf_converter(child) is not None or isinstance(child, nn.MultiheadAttention) or type(child).forward is nn.Module.forward:
                 continue
@@ -2029,6 +2153,79 @@ class Importer:
                     "a member's forward is traced once, with the constants its calls pass: pass the same ones",
                 )
             node.args, node.kwargs = node.args[:1], {}
+
+    def _tensor_call(self, node: torch.fx.Node, module: nn.Module, path: str) -> None:
+        """A member called with several tensors or a list of them (DLA's `self.tree1(x, shortcut)`, `self.tree2(x1,
+        None, children)`, `self.root([x2, x1] + children)`): its forward is traced with a placeholder for each tensor
+        (`PHWithMeta`, keyed by the input's name and place in its list), the constants held; the call's inputs by name
+        are kept on the node (`archc_inputs`) for the caller's forward, which passes those the member's forward uses."""
+        from torch.fx._symbolic_trace import PHWithMeta
+
+        target = str(node.target)
+        child = module.get_submodule(target)
+        fail = ArchError(
+            "E120",
+            f"cannot import {_where(path, module)}: calling `{target}` with {len(node.args) + len(node.kwargs)} arguments",
+            _node_loc(node, type(module)),
+            "a member takes tensors, lists of tensors and constants",
+        )
+        if _leaf_converter(child) is not None or type(child).forward is nn.Module.forward or isinstance(child, nn.MultiheadAttention):
+            return  # an op (self-attention's `attn(x, x, x)`: `_self_attention`), or E120 where the forward is written
+        try:
+            signature = inspect.signature(child.forward)
+            bound = signature.bind(*node.args, **node.kwargs)
+        except (TypeError, ValueError):
+            raise fail from None
+        variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        if any(signature.parameters[name].kind in variadic for name in bound.arguments):
+            raise fail
+        nodes: list[Any] = []
+        torch.fx.node.map_aggregate((node.args, node.kwargs), lambda v: nodes.append(v) if isinstance(v, torch.fx.Node) else None)
+        plain = [n for n in node.graph.nodes if n.op == "call_module" and n.target == node.target and n is not node and len(n.args) == 1]
+        if any(not n.kwargs and isinstance(n.args[0], torch.fx.Node) for n in plain):
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: it calls `{target}` with one tensor and with {len(nodes)} values",
+                _node_loc(node, type(module)),
+                "a member's forward is traced once, with the inputs its calls pass: pass the same ones",
+            )
+        self.input_shape(child)
+        if len(self.every.get(id(child), ())) != len(nodes):
+            return  # values other than tensors (sizes read from the input): E120 where the forward is written
+        given: dict[str, Any] = {}  # what the child's trace holds: placeholders and constants
+        shape: dict[str, Any] = {}  # the same, comparable between calls
+        inputs: dict[str, Any] = {}  # the caller's values of the tensor inputs
+        for i, (name, value) in enumerate(bound.arguments.items()):
+            if isinstance(value, torch.fx.Node):
+                if i:
+                    given[name], shape[name] = PHWithMeta(name), "tensor"
+                inputs[name] = value
+            elif isinstance(value, (list, tuple)) and value and all(isinstance(v, torch.fx.Node) for v in value):
+                given[name] = [PHWithMeta(f"{name}#{k}") for k in range(len(value))]
+                shape[name], inputs[name] = ("list", len(value)), list(value)
+            else:
+                held: list[Any] = []
+                torch.fx.node.map_aggregate(value, held.append)
+                if i == 0 or any(isinstance(v, torch.fx.Node) for v in held):
+                    raise ArchError(
+                        "E120",
+                        f"cannot import {_where(path, module)}: calling `{target}` with {type(value).__name__} `{name}` "
+                        "holding tensors and other values",
+                        _node_loc(node, type(module)),
+                        "pass tensors, lists of tensors and constants",
+                    )
+                given[name] = shape[name] = value
+        before = self.given.get(id(child))
+        if before is not None and {k: _given_shape(v) for k, v in before.items()} != shape:
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: it calls `{target}` with other inputs than before",
+                _node_loc(node, type(module)),
+                "a member's forward is traced once, with the inputs its calls pass: pass the same ones",
+            )
+        if before is None:
+            self.given[id(child)] = given
+        node.meta["archc_inputs"] = inputs
 
     def instance(self, module: nn.Module, path: str) -> Instance:
         cls = type(module).__name__
@@ -2080,7 +2277,7 @@ class Importer:
             self.instances.append(inst)
             return inst
         graph = self._trace(module, path, {id(c) for _, c in children if _own_list(c)})
-        self._constant_calls(graph, module, path)
+        self._constant_calls(graph, module, path, _dense_loop(graph, [n for n, _ in children]))
         run = run_graph(module, graph, self.input_shape(module)) if any(_needs_run(n) for n in graph.nodes) else None
         try:
             _self_attention(graph, module)
@@ -2132,7 +2329,11 @@ class Importer:
             forward: list[Part] = [DENSE_FORWARD]
             sequential = False
         else:
-            forward, sequential = _Forward(graph, module, path, set(names), post, run, lists, pre).run()
+            inputs_of = {name: self.inputs[id(child)] for name, child in children if id(child) in self.inputs}
+            written = _Forward(graph, module, path, set(names), post, run, lists, pre, inputs_of)
+            forward, sequential = written.run()
+            if len(written.inputs) > 1 or any(is_list for _, _, is_list in written.inputs):
+                self.inputs[id(module)] = written.inputs
         sequential = sequential and not post and not pre
         used_children = [n for n in names if n in called]
         inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
@@ -2147,7 +2348,7 @@ class Importer:
         for inst in self.instances:  # children are made before their parents
             key = inst.key()
             if inst.cls in self.by_input:
-                key = (*key, self.input_shape(inst.module))
+                key = (*key, self.input_shape(inst.module), self.every.get(id(inst.module)))
             variant = by_key.get(key)
             if variant is None:
                 names[inst.cls] += 1
@@ -2173,6 +2374,17 @@ class Importer:
         for variant in out:
             settle(variant)
         return out
+
+
+def _given_shape(value: Any) -> Any:
+    """What `Importer._tensor_call` holds for an input, comparable between calls: "tensor", ("list", n), a constant."""
+    from torch.fx._symbolic_trace import PHBase
+
+    if isinstance(value, PHBase):
+        return "tensor"
+    if isinstance(value, list) and value and all(isinstance(v, PHBase) for v in value):
+        return ("list", len(value))
+    return value
 
 
 def _defaults(module: nn.Module) -> dict[str, Any] | None:
