@@ -328,3 +328,29 @@ def test_a_module_list_applied_in_order_is_a_sequence(tmp_path: Path) -> None:
     assert torch.allclose(model.eval()(x), source.model(x))
     code, _, err = run_cli("import", f"{tmp_path / 'stack.py'}:Skip")
     assert code == 1 and "error[E120]" in err and "`blocks`" in err, err
+
+
+GROUP_NORM_ACT = """
+from timm.layers import GroupNormAct
+from torch import nn
+
+
+class GnAct(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=4)
+        self.bn1 = GroupNormAct(8, num_groups=2, act_layer=nn.SiLU)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.bn1(self.conv(x))).flatten(1))
+"""
+
+
+def test_timm_group_norm_with_its_activation_is_groupnorm_and_the_activation_inline(tmp_path: Path) -> None:
+    (tmp_path / "gn_act.py").write_text(GROUP_NORM_ACT, encoding="utf-8")
+    text, _ = import_source(f"{tmp_path / 'gn_act.py'}:GnAct", (3, 32, 32))
+    assert "bn1 = groupnorm(2)" in text and "silu(bn1(conv(x)), inplace = true)" in text, text
+    verdict = round_trip(f"{tmp_path / 'gn_act.py'}:GnAct")
+    assert verdict.verdict == "equal", verdict.reason

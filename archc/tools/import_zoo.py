@@ -14,25 +14,31 @@ from dataclasses import dataclass
 
 from archc.tools.importer import Verdict, round_trip
 
-# One to a few models per timm family, the smallest of each where there is a choice (CNN families get more).
+# One to a few models per timm family, the smallest of each where there is a choice (CNN families get more): the
+# families issue 15 names also have one model for each variant of theirs (a block, stem, attention, norm or depth
+# scheme), the smallest, under about 60M parameters, chosen before any was run (docs/import.md, Coverage).
 TIMM_MODELS = """
-resnet10t resnet14t resnet18 resnet18d resnet26 resnet26d resnet34 resnet34d resnet50 resnet50d seresnet18 ecaresnet26t
-resnet50_gn wide_resnet50_2 resnext50_32x4d skresnet18 efficientnet_b0 efficientnet_lite0 efficientnet_es mnasnet_100
-mobilenetv2_100 spnasnet_100 tf_efficientnet_b0 fbnetc_100 semnasnet_100 mixnet_s tinynet_a mobilenetv3_large_100
-mobilenetv3_small_100 lcnet_050 fbnetv3_b mobilenetv3_rw tf_mobilenetv3_small_minimal_100 regnetx_002 regnetx_004
-regnetx_006 regnety_002 regnety_004 regnetz_005 convnext_atto convnext_femto convnext_pico convnext_nano convnext_tiny
-densenet121 densenetblur121d vgg11 vgg11_bn vgg13 dla34 dla46_c dla60 dpn48b dpn68 ghostnet_050 ghostnet_100
-hrnet_w18_small inception_v3 inception_v4 inception_resnet_v2 legacy_xception xception41 cspresnet50 cspdarknet53
-cs3darknet_s repvgg_a0 gernet_s gernet_m mobileone_s0 resnet32ts ese_vovnet19b_dw ese_vovnet19b_slim rexnet_100
-rexnetr_100 res2net50_26w_4s resnest14d selecsls42b legacy_seresnet18 legacy_seresnext26_32x4d tresnet_m nf_resnet26
-hardcorenas_a repghostnet_050 repvit_m1 hgnet_tiny hgnetv2_b0 mobilevit_xxs efficientformer_l1 levit_128s
-vit_tiny_patch16_224 vit_small_patch16_224 deit_tiny_patch16_224 swin_tiny_patch4_window7_224 mixer_s16_224
-resmlp_12_224 convmixer_768_32 pit_ti_224 coat_lite_tiny visformer_tiny edgenext_xx_small fastvit_t8 starnet_s1
-fasternet_t0 tiny_vit_5m_224 coatnet_nano_rw_224 poolformer_s12 convformer_s18 mambaout_femto inception_next_atto
-pvt_v2_b0 twins_svt_small crossvit_tiny_240 cait_xxs24_224 xcit_nano_12_p16_224 gcvit_xxtiny davit_tiny nest_tiny
-sequencer2d_s shvit_s1 efficientvit_b0 efficientvit_m0 lcnetv2_small cspnext_s volo_d1_224 tnt_s_patch16_224
-convit_tiny focalnet_tiny_srf hiera_tiny_224 mvitv2_tiny nextvit_small efficientvim_m1 swiftformer_xs rdnet_tiny
-lowformer_b0 darknet17 bat_resnext26ts
+resnet10t resnet14t resnet18 resnet18d resnet26 resnet26d resnet34 resnet34d resnet50 resnet50d resnet101 resnetrs50
+resnetblur18 resnetaa34d resnetv2_18 gcresnet33ts seresnet18 ecaresnet26t seresnext26d_32x4d ecaresnext26t_32x4d
+resnet50_gn wide_resnet50_2 resnext50_32x4d skresnet18 skresnext50_32x4d efficientnet_b0 efficientnet_b1
+efficientnet_b0_gn efficientnetv2_rw_t efficientnet_lite0 efficientnet_es mnasnet_100 mobilenetv2_100 mobilenetv1_100
+spnasnet_100 tf_efficientnet_b0 fbnetc_100 semnasnet_100 mixnet_s mixnet_m tf_mixnet_s tinynet_a mobilenetv3_large_100
+mobilenetv3_small_100 lcnet_050 fbnetv3_b mobilenetv3_rw tf_mobilenetv3_small_minimal_100 mobilenetv4_conv_small
+regnetx_002 regnetx_004 regnetx_006 regnety_002 regnety_004 regnetz_005 regnetz_b16 regnetv_040 convnext_atto
+convnext_femto convnext_pico convnext_nano convnext_tiny convnextv2_atto densenet121 densenet169 densenetblur121d
+vgg11 vgg11_bn vgg13 dla34 dla46_c dla60 dla46x_c dla60_res2net dpn48b dpn68 ghostnet_050 ghostnet_100 ghostnetv2_100
+hrnet_w18_small inception_v3 inception_v4 inception_resnet_v2 legacy_xception xception41 xception41p cspresnet50
+cspdarknet53 cs3darknet_s cs3darknet_focus_s cs3sedarknet_l cspresnext50 repvgg_a0 repvgg_b1g4 gernet_s gernet_m
+mobileone_s0 resnet32ts ese_vovnet19b_dw ese_vovnet19b_slim rexnet_100 rexnetr_100 res2net50_26w_4s res2next50
+res2net50d resnest14d selecsls42b legacy_seresnet18 legacy_seresnext26_32x4d tresnet_m nf_resnet26 hardcorenas_a
+repghostnet_050 repvit_m1 hgnet_tiny hgnetv2_b0 mobilevit_xxs efficientformer_l1 levit_128s vit_tiny_patch16_224
+vit_small_patch16_224 deit_tiny_patch16_224 swin_tiny_patch4_window7_224 mixer_s16_224 resmlp_12_224 convmixer_768_32
+pit_ti_224 coat_lite_tiny visformer_tiny edgenext_xx_small fastvit_t8 starnet_s1 fasternet_t0 tiny_vit_5m_224
+coatnet_nano_rw_224 poolformer_s12 convformer_s18 mambaout_femto inception_next_atto pvt_v2_b0 twins_svt_small
+crossvit_tiny_240 cait_xxs24_224 xcit_nano_12_p16_224 gcvit_xxtiny davit_tiny nest_tiny sequencer2d_s shvit_s1
+efficientvit_b0 efficientvit_m0 lcnetv2_small cspnext_s volo_d1_224 tnt_s_patch16_224 convit_tiny focalnet_tiny_srf
+hiera_tiny_224 mvitv2_tiny nextvit_small efficientvim_m1 swiftformer_xs rdnet_tiny lowformer_b0 darknet17
+bat_resnext26ts
 """.split()
 # The fast default set of tests/test_import.py: a few of each verdict, the families of specs/ among them.
 DEFAULT = (

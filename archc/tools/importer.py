@@ -640,8 +640,9 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
     ("timm.layers.activations", "GELU"): lambda m: ("gelu", {}),  # F.gelu(input); its `inplace` is a dummy
     ("timm.layers.activations", "GELUTanh"): lambda m: ("gelu", {"approximate": "tanh"}),
 }
-# timm's BatchNorm followed by its activation in one module (`BatchNormAct2d`): the op, then the activation inline.
-NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d")}
+# timm's norm followed by its activation in one module (`BatchNormAct2d`, `GroupNormAct`): the op, then the activation
+# inline.
+NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d"), ("timm.layers.norm_act", "GroupNormAct")}
 
 
 def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]] | None:
@@ -653,7 +654,8 @@ def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]]
 
 
 def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str, Any]] | None]:
-    """timm's BatchNormAct2d: batchnorm's text, and the activation its forward applies after it (None: identity)."""
+    """timm's BatchNormAct2d (GroupNormAct): batchnorm's (groupnorm's) text, and the activation its forward applies after
+    it (None: identity)."""
     drop, act = getattr(m, "drop", None), getattr(m, "act", None)
     if drop is not None and not isinstance(drop, nn.Identity):
         raise ArchError(
@@ -665,7 +667,7 @@ def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str,
             "E120", f"cannot import {_where(path, m)}: its activation {type(act).__name__}", _class_loc(type(m)), "an op's activation"
         )
     try:
-        op, values = _batchnorm(m)  # type: ignore[arg-type]
+        op, values = LEAVES[nn.GroupNorm](m) if isinstance(m, nn.GroupNorm) else _batchnorm(m)  # type: ignore[arg-type]
         post = convert(act)
     except _Unsupported as e:
         raise ArchError("E120", f"cannot import {_where(path, m)}: {e.what}", _class_loc(type(m)), e.hint) from None
