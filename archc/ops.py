@@ -645,7 +645,8 @@ def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
     flatten's label (`_merge_axes`: channels stay channels, positions become tokens); one dimension split keeps
     channels as channels (as `unflatten` splits them into groups) and makes tokens a height and a width (flatten(x, 2)
     undone); anything else is plain (`F`), as is a dimension of size 1 the reshape adds. Plain or channel values (no
-    position among them) reshaped into three dimensions are read as a C×H×W map (a gate's `view(n, c, 1, 1)`)."""
+    position among them) reshaped into three dimensions are read as a C×H×W map (a gate's `view(n, c, 1, 1)`), unless the
+    channels stay last (MaxViT's windows, (B, groups, P², C))."""
     out: list[str] = []
     for inner, count in _reshape_groups(before, after):
         labels = axes[inner[0] : inner[1]]
@@ -660,7 +661,7 @@ def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
         else:
             out += ["F"] * count
     positions = SPATIAL | {"L"}
-    if len(out) == 3 and not set(axes) & positions and not set(out) & positions:
+    if len(out) == 3 and not set(axes) & positions and not set(out) & positions and out[-1] != "C":
         return MAP_AXES
     return tuple(out)
 

@@ -922,6 +922,9 @@ class _Run(torch.fx.Interpreter):
         self.known: dict[torch.fx.Node, Any] = {}
 
     def run_node(self, n: torch.fx.Node) -> Any:
+        if n.op == "placeholder" and not n.args and n.users and all(_held_check(u, n) for u in n.users):
+            user = next(iter(n.users))  # an argument held at the constant its caller passes: torch.fx's check has it
+            return None if user.target is not operator.eq else user.args[1]
         out = super().run_node(n)
         if isinstance(out, torch.Tensor):
             self.shapes[n] = tuple(out.shape)
@@ -1197,8 +1200,10 @@ class _Forward:
                 # An input its caller gives beyond the first tensor (`shortcut`), or a tensor of a list (`children#0`)
                 self._input(node, key)
                 return
-            if self.names and (node.args or not node.users):
-                self.concrete.add(node)  # an argument held at its default (concrete_args)
+            if self.names and (node.args or all(_held_check(u, node) for u in node.users)):
+                # an argument held at its default, or at the constant its caller passes (concrete_args): torch.fx
+                # checks an int's value (`assert p == 7`) and gives the forward the constant itself
+                self.concrete.add(node)
                 return
             if self.names:
                 raise _Unsupported("a forward with more than one input", "archc's modules take one tensor")
@@ -2385,6 +2390,23 @@ def _given_shape(value: Any) -> Any:
     if isinstance(value, list) and value and all(isinstance(v, PHBase) for v in value):
         return ("list", len(value))
     return value
+
+
+def _held_check(user: torch.fx.Node, held: torch.fx.Node) -> bool:
+    """Whether `user` is torch.fx's check that an argument held by `concrete_args` has its value (`p == 7` asserted,
+    or `_assert_is_none`): the only use torch.fx makes of such a placeholder, the forward given the constant."""
+    from torch.fx._symbolic_trace import _assert_is_none
+
+    if user.op != "call_function":
+        return False
+    if user.target is _assert_is_none:
+        return True
+    return (
+        user.target is operator.eq
+        and user.args[0] is held
+        and bool(user.users)
+        and all(u.op == "call_function" and u.target is torch._assert for u in user.users)
+    )
 
 
 def _defaults(module: nn.Module) -> dict[str, Any] | None:
