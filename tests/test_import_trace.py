@@ -281,3 +281,52 @@ def test_a_member_called_with_int_attributes_by_position_round_trips_equal(tmp_p
     assert "partition(stem(x))" in text and "departition(" in text, text
     verdict = spec_verdict(source_text, text, source)
     assert verdict.verdict == "equal", verdict.reason
+
+
+EINSUM = """\
+import torch
+from torch import nn
+
+
+class Attend(nn.Module):
+    def __init__(self, dim, equation="b h i d, b h j d -> b h i j"):
+        super().__init__()
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.equation = equation
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, 2, c // 2).permute(0, 2, 3, 1, 4).unbind(1)
+        a = torch.einsum(self.equation, q, k * 0.5).softmax(-1)
+        out = torch.einsum("b h i j, b h j d -> b h i d", a, v)
+        return out.transpose(1, 2).reshape(b, n, c)
+
+
+class Tokens(nn.Module):
+    def __init__(self, equation="b h i d, b h j d -> b h i j"):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.attn = Attend(8, equation)
+
+    def forward(self, x):
+        x = self.stem(x).flatten(2).transpose(1, 2)
+        return x + self.attn(x)
+
+
+class Other(Tokens):
+    def __init__(self):
+        super().__init__("b h i d, b h j d -> b h j i")
+"""
+
+
+def test_an_einsum_matrix_product_round_trips_equal_and_another_equation_is_e120(tmp_path: Path) -> None:
+    (tmp_path / "einsum.py").write_text(EINSUM, encoding="utf-8")
+    source_text = f"{tmp_path / 'einsum.py'}:Tokens"
+    text, source = import_source(source_text, (3, 6, 6))
+    # "b h i d, b h j d -> b h i j" is q times k transposed; "b h i j, b h j d -> b h i d" a plain product.
+    assert "matmul(softmax(matmul(x, transpose(out * 0.5, -2, -1)), -1), y)" in text, text
+    verdict = spec_verdict(source_text, text, source)
+    assert verdict.verdict == "equal", verdict.reason
+    code, _, err = run_cli("import", f"{tmp_path / 'einsum.py'}:Other", "--input", "3x6x6")
+    assert code == 1 and "error[E120]" in err and "equation 'b h i d, b h j d -> b h j i'" in err, err
+    assert "Traceback" not in err, err

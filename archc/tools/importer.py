@@ -1442,6 +1442,8 @@ class _Forward:
             node.op == "call_method" and node.target == "matmul"
         ):
             return self._matmul(node)
+        if node.op == "call_function" and node.target is torch.einsum:
+            return self._einsum(node)
         if node.op == "call_function" and node.target is F.scaled_dot_product_attention:
             return self._attention(node)
         if _is_mask(node) and len(node.args) == 2 and not node.kwargs:
@@ -1595,6 +1597,28 @@ class _Forward:
             raise _Unsupported(f"`{_name_of(node.target)}` of other than two tensors", "multiply two tensors")
         a, b = (self._value(t) for t in node.args)
         return _Expr(["matmul(", *a.parts, ", ", *b.parts, ")"])
+
+    def _einsum(self, node: torch.fx.Node) -> _Expr:
+        """`torch.einsum` whose equation is a batched matrix product (MaxViT's "B G H I D, B G H J D -> B G H I J"):
+        `matmul(a, b)`, an operand whose last two letters are the other way round transposed first
+        (`matmul(q, transpose(k, -2, -1))`). Other equations are not imported."""
+        equation = node.args[0] if node.args else None
+        operands = list(node.args[1:])
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = list(operands[0])
+        if not isinstance(equation, str) or node.kwargs or len(operands) != 2 or not all(isinstance(t, torch.fx.Node) for t in operands):
+            raise _Unsupported("`einsum` of other than an equation and two tensors", "multiply two tensors with `matmul`")
+        order = _einsum_matmul(equation)
+        if order is None:
+            raise _Unsupported(
+                f"`einsum` with the equation {equation!r}, not a matrix product over the same leading dimensions",
+                "write it with `matmul`, `transpose` and `permute`",
+            )
+        parts: list[list[Part]] = []
+        for operand, swapped in zip(operands, order, strict=True):
+            value = self._value(operand).parts
+            parts.append(["transpose(", *value, ", -2, -1)"] if swapped else list(value))
+        return _Expr(["matmul(", *parts[0], ", ", *parts[1], ")"])
 
     def _attention(self, node: torch.fx.Node) -> _Expr:
         """`F.scaled_dot_product_attention(q, k, v)` without a mask, dropout or causality: `attention(q, k, v)`, with
@@ -2390,6 +2414,30 @@ def _given_shape(value: Any) -> Any:
     if isinstance(value, list) and value and all(isinstance(v, PHBase) for v in value):
         return ("list", len(value))
     return value
+
+
+def _einsum_matmul(equation: str) -> tuple[bool, bool] | None:
+    """Whether an einsum equation is a matrix product over the same leading (batch) dimensions, "...ij,...jk->...ik"
+    spelt with letters: for each operand, whether its last two letters must be swapped first ("bij,bkj->bik": the
+    second). None: another equation (a sum left out, a broadcast, a letter repeated, `...`)."""
+    text = equation.replace(" ", "")
+    if text.count("->") != 1 or "." in text:
+        return None
+    inputs, out = text.split("->")
+    terms = inputs.split(",")
+    if len(terms) != 2 or not all(t.isalpha() and len(set(t)) == len(t) for t in (*terms, out)):
+        return None
+    a, b = terms
+    if len(a) != len(b) or len(out) != len(a) or len(a) < 2 or a[:-2] != b[:-2] or a[:-2] != out[:-2]:
+        return None
+    i, k = out[-2:]
+    for swap_a in (False, True):
+        ai, aj = (a[-1], a[-2]) if swap_a else (a[-2], a[-1])
+        for swap_b in (False, True):
+            bj, bk = (b[-1], b[-2]) if swap_b else (b[-2], b[-1])
+            if ai == i and bk == k and aj == bj and len({i, aj, k} | set(a[:-2])) == len(a) + 1:
+                return (swap_a, swap_b)
+    return None
 
 
 def _held_check(user: torch.fx.Node, held: torch.fx.Node) -> bool:
