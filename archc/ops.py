@@ -417,6 +417,19 @@ def _matmul_shape(a: Attrs, shapes: list[Shape]) -> Shape:
     return (*_leading("matmul", shapes), first[-2], second[-1])
 
 
+def _gather_shape(a: Attrs, shapes: list[Shape]) -> Shape:
+    """`table[index]` with an integer tensor: a row of the table for each index, index.shape + table.shape[1:]."""
+    table, index = shapes
+    if not table:
+        raise OpError("E089", "indexing a tensor of no dimensions by a tensor", "the table has rows: a param((n, k)) or a buffer")
+    return (*index, *table[1:])
+
+
+def _gather_cost(a: Attrs, shapes: list[Shape], out: Shape) -> Cost:
+    """Rows copied, no arithmetic."""
+    return Cost()
+
+
 def _matmul_cost(a: Attrs, shapes: list[Shape], out: Shape) -> Cost:
     """One multiply-accumulate per output element and per term of the inner dimension (FlopCounterMode's bmm / 2)."""
     return Cost(numel(out) * shapes[0][-1])
@@ -1565,6 +1578,21 @@ OPS: dict[str, Op] = {
             axes=_index_axes,
             member=False,
             code=_index_code,
+            syntax_only=True,
+        ),
+        Op(
+            "gather",
+            "`table[index]`: the rows of a `param` or `buffer` picked by an integer `buffer` (torchvision's MaxViT and Swin "
+            "bias tables read at `relative_position_index`): index.shape + table.shape[1:], written with brackets.",
+            (),
+            _operands_only,
+            _no_module,
+            _no_cost,
+            functional="gather",
+            member=False,
+            operands=2,
+            joint_shape=_gather_shape,
+            joint_cost=_gather_cost,
             syntax_only=True,
         ),
         Op(

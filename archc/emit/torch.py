@@ -1292,6 +1292,14 @@ class ClassWriter:
                     return TVal(f"{x.var}[{literal(position)}]", item_shape)
                 if not isinstance(x, TVal):
                     return self.scalar(expr)
+                if not isinstance(index, (S.TupleLit, S.Slice)):
+                    rows = self.tensor(index, env, self.fresh(_hint_name(index)))
+                    if isinstance(rows, TVal):
+                        # `table[index]`: the rows of a param or buffer picked by an integer buffer (checked by
+                        # elaboration), index.shape + table.shape[1:], without a batch as the table.
+                        shape = ops.output_shape(ops.OPS["gather"], {}, [x.shape, rows.shape])
+                        self.line(f"{target} = {x.var}[{rows.var}]")
+                        return TVal(target, shape, batched=False)
                 row = ops.OPS["index"]
                 attrs = {"items": tensor_subscripts(expr, self.scalar)}
                 sizes = {"items": tensor_subscripts(expr, lambda e: evaluate(e, self.scope))}
