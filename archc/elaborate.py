@@ -786,6 +786,13 @@ class BlockInstance(Instance):
                 )
                 for i in range(count)
             )
+        if not x.batched and op.name in ops.OWN_DIMS:
+            # A learnable or fixed tensor's dimensions moved (MaxViT's bias, `permute(bias, (2, 0, 1))`): they are its
+            # own, 0 its first, and the result has no batch either.
+            attrs = ops.own_dims(op.name, attrs)
+            name = self.elab.inline_name(self.module.path, op.name)
+            out = self.elab.add_node(op.name, None, name, attrs, inputs, self.module.path, expr.loc)
+            return Tensor(out.node, out.shape, out.axes, batched=False)
         out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, inputs, self.module.path, expr.loc)
         if not x.batched and op.name == "reshape":
             # A learnable tensor reshaped (timm's layer scale, `gamma.reshape(1, -1, 1, 1)`): it has no batch, so the

@@ -500,6 +500,22 @@ def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
     return tuple(d - 1 for d in dims[1:])
 
 
+# Ops that move the dimensions of a tensor without a batch (a `param` or `buffer` read in a forward) by its own
+# dimensions, 0 its first: `permute(table, (2, 0, 1))`, as `reshape`'s sizes are its whole shape.
+OWN_DIMS = ("permute", "transpose")
+
+
+def own_dims(op: str, a: Attrs) -> Attrs:
+    """The arguments of `op` (in OWN_DIMS) on a tensor without a batch, counted as the rules count them, the batch 0:
+    `permute(t, (2, 0, 1))` is the rule's (0, 3, 1, 2), `transpose(t, 0, 1)` its (1, 2)."""
+    if op == "permute":
+        dims = a["dims"]
+        if not isinstance(dims, tuple) or not all(_is_int(d) for d in dims):
+            return a
+        return {**a, "dims": (0, *(d + 1 if d >= 0 else d for d in dims))}
+    return {**a, **{k: a[k] + 1 if _is_int(a[k]) and a[k] >= 0 else a[k] for k in ("dim0", "dim1")}}
+
+
 def _permute_shape(a: Attrs, s: Shape) -> Shape:
     return tuple(s[d] for d in _permutation(a, len(s)))
 

@@ -330,3 +330,50 @@ def test_an_einsum_matrix_product_round_trips_equal_and_another_equation_is_e120
     code, _, err = run_cli("import", f"{tmp_path / 'einsum.py'}:Other", "--input", "3x6x6")
     assert code == 1 and "error[E120]" in err and "equation 'b h i d, b h j d -> b h j i'" in err, err
     assert "Traceback" not in err, err
+
+
+MINI_MAXVIT = """\
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.maxvit import RelativePositionalMultiHeadAttention, SwapAxes, WindowDepartition, WindowPartition
+
+
+class Layer(nn.Module):
+    def __init__(self, dim=8, p=2, grid=4):
+        super().__init__()
+        self.p, self.g = p, grid // p
+        self.partition_op = WindowPartition()
+        self.departition_op = WindowDepartition()
+        self.swap = SwapAxes(-2, -3)
+        self.norm = nn.LayerNorm(dim)
+        self.attn = RelativePositionalMultiHeadAttention(dim, 4, p * p)
+
+    def forward(self, x):
+        x = self.swap(self.partition_op(x, self.p))
+        x = x + self.attn(self.norm(x))
+        return self.departition_op(self.swap(x), self.p, self.g, self.g)
+
+
+class Mini(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.layer = Layer()
+
+    def forward(self, x):
+        return self.layer(self.stem(x))
+"""
+
+
+def test_maxvits_partition_einsum_attention_and_gathered_bias_round_trip_equal(tmp_path: Path) -> None:
+    (tmp_path / "mini.py").write_text(MINI_MAXVIT, encoding="utf-8")
+    source_text = f"{tmp_path / 'mini.py'}:Mini"
+    text, source = import_source(source_text, (3, 4, 4))
+    # torchvision's MaxViT pieces: the windows cut by a member called with int attributes, the swap a transpose, the
+    # einsums matrix products, and the bias table's rows gathered by the relative position index, permuted as its own.
+    assert "partition_op(x)" in text and "transpose(x, -2, -3)" in text, text
+    assert "reshape(relative_position_index, (-1,))" in text and "relative_position_bias_table[out]" in text, text
+    assert "(4, 4, -1)), (2, 0, 1)), (1, 2, 4, 4))" in text and "matmul(x, transpose(out * 0.35" in text, text
+    verdict = spec_verdict(source_text, text, source)
+    assert verdict.verdict == "equal", verdict.reason

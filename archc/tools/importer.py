@@ -714,6 +714,9 @@ class _ChildrenAsLeaves(torch.fx.Tracer):
     def __init__(self, through: set[int] | None = None) -> None:
         super().__init__(autowrap_functions=_wrapped_functions())
         self.record_stack_traces = True  # each node's Python line, for the errors
+        # A buffer read is a node (`get_attr`), also where the forward computes from it (MaxViT's
+        # `self.relative_position_index.view(-1)`), not a constant folded into the graph.
+        self.proxy_buffer_attributes = True
         self.through = through or set()
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -996,6 +999,7 @@ _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     F.dropout: ("dropout", ("p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False}),
     torch.flatten: ("flatten", ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1}),
     torch.transpose: ("transpose", ("dim0", "dim1"), {}),
+    torch.swapaxes: ("transpose", ("dim0", "dim1"), {}),  # MaxViT's SwapAxes
     torch.permute: ("permute", ("dims",), {}),
     torch.unflatten: ("unflatten", ("dim", "sizes"), {}),
     torch.chunk: ("chunk", ("chunks", "dim"), {"dim": 0}),
@@ -1541,11 +1545,23 @@ class _Forward:
         ):
             raise _Unsupported(f"`permute` to {dims!r}", "permute with numbers")
         dims = tuple(d % rank for d in dims)
+        if self._own(node.args[0]):
+            return self._inline("permute", node.args[0], {"dims": dims})  # a parameter's or buffer's own dimensions
         at = dims.index(0)
         if at:
             self.batch_at[node] = at
             dims = (0, *(d for d in dims if d != 0))
         return self._inline("permute", node.args[0], {"dims": dims})
+
+    def _own(self, node: torch.fx.Node) -> bool:
+        """Whether the node is a tensor of the module's own (a parameter or buffer read, `get_attr`) or computed from
+        such tensors alone: it has no batch, and its dimensions and sizes are its whole shape."""
+        if node.op == "get_attr":
+            return True
+        if node.op not in ("call_function", "call_method"):
+            return False
+        inputs = node.all_input_nodes
+        return bool(inputs) and all(n in self.known or self._own(n) for n in inputs) and any(n not in self.known for n in inputs)
 
     def _takes_first(self, node: torch.fx.Node) -> bool:
         """Whether the node takes one position of the first dimension of a tensor whose batch a permute moved just
@@ -1587,6 +1603,8 @@ class _Forward:
         run found, a dimension of one added (not before the batch)."""
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         after = self._shape(node)
+        if isinstance(node.args[0], torch.fx.Node) and self._own(node.args[0]):
+            return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after))})"])  # no batch
         if not isinstance(dim, int) or isinstance(dim, bool) or dim % len(after) == 0:
             raise _Unsupported(f"`unsqueeze` on dimension {dim!r}", "add a dimension after the batch")
         return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after[1:]))})"])
@@ -1655,7 +1673,7 @@ class _Forward:
         batch kept."""
         before, after = self._shape(node.args[0]), self._shape(node)
         source = node.args[0]
-        if isinstance(source, torch.fx.Node) and source.op == "get_attr":
+        if isinstance(source, torch.fx.Node) and self._own(source):
             # A parameter reshaped to broadcast against a map (layer scale's `gamma.reshape(1, -1, 1, 1)`): the
             # parameter has no batch, so the sizes are its whole shape, written as the model wrote them.
             written = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
@@ -1705,6 +1723,14 @@ class _Forward:
             value = self._value(node.args[0])
             parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
             return _Expr([*parts, f"[:, {literal(node.args[1])}]"])
+        source, index = node.args[0], node.args[1]
+        if isinstance(source, torch.fx.Node) and isinstance(index, torch.fx.Node) and index in self.shapes:
+            # A parameter's rows gathered by an integer buffer (MaxViT's `self.relative_position_bias_table[bias_index]`)
+            if not self._own(source) or not self._own(index):
+                raise _Unsupported("indexing by a tensor other than a parameter or buffer by a buffer", "gather rows of a table")
+            value = self._value(source)
+            parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
+            return _Expr([*parts, "[", *self._value(index).parts, "]"])
         items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
         if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
             raise _Unsupported("indexing a value that is not a tensor", "index tensors")
@@ -2430,7 +2456,7 @@ def _einsum_matmul(equation: str) -> tuple[bool, bool] | None:
     a, b = terms
     if len(a) != len(b) or len(out) != len(a) or len(a) < 2 or a[:-2] != b[:-2] or a[:-2] != out[:-2]:
         return None
-    i, k = out[-2:]
+    i, k = out[-2], out[-1]
     for swap_a in (False, True):
         ai, aj = (a[-1], a[-2]) if swap_a else (a[-2], a[-1])
         for swap_b in (False, True):
