@@ -97,3 +97,43 @@ arch Net() {{
         compile_arch(text)
     assert e.value.code == "E089" and message in e.value.message, e.value
     assert e.value.loc is not None and e.value.loc.line == 7, e.value.loc
+
+
+PERMUTED = """
+block Bias(ws, heads) {
+    let n = ws * ws
+    let m = 2 * ws - 1
+    relative_position_bias_table = param((m * m, heads))
+    relative_position_index = buffer(
+        (arange(n) // ws * m + arange(n) % ws)[:, none] - (arange(n) // ws * m + arange(n) % ws)[none, :] + (ws - 1) * (m + 1),
+    )
+    forward(x) = x + reshape(
+        permute(reshape(relative_position_bias_table[reshape(relative_position_index, (-1,))], (n, n, heads)), (2, 0, 1)),
+        (1, heads, n, n),
+    )
+}
+
+arch Net() {
+    input (3, 8, 8)
+    c = conv(2, 3, padding = 1)
+    b = Bias(2, 2)
+    forward(x) = b(reshape(c(x), (4, 2, 4, 4)))
+}
+"""
+
+
+def test_a_gathered_table_permuted_by_its_own_dimensions_is_maxvits_bias(compile_arch: Any) -> None:
+    from torchvision.models.maxvit import RelativePositionalMultiHeadAttention
+
+    compiled, module = compile_arch(PERMUTED)
+    model = module.model().eval()
+    reference = RelativePositionalMultiHeadAttention(8, 4, 4)  # 2 heads over a 2×2 window
+    with torch.no_grad():
+        model.b.relative_position_bias_table.copy_(reference.relative_position_bias_table)
+        x = torch.randn(2, 3, 8, 8)
+        expected = model.c(x).reshape(2, 4, 2, 4, 4) + reference.get_relative_positional_bias()  # (1, heads, n, n)
+        assert torch.equal(model(x), expected)
+    # The permute moves the table's own dimensions (no batch): the shape pass has torchvision's bias shape.
+    nodes = {n.name: n for n in compiled.arch.nodes}
+    assert tuple(nodes["b.permute"].shape) == tuple(reference.get_relative_positional_bias().shape[1:])
+    assert ".permute(2, 0, 1)" in compiled.python()

@@ -1545,7 +1545,7 @@ class _Forward:
         ):
             raise _Unsupported(f"`permute` to {dims!r}", "permute with numbers")
         dims = tuple(d % rank for d in dims)
-        if self._own(node.args[0]):
+        if isinstance(node.args[0], torch.fx.Node) and self._own(node.args[0]):
             return self._inline("permute", node.args[0], {"dims": dims})  # a parameter's or buffer's own dimensions
         at = dims.index(0)
         if at:
