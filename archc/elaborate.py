@@ -613,6 +613,10 @@ class BlockInstance(Instance):
                     return list_index(x, evaluate(index, scope), index.loc)
                 if not isinstance(x, Tensor):
                     return evaluate(expr, scope)
+                if not isinstance(index, (S.TupleLit, S.Slice)):
+                    found = self.eval_tensor(index, scope)
+                    if isinstance(found, (Tensor, list)):
+                        return self.gather(x, found, expr, index)
                 items = tensor_subscripts(expr, lambda e: evaluate(e, scope))
                 return self.elab.add_node(
                     "index", None, self.elab.inline_name(self.module.path, "index"), {"items": items}, [x], self.module.path, expr.loc
@@ -690,6 +694,44 @@ class BlockInstance(Instance):
         self.elab.item_channels[f"{container.module.path}.{name}"] = out.shape[0] if out.shape else None
         return out
 
+    def gather(self, table: Tensor, index: Tensor | list[Tensor], expr: S.Index, at: S.Expr) -> Tensor:
+        """`table[index]`: the rows of a learnable or fixed tensor (no batch) picked by an integer `buffer` (read
+        whole, or reshaped, flattened, permuted, transposed or indexed): index.shape + table.shape[1:], itself a
+        tensor without a batch, as the table is."""
+        if isinstance(index, list):
+            raise not_a_list(at.loc)
+        if table.batched:
+            raise ArchError(
+                "E089",
+                "indexing an activation by a tensor: only a `param` or `buffer` is indexed by one",
+                expr.loc,
+                "gather rows of a table of the module's own: `table[index]` with `table = param((n, k))` and an integer buffer",
+            )
+        if index.batched or not self.integer_buffer(index.node):
+            raise ArchError(
+                "E089",
+                "a tensor is indexed by an integer `buffer` (or a reshape of one), and this index is not one",
+                at.loc,
+                "declare the index as a member, `index = buffer(arange(...))`, and write `table[index]`",
+            )
+        try:
+            shape = ops.output_shape(ops.OPS["gather"], {}, [table.shape, index.shape])
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        name = self.elab.inline_name(self.module.path, "gather")
+        out = self.elab.add_node("gather", None, name, {}, [table, index], self.module.path, expr.loc)
+        return Tensor(out.node, shape, out.axes, batched=False)
+
+    def integer_buffer(self, node: int) -> bool:
+        """Whether IR node `node` holds an integer `buffer`, read whole or moved about (reshaped, flattened, permuted,
+        transposed, indexed): the values of a gather's index."""
+        found = self.elab.nodes[node]
+        if found.op == ops.BUFFER:
+            return bool(found.attrs.get("dtype") == "int64")
+        if found.op in ("reshape", "flatten", "permute", "transpose", "index") and found.inputs:
+            return self.integer_buffer(found.inputs[0])
+        return False
+
     def read_param(self, name: str, loc: Loc) -> Tensor:
         """A learnable tensor read in the forward: a node of its own, with no input, its shape PyTorch's."""
         instance = self.member(name, Tensor(-1, ()), loc)
@@ -744,6 +786,13 @@ class BlockInstance(Instance):
                 )
                 for i in range(count)
             )
+        if not x.batched and op.name in ops.OWN_DIMS:
+            # A learnable or fixed tensor's dimensions moved (MaxViT's bias, `permute(bias, (2, 0, 1))`): they are its
+            # own, 0 its first, and the result has no batch either.
+            attrs = ops.own_dims(op.name, attrs)
+            name = self.elab.inline_name(self.module.path, op.name)
+            out = self.elab.add_node(op.name, None, name, attrs, inputs, self.module.path, expr.loc)
+            return Tensor(out.node, out.shape, out.axes, batched=False)
         out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, inputs, self.module.path, expr.loc)
         if not x.batched and op.name == "reshape":
             # A learnable tensor reshaped (timm's layer scale, `gamma.reshape(1, -1, 1, 1)`): it has no batch, so the

@@ -104,6 +104,7 @@ CODES: dict[str, str] = {
     "E086": "a list of tensors where a tensor is expected",
     "E087": "forward loop bound not a build-time integer",
     "E088": "bad expression of a fixed tensor (`buffer`)",
+    "E089": "tensor indexed by what is not an integer buffer",
     # Command-line usage
     "E090": "malformed -D definition",
     "E091": "not a directory",

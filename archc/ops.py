@@ -417,6 +417,19 @@ def _matmul_shape(a: Attrs, shapes: list[Shape]) -> Shape:
     return (*_leading("matmul", shapes), first[-2], second[-1])
 
 
+def _gather_shape(a: Attrs, shapes: list[Shape]) -> Shape:
+    """`table[index]` with an integer tensor: a row of the table for each index, index.shape + table.shape[1:]."""
+    table, index = shapes
+    if not table:
+        raise OpError("E089", "indexing a tensor of no dimensions by a tensor", "the table has rows: a param((n, k)) or a buffer")
+    return (*index, *table[1:])
+
+
+def _gather_cost(a: Attrs, shapes: list[Shape], out: Shape) -> Cost:
+    """Rows copied, no arithmetic."""
+    return Cost()
+
+
 def _matmul_cost(a: Attrs, shapes: list[Shape], out: Shape) -> Cost:
     """One multiply-accumulate per output element and per term of the inner dimension (FlopCounterMode's bmm / 2)."""
     return Cost(numel(out) * shapes[0][-1])
@@ -485,6 +498,22 @@ def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
     if dims[0] != 0:
         raise OpError("E038", "permute: the batch dimension 0 stays first", "e.g. (0, 2, 3, 1)", arg="dims")
     return tuple(d - 1 for d in dims[1:])
+
+
+# Ops that move the dimensions of a tensor without a batch (a `param` or `buffer` read in a forward) by its own
+# dimensions, 0 its first: `permute(table, (2, 0, 1))`, as `reshape`'s sizes are its whole shape.
+OWN_DIMS = ("permute", "transpose")
+
+
+def own_dims(op: str, a: Attrs) -> Attrs:
+    """The arguments of `op` (in OWN_DIMS) on a tensor without a batch, counted as the rules count them, the batch 0:
+    `permute(t, (2, 0, 1))` is the rule's (0, 3, 1, 2), `transpose(t, 0, 1)` its (1, 2)."""
+    if op == "permute":
+        dims = a["dims"]
+        if not isinstance(dims, tuple) or not all(_is_int(d) for d in dims):
+            return a
+        return {**a, "dims": (0, *(d + 1 if d >= 0 else d for d in dims))}
+    return {**a, **{k: a[k] + 1 if _is_int(a[k]) and a[k] >= 0 else a[k] for k in ("dim0", "dim1")}}
 
 
 def _permute_shape(a: Attrs, s: Shape) -> Shape:
@@ -645,7 +674,8 @@ def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
     flatten's label (`_merge_axes`: channels stay channels, positions become tokens); one dimension split keeps
     channels as channels (as `unflatten` splits them into groups) and makes tokens a height and a width (flatten(x, 2)
     undone); anything else is plain (`F`), as is a dimension of size 1 the reshape adds. Plain or channel values (no
-    position among them) reshaped into three dimensions are read as a C×H×W map (a gate's `view(n, c, 1, 1)`)."""
+    position among them) reshaped into three dimensions are read as a C×H×W map (a gate's `view(n, c, 1, 1)`), unless the
+    channels stay last (MaxViT's windows, (B, groups, P², C))."""
     out: list[str] = []
     for inner, count in _reshape_groups(before, after):
         labels = axes[inner[0] : inner[1]]
@@ -660,7 +690,7 @@ def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
         else:
             out += ["F"] * count
     positions = SPATIAL | {"L"}
-    if len(out) == 3 and not set(axes) & positions and not set(out) & positions:
+    if len(out) == 3 and not set(axes) & positions and not set(out) & positions and out[-1] != "C":
         return MAP_AXES
     return tuple(out)
 
@@ -1564,6 +1594,21 @@ OPS: dict[str, Op] = {
             axes=_index_axes,
             member=False,
             code=_index_code,
+            syntax_only=True,
+        ),
+        Op(
+            "gather",
+            "`table[index]`: the rows of a `param` or `buffer` picked by an integer `buffer` (torchvision's MaxViT and Swin "
+            "bias tables read at `relative_position_index`): index.shape + table.shape[1:], written with brackets.",
+            (),
+            _operands_only,
+            _no_module,
+            _no_cost,
+            functional="gather",
+            member=False,
+            operands=2,
+            joint_shape=_gather_shape,
+            joint_cost=_gather_cost,
             syntax_only=True,
         ),
         Op(

@@ -1292,6 +1292,14 @@ class ClassWriter:
                     return TVal(f"{x.var}[{literal(position)}]", item_shape)
                 if not isinstance(x, TVal):
                     return self.scalar(expr)
+                if not isinstance(index, (S.TupleLit, S.Slice)):
+                    rows = self.tensor(index, env, self.fresh(_hint_name(index)))
+                    if isinstance(rows, TVal):
+                        # `table[index]`: the rows of a param or buffer picked by an integer buffer (checked by
+                        # elaboration), index.shape + table.shape[1:], without a batch as the table.
+                        shape = ops.output_shape(ops.OPS["gather"], {}, [x.shape, rows.shape])
+                        self.line(f"{target} = {x.var}[{rows.var}]")
+                        return TVal(target, shape, batched=False)
                 row = ops.OPS["index"]
                 attrs = {"items": tensor_subscripts(expr, self.scalar)}
                 sizes = {"items": tensor_subscripts(expr, lambda e: evaluate(e, self.scope))}
@@ -1580,10 +1588,15 @@ class ClassWriter:
             params.append(Sym(weight.var))
         else:
             attrs, sizes = self.inline_args(row, expr)
+        own = not x.batched and row.name in ops.OWN_DIMS  # a learnable or fixed tensor's own dimensions, 0 its first
         try:
-            shape = row.shape(sizes, x.shape)
+            shape = row.shape(ops.own_dims(row.name, sizes) if own else sizes, x.shape)
         except ops.OpError as e:
             raise ArchError(e.code, e.message, expr.loc, e.hint) from None
+        if own:
+            moved = attrs["dims"] if row.name == "permute" else (attrs["dim0"], attrs["dim1"])
+            self.line(f"{target} = {x.var}.{row.name}({', '.join(literal(v) for v in moved)})")
+            return TVal(target, shape, batched=False)
         if not x.batched and row.name == "reshape":
             # A learnable tensor has no batch: its whole shape is the sizes (`self.gamma.reshape(1, -1, 1, 1)`).
             self.line(f"{target} = {x.var}.reshape({', '.join(literal(v) for v in attrs['sizes'])})")

@@ -716,6 +716,9 @@ class _ChildrenAsLeaves(torch.fx.Tracer):
     def __init__(self, through: set[int] | None = None) -> None:
         super().__init__(autowrap_functions=_wrapped_functions())
         self.record_stack_traces = True  # each node's Python line, for the errors
+        # A buffer read is a node (`get_attr`), also where the forward computes from it (MaxViT's
+        # `self.relative_position_index.view(-1)`), not a constant folded into the graph.
+        self.proxy_buffer_attributes = True
         self.through = through or set()
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
@@ -924,6 +927,9 @@ class _Run(torch.fx.Interpreter):
         self.known: dict[torch.fx.Node, Any] = {}
 
     def run_node(self, n: torch.fx.Node) -> Any:
+        if n.op == "placeholder" and not n.args and n.users and all(_held_check(u, n) for u in n.users):
+            user = next(iter(n.users))  # an argument held at the constant its caller passes: torch.fx's check has it
+            return None if user.target is not operator.eq else user.args[1]
         out = super().run_node(n)
         if isinstance(out, torch.Tensor):
             self.shapes[n] = tuple(out.shape)
@@ -995,6 +1001,7 @@ _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     F.dropout: ("dropout", ("p", "training", "inplace"), {"p": 0.5, "training": True, "inplace": False}),
     torch.flatten: ("flatten", ("start_dim", "end_dim"), {"start_dim": 0, "end_dim": -1}),
     torch.transpose: ("transpose", ("dim0", "dim1"), {}),
+    torch.swapaxes: ("transpose", ("dim0", "dim1"), {}),  # MaxViT's SwapAxes
     torch.permute: ("permute", ("dims",), {}),
     torch.unflatten: ("unflatten", ("dim", "sizes"), {}),
     torch.chunk: ("chunk", ("chunks", "dim"), {"dim": 0}),
@@ -1199,8 +1206,10 @@ class _Forward:
                 # An input its caller gives beyond the first tensor (`shortcut`), or a tensor of a list (`children#0`)
                 self._input(node, key)
                 return
-            if self.names and (node.args or not node.users):
-                self.concrete.add(node)  # an argument held at its default (concrete_args)
+            if self.names and (node.args or all(_held_check(u, node) for u in node.users)):
+                # an argument held at its default, or at the constant its caller passes (concrete_args): torch.fx
+                # checks an int's value (`assert p == 7`) and gives the forward the constant itself
+                self.concrete.add(node)
                 return
             if self.names:
                 raise _Unsupported("a forward with more than one input", "archc's modules take one tensor")
@@ -1439,6 +1448,8 @@ class _Forward:
             node.op == "call_method" and node.target == "matmul"
         ):
             return self._matmul(node)
+        if node.op == "call_function" and node.target is torch.einsum:
+            return self._einsum(node)
         if node.op == "call_function" and node.target is F.scaled_dot_product_attention:
             return self._attention(node)
         if _is_mask(node) and len(node.args) == 2 and not node.kwargs:
@@ -1536,11 +1547,23 @@ class _Forward:
         ):
             raise _Unsupported(f"`permute` to {dims!r}", "permute with numbers")
         dims = tuple(d % rank for d in dims)
+        if isinstance(node.args[0], torch.fx.Node) and self._own(node.args[0]):
+            return self._inline("permute", node.args[0], {"dims": dims})  # a parameter's or buffer's own dimensions
         at = dims.index(0)
         if at:
             self.batch_at[node] = at
             dims = (0, *(d for d in dims if d != 0))
         return self._inline("permute", node.args[0], {"dims": dims})
+
+    def _own(self, node: torch.fx.Node) -> bool:
+        """Whether the node is a tensor of the module's own (a parameter or buffer read, `get_attr`) or computed from
+        such tensors alone: it has no batch, and its dimensions and sizes are its whole shape."""
+        if node.op == "get_attr":
+            return True
+        if node.op not in ("call_function", "call_method"):
+            return False
+        inputs = node.all_input_nodes
+        return bool(inputs) and all(n in self.known or self._own(n) for n in inputs) and any(n not in self.known for n in inputs)
 
     def _takes_first(self, node: torch.fx.Node) -> bool:
         """Whether the node takes one position of the first dimension of a tensor whose batch a permute moved just
@@ -1582,6 +1605,8 @@ class _Forward:
         run found, a dimension of one added (not before the batch)."""
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         after = self._shape(node)
+        if isinstance(node.args[0], torch.fx.Node) and self._own(node.args[0]):
+            return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after))})"])  # no batch
         if not isinstance(dim, int) or isinstance(dim, bool) or dim % len(after) == 0:
             raise _Unsupported(f"`unsqueeze` on dimension {dim!r}", "add a dimension after the batch")
         return _Expr(["reshape(", *self._value(node.args[0]).parts, f", {literal(tuple(after[1:]))})"])
@@ -1592,6 +1617,28 @@ class _Forward:
             raise _Unsupported(f"`{_name_of(node.target)}` of other than two tensors", "multiply two tensors")
         a, b = (self._value(t) for t in node.args)
         return _Expr(["matmul(", *a.parts, ", ", *b.parts, ")"])
+
+    def _einsum(self, node: torch.fx.Node) -> _Expr:
+        """`torch.einsum` whose equation is a batched matrix product (MaxViT's "B G H I D, B G H J D -> B G H I J"):
+        `matmul(a, b)`, an operand whose last two letters are the other way round transposed first
+        (`matmul(q, transpose(k, -2, -1))`). Other equations are not imported."""
+        equation = node.args[0] if node.args else None
+        operands = list(node.args[1:])
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = list(operands[0])
+        if not isinstance(equation, str) or node.kwargs or len(operands) != 2 or not all(isinstance(t, torch.fx.Node) for t in operands):
+            raise _Unsupported("`einsum` of other than an equation and two tensors", "multiply two tensors with `matmul`")
+        order = _einsum_matmul(equation)
+        if order is None:
+            raise _Unsupported(
+                f"`einsum` with the equation {equation!r}, not a matrix product over the same leading dimensions",
+                "write it with `matmul`, `transpose` and `permute`",
+            )
+        parts: list[list[Part]] = []
+        for operand, swapped in zip(operands, order, strict=True):
+            value = self._value(operand).parts
+            parts.append(["transpose(", *value, ", -2, -1)"] if swapped else list(value))
+        return _Expr(["matmul(", *parts[0], ", ", *parts[1], ")"])
 
     def _attention(self, node: torch.fx.Node) -> _Expr:
         """`F.scaled_dot_product_attention(q, k, v)` without a mask, dropout or causality: `attention(q, k, v)`, with
@@ -1628,7 +1675,7 @@ class _Forward:
         batch kept."""
         before, after = self._shape(node.args[0]), self._shape(node)
         source = node.args[0]
-        if isinstance(source, torch.fx.Node) and source.op == "get_attr":
+        if isinstance(source, torch.fx.Node) and self._own(source):
             # A parameter reshaped to broadcast against a map (layer scale's `gamma.reshape(1, -1, 1, 1)`): the
             # parameter has no batch, so the sizes are its whole shape, written as the model wrote them.
             written = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (tuple, list)) else node.args[1:]
@@ -1678,6 +1725,14 @@ class _Forward:
             value = self._value(node.args[0])
             parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
             return _Expr([*parts, f"[:, {literal(node.args[1])}]"])
+        source, index = node.args[0], node.args[1]
+        if isinstance(source, torch.fx.Node) and isinstance(index, torch.fx.Node) and index in self.shapes:
+            # A parameter's rows gathered by an integer buffer (MaxViT's `self.relative_position_bias_table[bias_index]`)
+            if not self._own(source) or not self._own(index):
+                raise _Unsupported("indexing by a tensor other than a parameter or buffer by a buffer", "gather rows of a table")
+            value = self._value(source)
+            parts = value.parts if value.prec >= 10 else ["(", *value.parts, ")"]
+            return _Expr([*parts, "[", *self._value(index).parts, "]"])
         items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
         if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
             raise _Unsupported("indexing a value that is not a tensor", "index tensors")
@@ -2387,6 +2442,47 @@ def _given_shape(value: Any) -> Any:
     if isinstance(value, list) and value and all(isinstance(v, PHBase) for v in value):
         return ("list", len(value))
     return value
+
+
+def _einsum_matmul(equation: str) -> tuple[bool, bool] | None:
+    """Whether an einsum equation is a matrix product over the same leading (batch) dimensions, "...ij,...jk->...ik"
+    spelt with letters: for each operand, whether its last two letters must be swapped first ("bij,bkj->bik": the
+    second). None: another equation (a sum left out, a broadcast, a letter repeated, `...`)."""
+    text = equation.replace(" ", "")
+    if text.count("->") != 1 or "." in text:
+        return None
+    inputs, out = text.split("->")
+    terms = inputs.split(",")
+    if len(terms) != 2 or not all(t.isalpha() and len(set(t)) == len(t) for t in (*terms, out)):
+        return None
+    a, b = terms
+    if len(a) != len(b) or len(out) != len(a) or len(a) < 2 or a[:-2] != b[:-2] or a[:-2] != out[:-2]:
+        return None
+    i, k = out[-2], out[-1]
+    for swap_a in (False, True):
+        ai, aj = (a[-1], a[-2]) if swap_a else (a[-2], a[-1])
+        for swap_b in (False, True):
+            bj, bk = (b[-1], b[-2]) if swap_b else (b[-2], b[-1])
+            if ai == i and bk == k and aj == bj and len({i, aj, k} | set(a[:-2])) == len(a) + 1:
+                return (swap_a, swap_b)
+    return None
+
+
+def _held_check(user: torch.fx.Node, held: torch.fx.Node) -> bool:
+    """Whether `user` is torch.fx's check that an argument held by `concrete_args` has its value (`p == 7` asserted,
+    or `_assert_is_none`): the only use torch.fx makes of such a placeholder, the forward given the constant."""
+    from torch.fx._symbolic_trace import _assert_is_none
+
+    if user.op != "call_function":
+        return False
+    if user.target is _assert_is_none:
+        return True
+    return (
+        user.target is operator.eq
+        and user.args[0] is held
+        and bool(user.users)
+        and all(u.op == "call_function" and u.target is torch._assert for u in user.users)
+    )
 
 
 def _defaults(module: nn.Module) -> dict[str, Any] | None:
