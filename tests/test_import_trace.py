@@ -377,3 +377,38 @@ def test_maxvits_partition_einsum_attention_and_gathered_bias_round_trip_equal(t
     assert "(4, 4, -1)), (2, 0, 1)), (1, 2, 4, 4))" in text and "matmul(x, transpose(out * 0.35" in text, text
     verdict = spec_verdict(source_text, text, source)
     assert verdict.verdict == "equal", verdict.reason
+
+
+LAZY = """\
+import torch
+from torch import nn
+
+
+class Lazy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.register_buffer("index", torch.zeros(1, dtype=torch.long), persistent=False)
+
+    def forward(self, x):
+        if self.index.shape[0] != x.shape[-1]:
+            self.index = torch.arange(x.shape[-1])  # made by the forward, as timm's ConViT makes rel_indices
+        return self.conv(x) + self.index.float()
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = Lazy()
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+def test_a_buffer_the_forward_makes_is_a_located_e120_not_an_internal_error(tmp_path: Path) -> None:
+    (tmp_path / "lazy.py").write_text(LAZY, encoding="utf-8")
+    target = tmp_path / "out.arch"
+    code, _, err = run_cli("import", f"{tmp_path / 'lazy.py'}:Net", "-o", str(target))
+    assert code == 1 and "error[E120]" in err and "buffer `index` is made by the forward itself" in err, err
+    assert "internal error" not in err and "Traceback" not in err and not target.exists(), err

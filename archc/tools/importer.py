@@ -370,6 +370,13 @@ def _buffer_member(module: nn.Module, path: str, name: str, tensor: torch.Tensor
     def fail(why: str, hint: str) -> ArchError:
         return ArchError("E120", f"cannot import {_where(path, module)}: buffer `{name}` {why}", _class_loc(type(module)), hint)
 
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    if isinstance(tensor, FakeTensor):  # set by the forward while the importer ran it on tensors without data
+        raise fail(
+            "is made by the forward itself, when it runs (timm's ConViT: `self.rel_indices = self.get_rel_indices(N)`)",
+            "the language builds fixed tensors when the module is built: set the buffer in `__init__`",
+        )
     t = tensor.detach().cpu()
     if t.dtype not in (torch.float32, torch.int64):
         raise fail(f"of dtype {t.dtype}", "the language builds float32 and int64 fixed tensors")
