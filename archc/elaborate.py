@@ -596,12 +596,7 @@ class BlockInstance(Instance):
                 if not isinstance(lv, Tensor) and not isinstance(rv, Tensor):
                     return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
                 arith = tensor_arithmetic(expr, lv, rv, Tensor)
-                inputs = [t for t in (lv, rv) if isinstance(t, Tensor)]
-                try:
-                    shapes = ops.operand_shapes([t.shape for t in inputs], [t.batched for t in inputs])
-                except ops.OpError as e:
-                    raise ArchError(e.code, e.message, expr.loc, e.hint) from None
-                inputs = [Tensor(t.node, s, t.axes, t.batched) for t, s in zip(inputs, shapes, strict=True)]
+                inputs = self.aligned([t for t in (lv, rv) if isinstance(t, Tensor)], expr.loc)
                 return self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
@@ -816,14 +811,20 @@ class BlockInstance(Instance):
         args = [evaluate(a, scope) for a in expr.args[op.operands :]]
         kwargs = {k: evaluate(v, scope) for k, v in expr.kwargs.items()}
         attrs = bind_op_args(op, args, kwargs, expr)
-        try:
-            shapes = ops.operand_shapes([t.shape for t in tensors], [t.batched for t in tensors])
-        except ops.OpError as e:
-            raise ArchError(e.code, e.message, expr.loc, e.hint) from None
-        tensors = [Tensor(t.node, sh, t.axes, t.batched) for t, sh in zip(tensors, shapes, strict=True)]
+        tensors = self.aligned(tensors, expr.loc)
         return self.elab.add_node(
             op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, tensors, self.module.path, expr.loc
         )
+
+    @staticmethod
+    def aligned(tensors: list[Tensor], loc: Loc) -> list[Tensor]:
+        """The operands of arithmetic or of an op of several tensors, their shapes aligned as the op meets them (a
+        learnable tensor's, which has no batch, against the batched ones: ops.operand_shapes)."""
+        try:
+            shapes = ops.operand_shapes([t.shape for t in tensors], [t.batched for t in tensors])
+        except ops.OpError as e:
+            raise ArchError(e.code, e.message, loc, e.hint) from None
+        return [Tensor(t.node, s, t.axes, t.batched) for t, s in zip(tensors, shapes, strict=True)]
 
 
 def _block_name(block: BlockInstance) -> str:
