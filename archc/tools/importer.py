@@ -20,6 +20,7 @@ This module imports torch; the CLI imports it only for `archc import` and for a 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import keyword
@@ -29,7 +30,7 @@ import re
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from archc.tools.source import SOURCE_PATTERN
 # --- sources -------------------------------------------------------------------------------------------------------
 
 DEFAULT_INPUT = (3, 224, 224)
+BATCH = 2  # the batch the importer runs modules on, shape-only
 
 
 @dataclass
@@ -461,6 +463,73 @@ def _index_construction(t: torch.Tensor) -> tuple[list[Part], torch.Tensor] | No
     return None
 
 
+def _window_mask_construction(t: torch.Tensor) -> tuple[list[Part], torch.Tensor] | None:
+    """Shifted-window attention's mask (torchvision's Swin builds it in the forward from sizes alone): over an H×W map
+    cut into ws×ws windows after a cyclic shift by s, the positions of a window that came from different regions
+    (3 along each axis: before H - ws, before H - s, the rest) do not attend to each other, -100 added to their score.
+    Region of a row h: h // (H - ws) + h // (H - s), where H ≥ 2ws. Recognised by its values, (1, nW, 1, ws², ws²),
+    and written with `arange`; returned with the tensor the written expression gives."""
+    if t.dtype != torch.float32 or t.dim() != 5 or t.shape[0] != 1 or t.shape[2] != 1 or t.shape[3] != t.shape[4]:
+        return None
+    windows, area = int(t.shape[1]), int(t.shape[3])
+    ws = math.isqrt(area)
+    if ws < 2 or ws * ws != area:
+        return None
+    for nh in range(1, windows + 1):
+        if windows % nh:
+            continue
+        nw = windows // nh
+        height, width = nh * ws, nw * ws
+        if height < 2 * ws or width < 2 * ws:
+            continue
+        for sh in range(1, ws):
+            for sw in range(1, ws):
+                rh = torch.arange(height) // (height - ws) + torch.arange(height) // (height - sh)
+                rw = torch.arange(width) // (width - ws) + torch.arange(width) // (width - sw)
+                region = (3 * rh[:, None] + rw[None, :]).reshape(nh, ws, nw, ws).permute(0, 2, 1, 3).reshape(windows, area)
+                built = ((1 // ((region[:, None, :] - region[:, :, None]).abs() + 1) - 1) * 100.0).reshape(1, windows, 1, area, area)
+                if built.dtype != t.dtype or not torch.equal(built, t):
+                    continue
+                h, w = Slot(height, "height"), Slot(width, "width")
+                k, s, u = Slot(ws, "window_size"), Slot(sh, "shift"), Slot(sw, "shift")
+                row: list[Part] = ["(arange(", h, ") // (", h, " - ", k, ") + arange(", h, ") // (", h, " - ", s, "))"]
+                col: list[Part] = ["(arange(", w, ") // (", w, " - ", k, ") + arange(", w, ") // (", w, " - ", u, "))"]
+                cells: list[Part] = ["reshape(3 * ", *row, "[:, none] + ", *col, "[none, :], (", Slot(nh, "rows"), ", ", k, ", ",
+                                     Slot(nw, "columns"), ", ", k, "))"]  # fmt: skip
+                grouped: list[Part] = ["reshape(permute(", *cells, ", (0, 2, 1, 3)), (", Slot(windows, "windows"), ", "]
+                grouped += [Slot(area, "window_area"), "))"]
+                return [
+                    "reshape((1 // (abs(",
+                    *grouped,
+                    "[:, none, :] - ",
+                    *grouped,
+                    "[:, :, none]) + 1) - 1) * 100.0, (1, ",
+                    Slot(windows, "windows"),
+                    ", 1, ",
+                    Slot(area, "window_area"),
+                    ", ",
+                    Slot(area, "window_area"),
+                    "))",
+                ], built
+    return None
+
+
+def _constant_member(module: nn.Module, path: str, tensor: torch.Tensor) -> list[Part]:
+    """A tensor the forward makes from sizes alone, which the trace took in as a constant (`_FACTORY_METHODS`): a
+    `buffer(..., persistent = false)` written with `arange` where archc recognises it (Swin's shifted-window mask), else
+    E120: a literal of it would not read as the model's code."""
+    recognised = _window_mask_construction(tensor.detach().cpu())
+    if recognised is None:
+        raise ArchError(
+            "E120",
+            f"cannot import {_where(path, module)}: a tensor of shape {tuple(tensor.shape)} that its forward makes from sizes",
+            _class_loc(type(module)),
+            "the language builds fixed tensors with `buffer(...)` from arange(...) and arithmetic"
+            " (docs/language.md#fixed-tensors-buffer): write it in the spec by hand",
+        )
+    return ["buffer(", *recognised[0], ", persistent = false)"]
+
+
 # --- leaf modules: the op table in reverse ---------------------------------------------------------------------------
 
 
@@ -716,6 +785,58 @@ def _wrapped_functions() -> tuple[Callable[..., Any], ...]:
     return (channel_shuffle,)
 
 
+# Modules whose `torch.fx.wrap`ped functions are traced through, not kept as one call: torchvision's Swin wraps its
+# window attention, patch merging and bias lookup (`shifted_window_attention`, `_patch_merging_pad`,
+# `_get_relative_position_bias`) so that FX graphs keep them whole; a spec writes what they do with ops.
+_TRACED_THROUGH = ("torchvision.models.swin_transformer",)
+
+
+@contextlib.contextmanager
+def _through_wrapped() -> Iterator[None]:
+    """torch.fx's table of wrapped functions without those of `_TRACED_THROUGH`'s modules, while a trace runs."""
+    from torch.fx import _symbolic_trace
+
+    table = _symbolic_trace._wrapped_fns_to_patch
+    through = [vars(m) for name in _TRACED_THROUGH if (m := sys.modules.get(name)) is not None]
+    held = {key: found for key, found in table.items() if any(found is g for g in through)}
+    for key in held:
+        del table[key]
+    try:
+        yield
+    finally:
+        table.update(held)
+
+
+def _functional_members(graph: torch.fx.Graph, module: nn.Module) -> None:
+    """`F.linear(x, self.qkv.weight, self.qkv.bias)` (torchvision's Swin passes its members' weights to a function):
+    the member applied, `self.qkv(x)`, where the weights are a member Linear's own, the bias included as it has one."""
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target is not F.linear:
+            continue
+        names = ("input", "weight", "bias")
+        bound = dict(zip(names, node.args, strict=False)) | dict(node.kwargs)
+        weight, bias = bound.get("weight"), bound.get("bias")
+        if not isinstance(weight, torch.fx.Node) or weight.op != "get_attr" or not str(weight.target).endswith(".weight"):
+            continue
+        owner = str(weight.target).rsplit(".", 1)[0]
+        if "." in owner or not isinstance(getattr(module, owner, None), nn.Linear):
+            continue
+        child = getattr(module, owner)
+        if child.bias is None:
+            if bias is not None:
+                continue
+        elif not (isinstance(bias, torch.fx.Node) and bias.op == "get_attr" and str(bias.target) == f"{owner}.bias"):
+            continue
+        with graph.inserting_before(node):
+            call = graph.call_module(owner, (bound["input"],))
+        call.meta = dict(node.meta)
+        node.replace_all_uses_with(call)
+        graph.erase_node(node)
+        for attr in (weight, bias):
+            if isinstance(attr, torch.fx.Node) and not attr.users:
+                graph.erase_node(attr)
+
+
 class _ChildrenAsLeaves(torch.fx.Tracer):
     """Traces one module's forward, its submodules called as leaves, but for the lists of modules with a forward of
     their own (`_own_list`), whose forward is traced into the caller's: their items are the leaves."""
@@ -779,6 +900,9 @@ class _ValueProxy(torch.fx.Proxy):
         return operator.index(_SizedTracer.concrete(self, "an index from"))
 
 
+_FACTORY_METHODS = ("new_zeros", "new_ones", "new_full")
+
+
 class _SizedTracer(_ChildrenAsLeaves):
     """torch.fx's trace specialised to one input size, for a forward the plain trace cannot follow (`if x.shape[-2] <
     7`, timm's padding "same" computed from the input): each proxy holds the value its node has when the module runs on
@@ -819,6 +943,12 @@ class _SizedTracer(_ChildrenAsLeaves):
         proxy_factory_fn: Callable[[torch.fx.Node], torch.fx.Proxy] | None = None,
     ) -> Any:
         value = self._value(kind, target, args, kwargs)
+        if value is not _NO_VALUE and kind == "call_method" and target in _FACTORY_METHODS:
+            # A tensor made from sizes alone (Swin's mask, `x.new_zeros((H, W))`): a constant, filled by the forward
+            # as it runs (`mask[a:b, c:d] = n`) and taken into the graph as a tensor of the module's own.
+            real = torch.empty(0, dtype=value.dtype)
+            concrete = torch.fx.node.map_aggregate(args[1:], lambda v: v.value if isinstance(v, _ValueProxy) else v)
+            return getattr(real, target)(*concrete, **kwargs)
         if value is not _NO_VALUE and kind in ("call_function", "call_method") and not _holds_tensor(value):
             return tuple(value) if isinstance(value, torch.Size) else value  # a number from here on
         proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
@@ -915,7 +1045,7 @@ def input_shapes(model: nn.Module, shape: tuple[int, ...], every: dict[int, tupl
     handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in model.modules()]
     try:
         with torch.no_grad(), _fake_mode():
-            model(torch.empty(2, *shape))
+            model(torch.empty(BATCH, *shape))
     except Exception:  # the model's own error: the forwards that need sizes say so where they read one
         pass
     finally:
@@ -972,6 +1102,143 @@ def run_graph(module: nn.Module, graph: torch.fx.Graph, shape: tuple[int, ...] |
     return run
 
 
+# --- windows moved into the batch ----------------------------------------------------------------------------------
+#
+# Swin's window attention reshapes (B, H, W, C) to (B·nW, ws·ws, C): the windows join the batch. Memory is row-major
+# and the batch outermost, so (B·k, ...) is (B, k, ...) with the first two dimensions merged, and every op that treats
+# the first dimension as rows (a Linear, a LayerNorm, a matmul over the last two, arithmetic, softmax on a later
+# dimension) gives the same numbers on either. `_unmerge_batch` rewrites such a graph to keep the batch apart, as a
+# spec writes it: the reshape to (B·k, ...) made one to (B, k, ...), the dimensions of the ops after it counted past the
+# k, until a reshape gives the batch back. An op that would mix samples (a norm over the batch, a reduction or a
+# slice of the merged dimension) leaves the graph as it was, and the writer's own error names it.
+
+_ROW_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Linear, nn.LayerNorm, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Identity, nn.Dropout,
+)  # fmt: skip
+_ROW_FUNCTIONS: tuple[Any, ...] = (
+    operator.add, operator.sub, operator.mul, operator.truediv, operator.matmul, torch.add, torch.sub, torch.mul,
+    torch.div, torch.matmul, F.gelu, F.relu, F.silu, F.dropout, F.linear, torch.sigmoid,
+)  # fmt: skip
+_ROW_METHODS = ("contiguous", "clone", "add", "sub", "mul", "div", "matmul", "sigmoid", "relu")
+
+
+class _Mixes(Exception):
+    """The graph uses a merged batch in a way the rewrite cannot keep apart."""
+
+
+def _unmerge_batch(graph: torch.fx.Graph, run: _Run, batch: int) -> bool:
+    """The graph rewritten so that no tensor merges the batch with other dimensions (see above); False, the graph
+    untouched, where it has no such tensor or uses one in a way the rewrite does not follow."""
+    shapes = run.shapes
+    merged: dict[torch.fx.Node, tuple[int, int]] = {}  # node -> (k, the merged dimension's place in the real tensor)
+    edits: list[tuple[torch.fx.Node, tuple[Any, ...], dict[str, Any]]] = []
+
+    def dim(d: Any, rank: int, at: int) -> int:
+        if not isinstance(d, int) or isinstance(d, bool):
+            raise _Mixes
+        if d < 0:
+            return d  # counted from the end, the same in both
+        if d == at:
+            raise _Mixes
+        return d if d < at else d + 1
+
+    for node in graph.nodes:
+        if node.op not in ("call_function", "call_method", "call_module"):
+            continue
+        inputs = [n for n in node.all_input_nodes if n in merged]
+        reshape = (node.op == "call_method" and node.target in ("view", "reshape")) or (
+            node.op == "call_function" and node.target is torch.reshape
+        )
+        source = node.args[0] if node.args else None
+        if reshape and isinstance(source, torch.fx.Node) and source in shapes and node in shapes:
+            before, after = shapes[source], shapes[node]
+            if merged.get(source, (0, 0))[1] != 0 or not after or after[0] % batch or not before or before[0] % batch:
+                if source in merged:
+                    return False
+                continue
+            k = after[0] // batch
+            if source not in merged and k == 1:
+                continue
+            edits.append((node, (source, (batch, k, *after[1:]) if k > 1 else (batch, *after[1:])), {}))
+            if k > 1:
+                merged[node] = (k, 0)
+            continue
+        if not inputs:
+            continue
+        k, at = merged[inputs[0]]
+        unbind = node.target is torch.unbind or (node.op == "call_method" and node.target == "unbind")
+        if any(merged[n] != (k, at) for n in inputs) or (node not in shapes and not unbind):
+            return False
+        try:
+            rank = len(shapes[inputs[0]])
+            out = shapes.get(node)
+            if node.op == "call_module":
+                module = run.module.get_submodule(str(node.target))
+                if not isinstance(module, _ROW_MODULES) or at != 0:
+                    return False
+                merged[node] = (k, at)
+                continue
+            name = str(node.target) if node.op == "call_method" else None
+            if node.op == "call_function" and node.target in _ROW_FUNCTIONS or name in _ROW_METHODS:
+                if out is None or len(out) != rank or out[at] != shapes[inputs[0]][at]:
+                    return False
+                merged[node] = (k, at)
+                continue
+            args, kwargs = list(node.args), dict(node.kwargs)
+            if name == "permute" or node.target is torch.permute:
+                given = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+                order = [d % rank if isinstance(d, int) else d for d in given]
+                if node.target is torch.permute and "dims" in kwargs:
+                    order = [d % rank for d in kwargs.pop("dims")]
+                written: list[int] = []
+                for d in order:
+                    written.extend([at, at + 1] if d == at else [dim(d, rank, at)])
+                edits.append((node, (args[0], tuple(written)), kwargs))
+                merged[node] = (k, list(order).index(at))
+            elif name == "transpose" or node.target is torch.transpose:
+                a, b = (dim(d % rank, rank, at) for d in args[1:3])
+                edits.append((node, (args[0], a, b), kwargs))
+                merged[node] = (k, at)
+            elif name == "softmax" or node.target in (F.softmax, torch.softmax):
+                d = args[1] if len(args) > 1 else kwargs.pop("dim")
+                edits.append((node, (args[0], dim(d, rank, at), *args[2:]), kwargs))
+                merged[node] = (k, at)
+            elif node.target is torch.roll:
+                shifts = args[1] if len(args) > 1 else kwargs.pop("shifts")
+                dims = args[2] if len(args) > 2 else kwargs.pop("dims")
+                dims = tuple(dim(d, rank, at) for d in (dims if isinstance(dims, (tuple, list)) else (dims,)))
+                edits.append((node, (args[0], shifts, dims), kwargs))
+                merged[node] = (k, at)
+            elif name == "unbind" or node.target is torch.unbind:
+                d = args[1] if len(args) > 1 else kwargs.pop("dim", 0)
+                d %= rank
+                edits.append((node, (args[0], dim(d, rank, at)), kwargs))
+                merged[node] = (k, at - 1 if d < at else at)
+            elif node.op == "call_function" and node.target is operator.getitem:
+                index = args[1]
+                if source in merged and isinstance(index, int) and _is_multi(source):
+                    merged[node] = merged[source]  # one piece of an unbind
+                    continue
+                items = list(index) if isinstance(index, tuple) else [index]
+                if any(i is Ellipsis or i is None or isinstance(i, torch.fx.Node) for i in items):
+                    return False
+                if len(items) > at and not (isinstance(items[at], slice) and items[at] == slice(None)):
+                    return False
+                new = items[: at + 1] + [slice(None)] + items[at + 1 :] if len(items) > at else items
+                edits.append((node, (args[0], tuple(new) if len(new) > 1 else new[0]), kwargs))
+                dropped = sum(1 for i in items[:at] if isinstance(i, int))
+                merged[node] = (k, at - dropped)
+            else:
+                return False
+        except (_Mixes, KeyError, TypeError, ValueError):
+            return False
+    if not edits:
+        return False
+    for node, new_args, new_kwargs in edits:
+        node.args, node.kwargs = new_args, new_kwargs
+    return True
+
+
 # torch functions and methods with an archc inline op: (op, the torch argument names after the tensor, torch's
 # defaults, arguments dropped).
 _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
@@ -1013,6 +1280,7 @@ _FN: dict[Any, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     torch.unflatten: ("unflatten", ("dim", "sizes"), {}),
     torch.chunk: ("chunk", ("chunks", "dim"), {"dim": 0}),
     F.pad: ("pad", ("pad", "mode", "value"), {"mode": "constant", "value": None}),
+    torch.roll: ("roll", ("shifts", "dims"), {}),
     F.local_response_norm: ("local_response_norm", ("size", "alpha", "beta", "k"), {"alpha": 1e-4, "beta": 0.75, "k": 1.0}),
 }
 _METHODS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
@@ -1091,6 +1359,7 @@ class _Forward:
         # Where a permute moved the batch (timm's attention, `permute(2, 0, 3, 1, 4)`): the written tensor is the
         # traced one with that dimension moved back first, until an `unbind` brings the batch back (`_unbind`).
         self.batch_at: dict[torch.fx.Node, int] = {}
+        self.constants: set[str] = set()  # tensors the forward makes from sizes, written as `buffer(...)` members
         self.lines: list[list[Part]] = []
         self.inline = self._in_model_order()
         self.last_use = {n: max((self.index[u] for u in self._users(n)), default=self.index[n]) for n in self.nodes}
@@ -1238,7 +1507,7 @@ class _Forward:
             return
         if node.op == "get_attr":
             target = str(node.target)
-            if "." not in target and target in dict(self.module.named_buffers(recurse=False)):
+            if target in self.constants or ("." not in target and target in dict(self.module.named_buffers(recurse=False))):
                 self.names[node] = target  # a `buffer(...)` member (_buffer_member), read by name
                 return
             if "." in target or target not in dict(self.module.named_parameters(recurse=False)):
@@ -1743,6 +2012,9 @@ class _Forward:
         items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
         if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
             raise _Unsupported("indexing a value that is not a tensor", "index tensors")
+        if items.count(Ellipsis) == 1:  # `x[..., 0::2, 0::2, :]`: as many whole dimensions as it stands for
+            at = items.index(Ellipsis)
+            items = (*items[:at], *[slice(None)] * (len(self._shape(node.args[0])) - len(items) + 1), *items[at + 1 :])
         text: list[str] = []
         for item in items:
             item = self.known.get(item, item) if isinstance(item, torch.fx.Node) else item
@@ -2166,10 +2438,12 @@ class Importer:
                 if shape is None:
                     break
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), _through_wrapped():
                     warnings.simplefilter("ignore")
                     traced = _ChildrenAsLeaves(through) if tracer == "plain" else _SizedTracer(through, shape or ())
-                    return traced.trace(module, concrete_args=concrete)
+                    graph = traced.trace(module, concrete_args=concrete)
+                _functional_members(graph, module)
+                return graph
             except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
                 error = e
         assert error is not None
@@ -2343,11 +2617,21 @@ class Importer:
         graph = self._trace(module, path, {id(c) for _, c in children if _own_list(c)})
         self._constant_calls(graph, module, path, _dense_loop(graph, [n for n, _ in children]))
         run = run_graph(module, graph, self.input_shape(module)) if any(_needs_run(n) for n in graph.nodes) else None
+        if run is not None and _unmerge_batch(graph, run, BATCH):
+            run = run_graph(module, graph, self.input_shape(module))
         try:
             _self_attention(graph, module)
         except _Unsupported as e:
             raise ArchError("E120", f"cannot import {_where(path, module)}: {e.what}", _class_loc(type(module)), e.hint) from None
         read = {str(n.target) for n in graph.nodes if n.op == "get_attr"}
+        constants: set[str] = set()
+        for node in graph.nodes:
+            found = getattr(module, str(node.target), None) if node.op == "get_attr" else None
+            if isinstance(found, torch.Tensor) and str(node.target).startswith("_tensor_constant"):
+                name = "attn_mask" if "attn_mask" not in constants else f"attn_mask{len(constants) + 1}"
+                members.append((name, _constant_member(module, path, found)))
+                constants.add(name)
+                node.target = name
         for name, buffer in module.named_buffers(recurse=False):
             if name in read:
                 members.append((name, _buffer_member(module, path, name, buffer)))
@@ -2395,6 +2679,7 @@ class Importer:
         else:
             inputs_of = {name: self.inputs[id(child)] for name, child in children if id(child) in self.inputs}
             written = _Forward(graph, module, path, set(names), post, run, lists, pre, inputs_of)
+            written.constants = constants
             forward, sequential = written.run()
             if len(written.inputs) > 1 or any(is_list for _, _, is_list in written.inputs):
                 self.inputs[id(module)] = written.inputs

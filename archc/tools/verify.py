@@ -482,7 +482,7 @@ class Report:
     spec: str
     against: str
     params: tuple[int, int]  # spec, reference
-    buffers: tuple[int, int]
+    buffers: tuple[int, int]  # the state_dict's: persistent buffers
     keys: int  # keys of the spec's state_dict
     rtol: float = RTOL
     missing: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)  # in the reference only
@@ -491,6 +491,10 @@ class Report:
     modules: int = 0  # modules whose type and settings were compared (those at paths both models have)
     settings: list[Difference] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)  # empty when the state_dicts differ
+    # Non-persistent buffers: fixed tensors a module keeps out of its state_dict (timm's BlurPool filter; Swin's
+    # shifted-window mask, which torchvision makes in the forward and a spec builds once). Reported, not compared:
+    # what they hold shows in every module's output.
+    fixed: tuple[int, int] = (0, 0)
 
     @property
     def same_state_dict(self) -> bool:
@@ -535,6 +539,12 @@ class Report:
         for what, (ours, theirs) in (("parameters", self.params), ("buffers", self.buffers)):
             verdict = "equal" if ours == theirs else f"differ by {ours - theirs:+,}"
             lines.append(f"  {what}: {ours:,} in the spec, {theirs:,} in the reference: {verdict}")
+        if any(self.fixed):
+            ours, theirs = self.fixed
+            lines.append(
+                f"  non-persistent buffers: {ours:,} in the spec, {theirs:,} in the reference"
+                " (not in the state_dict; what they hold shows in the outputs compared below)"
+            )
         if self.same_state_dict:
             lines.append(f"  state_dict: the same {self.keys} keys with the same shapes")
         else:
@@ -583,7 +593,8 @@ def verify_against(compiled: Compiled, reference: nn.Module, against: str, rtol:
         spec=compiled.path.as_posix(),
         against=against,
         params=(_count(model.parameters()), _count(reference.parameters())),
-        buffers=(_count(model.buffers()), _count(reference.buffers())),
+        buffers=(_count(_buffers(model, True)), _count(_buffers(reference, True))),
+        fixed=(_count(_buffers(model, False)), _count(_buffers(reference, False))),
         keys=len(ours),
         rtol=rtol,
         missing=[(k, s) for k, s in theirs.items() if k not in ours],
@@ -605,6 +616,16 @@ def _finite(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_finite(v) for v in data]
     return data
+
+
+def _buffers(model: nn.Module, persistent: bool) -> list[torch.Tensor]:
+    """The model's buffers that its state_dict holds (persistent) or leaves out."""
+    return [
+        b
+        for m in model.modules()
+        for n, b in m.named_buffers(recurse=False)
+        if (n not in getattr(m, "_non_persistent_buffers_set", set())) == persistent
+    ]
 
 
 def _count(tensors: Any) -> int:
