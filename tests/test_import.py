@@ -258,10 +258,10 @@ def test_sizes_read_in_a_forward_tokens_slices_and_attention_round_trip(tmp_path
 
 
 def test_nothing_is_written_when_the_model_cannot_be_imported(tmp_path: Path) -> None:
-    target = tmp_path / "swin_t.arch"
-    code, out, err = run_cli("import", "torchvision:swin_t", "-o", str(target))
+    target = tmp_path / "davit_tiny.arch"
+    code, out, err = run_cli("import", "timm:davit_tiny", "-o", str(target))
     assert code == 1 and not target.exists() and out == ""
-    assert "error[E120]" in err and "features.1.0.attn" in err and "swin_transformer.py:" in err
+    assert "error[E120]" in err and "stages.0.blocks.0.0" in err and "davit.py:" in err
 
 
 # A SOURCE where a spec goes

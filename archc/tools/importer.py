@@ -134,7 +134,8 @@ def _class_loc(cls: type) -> Loc | None:
 
 
 def _node_loc(node: torch.fx.Node, cls: type) -> Loc | None:
-    found = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "") if "/torch/fx/" not in f[0]]
+    frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
+    found = [f for f in frames if "/torch/fx/" not in f[0] and Path(f[0]) != Path(__file__)]  # not the tracer's own
     if found:
         file, line = found[-1]
         return Loc(file, int(line), 1)
@@ -807,9 +808,11 @@ def _through_wrapped() -> Iterator[None]:
         table.update(held)
 
 
-def _functional_members(graph: torch.fx.Graph, module: nn.Module) -> None:
+def _functional_members(graph: torch.fx.Graph, module: nn.Module, path: str) -> None:
     """`F.linear(x, self.qkv.weight, self.qkv.bias)` (torchvision's Swin passes its members' weights to a function):
-    the member applied, `self.qkv(x)`, where the weights are a member Linear's own, the bias included as it has one."""
+    the member applied, `self.qkv(x)`, where the weights are a member Linear's own, the bias included as it has one.
+    A member's weight with a bias the forward computes (Swin V2 zeroes the keys' third of `qkv.bias` in every
+    forward) is E120: a spec applies a Linear with its own bias."""
     for node in list(graph.nodes):
         if node.op != "call_function" or node.target is not F.linear:
             continue
@@ -826,7 +829,15 @@ def _functional_members(graph: torch.fx.Graph, module: nn.Module) -> None:
             if bias is not None:
                 continue
         elif not (isinstance(bias, torch.fx.Node) and bias.op == "get_attr" and str(bias.target) == f"{owner}.bias"):
-            continue
+            if bias is None:
+                continue
+            raise ArchError(
+                "E120",
+                f"cannot import {_where(path, module)}: `linear` with `{owner}`'s weight and a bias its forward computes"
+                f" (torchvision's Swin V2 zeroes the keys' third of `{owner}.bias` in every forward)",
+                _node_loc(node, type(module)),
+                "a spec applies a Linear with its own weight and bias",
+            )
         with graph.inserting_before(node):
             call = graph.call_module(owner, (bound["input"],))
         call.meta = dict(node.meta)
@@ -1142,7 +1153,10 @@ def _unmerge_batch(graph: torch.fx.Graph, run: _Run, batch: int) -> bool:
             raise _Mixes
         return d if d < at else d + 1
 
+    batched: set[torch.fx.Node] = set()  # what depends on the forward's inputs (a parameter's reshape has no batch)
     for node in graph.nodes:
+        if node.op == "placeholder" or any(n in batched for n in node.all_input_nodes):
+            batched.add(node)
         if node.op not in ("call_function", "call_method", "call_module"):
             continue
         inputs = [n for n in node.all_input_nodes if n in merged]
@@ -1150,7 +1164,7 @@ def _unmerge_batch(graph: torch.fx.Graph, run: _Run, batch: int) -> bool:
             node.op == "call_function" and node.target is torch.reshape
         )
         source = node.args[0] if node.args else None
-        if reshape and isinstance(source, torch.fx.Node) and source in shapes and node in shapes:
+        if reshape and isinstance(source, torch.fx.Node) and source in batched and source in shapes and node in shapes:
             before, after = shapes[source], shapes[node]
             if merged.get(source, (0, 0))[1] != 0 or not after or after[0] % batch or not before or before[0] % batch:
                 if source in merged:
@@ -2442,10 +2456,11 @@ class Importer:
                     warnings.simplefilter("ignore")
                     traced = _ChildrenAsLeaves(through) if tracer == "plain" else _SizedTracer(through, shape or ())
                     graph = traced.trace(module, concrete_args=concrete)
-                _functional_members(graph, module)
-                return graph
             except Exception as e:  # torch.fx raises many kinds (TraceError, TypeError, NotImplementedError, ...)
                 error = e
+                continue
+            _functional_members(graph, module, path)
+            return graph
         assert error is not None
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ArchError(
@@ -2992,8 +3007,12 @@ def _spec_text(source: Source, name: str, variants: list[Variant], root: Part) -
     assert isinstance(root, Ref)
     root_variant = root.inst.variant
     assert root_variant is not None
+    from archc.sema.evaluate import BUILTINS
+    from archc.sema.calls import SEQ
+
     taken = {v.name for v in variants}
-    name = name if name not in taken else f"{name.lower()}_net"
+    reserved = name in ops.OPS or name in BUILTINS or name == SEQ  # a callable named as an op: `layernorm`
+    name = name if name not in taken and not reserved else f"{name.lower()}_net"
     while name in taken:
         name += "_"
     header = [f"# Imported by `archc import {source.reference or source.name}` from {type(source.model).__module__}."]
