@@ -1776,6 +1776,8 @@ class _Forward:
             bound["pad"] = tuple(self.known.get(v, v) if isinstance(v, torch.fx.Node) else v for v in sizes)
             if bound.get("value") is None:
                 bound["value"] = 0.0
+            if bound.get("mode", "constant") == "constant" and all(v == 0 for v in bound["pad"]):
+                return self._value(node.args[0])  # nothing to pad at this size (Swin pads to a multiple of its window)
         if op in ("softmax", "log_softmax") and bound.get("dim") is None:
             raise _Unsupported(f"`{op}` without a dimension", "pass dim")
         if op == "chunk" and bound.get("dim", 0) == 0:
@@ -2029,6 +2031,15 @@ class _Forward:
         if items.count(Ellipsis) == 1:  # `x[..., 0::2, 0::2, :]`: as many whole dimensions as it stands for
             at = items.index(Ellipsis)
             items = (*items[:at], *[slice(None)] * (len(self._shape(node.args[0])) - len(items) + 1), *items[at + 1 :])
+        sizes = self._shape(node.args[0])
+        if all(
+            isinstance(i, slice)
+            and i.start in (None, 0)
+            and i.step in (None, 1)
+            and (i.stop is None or (isinstance(i.stop, int) and i.stop >= size))
+            for i, size in zip(items, sizes, strict=False)
+        ):
+            return self._value(node.args[0])  # every position of every dimension (Swin's `x[:, :H, :W, :]` at H, W)
         text: list[str] = []
         for item in items:
             item = self.known.get(item, item) if isinstance(item, torch.fx.Node) else item
@@ -3007,8 +3018,8 @@ def _spec_text(source: Source, name: str, variants: list[Variant], root: Part) -
     assert isinstance(root, Ref)
     root_variant = root.inst.variant
     assert root_variant is not None
-    from archc.sema.evaluate import BUILTINS
     from archc.sema.calls import SEQ
+    from archc.sema.evaluate import BUILTINS
 
     taken = {v.name for v in variants}
     reserved = name in ops.OPS or name in BUILTINS or name == SEQ  # a callable named as an op: `layernorm`
