@@ -17,7 +17,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from archc.passes.macs import count_macs
+from archc.passes.receptive_field import compute_receptive_fields
 from tests.conftest import run_cli
+from tests.test_analysis import check_neighbouring_units
 from tests.zoo_helpers import assert_counts, assert_shapes_match_hooks
 
 torch.set_num_threads(1)
@@ -159,6 +161,16 @@ def test_nest_blocks_come_back_as_a_map_and_equal_timms(compile_arch: Any) -> No
     assert_shapes_match_hooks(compiled, model)
     assert_counts(compiled, model)
     assert_macs_match_flop_counter(compiled, model)
+
+
+def test_the_field_passes_through_blocks_put_back(compile_arch: Any) -> None:
+    """The level between the stem and ConvPool's conv works on each position alone: the conv's units see the stem's
+    4×4 windows three by three (12, jump 4), as the gradients of two neighbouring units show, not the whole image."""
+    compiled, module = compile_arch(NEST)
+    field = compute_receptive_fields(compiled.arch)
+    node = next(n for n in compiled.arch.nodes if n.name == "pool.conv")
+    assert field.per_node[node.id].as_dict() == {"size": [12, 12], "jump": [4, 4], "start": [1.5, 1.5]}
+    check_neighbouring_units(compiled, module.model(), "pool.conv", "pool.conv")
 
 
 def test_space_to_depth_is_a_map_and_equals_timms(compile_arch: Any) -> None:
