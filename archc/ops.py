@@ -290,6 +290,8 @@ def _merge_axes(labels: Axes) -> str:
     kinds = set(labels)
     if kinds == {"C"}:
         return "C"
+    if len(kinds) == 1 and kinds <= SPATIAL:
+        return labels[0]  # pieces of the height made whole again (a window partition undone)
     if kinds <= {"H", "W", "L"}:
         return "L"
     return "F"
@@ -415,6 +417,15 @@ def _matmul_shape(a: Attrs, shapes: list[Shape]) -> Shape:
         "the columns of the first meet the rows of the second: transpose one, as `matmul(q, transpose(k, -2, -1))`",
     )
     return (*_leading("matmul", shapes), first[-2], second[-1])
+
+
+def _matmul_axes(a: Attrs, axes: list[Axes]) -> Axes:
+    """What each dimension of `a @ b` is: the rows of the first, the columns of the second, the inner dimension
+    gone (timm's global context, (C, L) @ (L, 1), gives channels, not tokens); the leading dimensions those of the
+    operand with more of them (the first's where as many)."""
+    first, second = axes
+    lead = first[:-2] if len(first) >= len(second) else second[:-2]
+    return (*lead, first[-2], second[-1])
 
 
 def _gather_shape(a: Attrs, shapes: list[Shape]) -> Shape:
@@ -671,11 +682,13 @@ def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
     """What each dimension of a reshape's output is. A row-major reshape maps groups of input dimensions onto groups of
     output dimensions, cut where the products of the sizes so far agree on both sides (`_reshape_groups`): a dimension
     kept whole keeps its kind (C×H×W to radix×(C / radix)×H×W keeps H and W). Dimensions merged into one take
-    flatten's label (`_merge_axes`: channels stay channels, positions become tokens); one dimension split keeps
-    channels as channels (as `unflatten` splits them into groups) and makes tokens a height and a width (flatten(x, 2)
+    flatten's label (`_merge_axes`: channels stay channels, pieces of the height the height, positions become tokens);
+    one dimension split keeps channels as channels (as `unflatten` splits them into groups), a height or a width as
+    pieces of it (a window partition, timm's NesT `blockify`) and makes tokens a height and a width (flatten(x, 2)
     undone); anything else is plain (`F`), as is a dimension of size 1 the reshape adds. Plain or channel values (no
     position among them) reshaped into three dimensions are read as a C×H×W map (a gate's `view(n, c, 1, 1)`), unless the
-    channels stay last (MaxViT's windows, (B, groups, P², C))."""
+    channels stay last (MaxViT's windows, (B, groups, P², C)); so is a height and a width after anything but a position
+    (a space-to-depth's (C·b², H / b, W / b))."""
     out: list[str] = []
     for inner, count in _reshape_groups(before, after):
         labels = axes[inner[0] : inner[1]]
@@ -687,11 +700,15 @@ def _reshape_axes(a: Attrs, axes: Axes, before: Shape, after: Shape) -> Axes:
             out += ["C"] * count
         elif labels == ("L",) and count == 2:
             out += ["H", "W"]
+        elif len(labels) == 1 and labels[0] in SPATIAL:
+            out += [labels[0]] * count
         else:
             out += ["F"] * count
     positions = SPATIAL | {"L"}
     if len(out) == 3 and not set(axes) & positions and not set(out) & positions and out[-1] != "C":
         return MAP_AXES
+    if len(out) == 3 and out[0] not in positions and out[1:] == ["H", "W"]:
+        return MAP_AXES  # channels (or features made channels: a space-to-depth) over a height and a width
     return tuple(out)
 
 
@@ -1150,6 +1167,8 @@ class Op:
     operands: int = 1
     joint_shape: Callable[[Attrs, list[Shape]], Shape] | None = None
     joint_cost: Callable[[Attrs, list[Shape], Shape], Cost] | None = None
+    # The output's dimension labels from every tensor input's (`matmul`: the first's rows, the second's columns).
+    joint_axes: Callable[[Attrs, list[Axes]], Axes] | None = None
     # The Python operator written between its two tensors, where the inline form is one (`q @ k`).
     infix: str | None = None
 
@@ -1529,6 +1548,7 @@ OPS: dict[str, Op] = {
             operands=2,
             joint_shape=_matmul_shape,
             joint_cost=_matmul_cost,
+            joint_axes=_matmul_axes,
             infix="@",
         ),
         Op(

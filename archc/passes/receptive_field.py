@@ -188,7 +188,7 @@ def last_feature_map(arch: Architecture) -> int:
         if node.id not in needed or node.training_only or node.op in ops.TENSOR_MEMBERS:
             continue
         axes = _axes(node)
-        if "H" in axes and "W" in axes and max(node.shape[axes.index("H")], node.shape[axes.index("W")]) > 1:
+        if "H" in axes and "W" in axes and max(_extent(node, "H"), _extent(node, "W")) > 1:
             return node.id
         if "L" in axes and node.shape[axes.index("L")] > 1:
             return node.id
@@ -197,6 +197,12 @@ def last_feature_map(arch: Architecture) -> int:
 
 def _axes(node: Node) -> list[str]:
     return node.axes or list(ops.MAP_AXES if len(node.shape) == 3 else ("F",) * len(node.shape))
+
+
+def _extent(node: Node, axis: str) -> int:
+    """The height (`axis` "H") or width ("W") of a node's grid: the product of its dimensions of that kind, which a
+    window partition splits into pieces (blocks, and positions within a block)."""
+    return math.prod(size for size, kind in zip(node.shape, _axes(node), strict=True) if kind == axis)
 
 
 def _positional(node: Node) -> bool:
@@ -211,7 +217,7 @@ def _grid(node: Node, grids: dict[int, tuple[int, int]]) -> tuple[int, int]:
         return (1, 1)
     axes = _axes(node)
     if "H" in axes and "W" in axes:
-        return node.shape[axes.index("H")], node.shape[axes.index("W")]
+        return _extent(node, "H"), _extent(node, "W")
     # A learnable tensor (a class token joined to the tokens) stands on no grid: the first input that does decides.
     return next((grids[i] for i in node.inputs if grids[i] != (1, 1)), grids[node.inputs[0]] if node.inputs else (1, 1))
 

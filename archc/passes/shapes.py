@@ -153,6 +153,8 @@ def infer_axes(op: str, attrs: dict[str, Any], axes: list[Axes], shape: Shape, b
     and the output `shape`."""
     first = axes[0]
     row = ops.OPS.get(op)
+    if row is not None and row.joint_axes is not None and len(axes) == row.operands:
+        return row.joint_axes(attrs, axes)
     if row is not None and row.axes is not None:
         return row.axes(attrs, first)
     if row is not None and row.sized_axes is not None and before is not None:
