@@ -534,6 +534,10 @@ class BlockInstance(Instance):
                             elif not isinstance(value, Tensor):
                                 raise ArchError("E081", f"member `{func}` is applied to a tensor, got {value!r}", e.loc)
                         x: Any = values[0]
+                        for value, e in zip(values, exprs, strict=True):
+                            for tensor in value if isinstance(value, list) else [value]:
+                                if isinstance(tensor, Tensor) and not tensor.batched and e is not None:
+                                    raise unbatched_input(func, e.loc)
                         if func not in self.slots:
                             return x
                         if func in self.applied_by_item:
@@ -597,9 +601,12 @@ class BlockInstance(Instance):
                     return evaluate(S.BinOp(expr.loc, op, S.Const(left.loc, lv), S.Const(right.loc, rv)), scope)
                 arith = tensor_arithmetic(expr, lv, rv, Tensor)
                 inputs = self.aligned([t for t in (lv, rv) if isinstance(t, Tensor)], expr.loc)
-                return self.elab.add_node(
+                out = self.elab.add_node(
                     arith.op, None, self.elab.inline_name(self.module.path, arith.op), arith.attrs, inputs, self.module.path, expr.loc
                 )
+                if not any(t.batched for t in inputs):  # of params, buffers and numbers alone: no batch either
+                    return Tensor(out.node, out.shape, out.axes, batched=False)
+                return out
             case S.Index(target=target, index=index):
                 x = self.eval_tensor(target, scope)
                 if isinstance(x, list):
@@ -644,6 +651,8 @@ class BlockInstance(Instance):
             raise not_a_list(expr.args[0].loc)
         if not isinstance(x, Tensor):
             raise ArchError("E081", f"an item of `{func}` is applied to a tensor, got {x!r}", expr.args[0].loc)
+        if not x.batched:
+            raise unbatched_input(func, expr.args[0].loc)
         slot = self.slots[func]
         if slot.spec.kind == "op" or (slot.spec.kind == "block" and self.elab.program.definitions[slot.spec.type].forward is not None):
             raise ArchError(
@@ -760,6 +769,13 @@ class BlockInstance(Instance):
             raise not_a_list(expr.args[0].loc)
         if not isinstance(x, Tensor):
             raise ArchError("E081", f"inline `{op.name}` needs a tensor as its first argument", expr.args[0].loc)
+        if not x.batched and op.name not in (*ops.OWN_DIMS, "reshape") and op.name not in ops.ELEMENTWISE:
+            raise ArchError(
+                "E081",
+                f"inline `{op.name}` of a tensor without a batch (a `param` or `buffer`, or computed from one)",
+                expr.args[0].loc,
+                "a param or buffer is read with reshape, permute, transpose, elementwise activations, arithmetic and gathering rows",
+            )
         inputs = [x]
         if op.name == WEIGHT_CONV:
             weight = self.weight_tensor(expr, scope)
@@ -789,9 +805,10 @@ class BlockInstance(Instance):
             out = self.elab.add_node(op.name, None, name, attrs, inputs, self.module.path, expr.loc)
             return Tensor(out.node, out.shape, out.axes, batched=False)
         out = self.elab.add_node(op.name, None, self.elab.inline_name(self.module.path, op.name), attrs, inputs, self.module.path, expr.loc)
-        if not x.batched and op.name == "reshape":
+        if not x.batched and (op.name == "reshape" or op.name in ops.ELEMENTWISE):
             # A learnable tensor reshaped (timm's layer scale, `gamma.reshape(1, -1, 1, 1)`): it has no batch, so the
-            # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is.
+            # sizes are its whole shape, and the result is a learnable tensor's, broadcast as `param`'s is; so is
+            # an activation of one (Swin V2's `16 * sigmoid(bias)`).
             return Tensor(out.node, out.shape, out.axes, batched=False)
         return out
 
@@ -825,6 +842,17 @@ class BlockInstance(Instance):
         except ops.OpError as e:
             raise ArchError(e.code, e.message, loc, e.hint) from None
         return [Tensor(t.node, s, t.axes, t.batched) for t, s in zip(tensors, shapes, strict=True)]
+
+
+def unbatched_input(func: str, loc: Loc) -> ArchError:
+    """A member applied to a tensor without a batch: its shape rule would read the tensor's first dimension as one."""
+    return ArchError(
+        "E081",
+        f"member `{func}` is applied to a tensor without a batch (a `param` or `buffer`, or computed from one)",
+        loc,
+        "members apply to the forward's activations; a param or buffer is read with the inline ops"
+        " (reshape, permute, arithmetic, gathering rows)",
+    )
 
 
 def _block_name(block: BlockInstance) -> str:

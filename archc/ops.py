@@ -514,6 +514,11 @@ def _permutation(a: Attrs, rank: int) -> tuple[int, ...]:
 # Ops that move the dimensions of a tensor without a batch (a `param` or `buffer` read in a forward) by its own
 # dimensions, 0 its first: `permute(table, (2, 0, 1))`, as `reshape`'s sizes are its whole shape.
 OWN_DIMS = ("permute", "transpose")
+# Inline ops of one tensor that act on each element alone: on a tensor without a batch (a `param`, a `buffer`) they
+# give one without a batch, of the same shape. No other op of one tensor takes such a tensor (E081).
+ELEMENTWISE = frozenset(
+    {"relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "hardtanh", "mish", "elu", "leaky_relu"}
+)
 
 
 def own_dims(op: str, a: Attrs) -> Attrs:

@@ -1336,11 +1336,11 @@ class ClassWriter:
                         for d, r in zip(shape, shapes[1], strict=True)
                     )
                     self.line(f"{target} = {lv.var} {symbol} {rv.var}")
-                    return TVal(target, shape)
+                    return TVal(target, shape, batched=lv.batched or rv.batched)
                 t, k = (lv, rv) if isinstance(lv, TVal) else (rv, lv)
                 left_code, right_code = (t.var, literal(k)) if t is lv else (literal(k), t.var)
                 self.line(f"{target} = {left_code} {symbol} {right_code}")
-                return TVal(target, t.shape)
+                return TVal(target, t.shape, batched=t.batched)
             case _:
                 return self.scalar(expr)
 
@@ -1603,7 +1603,7 @@ class ClassWriter:
             return TVal(target, shape, batched=False)
         if row.code is not None:
             self.line(f"{target} = {row.code(x.var, attrs)}")
-            return TVal(target, shape)
+            return TVal(target, shape, batched=x.batched or row.name not in ops.ELEMENTWISE)
         defaults = dict(row.args)
         keywords = {k: v for k, v in attrs.items() if k != "weight" and not same_value(v, defaults[k])}
         # Arguments the function takes by position: the first always (`torch.flatten(x, 1)`), later ones up to the
@@ -1615,7 +1615,7 @@ class ClassWriter:
         if row.uses_training:
             keywords["training"] = Sym("self.training")
         self.line(f"{target} = {_call(row.functional or func, params, keywords)}")
-        return TVal(target, shape)
+        return TVal(target, shape, batched=x.batched or row.name not in ops.ELEMENTWISE)
 
     def scalar(self, expr: S.Expr) -> Any:
         """A non-tensor value in the forward; constructor arguments it uses become attributes (`self.scale`)."""
