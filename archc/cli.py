@@ -323,9 +323,22 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{compiled.path}: ok ({len(compiled.arch.nodes) - 1} layers, {compiled.params.params:,} params)")
         return 1 if failed else 0
     if is_source(str(args.specs)):  # a model to import: in memory, torch imported for it only
-        from archc.tools.importer import import_source
+        from archc.tools.importer import import_source, load_source
 
-        text, imported = import_source(str(args.specs))
+        try:
+            text, imported = import_source(str(args.specs), args.input)
+        except ArchError as e:
+            if args.command != "summary" or e.code not in ("E120", "E121"):
+                raise
+            # Not writable as a spec: the summary of its PyTorch modules, as torchinfo gives it, and why.
+            from archc.tools.module_summary import module_summary_data, print_module_summary
+
+            model = load_source(str(args.specs), args.input)
+            if args.json:
+                print(json.dumps(module_summary_data(model, e), indent=1))
+            else:
+                print_module_summary(model, e)
+            return 0
         compiled = compile_spec(Path(f"{imported.name}.arch"), overrides, input_shape=args.input, text=text, max_nodes=args.max_nodes)
     else:
         compiled = compile_spec(

@@ -124,7 +124,7 @@ def row_shape(row: dict[str, Any]) -> str:
     return fmt_shape(tuple(row["shape"])) if row["batched"] else "×".join(str(d) for d in row["shape"])
 
 
-def rich_table(title: str, rows: list[tuple[str, ...]], width: int) -> str:
+def rich_table(title: str, rows: list[tuple[str, ...]], width: int, columns: tuple[tuple[str, str], ...] = _COLUMNS) -> str:
     """The table as rich lays it out (wrapping cells when it is wider than `width`), without colour."""
     import io
 
@@ -133,7 +133,7 @@ def rich_table(title: str, rows: list[tuple[str, ...]], width: int) -> str:
     from rich.text import Text  # cells as plain text: a quoted seq name may hold rich's markup brackets
 
     table = Table(title=Text(title), title_justify="left")
-    for header, justify in _COLUMNS:
+    for header, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
@@ -142,7 +142,7 @@ def rich_table(title: str, rows: list[tuple[str, ...]], width: int) -> str:
     return buffer.getvalue()
 
 
-def plain_table(title: str, rows: list[tuple[str, ...]], width: int) -> str | None:
+def plain_table(title: str, rows: list[tuple[str, ...]], width: int, columns: tuple[tuple[str, str], ...] = _COLUMNS) -> str | None:
     """The same table as `rich_table` where it fits in `width`, drawn directly with rich's box characters
     (tests/test_startup.py holds the two equal): rich measures and pads every cell through its general layout
     engine, a third of a second on ResNet-152's 520 rows. None where the table would not fit. Plain text on a
@@ -150,14 +150,14 @@ def plain_table(title: str, rows: list[tuple[str, ...]], width: int) -> str | No
     from rich.box import HEAVY_HEAD
     from rich.cells import cell_len
 
-    widths = [max([cell_len(header)] + [cell_len(row[i]) for row in rows]) for i, (header, _) in enumerate(_COLUMNS)]
+    widths = [max([cell_len(header)] + [cell_len(row[i]) for row in rows]) for i, (header, _) in enumerate(columns)]
     total = sum(widths) + 3 * len(widths) + 1
     if total > width or cell_len(title) > total:
         return None
 
     def line(cells: tuple[str, ...], left: str, middle: str, right: str) -> str:
         parts = []
-        for text, size, (_, justify) in zip(cells, widths, _COLUMNS, strict=True):
+        for text, size, (_, justify) in zip(cells, widths, columns, strict=True):
             pad = " " * (size - cell_len(text))
             parts.append(f" {text}{pad} " if justify == "left" else f" {pad}{text} ")
         return left + middle.join(parts) + right
@@ -165,7 +165,7 @@ def plain_table(title: str, rows: list[tuple[str, ...]], width: int) -> str | No
     box = HEAVY_HEAD
     spans = [w + 2 for w in widths]
     lines = [title + " " * (total - cell_len(title)), box.get_top(spans)]
-    lines.append(line(tuple(h for h, _ in _COLUMNS), box.head_left, box.head_vertical, box.head_right))
+    lines.append(line(tuple(h for h, _ in columns), box.head_left, box.head_vertical, box.head_right))
     lines.append(box.get_row(spans, "head", edge=True))
     lines.extend(line(row, box.mid_left, box.mid_vertical, box.mid_right) for row in rows)
     lines.append(box.get_bottom(spans))
