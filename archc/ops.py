@@ -807,6 +807,14 @@ def _reshape_code(x: str, a: Attrs) -> str:
     return f"{x}.reshape({x}.shape[0], {', '.join(literal(v) for v in a['sizes'])})"
 
 
+def _norm_code(x: str, a: Attrs) -> str:
+    """`torch.linalg.vector_norm(x, dim=(2, 3), keepdim=True)`, with `ord=1` for the L1 norm (2 is its default)."""
+    args = [x, *([f"ord={literal(a['p'])}"] if not same_value(a["p"], 2) else []), f"dim={literal(a['dim'])}"]
+    if not same_value(a["keepdim"], False):
+        args.append(f"keepdim={literal(a['keepdim'])}")
+    return f"torch.linalg.vector_norm({', '.join(args)})"
+
+
 def _mha_check(a: Attrs, s: Shape) -> None:
     if len(s) != 2:
         raise OpError(
@@ -1581,6 +1589,20 @@ OPS: dict[str, Op] = {
         ),
         _reduction("amax", "Maximum over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as `mean`."),
         Op(
+            "norm",
+            "The p-norm (`p` 2, Euclidean, or 1) over `dim` (one PyTorch dimension or a tuple, the batch 0), with `keepdim` as "
+            "`mean`: ConvNeXt V2's Global Response Norm, `x.norm(p=2, dim=(1, 2), keepdim=True)`, as torch.linalg.vector_norm.",
+            (("dim", REQUIRED), ("keepdim", False), ("p", 2)),
+            _reduce_shape("norm"),
+            _no_module,
+            _free,
+            functional="torch.linalg.vector_norm",
+            axes=_reduce_axes,
+            positional=("dim",),
+            member=False,
+            code=_norm_code,
+        ),
+        Op(
             "reshape",
             "Gives each sample the shape `sizes` (the batch kept; one size may be -1): `reshape(x, (768, -1))` is "
             "torchvision's `x.reshape(n, 768, -1)`.",
@@ -1892,6 +1914,7 @@ ARG_KINDS: dict[str | tuple[str, str], tuple[Callable[[Any], bool], str]] = {
         lambda v: _is_int(v) or (isinstance(v, tuple) and len(v) > 0 and all(_is_int(d) for d in v)),
         "a dimension or a tuple of them (PyTorch's, the batch 0), e.g. (1, 2)",
     ),
+    ("norm", "p"): (lambda v: _is_number(v) and v in (1, 2), "1 or 2 (the L1 or the Euclidean norm)"),
     ("conv2d", "weight"): (lambda v: isinstance(v, tuple) and len(v) == 4, "a tensor of 4 dimensions (out, in / groups, kh, kw)"),
     ("buffer", "value"): (lambda v: hasattr(v, "dtype") or isinstance(v, str), "a tensor built with arange(...) or tensor(...)"),
     "persistent": (lambda v: isinstance(v, bool), "true or false"),

@@ -1722,6 +1722,10 @@ class _Forward:
             return self._reduce(node, "amax")
         if (node.op == "call_method" and node.target == "sum") or (node.op == "call_function" and node.target is torch.sum):
             return self._reduce(node, "sum")
+        if (node.op == "call_method" and node.target == "norm") or (
+            node.op == "call_function" and node.target in (torch.norm, torch.linalg.vector_norm)
+        ):
+            return self._norm(node)
         if node.op == "call_method" and node.target == "contiguous":
             return self._value(node.args[0])
         if node.op == "call_method" and node.target == "permute":
@@ -1826,6 +1830,30 @@ class _Forward:
         if keepdim:
             values["keepdim"] = True
         return _Expr(_op_text(op, values, ("dim",), self._value(node.args[0]).parts))
+
+    def _norm(self, node: torch.fx.Node) -> _Expr:
+        """`x.norm(p=2, dim=..., keepdim=...)`, `torch.norm(...)` and `torch.linalg.vector_norm(x, ord, dim, keepdim)`
+        -> `norm(x, dim, keepdim = true, p = 1)`: the L2 (or L1) norm over dimensions other than the batch."""
+        names = ("input", "ord", "dim", "keepdim") if node.target is torch.linalg.vector_norm else ("input", "p", "dim", "keepdim")
+        bound = {**dict(zip(names, node.args, strict=False)), **node.kwargs}
+        p = bound.get(names[1], 2 if names[1] == "ord" else "fro")
+        dims, keepdim = bound.get("dim"), bound.get("keepdim", False)
+        dims = tuple(dims) if isinstance(dims, (list, tuple)) else dims
+        if bound.get("dtype") is not None or bound.get("out") is not None or not isinstance(keepdim, bool) or dims is None:
+            raise _Unsupported("`norm` over every dimension or with a dtype", "take the norm over named dimensions")
+        if p == "fro":
+            p = 2  # the Frobenius norm over named dimensions is their Euclidean norm
+        if isinstance(p, bool) or p not in (1, 2):
+            raise _Unsupported(f"`norm` with p={p!r}", "the language's `norm` is the Euclidean (p = 2) or the L1 (p = 1) norm")
+        rank = len(self.shapes.get(bound["input"], ())) if isinstance(bound["input"], torch.fx.Node) else 0
+        if any(d == 0 or (rank and d == -rank) for d in (dims if isinstance(dims, tuple) else (dims,))):
+            raise _Unsupported("`norm` over the batch", "take the norm over the dimensions of a sample")
+        values: dict[str, Any] = {"dim": dims[0] if isinstance(dims, tuple) and len(dims) == 1 else dims}
+        if keepdim:
+            values["keepdim"] = True
+        if p != 2:
+            values["p"] = 1
+        return _Expr(_op_text("norm", values, ("dim",), self._value(bound["input"]).parts))
 
     def _permute(self, node: torch.fx.Node, dims: tuple[Any, ...]) -> _Expr:
         """`permute(x, dims)`, the batch first. A permute that moves the batch (timm's attention,
