@@ -413,3 +413,24 @@ def test_a_buffer_the_forward_makes_is_a_located_e120_not_an_internal_error(tmp_
     code, _, err = run_cli("import", f"{tmp_path / 'lazy.py'}:Net", "-o", str(target))
     assert code == 1 and "error[E120]" in err and "buffer `index` is made by the forward itself" in err, err
     assert "internal error" not in err and "Traceback" not in err and not target.exists(), err
+
+
+def test_a_member_with_buffers_the_forward_never_applies_is_named_for_what_it_holds(tmp_path: Path) -> None:
+    (tmp_path / "unused.py").write_text(
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Table(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.register_buffer('freqs', torch.arange(4.0))\n\n\n"
+        "class Model(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 4, 3)\n"
+        "        self.rope = Table()\n\n"
+        "    def forward(self, x):\n"
+        "        return self.conv(x) * self.rope.freqs.reshape(1, 4, 1, 1)\n",
+        encoding="utf-8",
+    )
+    verdict = round_trip(f"{tmp_path / 'unused.py'}:Model")
+    assert verdict.verdict == "not imported"
+    assert "its member `rope` has buffers but its forward never applies it" in verdict.reason, verdict.reason

@@ -2709,9 +2709,11 @@ class Importer:
         for name, child in children:
             if name not in called:
                 if any(True for _ in child.parameters()) or any(True for _ in child.buffers()) or list(child.children()):
+                    weights, buffers = any(True for _ in child.parameters()), any(True for _ in child.buffers())
+                    held = "weights" if weights else "buffers" if buffers else "modules"
                     raise ArchError(
                         "E120",
-                        f"cannot import {_where(path, module)}: its member `{name}` has weights but its forward never applies it",
+                        f"cannot import {_where(path, module)}: its member `{name}` has {held} but its forward never applies it",
                         _class_loc(type(module)),
                         "a spec's block applies every member it declares",
                     )
