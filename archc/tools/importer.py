@@ -3003,14 +3003,31 @@ def import_model(source: Source) -> str:
             if cls is not None and cls not in importer.by_input:
                 importer.by_input.add(cls)  # a block per input size for this class, and try again
                 continue
-            raise ArchError(
-                "E120",
-                f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
-                None,
-                "the language cannot express this model yet; the error above names the construct",
-            ) from None
+            raise _not_compiled(e, text, file, variants, source) from None
         source.name = name  # the spec's file stem too: a generated function may not take a block's name
         return text
+
+
+def _not_compiled(e: ArchError, text: str, file: str, variants: list[Variant], source: Source) -> ArchError:
+    """The E120 of a spec that does not compile: the module and the line of its block where the spec's error is
+    (elaboration stops at the first instance of a block that fails, in model order), located at the module's class."""
+    lines = text.splitlines()
+    line = e.loc.line if e.loc is not None and e.loc.file == file and 0 < e.loc.line <= len(lines) else 0
+    block = next((m.group(1) for t in reversed(lines[:line]) if (m := re.match(r"(?:block|arch) (\w+)\(", t))), None)
+    variant = next((v for v in variants if v.name == block), None)
+    where, loc = _where("", source.model), None
+    if variant is not None:
+        inst = variant.instances[0]
+        where, loc = _where(inst.path, inst.module), _class_loc(type(inst.module))
+        others = len(variant.instances) - 1
+        where += f", block `{block}`" + (f" (and its {others} other instance{'s' * (others > 1)})" if others else "")
+    at = f" at `{lines[line - 1].strip()}`" if line else ""
+    return ArchError(
+        "E120",
+        f"cannot import {where}: the spec it gives does not compile{at}: {e.message}",
+        loc,
+        "the language cannot express this model yet; the error above names the construct",
+    )
 
 
 def _spec_text(source: Source, name: str, variants: list[Variant], root: Part) -> tuple[str, str]:
