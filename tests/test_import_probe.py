@@ -235,5 +235,5 @@ def test_indexing_a_list_of_tensors_given_as_input_names_the_input(tmp_path: Pat
     code, _, err = run_cli("import", f"{tmp_path / 'normact.py'}:Cross", "--input", "3x8x8")
     line = NORM_ACT.splitlines().index("        return [self.a(xs[0]), self.b(xs[1])]") + 1
     assert code == 1 and "error[E120]" in err and "`blocks.0` (archc_import_normact.Branches)" in err, err
-    assert "indexing the forward's input `xs`, which is not one tensor (a list of tensors)" in err, err
+    assert "indexing the forward's input `xs`, which is not one tensor (a list or tuple of tensors)" in err, err
     assert f"normact.py:{line}:1:" in err and "Traceback" not in err, err

@@ -2192,7 +2192,7 @@ def _not_tensor(value: Any) -> str:
     if not isinstance(value, torch.fx.Node):
         return f"a {type(value).__name__} that is not a tensor"
     if value.op == "placeholder":
-        return f"the forward's input `{str(value.target).lstrip('*')}`, which is not one tensor (a list of tensors)"
+        return f"the forward's input `{str(value.target).lstrip('*')}`, which is not one tensor (a list or tuple of tensors)"
     if value.op == "call_module":
         return f"what member `{value.target}` returns, which is not one tensor (a list or tuple of tensors)"
     return f"`{value.name}`, a value that is not one tensor"
