@@ -433,4 +433,4 @@ def test_a_member_with_buffers_the_forward_never_applies_is_named_for_what_it_ho
     )
     verdict = round_trip(f"{tmp_path / 'unused.py'}:Model")
     assert verdict.verdict == "not imported"
-    assert "its member `rope` has buffers but its forward never applies it" in verdict.reason, verdict.reason
+    assert "its member `rope` (Table) has buffers but its forward reads its tensors (`freqs`)" in verdict.reason, verdict.reason

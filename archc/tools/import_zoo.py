@@ -107,7 +107,10 @@ BLOCKERS = (
     (r"is not a name", "numbered members applied by a forward (timm's sequential lists)"),
     (r"activation after its norm", "timm's BatchNormAct2d as an item of a Sequential"),
     (r"more than one input|with \d+ arguments|several values|returns a (list|tup)", "a module taking or returning more than one tensor"),
-    (r"never applies it|weight and a bias its forward computes", "a member the forward reads other than by applying it"),
+    (
+        r"never applies it|instead of applying it|weight and a bias its forward computes",
+        "a member the forward reads other than by applying it",
+    ),
     (r"makes from sizes", "a tensor the forward makes from sizes that archc does not recognise"),
     (r"E073|in terms of", "one block for instances at input sizes its generated class cannot derive (E073)"),
     (r"has no archc op", "a torch function or module the op table lacks (`pow`, `conv_transpose2d`, ...)"),

@@ -136,10 +136,27 @@ def _class_loc(cls: type) -> Loc | None:
 def _node_loc(node: torch.fx.Node, cls: type) -> Loc | None:
     frames = re.findall(r'File "([^"]+)", line (\d+)', node.stack_trace or "")
     found = [f for f in frames if "/torch/fx/" not in f[0] and Path(f[0]) != Path(__file__)]  # not the tracer's own
+    # The model's own line (`F.batch_norm(self.weight, ...)`), not torch's functional dispatch it goes through
+    # (torch/nn/functional.py, torch/overrides.py); for a module of torch's own (nn.Upsample), its forward's line.
+    torch_dir = Path(torch.__file__).parent
+    outside = [f for f in found if torch_dir not in Path(f[0]).parents]
+    found = outside or found[:1]
     if found:
         file, line = found[-1]
         return Loc(file, int(line), 1)
     return _class_loc(cls)
+
+
+def _caller_loc(node: torch.fx.Node, child: nn.Module, cls: type) -> Loc | None:
+    """The line of the traced forward where it calls into a method of its member `child` that made the node, else
+    the innermost frame's."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in (\w+)', node.stack_trace or "")
+    frames = [f for f in frames if "/torch/fx/" not in f[0] and Path(f[0]) != Path(__file__)]
+    own = [c for c in type(child).__mro__ if c not in (nn.Module, object)]
+    for k, (_, _, function) in enumerate(frames[1:], 1):
+        if any(function in vars(c) for c in own):
+            return Loc(frames[k - 1][0], int(frames[k - 1][1]), 1)
+    return _node_loc(node, cls)
 
 
 class _Unsupported(Exception):
@@ -720,6 +737,8 @@ NAMED_LEAVES: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]]
 # timm's norm followed by its activation in one module (`BatchNormAct2d`, `GroupNormAct`): the op, then the activation
 # inline.
 NORM_ACT = {("timm.layers.norm_act", "BatchNormAct2d"), ("timm.layers.norm_act", "GroupNormAct")}
+# LayerNormAct2d (LayerNormAct): F.layer_norm with its own weight over the channels permuted last (the last dimension).
+NORM_ACT |= {("timm.layers.norm_act", "LayerNormAct2d"), ("timm.layers.norm_act", "LayerNormAct")}
 
 
 def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]] | None:
@@ -731,8 +750,8 @@ def _leaf_converter(m: nn.Module) -> Callable[[Any], tuple[str, dict[str, Any]]]
 
 
 def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str, Any]] | None]:
-    """timm's BatchNormAct2d (GroupNormAct): batchnorm's (groupnorm's) text, and the activation its forward applies after
-    it (None: identity)."""
+    """timm's BatchNormAct2d (GroupNormAct, LayerNormAct2d, LayerNormAct): batchnorm's (groupnorm's, layernorm2d's,
+    layernorm's) text, and the activation its forward applies after it (None: identity)."""
     drop, act = getattr(m, "drop", None), getattr(m, "act", None)
     if drop is not None and not isinstance(drop, nn.Identity):
         raise ArchError(
@@ -744,7 +763,11 @@ def _norm_act(m: nn.Module, path: str) -> tuple[list[Part], tuple[str, dict[str,
             "E120", f"cannot import {_where(path, m)}: its activation {type(act).__name__}", _class_loc(type(m)), "an op's activation"
         )
     try:
-        op, values = LEAVES[nn.GroupNorm](m) if isinstance(m, nn.GroupNorm) else _batchnorm(m)  # type: ignore[arg-type]
+        if isinstance(m, nn.LayerNorm):
+            op, values = _layernorm(m)
+            op = "layernorm2d" if type(m).__name__ == "LayerNormAct2d" else op
+        else:
+            op, values = LEAVES[nn.GroupNorm](m) if isinstance(m, nn.GroupNorm) else _batchnorm(m)  # type: ignore[arg-type]
         post = convert(act)
     except _Unsupported as e:
         raise ArchError("E120", f"cannot import {_where(path, m)}: {e.what}", _class_loc(type(m)), e.hint) from None
@@ -2055,7 +2078,7 @@ class _Forward:
             return _Expr([*parts, "[", *self._value(index).parts, "]"])
         items = node.args[1] if isinstance(node.args[1], tuple) else (node.args[1],)
         if not isinstance(node.args[0], torch.fx.Node) or node.args[0] not in self.shapes:
-            raise _Unsupported("indexing a value that is not a tensor", "index tensors")
+            raise _Unsupported(f"indexing {_not_tensor(node.args[0])}", "the language indexes tensors; it passes a list of tensors whole")
         if items.count(Ellipsis) == 1:  # `x[..., 0::2, 0::2, :]`: as many whole dimensions as it stands for
             at = items.index(Ellipsis)
             items = (*items[:at], *[slice(None)] * (len(self._shape(node.args[0])) - len(items) + 1), *items[at + 1 :])
@@ -2190,6 +2213,17 @@ class _Forward:
                 out.extend([*line, "\n"])
             out.append("}\n")
         return out, sequential
+
+
+def _not_tensor(value: Any) -> str:
+    """What a value indexed in a forward is, where it is not one tensor (MultiScaleBlock's `x[i]` of its list input)."""
+    if not isinstance(value, torch.fx.Node):
+        return f"a {type(value).__name__} that is not a tensor"
+    if value.op == "placeholder":
+        return f"the forward's input `{str(value.target).lstrip('*')}`, which is not one tensor (a list or tuple of tensors)"
+    if value.op == "call_module":
+        return f"what member `{value.target}` returns, which is not one tensor (a list or tuple of tensors)"
+    return f"`{value.name}`, a value that is not one tensor"
 
 
 def _fixed_pad(parts: list[Part]) -> list[Part]:
@@ -2709,14 +2743,7 @@ class Importer:
         for name, child in children:
             if name not in called:
                 if any(True for _ in child.parameters()) or any(True for _ in child.buffers()) or list(child.children()):
-                    weights, buffers = any(True for _ in child.parameters()), any(True for _ in child.buffers())
-                    held = "weights" if weights else "buffers" if buffers else "modules"
-                    raise ArchError(
-                        "E120",
-                        f"cannot import {_where(path, module)}: its member `{name}` has {held} but its forward never applies it",
-                        _class_loc(type(module)),
-                        "a spec's block applies every member it declares",
-                    )
+                    raise self._unapplied(module, path, name, child, graph)
                 continue  # a weightless module the forward does not use: no key, nothing to declare
             if not name.isidentifier() or keyword.iskeyword(name):
                 raise ArchError(
@@ -2744,6 +2771,39 @@ class Importer:
         inst = Instance(path, module, cls, members, None if sequential and _in_order(graph, used_children) else forward)
         self.instances.append(inst)
         return inst
+
+    def _unapplied(self, module: nn.Module, path: str, name: str, child: nn.Module, graph: torch.fx.Graph) -> ArchError:
+        """The E120 of a member with weights that the forward does not apply: where it is read instead (a module
+        another member holds too and applies, its tensors read by a method of its own), or that it is not."""
+        mine = f"{path}.{name}" if path else name
+        model = self.model if self.model is not None else module
+        shared = [p for p, m in model.named_modules(remove_duplicate=False) if m is child and p != mine]
+        read = [n for n in graph.nodes if n.op == "get_attr" and str(n.target).startswith(f"{name}.")]
+        weights, buffers = any(True for _ in child.parameters()), any(True for _ in child.buffers())
+        held = "weights" if weights else "buffers" if buffers else "modules"
+        what = f"cannot import {_where(path, module)}: its member `{name}` ({type(child).__qualname__}) has {held} but its forward"
+        if shared:
+            others = ", ".join(f"`{p}`" for p in shared[:3]) + (f" and {len(shared) - 3} more" if len(shared) > 3 else "")
+            return ArchError(
+                "E120",
+                f"{what} never applies it: the same module is also {others}, a module shared between members",
+                _class_loc(type(module)),
+                "a spec's member has weights of its own; a module held by several members (weights shared) has no spelling yet",
+            )
+        if read:
+            tensors = ", ".join(f"`{str(n.target)[len(name) + 1 :]}`" for n in read[:3])
+            return ArchError(
+                "E120",
+                f"{what} reads its tensors ({tensors}) instead of applying it (a method or an attribute of the member)",
+                _caller_loc(read[0], child, type(module)),
+                "a spec's block applies its members; a member's tensors read otherwise have no spelling yet",
+            )
+        return ArchError(
+            "E120",
+            f"{what} never applies it",
+            _class_loc(type(module)),
+            "a spec's block applies every member it declares",
+        )
 
     def variants(self) -> list[Variant]:
         """Group the instances (children first, as they were made) into block definitions."""
@@ -3033,14 +3093,31 @@ def import_model(source: Source) -> str:
             if cls is not None and cls not in importer.by_input:
                 importer.by_input.add(cls)  # a block per input size for this class, and try again
                 continue
-            raise ArchError(
-                "E120",
-                f"cannot import {_where('', source.model)}: the spec it gives does not compile: {e.message}",
-                None,
-                "the language cannot express this model yet; the error above names the construct",
-            ) from None
+            raise _not_compiled(e, text, file, variants, source) from None
         source.name = name  # the spec's file stem too: a generated function may not take a block's name
         return text
+
+
+def _not_compiled(e: ArchError, text: str, file: str, variants: list[Variant], source: Source) -> ArchError:
+    """The E120 of a spec that does not compile: the module and the line of its block where the spec's error is
+    (elaboration stops at the first instance of a block that fails, in model order), located at the module's class."""
+    lines = text.splitlines()
+    line = e.loc.line if e.loc is not None and e.loc.file == file and 0 < e.loc.line <= len(lines) else 0
+    block = next((m.group(1) for t in reversed(lines[:line]) if (m := re.match(r"(?:block|arch) (\w+)\(", t))), None)
+    variant = next((v for v in variants if v.name == block), None)
+    where, loc = _where("", source.model), None
+    if variant is not None:
+        inst = variant.instances[0]
+        where, loc = _where(inst.path, inst.module), _class_loc(type(inst.module))
+        others = len(variant.instances) - 1
+        where += f", block `{block}`" + (f" (and its {others} other instance{'s' * (others > 1)})" if others else "")
+    at = f" at `{lines[line - 1].strip()}`" if line else ""
+    return ArchError(
+        "E120",
+        f"cannot import {where}: the spec it gives does not compile{at}: {e.message}",
+        loc,
+        "the language cannot express this model yet; the error above names the construct",
+    )
 
 
 def _spec_text(source: Source, name: str, variants: list[Variant], root: Part) -> tuple[str, str]:
