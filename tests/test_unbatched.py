@@ -65,3 +65,15 @@ arch t() = A() {{ input (3, 3, 2) }}
         compile_spec(tmp_path / "t.arch")
     assert e.value.code == "E081" and what in e.value.message, e.value.message
     assert e.value.loc is not None and (e.value.loc.line, e.value.loc.column) == (5, column), e.value.loc
+
+
+def test_summary_rows_of_such_tensors_have_no_batch_as_the_module_computes_them(tmp_path: Path) -> None:
+    from archc.tools.summary import summary_data
+
+    compiled, module = compile_text(ACTIVATED, tmp_path)
+    model = module.model()
+    rows = {row["name"]: row for row in summary_data(compiled)["layers"]}
+    with torch.no_grad():
+        assert not rows["sigmoid"]["batched"] and tuple(rows["sigmoid"]["shape"]) == tuple(torch.sigmoid(model.scale).shape)
+        assert not rows["reshape"]["batched"] and tuple(rows["reshape"]["shape"]) == (1, 3, 1, 1)
+    assert rows["add"]["batched"]

@@ -6,6 +6,7 @@ import shutil
 import sys
 from typing import Any
 
+from archc import ops
 from archc.compiler import Compiled
 from archc.ops import fmt_shape
 from archc.passes.macs import count_macs
@@ -24,8 +25,11 @@ def summary_data(compiled: Compiled, batch: int = 1, dtype: str = "fp32") -> dic
     # A learnable or fixed tensor (`param`, `buffer`), and a reshape of one (timm's layer scale), have PyTorch's
     # shape: no batch.
     unbatched: set[int] = set()
+    # So are what elaboration keeps without a batch: their own dimensions moved, an activation of one, arithmetic of
+    # such tensors alone (archc/elaborate.py).
+    kept = ("reshape", *ops.OWN_DIMS, *ops.ELEMENTWISE, *ops.SYMBOLS)
     for node in arch.nodes:
-        if node.op in ("param", "buffer") or (node.op == "reshape" and node.inputs and node.inputs[0] in unbatched):
+        if node.op in ("param", "buffer") or (node.op in kept and node.inputs and all(i in unbatched for i in node.inputs)):
             unbatched.add(node.id)
     for node in arch.nodes[1:]:
         params = 0
